@@ -1,0 +1,115 @@
+// Refusals a caller can act on: one class, codes from DESIGN's error table.
+
+export const ErrorCode = {
+  UNKNOWN_SKU: 'UNKNOWN_SKU',
+  OUT_OF_STOCK: 'OUT_OF_STOCK',
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
+  CART_NOT_FOUND: 'CART_NOT_FOUND',
+  CART_CLOSED: 'CART_CLOSED',
+  CART_EMPTY: 'CART_EMPTY',
+  CURRENCY_MISMATCH: 'CURRENCY_MISMATCH',
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  BELOW_RESERVED: 'BELOW_RESERVED',
+  STORE_BUSY: 'STORE_BUSY',
+  INVALID_INPUT: 'INVALID_INPUT',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export type ErrorDetails = Record<string, unknown>;
+
+/** A refused operation. Thrown inside a transaction it rolls everything back. */
+export class StockError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message);
+    this.name = 'StockError';
+    this.code = code;
+    this.details = details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } & ErrorDetails {
+    return { code: this.code, message: this.message, ...this.details };
+  }
+}
+
+export function isStockError(error: unknown): error is StockError {
+  return error instanceof StockError;
+}
+
+export interface ShortLine {
+  sku: string;
+  requested: number;
+  available: number;
+}
+
+export const refuse = {
+  unknownSku: (sku: string) =>
+    new StockError(
+      ErrorCode.UNKNOWN_SKU,
+      `No active product has SKU "${sku}". Use search_products to find the right SKU.`,
+      { sku },
+    ),
+  outOfStock: (short: ShortLine[]) => {
+    const [first] = short;
+    if (short.length === 1 && first) {
+      return new StockError(
+        ErrorCode.OUT_OF_STOCK,
+        `Only ${first.available} of "${first.sku}" available, ${first.requested} requested. Offer the available quantity or another product.`,
+        { ...first },
+      );
+    }
+    const list = short.map((s) => `${s.sku} (${s.available} of ${s.requested})`).join(', ');
+    return new StockError(
+      ErrorCode.OUT_OF_STOCK,
+      `Not enough stock for ${list}; nothing was reserved or sold.`,
+      { sku: first?.sku, requested: first?.requested, available: first?.available, lines: short },
+    );
+  },
+  limit: (cap: string, limit: number, message: string) =>
+    new StockError(ErrorCode.LIMIT_EXCEEDED, message, { cap, limit }),
+  cartNotFound: (cartId: string) =>
+    new StockError(
+      ErrorCode.CART_NOT_FOUND,
+      `No cart "${cartId}" on this channel. Start a new cart by calling add_to_cart without cart_id.`,
+      { cart_id: cartId },
+    ),
+  cartClosed: (cartId: string, status: string) =>
+    new StockError(
+      ErrorCode.CART_CLOSED,
+      `Cart "${cartId}" is already ${status.replace('_', ' ')}. Start a new cart with add_to_cart.`,
+      { cart_id: cartId, status },
+    ),
+  cartEmpty: (cartId: string) =>
+    new StockError(ErrorCode.CART_EMPTY, `Cart "${cartId}" has no lines. Add a product before checkout.`, {
+      cart_id: cartId,
+    }),
+  currencyMismatch: (sku: string, currency: string, cartCurrency: string) =>
+    new StockError(
+      ErrorCode.CURRENCY_MISMATCH,
+      `"${sku}" is priced in ${currency} but the cart is in ${cartCurrency}. Use a separate cart.`,
+      { sku, currency, cart_currency: cartCurrency },
+    ),
+  idempotencyConflict: (key: string) =>
+    new StockError(
+      ErrorCode.IDEMPOTENCY_CONFLICT,
+      `Idempotency key "${key}" was already used for a different request. Use a new key for a new request.`,
+      { key },
+    ),
+  belowReserved: (sku: string, requested: number, reserved: number) =>
+    new StockError(
+      ErrorCode.BELOW_RESERVED,
+      `Cannot set on-hand of "${sku}" to ${requested}: carts hold ${reserved}. Set at least ${reserved}, or wait for carts to close.`,
+      { sku, requested, reserved },
+    ),
+  busy: (waitedMs: number) =>
+    new StockError(
+      ErrorCode.STORE_BUSY,
+      `The store is busy (waited ${waitedMs} ms for the lock). Nothing changed; retry the same call shortly.`,
+      { waited_ms: waitedMs },
+    ),
+  invalid: (field: string, message: string) =>
+    new StockError(ErrorCode.INVALID_INPUT, `${field}: ${message}`, { field }),
+};

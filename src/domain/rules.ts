@@ -1,0 +1,118 @@
+// Validation, money formatting, ids and durations: pure rules shared by every store and the CLI.
+import { randomBytes } from 'node:crypto';
+import { refuse } from './errors.js';
+
+export const SKU_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const CURRENCY_PATTERN = /^[A-Z]{3}$/;
+export const MAX_QUANTITY = 1_000_000;
+export const MAX_STOCK = 1_000_000_000;
+export const MAX_PRICE_MINOR = 1_000_000_000_000;
+
+export interface Limits {
+  /** Most units of one SKU in one cart. */
+  maxLineQuantity: number;
+  /** Most units in one cart, all lines together. */
+  maxCartQuantity: number;
+  /** Most units one channel may hold in open carts at once. */
+  maxChannelReserved: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxLineQuantity: 100,
+  maxCartQuantity: 500,
+  maxChannelReserved: 10_000,
+};
+
+export const DEFAULT_RESERVATION_TTL_MS = 15 * 60_000;
+
+export function assertSku(sku: string, field = 'sku'): void {
+  if (!SKU_PATTERN.test(sku)) {
+    throw refuse.invalid(field, `"${sku.slice(0, 80)}" is not a SKU (1-64 of A-Z a-z 0-9 . _ -)`);
+  }
+}
+
+export function assertCount(value: number, field: string, min: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw refuse.invalid(field, `must be a whole number from ${min} to ${max}, got ${value}`);
+  }
+}
+
+export function assertProduct(input: { sku: string; name: string; price_minor: number; currency: string }): void {
+  assertSku(input.sku);
+  if (input.name.trim().length === 0 || input.name.length > 200) {
+    throw refuse.invalid('name', 'must be 1-200 characters');
+  }
+  assertCount(input.price_minor, 'price_minor', 0, MAX_PRICE_MINOR);
+  if (!CURRENCY_PATTERN.test(input.currency) || minorUnitDigits(input.currency) === undefined) {
+    throw refuse.invalid('currency', `"${input.currency}" is not an ISO 4217 currency code`);
+  }
+}
+
+const digitsCache = new Map<string, number | undefined>();
+
+/** Decimal places of a currency's minor unit (2 for EUR, 0 for JPY), or undefined if unknown. */
+export function minorUnitDigits(currency: string): number | undefined {
+  if (digitsCache.has(currency)) return digitsCache.get(currency);
+  let digits: number | undefined;
+  try {
+    const format = new Intl.NumberFormat('en', { style: 'currency', currency });
+    const supported = Intl.supportedValuesOf('currency').includes(currency);
+    digits = supported ? format.resolvedOptions().maximumFractionDigits : undefined;
+  } catch {
+    digits = undefined;
+  }
+  digitsCache.set(currency, digits);
+  return digits;
+}
+
+/** "12.50 EUR": unambiguous for a model or a voice agent to read out. */
+export function formatMoney(minor: number, currency: string): string {
+  const digits = minorUnitDigits(currency) ?? 2;
+  const sign = minor < 0 ? '-' : '';
+  const abs = Math.abs(minor);
+  if (digits === 0) return `${sign}${abs} ${currency}`;
+  const scale = 10 ** digits;
+  const major = Math.floor(abs / scale);
+  const fraction = String(abs % scale).padStart(digits, '0');
+  return `${sign}${major}.${fraction} ${currency}`;
+}
+
+/** Parses "12.50" in major units to minor units without touching floating point. */
+export function parseMajorPrice(text: string, currency: string): number | undefined {
+  const digits = minorUnitDigits(currency) ?? 2;
+  const match = /^(\d{1,13})(?:\.(\d+))?$/.exec(text.trim());
+  if (!match) return undefined;
+  const [, whole = '0', fraction = ''] = match;
+  if (fraction.length > digits) return undefined;
+  return Number(whole) * 10 ** digits + Number(fraction.padEnd(digits, '0') || '0');
+}
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** prefix + 22 base62 characters (about 131 bits): unguessable, so a cart id is a capability. */
+export function newId(prefix: string, length = 22): string {
+  const out: string[] = [];
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      // 248 = 62 * 4: rejecting the rest keeps every character equally likely.
+      if (byte < 248 && out.length < length) out.push(BASE62[byte % 62] as string);
+    }
+  }
+  return `${prefix}${out.join('')}`;
+}
+
+/** "90s", "15m", "2h", "1d" or plain seconds, to milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a duration (try 90s, 15m, 2h or a number of seconds)`);
+  const value = Number(match[1]);
+  const unit = match[2] ?? 's';
+  const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1_000;
+  const ms = Math.round(value * factor);
+  if (ms <= 0) throw new Error(`"${text}" must be longer than zero`);
+  return ms;
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,136 @@
+// The shapes every store returns and every tool reports; snake_case because they go out on the wire as-is.
+
+export const CartStatus = {
+  OPEN: 'open',
+  CHECKED_OUT: 'checked_out',
+  RELEASED: 'released',
+  EXPIRED: 'expired',
+} as const;
+export type CartStatus = (typeof CartStatus)[keyof typeof CartStatus];
+
+export const MovementKind = {
+  IMPORT: 'import',
+  RESTOCK: 'restock',
+  ADJUST: 'adjust',
+  RESERVE: 'reserve',
+  RELEASE: 'release',
+  EXPIRE: 'expire',
+  SALE: 'sale',
+} as const;
+export type MovementKind = (typeof MovementKind)[keyof typeof MovementKind];
+
+/** Who is calling: fixed by the connection, never by a tool argument. */
+export interface CallContext {
+  channel: string;
+}
+
+export interface ProductView {
+  sku: string;
+  name: string;
+  description: string | null;
+  price_minor: number;
+  currency: string;
+  price_display: string;
+  /** null for untracked products, which never run out. */
+  available: number | null;
+  in_stock: boolean;
+}
+
+export interface StockLevel {
+  sku: string;
+  name: string;
+  on_hand: number;
+  reserved: number;
+  available: number | null;
+  track_stock: boolean;
+  active: boolean;
+}
+
+export interface CartLineView {
+  sku: string;
+  name: string;
+  quantity: number;
+  unit_price_minor: number;
+  line_total_minor: number;
+}
+
+export interface CartView {
+  cart_id: string;
+  status: CartStatus;
+  lines: CartLineView[];
+  total_minor: number;
+  currency: string | null;
+  total_display: string | null;
+  item_count: number;
+  /** Set once the cart is checked out. */
+  order_id: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface OrderView {
+  order_id: string;
+  cart_id: string;
+  lines: CartLineView[];
+  total_minor: number;
+  currency: string;
+  total_display: string;
+  created_at: string;
+}
+
+export interface ReleasedLine {
+  sku: string;
+  quantity: number;
+}
+
+export interface ReleaseResult {
+  cart: CartView;
+  released: ReleasedLine[];
+}
+
+export interface ProductInput {
+  sku: string;
+  name: string;
+  description?: string | null;
+  price_minor: number;
+  currency: string;
+  track_stock?: boolean;
+  active?: boolean;
+}
+
+/** One catalog row for `import`: a product plus its on-hand count. */
+export interface ImportRow extends ProductInput {
+  stock: number;
+}
+
+export interface ImportResult {
+  created: number;
+  updated: number;
+}
+
+export interface SweepResult {
+  carts: number;
+  units: number;
+}
+
+export interface AuditViolation {
+  invariant: 1 | 2 | 3 | 4;
+  subject: string;
+  message: string;
+}
+
+export interface AuditReport {
+  ok: boolean;
+  checked: { products: number; carts: number; orders: number; movements: number };
+  violations: AuditViolation[];
+}
+
+export interface TokenRecord {
+  id: string;
+  channel: string;
+  admin: boolean;
+  label: string | null;
+  created_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}

@@ -1,0 +1,139 @@
+// SQLite tables. drizzle-kit generates drizzle/sqlite from this file; the store's SQL must agree with it.
+import { sql } from 'drizzle-orm';
+import { check, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+export const products = sqliteTable(
+  'products',
+  {
+    sku: text('sku').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description'),
+    priceMinor: integer('price_minor').notNull(),
+    currency: text('currency').notNull(),
+    onHand: integer('on_hand').notNull().default(0),
+    reserved: integer('reserved').notNull().default(0),
+    trackStock: integer('track_stock').notNull().default(1),
+    active: integer('active').notNull().default(1),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [
+    // The last line of defence for invariant 1: the database itself refuses an oversell.
+    check('products_stock_bounds', sql`${t.reserved} >= 0 AND ${t.reserved} <= ${t.onHand}`),
+    check('products_price_bounds', sql`${t.priceMinor} >= 0`),
+  ],
+);
+
+export const carts = sqliteTable(
+  'carts',
+  {
+    id: text('id').primaryKey(),
+    channel: text('channel').notNull(),
+    customerRef: text('customer_ref'),
+    status: text('status').notNull(),
+    currency: text('currency'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('carts_open_expiry').on(t.status, t.expiresAt)],
+);
+
+export const cartLines = sqliteTable(
+  'cart_lines',
+  {
+    cartId: text('cart_id')
+      .notNull()
+      .references(() => carts.id),
+    sku: text('sku')
+      .notNull()
+      .references(() => products.sku),
+    quantity: integer('quantity').notNull(),
+    /** Units this line holds right now: its quantity while reserved, 0 once released, expired or sold. */
+    held: integer('held').notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.cartId, t.sku] }),
+    index('cart_lines_sku_held').on(t.sku, t.held),
+    check('cart_lines_quantity', sql`${t.quantity} > 0 AND ${t.held} >= 0 AND ${t.held} <= ${t.quantity}`),
+  ],
+);
+
+/** Units each channel holds across its carts, kept in step with cart_lines.held for the per-channel cap. */
+export const channelHolds = sqliteTable('channel_holds', {
+  channel: text('channel').primaryKey(),
+  held: integer('held').notNull().default(0),
+});
+
+export const orders = sqliteTable(
+  'orders',
+  {
+    id: text('id').primaryKey(),
+    cartId: text('cart_id')
+      .notNull()
+      .references(() => carts.id),
+    channel: text('channel').notNull(),
+    totalMinor: integer('total_minor').notNull(),
+    currency: text('currency').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('orders_cart_id').on(t.cartId)],
+);
+
+export const orderLines = sqliteTable(
+  'order_lines',
+  {
+    orderId: text('order_id')
+      .notNull()
+      .references(() => orders.id),
+    sku: text('sku').notNull(),
+    name: text('name').notNull(),
+    quantity: integer('quantity').notNull(),
+    unitPriceMinor: integer('unit_price_minor').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orderId, t.sku] })],
+);
+
+/** The append-only ledger: every unit that moves, like a bank statement. */
+export const stockMovements = sqliteTable(
+  'stock_movements',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    at: integer('at').notNull(),
+    sku: text('sku').notNull(),
+    kind: text('kind').notNull(),
+    quantity: integer('quantity').notNull(),
+    onHandDelta: integer('on_hand_delta').notNull(),
+    reservedDelta: integer('reserved_delta').notNull(),
+    cartId: text('cart_id'),
+    orderId: text('order_id'),
+    channel: text('channel'),
+    note: text('note'),
+  },
+  (t) => [index('stock_movements_sku').on(t.sku), index('stock_movements_order').on(t.orderId)],
+);
+
+export const idempotencyRecords = sqliteTable(
+  'idempotency_records',
+  {
+    channel: text('channel').notNull(),
+    tool: text('tool').notNull(),
+    key: text('key').notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    result: text('result').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.channel, t.tool, t.key] }), index('idempotency_created').on(t.createdAt)],
+);
+
+export const apiTokens = sqliteTable('api_tokens', {
+  id: text('id').primaryKey(),
+  /** SHA-256 of the secret; the secret itself is shown once and never stored. */
+  tokenHash: text('token_hash').notNull().unique(),
+  channel: text('channel').notNull(),
+  admin: integer('admin').notNull().default(0),
+  label: text('label'),
+  createdAt: integer('created_at').notNull(),
+  revokedAt: integer('revoked_at'),
+  lastUsedAt: integer('last_used_at'),
+});

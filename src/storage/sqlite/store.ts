@@ -1,0 +1,955 @@
+// The SQLite store: every stock write is one synchronous better-sqlite3 transaction begun IMMEDIATE.
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import { refuse, type ShortLine, StockError } from '../../domain/errors.js';
+import { assertCount, assertProduct, assertSku, iso, MAX_QUANTITY, MAX_STOCK, newId } from '../../domain/rules.js';
+import type {
+  AuditReport,
+  AuditViolation,
+  CallContext,
+  CartView,
+  ImportResult,
+  ImportRow,
+  MovementKind,
+  OrderView,
+  ProductInput,
+  ProductView,
+  ReleaseResult,
+  StockLevel,
+  SweepResult,
+  TokenRecord,
+} from '../../domain/types.js';
+import {
+  type CartRow,
+  cartView,
+  effectiveStatus,
+  type LineRow,
+  orderView,
+  type ProductRow,
+  productView,
+  stockLevel,
+} from '../../domain/views.js';
+import { fingerprint, hashToken, newTokenSecret, searchTerms } from '../shared.js';
+import type {
+  AddToCartInput,
+  CheckoutInput,
+  InventoryStore,
+  IssuedToken,
+  ReleaseInput,
+  SearchQuery,
+  StockChange,
+  StoreOptions,
+} from '../store.js';
+
+const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.url));
+
+/** SQLite's own busy handler sleeps in steps up to 100 ms; we let it wait only briefly, then retry off-thread. */
+const SQLITE_BUSY_TIMEOUT_MS = 5;
+
+interface StoredCart extends CartRow {
+  updated_at: number;
+}
+
+interface StoredLine {
+  sku: string;
+  quantity: number;
+  held: number;
+}
+
+interface MovementParams {
+  at: number;
+  sku: string;
+  kind: MovementKind;
+  quantity: number;
+  on_hand_delta: number;
+  reserved_delta: number;
+  cart_id: string | null;
+  order_id: string | null;
+  channel: string | null;
+  note: string | null;
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+export function openSqliteStore(path: string, options: StoreOptions): SqliteStore {
+  if (path !== ':memory:') {
+    const dir = dirname(resolve(path));
+    if (!existsSync(dir)) {
+      throw new Error(`Cannot open database ${path}: directory ${dir} does not exist.`);
+    }
+  }
+  const db = new Database(path);
+  try {
+    // Migration may wait for another process that is migrating the same file.
+    db.pragma('busy_timeout = 10000');
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    db.pragma('foreign_keys = ON');
+    migrate(drizzle(db), { migrationsFolder: MIGRATIONS });
+    db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    return new SqliteStore(db, options);
+  } catch (error) {
+    db.close();
+    if ((error as { code?: string }).code === 'SQLITE_NOTADB') {
+      throw new Error(`Cannot open database ${path}: the file is not a SQLite database.`);
+    }
+    throw error;
+  }
+}
+
+export class SqliteStore implements InventoryStore {
+  readonly dialect = 'sqlite' as const;
+  private readonly s;
+  private readonly tx;
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly options: StoreOptions,
+  ) {
+    const q = (sql: string) => db.prepare(sql);
+    // Every statement is prepared once: the hot path builds no SQL.
+    this.s = {
+      product: q(
+        'SELECT sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active FROM products WHERE sku = ?',
+      ),
+      // Expired holds of one SKU, found through the (status, expires_at) index of carts.
+      expiredHolds: q(
+        `SELECT l.cart_id, l.held, c.channel FROM carts c JOIN cart_lines l ON l.cart_id = c.id AND l.sku = ?
+         WHERE c.status = 'open' AND c.expires_at <= ? AND l.held > 0`,
+      ),
+      expiredHeldSum: q(
+        `SELECT COALESCE(SUM(l.held), 0) AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id AND l.sku = ?
+         WHERE c.status = 'open' AND c.expires_at <= ?`,
+      ),
+      addReserved: q('UPDATE products SET reserved = reserved + ? WHERE sku = ?'),
+      addStock: q('UPDATE products SET on_hand = on_hand + ?, reserved = reserved + ?, updated_at = ? WHERE sku = ?'),
+      setHeld: q('UPDATE cart_lines SET held = ? WHERE cart_id = ? AND sku = ?'),
+      addChannelHeld: q(
+        'INSERT INTO channel_holds (channel, held) VALUES (?, ?) ON CONFLICT (channel) DO UPDATE SET held = held + excluded.held',
+      ),
+      channelHeld: q('SELECT held FROM channel_holds WHERE channel = ?'),
+      movement: q(
+        `INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
+         VALUES (@at, @sku, @kind, @quantity, @on_hand_delta, @reserved_delta, @cart_id, @order_id, @channel, @note)`,
+      ),
+      cart: q(
+        'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = ? AND channel = ?',
+      ),
+      insertCart: q(
+        `INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
+         VALUES (?, ?, 'open', ?, ?, ?, ?)`,
+      ),
+      touchCart: q('UPDATE carts SET status = ?, currency = ?, updated_at = ?, expires_at = ? WHERE id = ?'),
+      closeCart: q('UPDATE carts SET status = ?, updated_at = ? WHERE id = ?'),
+      lines: q('SELECT sku, quantity, held FROM cart_lines WHERE cart_id = ? ORDER BY sku'),
+      line: q('SELECT sku, quantity, held FROM cart_lines WHERE cart_id = ? AND sku = ?'),
+      cartUnits: q('SELECT COALESCE(SUM(quantity), 0) AS units FROM cart_lines WHERE cart_id = ?'),
+      upsertLine: q(
+        `INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES (?, ?, ?, ?)
+         ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = quantity + excluded.quantity, held = held + excluded.held`,
+      ),
+      deleteLine: q('DELETE FROM cart_lines WHERE cart_id = ? AND sku = ?'),
+      lineViews: q(
+        `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
+         FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = ? ORDER BY l.sku`,
+      ),
+      orderForCart: q('SELECT id, cart_id, currency, created_at FROM orders WHERE cart_id = ?'),
+      orderLines: q(
+        'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = ? ORDER BY sku',
+      ),
+      insertOrder: q(
+        'INSERT INTO orders (id, cart_id, channel, total_minor, currency, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      insertOrderLine: q(
+        'INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor) VALUES (?, ?, ?, ?, ?)',
+      ),
+      idempotency: q('SELECT fingerprint, result FROM idempotency_records WHERE channel = ? AND tool = ? AND key = ?'),
+      saveIdempotency: q(
+        'INSERT INTO idempotency_records (channel, tool, key, fingerprint, result, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      pruneIdempotency: q('DELETE FROM idempotency_records WHERE created_at < ?'),
+      expiredCarts: q(
+        `SELECT id, channel FROM carts WHERE status = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
+      ),
+      upsertProduct: q(
+        `INSERT INTO products (sku, name, description, price_minor, currency, track_stock, active, created_at, updated_at)
+         VALUES (@sku, @name, @description, @price_minor, @currency, @track_stock, @active, @now, @now)
+         ON CONFLICT (sku) DO UPDATE SET name = excluded.name, description = excluded.description,
+           price_minor = excluded.price_minor, currency = excluded.currency, track_stock = excluded.track_stock,
+           active = excluded.active, updated_at = excluded.updated_at`,
+      ),
+      // Every term must match the SKU, name or description; expired holds count as available.
+      search: q(
+        `SELECT * FROM (
+           SELECT p.sku, p.name, p.description, p.price_minor, p.currency, p.on_hand, p.reserved, p.track_stock,
+             p.active, (SELECT COALESCE(SUM(l.held), 0) FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+               AND l.sku = p.sku WHERE c.status = 'open' AND c.expires_at <= @now) AS expired_held
+           FROM products p
+           WHERE p.active = 1 AND (SELECT COUNT(*) FROM json_each(@terms) t
+             WHERE p.sku LIKE '%' || t.value || '%' ESCAPE '\\'
+                OR p.name LIKE '%' || t.value || '%' ESCAPE '\\'
+                OR COALESCE(p.description, '') LIKE '%' || t.value || '%' ESCAPE '\\') = json_array_length(@terms))
+         WHERE @in_stock_only = 0 OR track_stock = 0 OR on_hand - reserved + expired_held > 0
+         ORDER BY (lower(sku) = lower(@whole)) DESC, name, sku
+         LIMIT @limit`,
+      ),
+      productsIn: q(
+        `SELECT sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active FROM products
+         WHERE sku IN (SELECT value FROM json_each(?)) ORDER BY sku`,
+      ),
+      allProducts: q(
+        'SELECT sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active FROM products ORDER BY sku',
+      ),
+      anyProduct: q('SELECT 1 FROM products LIMIT 1'),
+      insertToken: q(
+        'INSERT INTO api_tokens (id, token_hash, channel, admin, label, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      tokens: q(
+        'SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens ORDER BY created_at, id',
+      ),
+      tokenByHash: q(
+        'SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL',
+      ),
+      revokeToken: q('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      touchToken: q('UPDATE api_tokens SET last_used_at = ? WHERE id = ?'),
+    };
+
+    const immediate = <A extends unknown[], R>(fn: (...args: A) => R) => db.transaction(fn).immediate;
+    this.tx = {
+      addToCart: immediate((ctx: CallContext, input: AddToCartInput, now: number) =>
+        this.addToCartLocked(ctx, input, now),
+      ),
+      checkout: immediate((ctx: CallContext, input: CheckoutInput, now: number) =>
+        this.checkoutLocked(ctx, input, now),
+      ),
+      release: immediate((ctx: CallContext, input: ReleaseInput, now: number) => this.releaseLocked(ctx, input, now)),
+      restock: immediate((ctx: CallContext, change: StockChange, now: number) => {
+        const product = this.requireProduct(change.sku, false);
+        this.changeStock(product, 'restock', change.quantity, ctx.channel, change.note ?? null, now);
+        return this.level(change.sku, now);
+      }),
+      setStock: immediate((ctx: CallContext, change: StockChange, now: number) => {
+        this.setOnHand(ctx, this.requireProduct(change.sku, false), change.quantity, 'adjust', change.note, now);
+        return this.level(change.sku, now);
+      }),
+      upsert: immediate((ctx: CallContext, product: ProductInput, now: number) => {
+        this.upsertLocked(product, now);
+        return productView(this.requireProduct(product.sku, false), this.expiredHeld(product.sku, now));
+      }),
+      import: immediate((ctx: CallContext, rows: ImportRow[], now: number) => {
+        const result: ImportResult = { created: 0, updated: 0 };
+        for (const row of rows) {
+          const existed = this.upsertLocked(row, now);
+          result[existed ? 'updated' : 'created'] += 1;
+          this.setOnHand(ctx, this.requireProduct(row.sku, false), row.stock, 'import', 'catalog import', now);
+        }
+        return result;
+      }),
+      sweepBatch: immediate((now: number, batchSize: number) => {
+        const carts = this.s.expiredCarts.all(now, batchSize) as { id: string; channel: string }[];
+        let units = 0;
+        for (const cart of carts) {
+          for (const line of this.s.lines.all(cart.id) as StoredLine[]) {
+            if (line.held > 0) {
+              this.releaseHold(cart.id, cart.channel, line.sku, line.held, 'expire', now);
+              units += line.held;
+            }
+          }
+          this.s.closeCart.run('expired', now, cart.id);
+        }
+        return { carts: carts.length, units };
+      }),
+      prune: immediate((before: number) => this.s.pruneIdempotency.run(before).changes),
+      revoke: immediate((id: string, now: number) => this.s.revokeToken.run(now, id).changes > 0),
+    };
+  }
+
+  // ---------------------------------------------------------------- the write path
+
+  /** Runs a locked transaction; waits for another process's lock off the event loop, then STORE_BUSY. */
+  private async write<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Promise<R> {
+    const started = performance.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fn(...args);
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+        const waited = performance.now() - started;
+        if (waited >= this.options.lockTimeoutMs) throw refuse.busy(Math.round(waited));
+        // Jittered, capped backoff so waiting processes do not retry in lockstep.
+        await sleep(Math.random() * Math.min(2 + attempt, 10));
+      }
+    }
+  }
+
+  /** Reads need no lock under WAL, but a checkpoint or recovery can still report busy for a moment. */
+  private async read<R>(fn: () => R): Promise<R> {
+    return this.write(fn);
+  }
+
+  private now(): number {
+    return this.options.clock.now();
+  }
+
+  private requireProduct(sku: string, activeOnly = true): ProductRow {
+    const product = this.s.product.get(sku) as ProductRow | undefined;
+    if (!product || (activeOnly && !product.active)) throw refuse.unknownSku(sku);
+    return product;
+  }
+
+  private expiredHeld(sku: string, now: number): number {
+    return (this.s.expiredHeldSum.get(sku, now) as { held: number }).held;
+  }
+
+  private recordMovement(m: Omit<MovementParams, 'note'> & { note?: string | null }): void {
+    this.s.movement.run({ note: null, ...m });
+  }
+
+  private releaseHold(
+    cartId: string,
+    channel: string,
+    sku: string,
+    held: number,
+    kind: 'release' | 'expire',
+    now: number,
+  ): void {
+    this.s.setHeld.run(0, cartId, sku);
+    this.s.addReserved.run(-held, sku);
+    this.s.addChannelHeld.run(channel, -held);
+    this.recordMovement({
+      at: now,
+      sku,
+      kind,
+      quantity: held,
+      on_hand_delta: 0,
+      reserved_delta: -held,
+      cart_id: cartId,
+      order_id: null,
+      channel,
+    });
+  }
+
+  /** Frees the SKU's holds in expired carts (other than `keepCartId`) before deciding on that SKU. */
+  private releaseExpired(sku: string, now: number, keepCartId?: string): void {
+    const holds = this.s.expiredHolds.all(sku, now) as { cart_id: string; held: number; channel: string }[];
+    for (const hold of holds) {
+      if (hold.cart_id !== keepCartId) this.releaseHold(hold.cart_id, hold.channel, sku, hold.held, 'expire', now);
+    }
+  }
+
+  /** Reserves `units` more of a tracked product for a cart line, or reports how many there are. */
+  private tryHold(product: ProductRow, units: number): ShortLine | undefined {
+    const available = product.on_hand - product.reserved;
+    if (available < units) return { sku: product.sku, requested: units, available: Math.max(0, available) };
+    this.s.addReserved.run(units, product.sku);
+    product.reserved += units;
+    return undefined;
+  }
+
+  private loadCart(ctx: CallContext, cartId: string): StoredCart {
+    const cart = this.s.cart.get(cartId, ctx.channel) as StoredCart | undefined;
+    if (!cart) throw refuse.cartNotFound(cartId);
+    return cart;
+  }
+
+  /**
+   * Makes every tracked line of the cart hold its full quantity again (an expired cart being revived):
+   * all or nothing, naming every short line.
+   */
+  private holdAllLines(cart: StoredCart, ctx: CallContext, now: number): number {
+    const short: ShortLine[] = [];
+    let added = 0;
+    for (const line of this.s.lines.all(cart.id) as StoredLine[]) {
+      const product = this.requireProduct(line.sku);
+      if (!product.track_stock || line.held === line.quantity) continue;
+      this.releaseExpired(line.sku, now, cart.id);
+      const need = line.quantity - line.held;
+      const missing = this.tryHold(product, need);
+      if (missing) {
+        short.push({ sku: line.sku, requested: line.quantity, available: missing.available + line.held });
+        continue;
+      }
+      this.s.setHeld.run(line.quantity, cart.id, line.sku);
+      this.recordMovement({
+        at: now,
+        sku: line.sku,
+        kind: 'reserve',
+        quantity: need,
+        on_hand_delta: 0,
+        reserved_delta: need,
+        cart_id: cart.id,
+        order_id: null,
+        channel: ctx.channel,
+        note: 'cart revived',
+      });
+      added += need;
+    }
+    if (short.length > 0) throw refuse.outOfStock(short);
+    return added;
+  }
+
+  private checkChannelCap(channel: string, adding: number): void {
+    if (adding <= 0) return;
+    const row = this.s.channelHeld.get(channel) as { held: number } | undefined;
+    const cap = this.options.limits.maxChannelReserved;
+    if ((row?.held ?? 0) + adding > cap) {
+      throw refuse.limit(
+        'per_channel',
+        cap,
+        `This channel already holds ${row?.held ?? 0} units in open carts; the cap is ${cap}. Check out or release carts first.`,
+      );
+    }
+  }
+
+  private replay(ctx: CallContext, tool: string, key: string | undefined, print: string): unknown {
+    if (key === undefined) return undefined;
+    const record = this.s.idempotency.get(ctx.channel, tool, key) as
+      | { fingerprint: string; result: string }
+      | undefined;
+    if (!record) return undefined;
+    if (record.fingerprint !== print) throw refuse.idempotencyConflict(key);
+    return JSON.parse(record.result);
+  }
+
+  private remember(ctx: CallContext, tool: string, key: string | undefined, print: string, result: unknown, now: number) {
+    if (key !== undefined) this.s.saveIdempotency.run(ctx.channel, tool, key, print, JSON.stringify(result), now);
+  }
+
+  private addToCartLocked(ctx: CallContext, input: AddToCartInput, now: number): CartView {
+    const print = fingerprint([input.sku, input.quantity, input.cartId ?? null]);
+    const replayed = this.replay(ctx, 'add_to_cart', input.idempotencyKey, print);
+    if (replayed) return replayed as CartView;
+
+    const product = this.requireProduct(input.sku);
+    const { limits } = this.options;
+    let cart: StoredCart;
+    let revived = 0;
+    if (input.cartId === undefined) {
+      cart = {
+        id: newId('cart_'),
+        channel: ctx.channel,
+        status: 'open',
+        currency: product.currency,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + this.options.reservationTtlMs,
+      };
+      this.s.insertCart.run(cart.id, ctx.channel, product.currency, now, now, cart.expires_at);
+    } else {
+      cart = this.loadCart(ctx, input.cartId);
+      if (cart.status === 'checked_out' || cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
+      if (cart.currency !== null && cart.currency !== product.currency) {
+        throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
+      }
+      if (effectiveStatus(cart, now) === 'expired') revived = this.holdAllLines(cart, ctx, now);
+    }
+
+    const line = this.s.line.get(cart.id, product.sku) as StoredLine | undefined;
+    const lineQuantity = (line?.quantity ?? 0) + input.quantity;
+    if (lineQuantity > limits.maxLineQuantity) {
+      throw refuse.limit(
+        'per_line',
+        limits.maxLineQuantity,
+        `At most ${limits.maxLineQuantity} units of one product per cart; this line would have ${lineQuantity}.`,
+      );
+    }
+    const cartUnits = (this.s.cartUnits.get(cart.id) as { units: number }).units + input.quantity;
+    if (cartUnits > limits.maxCartQuantity) {
+      throw refuse.limit(
+        'per_cart',
+        limits.maxCartQuantity,
+        `At most ${limits.maxCartQuantity} units per cart; this cart would have ${cartUnits}.`,
+      );
+    }
+
+    let held = 0;
+    if (product.track_stock) {
+      this.releaseExpired(product.sku, now, cart.id);
+      const fresh = this.requireProduct(product.sku);
+      const missing = this.tryHold(fresh, input.quantity);
+      if (missing) throw refuse.outOfStock([missing]);
+      held = input.quantity;
+    }
+    this.checkChannelCap(ctx.channel, held + revived);
+    if (held + revived > 0) this.s.addChannelHeld.run(ctx.channel, held + revived);
+    this.s.upsertLine.run(cart.id, product.sku, input.quantity, held);
+    this.recordMovement({
+      at: now,
+      sku: product.sku,
+      kind: 'reserve',
+      quantity: input.quantity,
+      on_hand_delta: 0,
+      reserved_delta: held,
+      cart_id: cart.id,
+      order_id: null,
+      channel: ctx.channel,
+    });
+    cart.status = 'open';
+    cart.expires_at = now + this.options.reservationTtlMs;
+    cart.currency = product.currency;
+    this.s.touchCart.run('open', cart.currency, now, cart.expires_at, cart.id);
+
+    const view = this.cartViewOf(cart, now, null);
+    this.remember(ctx, 'add_to_cart', input.idempotencyKey, print, view, now);
+    return view;
+  }
+
+  private checkoutLocked(ctx: CallContext, input: CheckoutInput, now: number): OrderView {
+    const print = fingerprint([input.cartId]);
+    const replayed = this.replay(ctx, 'checkout', input.idempotencyKey, print);
+    if (replayed) return replayed as OrderView;
+
+    const cart = this.loadCart(ctx, input.cartId);
+    if (cart.status === 'checked_out') {
+      // Checkout is idempotent on the cart: a repeat returns the order it made.
+      const order = this.orderOf(cart.id);
+      this.remember(ctx, 'checkout', input.idempotencyKey, print, order, now);
+      return order;
+    }
+    if (cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
+    const lines = this.s.lines.all(cart.id) as StoredLine[];
+    if (lines.length === 0) throw refuse.cartEmpty(cart.id);
+
+    // Re-holds whatever expiry (or a product becoming tracked) released; all or nothing.
+    const revived = this.holdAllLines(cart, ctx, now);
+    if (revived > 0) this.s.addChannelHeld.run(ctx.channel, revived);
+
+    const orderId = newId('ord_');
+    const sold: LineRow[] = [];
+    let unitsReleased = 0;
+    for (const line of lines) {
+      const product = this.requireProduct(line.sku);
+      const tracked = Boolean(product.track_stock);
+      // holdAllLines made every tracked line hold its full quantity.
+      const held = tracked ? line.quantity : line.held;
+      if (held > 0 || tracked) this.s.addStock.run(tracked ? -line.quantity : 0, -held, now, line.sku);
+      if (held > 0) this.s.setHeld.run(0, cart.id, line.sku);
+      unitsReleased += held;
+      this.recordMovement({
+        at: now,
+        sku: line.sku,
+        kind: 'sale',
+        quantity: line.quantity,
+        on_hand_delta: tracked ? -line.quantity : 0,
+        reserved_delta: -held,
+        cart_id: cart.id,
+        order_id: orderId,
+        channel: ctx.channel,
+      });
+      sold.push({ sku: line.sku, name: product.name, quantity: line.quantity, unit_price_minor: product.price_minor });
+    }
+    if (unitsReleased > 0) this.s.addChannelHeld.run(ctx.channel, -unitsReleased);
+    const currency = cart.currency ?? 'USD';
+    const total = sold.reduce((sum, line) => sum + line.quantity * line.unit_price_minor, 0);
+    this.s.insertOrder.run(orderId, cart.id, ctx.channel, total, currency, now);
+    for (const line of sold) {
+      this.s.insertOrderLine.run(orderId, line.sku, line.name, line.quantity, line.unit_price_minor);
+    }
+    this.s.closeCart.run('checked_out', now, cart.id);
+
+    const order = orderView({ id: orderId, cart_id: cart.id, currency, created_at: now }, sold);
+    this.remember(ctx, 'checkout', input.idempotencyKey, print, order, now);
+    return order;
+  }
+
+  private releaseLocked(ctx: CallContext, input: ReleaseInput, now: number): ReleaseResult {
+    const cart = this.loadCart(ctx, input.cartId);
+    if (cart.status === 'checked_out') throw refuse.cartClosed(cart.id, cart.status);
+    // Releasing twice is a no-op, so a retried call is safe.
+    if (cart.status === 'released') return { cart: this.cartViewOf(cart, now, null), released: [] };
+    const released: { sku: string; quantity: number }[] = [];
+    for (const line of this.s.lines.all(cart.id) as StoredLine[]) {
+      if (input.sku !== undefined && line.sku !== input.sku) continue;
+      if (line.held > 0) this.releaseHold(cart.id, ctx.channel, line.sku, line.held, 'release', now);
+      released.push({ sku: line.sku, quantity: line.quantity });
+      if (input.sku !== undefined) this.s.deleteLine.run(cart.id, line.sku);
+    }
+    if (input.sku === undefined) {
+      cart.status = 'released';
+      this.s.closeCart.run('released', now, cart.id);
+    }
+    return { cart: this.cartViewOf(cart, now, null), released };
+  }
+
+  private changeStock(
+    product: ProductRow,
+    kind: MovementKind,
+    delta: number,
+    channel: string | null,
+    note: string | null,
+    now: number,
+  ): void {
+    if (product.on_hand + delta > MAX_STOCK) {
+      throw refuse.invalid('quantity', `on-hand of "${product.sku}" would exceed ${MAX_STOCK}`);
+    }
+    this.s.addStock.run(delta, 0, now, product.sku);
+    this.recordMovement({
+      at: now,
+      sku: product.sku,
+      kind,
+      quantity: Math.abs(delta),
+      on_hand_delta: delta,
+      reserved_delta: 0,
+      cart_id: null,
+      order_id: null,
+      channel,
+      note,
+    });
+  }
+
+  private setOnHand(
+    ctx: CallContext,
+    product: ProductRow,
+    onHand: number,
+    kind: 'adjust' | 'import',
+    note: string | undefined,
+    now: number,
+  ): void {
+    this.releaseExpired(product.sku, now);
+    const current = this.requireProduct(product.sku, false);
+    if (onHand < current.reserved) throw refuse.belowReserved(product.sku, onHand, current.reserved);
+    const delta = onHand - current.on_hand;
+    if (delta !== 0 || kind === 'import') this.changeStock(current, kind, delta, ctx.channel, note ?? null, now);
+  }
+
+  /** Returns whether the product existed. */
+  private upsertLocked(input: ProductInput, now: number): boolean {
+    assertProduct(input);
+    const existing = this.s.product.get(input.sku) as ProductRow | undefined;
+    const trackStock = input.track_stock ?? (existing ? Boolean(existing.track_stock) : true);
+    if (existing && Boolean(existing.track_stock) !== trackStock) {
+      this.releaseExpired(input.sku, now);
+      const reserved = this.requireProduct(input.sku, false).reserved;
+      if (reserved > 0) {
+        throw refuse.invalid(
+          'track_stock',
+          `cannot change while carts hold ${reserved} units of "${input.sku}"; wait for them to close`,
+        );
+      }
+    }
+    this.s.upsertProduct.run({
+      sku: input.sku,
+      name: input.name,
+      description: input.description ?? null,
+      price_minor: input.price_minor,
+      currency: input.currency,
+      track_stock: trackStock ? 1 : 0,
+      active: input.active === false ? 0 : 1,
+      now,
+    });
+    return existing !== undefined;
+  }
+
+  private cartViewOf(cart: CartRow, now: number, orderId: string | null): CartView {
+    return cartView(cart, this.s.lineViews.all(cart.id) as LineRow[], now, orderId);
+  }
+
+  private orderOf(cartId: string): OrderView {
+    const order = this.s.orderForCart.get(cartId) as
+      | { id: string; cart_id: string; currency: string; created_at: number }
+      | undefined;
+    if (!order) throw new Error(`checked-out cart ${cartId} has no order`);
+    return orderView(order, this.s.orderLines.all(order.id) as LineRow[]);
+  }
+
+  private level(sku: string, now: number): StockLevel {
+    return stockLevel(this.requireProduct(sku, false), this.expiredHeld(sku, now));
+  }
+
+  // ---------------------------------------------------------------- InventoryStore
+
+  async searchProducts(query: SearchQuery): Promise<ProductView[]> {
+    const now = this.now();
+    return this.read(() => {
+      const rows = this.s.search.all({
+        terms: JSON.stringify(searchTerms(query.query)),
+        whole: query.query.trim(),
+        now,
+        in_stock_only: query.inStockOnly ? 1 : 0,
+        limit: query.limit,
+      }) as (ProductRow & { expired_held: number })[];
+      return rows.map((row) => productView(row, row.expired_held));
+    });
+  }
+
+  async checkStock(skus: string[]): Promise<{ products: ProductView[]; unknown_skus: string[] }> {
+    const now = this.now();
+    const wanted = [...new Set(skus)];
+    return this.read(() => {
+      const rows = (this.s.productsIn.all(JSON.stringify(wanted)) as ProductRow[]).filter((row) => row.active);
+      const found = new Map(rows.map((row) => [row.sku, row]));
+      const products: ProductView[] = [];
+      const unknown: string[] = [];
+      for (const sku of wanted) {
+        const row = found.get(sku);
+        if (row) products.push(productView(row, row.track_stock ? this.expiredHeld(sku, now) : 0));
+        else unknown.push(sku);
+      }
+      return { products, unknown_skus: unknown };
+    });
+  }
+
+  async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
+    assertSku(input.sku);
+    assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
+    return this.write(this.tx.addToCart, ctx, input, this.now());
+  }
+
+  async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
+    const now = this.now();
+    return this.read(() => {
+      const cart = this.loadCart(ctx, cartId);
+      const order = cart.status === 'checked_out' ? this.orderOf(cart.id) : undefined;
+      return this.cartViewOf(cart, now, order?.order_id ?? null);
+    });
+  }
+
+  async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
+    return this.write(this.tx.checkout, ctx, input, this.now());
+  }
+
+  async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
+    if (input.sku !== undefined) assertSku(input.sku);
+    return this.write(this.tx.release, ctx, input, this.now());
+  }
+
+  async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
+    assertSku(change.sku);
+    assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
+    return this.write(this.tx.restock, ctx, change, this.now());
+  }
+
+  async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
+    assertSku(change.sku);
+    assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
+    return this.write(this.tx.setStock, ctx, change, this.now());
+  }
+
+  async upsertProduct(ctx: CallContext, product: ProductInput): Promise<ProductView> {
+    assertProduct(product);
+    return this.write(this.tx.upsert, ctx, product, this.now());
+  }
+
+  async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
+    rows.forEach((row, index) => {
+      try {
+        assertProduct(row);
+        assertCount(row.stock, 'stock', 0, MAX_STOCK);
+      } catch (error) {
+        if (error instanceof StockError) throw refuse.invalid(`row ${index + 1}`, error.message);
+        throw error;
+      }
+    });
+    return this.write(this.tx.import, ctx, rows, this.now());
+  }
+
+  async stockLevels(skus?: string[]): Promise<StockLevel[]> {
+    const now = this.now();
+    return this.read(() => {
+      const rows = (
+        skus && skus.length > 0 ? this.s.productsIn.all(JSON.stringify(skus)) : this.s.allProducts.all()
+      ) as ProductRow[];
+      return rows.map((row) => stockLevel(row, row.track_stock ? this.expiredHeld(row.sku, now) : 0));
+    });
+  }
+
+  async sweepExpired(batchSize = 100): Promise<SweepResult> {
+    const total: SweepResult = { carts: 0, units: 0 };
+    for (;;) {
+      const batch = await this.write(this.tx.sweepBatch, this.now(), batchSize);
+      total.carts += batch.carts;
+      total.units += batch.units;
+      if (batch.carts < batchSize) return total;
+      // Let waiting requests have the lock between batches.
+      await new Promise((done) => setImmediate(done));
+    }
+  }
+
+  async pruneIdempotency(olderThanMs: number): Promise<number> {
+    return this.write(this.tx.prune, this.now() - olderThanMs);
+  }
+
+  async audit(): Promise<AuditReport> {
+    // One read transaction: a consistent snapshot while writers carry on.
+    return this.read(() => this.db.transaction(() => auditSqlite(this.db))());
+  }
+
+  async isEmpty(): Promise<boolean> {
+    return this.read(() => this.s.anyProduct.get() === undefined);
+  }
+
+  async createToken(channel: string, admin: boolean, label?: string): Promise<IssuedToken> {
+    const token = newTokenSecret();
+    const id = newId('tok_', 10);
+    const now = this.now();
+    await this.write(() => this.s.insertToken.run(id, hashToken(token), channel, admin ? 1 : 0, label ?? null, now));
+    return {
+      token,
+      record: { id, channel, admin, label: label ?? null, created_at: iso(now), revoked_at: null, last_used_at: null },
+    };
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return this.read(() => (this.s.tokens.all() as StoredToken[]).map(tokenRecord));
+  }
+
+  async revokeToken(id: string): Promise<boolean> {
+    return this.write(this.tx.revoke, id, this.now());
+  }
+
+  async verifyToken(token: string): Promise<TokenRecord | undefined> {
+    const row = await this.read(() => this.s.tokenByHash.get(hashToken(token)) as StoredToken | undefined);
+    if (!row) return undefined;
+    const now = this.now();
+    // last_used_at is advisory: refreshing it at most once a minute keeps auth off the write lock.
+    if (row.last_used_at === null || now - row.last_used_at > 60_000) {
+      await this.write(() => this.s.touchToken.run(now, row.id)).catch(() => undefined);
+    }
+    return tokenRecord(row);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+interface StoredToken {
+  id: string;
+  channel: string;
+  admin: number;
+  label: string | null;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+function tokenRecord(row: StoredToken): TokenRecord {
+  return {
+    id: row.id,
+    channel: row.channel,
+    admin: row.admin === 1,
+    label: row.label,
+    created_at: iso(row.created_at),
+    revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
+    last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
+  };
+}
+
+/** Checks DESIGN's four invariants (plus the per-channel hold counters) by recomputing them from scratch. */
+function auditSqlite(db: Database.Database): AuditReport {
+  const violations: AuditViolation[] = [];
+  const all = <T>(sql: string) => db.prepare(sql).all() as T[];
+
+  for (const p of all<{ sku: string; on_hand: number; reserved: number }>(
+    'SELECT sku, on_hand, reserved FROM products WHERE track_stock = 1 AND (reserved < 0 OR reserved > on_hand OR on_hand < 0)',
+  )) {
+    violations.push({
+      invariant: 1,
+      subject: p.sku,
+      message: `on_hand ${p.on_hand}, reserved ${p.reserved}: must be 0 <= reserved <= on_hand`,
+    });
+  }
+
+  for (const p of all<{ sku: string; reserved: number; held: number }>(
+    `SELECT p.sku, p.reserved, COALESCE(h.held, 0) AS held FROM products p
+     LEFT JOIN (SELECT l.sku, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                WHERE c.status = 'open' GROUP BY l.sku) h ON h.sku = p.sku
+     WHERE p.track_stock = 1 AND p.reserved != COALESCE(h.held, 0)`,
+  )) {
+    violations.push({
+      invariant: 2,
+      subject: p.sku,
+      message: `reserved ${p.reserved} but open carts hold ${p.held}`,
+    });
+  }
+  for (const l of all<{ cart_id: string; sku: string; status: string; held: number }>(
+    `SELECT l.cart_id, l.sku, c.status, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+     WHERE l.held > 0 AND c.status != 'open'`,
+  )) {
+    violations.push({
+      invariant: 2,
+      subject: l.sku,
+      message: `cart ${l.cart_id} is ${l.status} but still holds ${l.held}`,
+    });
+  }
+  for (const c of all<{ channel: string; counted: number; held: number }>(
+    `SELECT ch.channel, ch.held AS counted, COALESCE(h.held, 0) AS held FROM channel_holds ch
+     LEFT JOIN (SELECT c.channel, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                GROUP BY c.channel) h ON h.channel = ch.channel
+     WHERE ch.held != COALESCE(h.held, 0)`,
+  )) {
+    violations.push({
+      invariant: 2,
+      subject: `channel ${c.channel}`,
+      message: `channel hold counter ${c.counted} but its carts hold ${c.held}`,
+    });
+  }
+
+  for (const p of all<{ sku: string; on_hand: number; reserved: number; on_sum: number; res_sum: number }>(
+    `SELECT p.sku, p.on_hand, p.reserved, COALESCE(m.on_sum, 0) AS on_sum, COALESCE(m.res_sum, 0) AS res_sum
+     FROM products p LEFT JOIN (SELECT sku, SUM(on_hand_delta) AS on_sum, SUM(reserved_delta) AS res_sum
+                                FROM stock_movements GROUP BY sku) m ON m.sku = p.sku
+     WHERE p.on_hand != COALESCE(m.on_sum, 0) OR p.reserved != COALESCE(m.res_sum, 0)`,
+  )) {
+    violations.push({
+      invariant: 3,
+      subject: p.sku,
+      message: `on_hand ${p.on_hand} / reserved ${p.reserved} but the ledger sums to ${p.on_sum} / ${p.res_sum}`,
+    });
+  }
+
+  for (const c of all<{ id: string; status: string; orders: number }>(
+    `SELECT c.id, c.status, COUNT(o.id) AS orders FROM carts c LEFT JOIN orders o ON o.cart_id = c.id
+     GROUP BY c.id HAVING (c.status = 'checked_out' AND COUNT(o.id) != 1) OR (c.status != 'checked_out' AND COUNT(o.id) > 0)`,
+  )) {
+    violations.push({
+      invariant: 4,
+      subject: c.id,
+      message: `cart is ${c.status} and has ${c.orders} orders (a checked-out cart has exactly one)`,
+    });
+  }
+  for (const m of all<{ order_id: string; sku: string; ordered: number; sold: number }>(
+    `SELECT order_id, sku, SUM(ordered) AS ordered, SUM(sold) AS sold FROM (
+       SELECT order_id, sku, quantity AS ordered, 0 AS sold FROM order_lines
+       UNION ALL
+       SELECT order_id, sku, 0, quantity FROM stock_movements WHERE kind = 'sale'
+     ) GROUP BY order_id, sku HAVING SUM(ordered) != SUM(sold)`,
+  )) {
+    violations.push({
+      invariant: 4,
+      subject: m.order_id ?? '(no order)',
+      message: `${m.sku}: order lines say ${m.ordered}, sale movements say ${m.sold}`,
+    });
+  }
+  for (const o of all<{ id: string; total_minor: number; lines_total: number }>(
+    `SELECT o.id, o.total_minor, COALESCE(SUM(l.quantity * l.unit_price_minor), 0) AS lines_total
+     FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id GROUP BY o.id HAVING o.total_minor != lines_total`,
+  )) {
+    violations.push({
+      invariant: 4,
+      subject: o.id,
+      message: `order total ${o.total_minor} but its lines add up to ${o.lines_total}`,
+    });
+  }
+
+  const count = (table: string) => (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  return {
+    ok: violations.length === 0,
+    checked: {
+      products: count('products'),
+      carts: count('carts'),
+      orders: count('orders'),
+      movements: count('stock_movements'),
+    },
+    violations,
+  };
+}

@@ -1,0 +1,102 @@
+// The InventoryStore contract: everything a tool, the CLI or a transport may ask of the stock pool.
+import type { Clock } from '../domain/clock.js';
+import type { Limits } from '../domain/rules.js';
+import type {
+  AuditReport,
+  CallContext,
+  CartView,
+  ImportResult,
+  ImportRow,
+  OrderView,
+  ProductInput,
+  ProductView,
+  ReleaseResult,
+  StockLevel,
+  SweepResult,
+  TokenRecord,
+} from '../domain/types.js';
+
+export interface StoreOptions {
+  clock: Clock;
+  reservationTtlMs: number;
+  limits: Limits;
+  /** How long a stock write may wait for the lock before it is refused with STORE_BUSY. */
+  lockTimeoutMs: number;
+  /** SQLite only: FULL survives power loss, NORMAL only a process crash. */
+  synchronous?: 'FULL' | 'NORMAL';
+  /** PostgreSQL only: connections in the pool. */
+  poolSize?: number;
+}
+
+export interface SearchQuery {
+  query: string;
+  limit: number;
+  inStockOnly: boolean;
+}
+
+export interface AddToCartInput {
+  sku: string;
+  quantity: number;
+  cartId?: string;
+  idempotencyKey?: string;
+}
+
+export interface CheckoutInput {
+  cartId: string;
+  idempotencyKey?: string;
+}
+
+export interface ReleaseInput {
+  cartId: string;
+  sku?: string;
+}
+
+export interface StockChange {
+  sku: string;
+  quantity: number;
+  note?: string;
+}
+
+export interface IssuedToken {
+  token: string;
+  record: TokenRecord;
+}
+
+/**
+ * Every method that changes stock is one short transaction that takes the lock first,
+ * reads inside it, decides and writes. Refusals reject with a StockError and change nothing.
+ */
+export interface InventoryStore {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly options: StoreOptions;
+
+  searchProducts(query: SearchQuery): Promise<ProductView[]>;
+  checkStock(skus: string[]): Promise<{ products: ProductView[]; unknown_skus: string[] }>;
+  addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView>;
+  getCart(ctx: CallContext, cartId: string): Promise<CartView>;
+  checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView>;
+  releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult>;
+
+  restock(ctx: CallContext, change: StockChange): Promise<StockLevel>;
+  setStock(ctx: CallContext, change: StockChange): Promise<StockLevel>;
+  upsertProduct(ctx: CallContext, product: ProductInput): Promise<ProductView>;
+  /** All rows or none; each row's on-hand becomes `stock` through an `import` movement. */
+  importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult>;
+  stockLevels(skus?: string[]): Promise<StockLevel[]>;
+
+  /** Releases expired carts in small batches, each its own transaction. */
+  sweepExpired(batchSize?: number): Promise<SweepResult>;
+  /** Drops idempotency records older than the retention window. */
+  pruneIdempotency(olderThanMs: number): Promise<number>;
+  audit(): Promise<AuditReport>;
+  /** True when the database holds no products yet (a brand-new store). */
+  isEmpty(): Promise<boolean>;
+
+  createToken(channel: string, admin: boolean, label?: string): Promise<IssuedToken>;
+  listTokens(): Promise<TokenRecord[]>;
+  revokeToken(idOrPrefix: string): Promise<boolean>;
+  /** The live token record whose secret this is, or undefined. */
+  verifyToken(token: string): Promise<TokenRecord | undefined>;
+
+  close(): Promise<void>;
+}

@@ -247,11 +247,17 @@ export class SqliteStore implements InventoryStore {
       }),
       import: immediate((ctx: CallContext, rows: ImportRow[], now: number) => {
         const result: ImportResult = { created: 0, updated: 0 };
-        for (const row of rows) {
-          const existed = this.upsertLocked(row, now);
-          result[existed ? 'updated' : 'created'] += 1;
-          this.setOnHand(ctx, this.requireProduct(row.sku, false), row.stock, 'import', 'catalog import', now);
-        }
+        rows.forEach((row, index) => {
+          try {
+            const existed = this.upsertLocked(row, now);
+            result[existed ? 'updated' : 'created'] += 1;
+            this.setOnHand(ctx, this.requireProduct(row.sku, false), row.stock, 'import', 'catalog import', now);
+          } catch (error) {
+            // DESIGN: import errors name the line, also when a row fails only inside the transaction.
+            if (!(error instanceof StockError)) throw error;
+            throw new StockError(error.code, `row ${index + 1}: ${error.message}`, { ...error.details, row: index + 1 });
+          }
+        });
         return result;
       }),
       sweepBatch: immediate((now: number, batchSize: number) => {
@@ -373,7 +379,8 @@ export class SqliteStore implements InventoryStore {
       if (!product.track_stock || line.held === line.quantity) continue;
       this.releaseExpired(line.sku, now, cart.id);
       const need = line.quantity - line.held;
-      const missing = this.tryHold(product, need);
+      // Re-read after releasing: the row read above still counts the holds just freed.
+      const missing = this.tryHold(this.requireProduct(line.sku), need);
       if (missing) {
         short.push({ sku: line.sku, requested: line.quantity, available: missing.available + line.held });
         continue;

@@ -1,0 +1,143 @@
+// Reads a catalog file (JSON array or CSV) into import rows; every error names the line it is on.
+import { readFileSync } from 'node:fs';
+import { parse } from 'csv-parse/sync';
+import { isStockError } from './domain/errors.js';
+import { assertProduct, parseMajorPrice } from './domain/rules.js';
+import type { ImportRow } from './domain/types.js';
+
+export class CatalogError extends Error {}
+
+type RawRow = Record<string, unknown>;
+
+const KNOWN_FIELDS = new Set(['sku', 'name', 'description', 'price', 'price_minor', 'currency', 'stock', 'track_stock', 'active']);
+
+function toBoolean(value: unknown, field: string, where: string): boolean | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'boolean') return value;
+  const text = String(value).trim().toLowerCase();
+  if (['true', 'yes', '1'].includes(text)) return true;
+  if (['false', 'no', '0'].includes(text)) return false;
+  throw new CatalogError(`${where}: ${field} must be true or false, got "${value}"`);
+}
+
+function toInteger(value: unknown, field: string, where: string): number {
+  const number = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(number) || number < 0) {
+    throw new CatalogError(`${where}: ${field} must be a whole number of 0 or more, got "${String(value ?? '')}"`);
+  }
+  return number;
+}
+
+/** Turns one raw record into an import row, or throws naming where it is. */
+export function toImportRow(raw: RawRow, where: string): ImportRow {
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_FIELDS.has(key)) throw new CatalogError(`${where}: unknown field "${key}"`);
+  }
+  const text = (field: string) => (raw[field] === undefined || raw[field] === null ? '' : String(raw[field]).trim());
+  const sku = text('sku');
+  const name = text('name');
+  const currency = text('currency').toUpperCase();
+  if (!sku) throw new CatalogError(`${where}: sku is missing`);
+  if (!name) throw new CatalogError(`${where}: name is missing`);
+  if (!currency) throw new CatalogError(`${where}: currency is missing`);
+  let priceMinor: number;
+  if (text('price_minor') !== '') {
+    priceMinor = toInteger(raw.price_minor, 'price_minor', where);
+  } else if (text('price') !== '') {
+    const parsed = parseMajorPrice(text('price'), currency);
+    if (parsed === undefined) {
+      throw new CatalogError(`${where}: price "${text('price')}" is not a decimal amount in ${currency} (e.g. 12.50)`);
+    }
+    priceMinor = parsed;
+  } else {
+    throw new CatalogError(`${where}: give price (e.g. 12.50) or price_minor (e.g. 1250)`);
+  }
+  const description = text('description');
+  const row: ImportRow = {
+    sku,
+    name,
+    description: description === '' ? null : description,
+    price_minor: priceMinor,
+    currency,
+    stock: text('stock') === '' ? 0 : toInteger(raw.stock, 'stock', where),
+    track_stock: toBoolean(raw.track_stock, 'track_stock', where),
+    active: toBoolean(raw.active, 'active', where),
+  };
+  try {
+    assertProduct(row);
+  } catch (error) {
+    if (isStockError(error)) throw new CatalogError(`${where}: ${error.message}`);
+    throw error;
+  }
+  return row;
+}
+
+/** Line numbers (1-based) where each top-level element of a JSON array starts. */
+function jsonElementLines(text: string): number[] {
+  const lines: number[] = [];
+  let depth = 0;
+  let line = 1;
+  let inString = false;
+  let expectElement = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') line++;
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') continue;
+    if (depth === 1 && expectElement) {
+      lines.push(line);
+      expectElement = false;
+    }
+    if (c === '"') inString = true;
+    else if (c === '[' || c === '{') {
+      depth++;
+      if (depth === 1) expectElement = true;
+    } else if (c === ']' || c === '}') depth--;
+    else if (c === ',' && depth === 1) expectElement = true;
+  }
+  return lines;
+}
+
+export function parseCatalog(text: string, format: 'json' | 'csv'): ImportRow[] {
+  if (format === 'json') {
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (error) {
+      throw new CatalogError(`not valid JSON: ${(error as Error).message}`);
+    }
+    if (!Array.isArray(data)) throw new CatalogError('a JSON catalog is an array of products');
+    const lines = jsonElementLines(text);
+    return data.map((item, index) => {
+      const where = `line ${lines[index] ?? '?'} (item ${index + 1})`;
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+        throw new CatalogError(`${where}: each item must be an object`);
+      }
+      return toImportRow(item as RawRow, where);
+    });
+  }
+  let records: { record: RawRow; info: { lines: number } }[];
+  try {
+    records = parse(text, { columns: true, skip_empty_lines: true, trim: true, bom: true, info: true }) as typeof records;
+  } catch (error) {
+    throw new CatalogError(`not valid CSV: ${(error as Error).message}`);
+  }
+  return records.map(({ record, info }) => toImportRow(record, `line ${info.lines}`));
+}
+
+export function readCatalog(path: string): ImportRow[] {
+  const text = readFileSync(path, 'utf8');
+  const format = /\.csv$/i.test(path) || !/^\s*[[{]/.test(text) ? 'csv' : 'json';
+  const rows = parseCatalog(text, format);
+  const seen = new Map<string, number>();
+  rows.forEach((row, index) => {
+    const first = seen.get(row.sku);
+    if (first !== undefined) throw new CatalogError(`SKU "${row.sku}" appears twice (rows ${first + 1} and ${index + 1})`);
+    seen.set(row.sku, index);
+  });
+  return rows;
+}

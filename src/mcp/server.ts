@@ -1,0 +1,122 @@
+// createServer(): one McpServer for one connection, with the tools its scope allows.
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, isStockError, type StockError } from '../domain/errors.js';
+import type { Logger } from '../logger.js';
+import type { InventoryStore } from '../storage/store.js';
+import type { Scope, ToolDefinition } from './tool.js';
+import { ALL_TOOLS } from './tools/index.js';
+
+export const SERVER_NAME = 'stocklock';
+
+export interface ConnectionOptions {
+  store: InventoryStore;
+  channel: string;
+  admin: boolean;
+  logger: Logger;
+  version: string;
+}
+
+/** A refusal: code first in the text, details as JSON in a second block, no structuredContent (SDK #1943). */
+export function refusalResult(error: Pick<StockError, 'code' | 'message' | 'details'>): CallToolResult {
+  return {
+    isError: true,
+    content: [
+      { type: 'text', text: `${error.code}: ${error.message}` },
+      { type: 'text', text: JSON.stringify({ code: error.code, message: error.message, ...error.details }) },
+    ],
+  };
+}
+
+const INPUT_ERROR = /Input validation error: Invalid arguments for tool (\S+): ([\s\S]*)$/;
+const TOO_MANY_ELEMENTS = /Invalid arguments for tool (\S+): (arguments contain more than[\s\S]*)$/;
+
+/** Rephrases the SDK's schema refusals as INVALID_INPUT naming each field ("quantity: must be at least 1"). */
+export function phraseSdkError(message: string): CallToolResult {
+  const match = INPUT_ERROR.exec(message) ?? TOO_MANY_ELEMENTS.exec(message);
+  if (!match) return { isError: true, content: [{ type: 'text', text: message }] };
+  const [, tool = '', detail = ''] = match;
+  const issues = detail.split('\n').map((line) => {
+    const at = / at ([^\s]+)$/.exec(line);
+    return at ? { field: at[1] as string, problem: line.slice(0, at.index) } : { field: null, problem: line };
+  });
+  const text = issues.map((issue) => (issue.field ? `${issue.field}: ${issue.problem}` : issue.problem)).join('; ');
+  return refusalResult({
+    code: ErrorCode.INVALID_INPUT,
+    message: `Invalid arguments for ${tool}: ${text}. Fix the arguments and call again.`,
+    details: { tool, issues },
+  });
+}
+
+export function toolsFor(scope: Scope): ToolDefinition[] {
+  return ALL_TOOLS.filter((tool) => scope === 'admin' || tool.scope === 'customer');
+}
+
+function assertCoherent(tool: ToolDefinition): void {
+  // A read-only tool that claims to destroy is a definition bug; refuse to serve it.
+  if (tool.annotations.readOnlyHint && tool.annotations.destructiveHint) {
+    throw new Error(`tool ${tool.name} is marked both read-only and destructive`);
+  }
+  if (tool.scope === 'customer' && /\(admin\)/.test(tool.title)) {
+    throw new Error(`tool ${tool.name} is titled admin but offered to customers`);
+  }
+}
+
+export function createServer(options: ConnectionOptions): McpServer {
+  const { store, logger } = options;
+  const ctx = { channel: options.channel };
+  const server = new McpServer(
+    { name: SERVER_NAME, title: 'stocklock inventory', version: options.version },
+    {
+      capabilities: { logging: {} },
+      instructions:
+        'stocklock is the single source of truth for stock. Find products with search_products, reserve with add_to_cart (keep the cart_id), confirm with the customer, then checkout. Reservations expire; release_cart when the customer gives up. Prices are integer minor units plus a display string.',
+      // Bounds the work schema validation does on hostile payloads (check_stock takes at most 100 SKUs).
+      maxToolInputElements: 1000,
+    },
+  );
+  // The SDK reports schema failures as free text; DESIGN wants the INVALID_INPUT refusal format.
+  // createToolError is private in the typings, so it is replaced on this instance only.
+  (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError = phraseSdkError;
+
+  for (const tool of toolsFor(options.admin ? 'admin' : 'customer')) {
+    assertCoherent(tool);
+    server.registerTool(
+      tool.name,
+      {
+        title: tool.title,
+        description: tool.description,
+        inputSchema: tool.inputSchema,
+        outputSchema: tool.outputSchema,
+        annotations: { title: tool.title, ...tool.annotations },
+      },
+      async (input: Record<string, unknown>): Promise<CallToolResult> => {
+        const started = performance.now();
+        const log = (outcome: string, extra: Record<string, unknown> = {}) =>
+          logger.info(
+            { channel: ctx.channel, tool: tool.name, ms: Math.round((performance.now() - started) * 10) / 10, outcome, ...extra },
+            'tool call',
+          );
+        try {
+          const output = await tool.run(store, ctx, input);
+          log('ok');
+          return {
+            structuredContent: output as Record<string, unknown>,
+            content: [{ type: 'text', text: tool.summarize(output) }],
+          };
+        } catch (error) {
+          if (isStockError(error)) {
+            log(error.code);
+            return refusalResult(error);
+          }
+          logger.error({ channel: ctx.channel, tool: tool.name, err: error }, 'tool call failed');
+          return {
+            isError: true,
+            content: [{ type: 'text', text: 'INTERNAL_ERROR: Something went wrong on the server; nothing was changed. Try again later.' }],
+          };
+        }
+      },
+    );
+  }
+  return server;
+}

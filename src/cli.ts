@@ -30,6 +30,16 @@ async function withStore<T>(flags: StoreFlags, fn: (store: InventoryStore) => Pr
   }
 }
 
+/**
+ * Boolean flags read their environment twin here: commander would treat any set value, even "false", as true.
+ */
+function envFlag(name: string): boolean {
+  const value = process.env[name]?.trim().toLowerCase();
+  if (value === undefined || value === '' || ['0', 'false', 'no', 'off'].includes(value)) return false;
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  throw new Error(`${name} must be true or false, got "${process.env[name]}"`);
+}
+
 function quantityArg(text: string): number {
   const value = Number(text);
   if (!Number.isSafeInteger(value) || value < 0) throw new Error(`quantity must be a whole number, got "${text}"`);
@@ -80,17 +90,24 @@ addStoreOptions(
     .addOption(new Option('--stdio', 'serve one connection on stdin/stdout').conflicts('http'))
     .addOption(new Option('--http', 'serve Streamable HTTP on /mcp'))
     .addOption(new Option('--channel <name>', 'stdio: the sales channel of this connection; HTTP --no-auth: of every connection').env('STOCKLOCK_CHANNEL').default('default'))
-    .addOption(new Option('--admin', 'stdio: offer the admin tools on this connection').env('STOCKLOCK_ADMIN'))
+    .addOption(new Option('--admin', 'stdio: offer the admin tools on this connection (env STOCKLOCK_ADMIN=true)'))
     .addOption(new Option('--port <port>', 'HTTP port').env('STOCKLOCK_PORT').default('3000'))
     .addOption(new Option('--host <host>', 'HTTP address to bind').env('STOCKLOCK_HOST').default('127.0.0.1'))
     .addOption(new Option('--allowed-hosts <list>', 'comma-separated Host/Origin names to accept (required beyond loopback)').env('STOCKLOCK_ALLOWED_HOSTS'))
-    .addOption(new Option('--no-auth', 'HTTP without tokens, loopback only: every connection is a customer on --channel'))
+    .addOption(new Option('--no-auth', 'HTTP without tokens, loopback only: every connection is a customer on --channel (env STOCKLOCK_NO_AUTH=true)'))
     .addOption(new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed').env('STOCKLOCK_SESSION_IDLE').default('30m'))
     .addOption(new Option('--max-sessions <n>', 'most open HTTP sessions').env('STOCKLOCK_MAX_SESSIONS').default('1000'))
     .addOption(new Option('--sweep-interval <duration>', 'how often expired carts are released').env('STOCKLOCK_SWEEP_INTERVAL').default('30s')),
 ).action(async (flags: StoreFlags & ServeFlags) => {
   if (!flags.stdio && !flags.http) throw new Error('choose a transport: serve --stdio or serve --http');
-  await serve(flags, false);
+  await serve(
+    {
+      ...flags,
+      admin: flags.admin ?? envFlag('STOCKLOCK_ADMIN'),
+      auth: flags.auth === false ? false : !envFlag('STOCKLOCK_NO_AUTH'),
+    },
+    false,
+  );
 });
 
 addStoreOptions(

@@ -137,6 +137,11 @@ export class SqliteStore implements InventoryStore {
         'INSERT INTO channel_holds (channel, held) VALUES (?, ?) ON CONFLICT (channel) DO UPDATE SET held = held + excluded.held',
       ),
       channelHeld: q('SELECT held FROM channel_holds WHERE channel = ?'),
+      // Units the channel's other expired carts still hold: they no longer count against its cap.
+      channelExpiredHeld: q(
+        `SELECT COALESCE(SUM(l.held), 0) AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+         WHERE c.channel = ? AND c.status = 'open' AND c.expires_at <= ? AND c.id != ?`,
+      ),
       movement: q(
         `INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
          VALUES (@at, @sku, @kind, @quantity, @on_hand_delta, @reserved_delta, @cart_id, @order_id, @channel, @note)`,
@@ -404,15 +409,17 @@ export class SqliteStore implements InventoryStore {
     return added;
   }
 
-  private checkChannelCap(channel: string, adding: number): void {
+  private checkChannelCap(channel: string, adding: number, now: number, cartId: string): void {
     if (adding <= 0) return;
     const row = this.s.channelHeld.get(channel) as { held: number } | undefined;
+    const expired = (this.s.channelExpiredHeld.get(channel, now, cartId) as { held: number }).held;
+    const held = (row?.held ?? 0) - expired;
     const cap = this.options.limits.maxChannelReserved;
-    if ((row?.held ?? 0) + adding > cap) {
+    if (held + adding > cap) {
       throw refuse.limit(
         'per_channel',
         cap,
-        `This channel already holds ${row?.held ?? 0} units in open carts; the cap is ${cap}. Check out or release carts first.`,
+        `This channel already holds ${held} units in open carts; the cap is ${cap}. Check out or release carts first.`,
       );
     }
   }
@@ -486,7 +493,7 @@ export class SqliteStore implements InventoryStore {
       if (missing) throw refuse.outOfStock([missing]);
       held = input.quantity;
     }
-    this.checkChannelCap(ctx.channel, held + revived);
+    this.checkChannelCap(ctx.channel, held + revived, now, cart.id);
     if (held + revived > 0) this.s.addChannelHeld.run(ctx.channel, held + revived);
     this.s.upsertLine.run(cart.id, product.sku, input.quantity, held);
     this.recordMovement({

@@ -1,0 +1,1215 @@
+// The PostgreSQL store: every stock write is one READ COMMITTED transaction that locks its rows before it reads them.
+import { fileURLToPath } from 'node:url';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import pg from 'pg';
+import { refuse, type ShortLine, StockError } from '../../domain/errors.js';
+import { assertCount, assertProduct, assertSku, iso, MAX_QUANTITY, MAX_STOCK, newId } from '../../domain/rules.js';
+import type {
+  AuditReport,
+  AuditViolation,
+  CallContext,
+  CartView,
+  ImportResult,
+  ImportRow,
+  MovementKind,
+  OrderView,
+  ProductInput,
+  ProductView,
+  ReleaseResult,
+  StockLevel,
+  SweepResult,
+  TokenRecord,
+} from '../../domain/types.js';
+import {
+  type CartRow,
+  cartView,
+  effectiveStatus,
+  type LineRow,
+  orderView,
+  type ProductRow,
+  productView,
+  stockLevel,
+} from '../../domain/views.js';
+import { fingerprint, hashToken, newTokenSecret, searchTerms } from '../shared.js';
+import type {
+  AddToCartInput,
+  CheckoutInput,
+  InventoryStore,
+  IssuedToken,
+  ReleaseInput,
+  SearchQuery,
+  StockChange,
+  StoreOptions,
+} from '../store.js';
+
+const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/postgres', import.meta.url));
+
+/** Session advisory lock that serialises migration when several servers start at once ("stocklok" in ASCII). */
+const MIGRATION_LOCK = '8319104653573434219';
+
+/** Deadlocks and serialization failures are retried this many times (within the lock budget), then STORE_BUSY. */
+const MAX_ATTEMPTS = 8;
+
+/**
+ * Lock order, the same in every transaction, so waits cannot form a cycle:
+ * idempotency key (advisory) → cart row → product rows in SKU order (COLLATE "C") → channel_holds rows in
+ * channel order, written last. `cart_lines.held` of a SKU changes only under that product's lock and
+ * `cart_lines.quantity` only under the cart's lock, so each is read after its lock is taken.
+ */
+const PRODUCT_COLUMNS = 'sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active';
+
+/** SQLite's LIKE and lower() fold ASCII letters only; this does the same, so both stores match alike. */
+const asciiLower = (expr: string) => `translate(${expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
+const asciiLowerJs = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+/** Expired holds of one SKU: free stock that no sweep has released yet (p is the products row). */
+const EXPIRED_HELD = `(SELECT COALESCE(SUM(l.held), 0)::bigint FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+  WHERE l.sku = p.sku AND c.status = 'open' AND c.expires_at <= $NOW)`;
+
+interface Statement {
+  name: string;
+  text: string;
+}
+
+function statements<K extends string>(texts: Record<K, string>): Record<K, Statement> {
+  const out = {} as Record<K, Statement>;
+  for (const key of Object.keys(texts) as K[]) out[key] = { name: `stocklock_${key}`, text: texts[key] };
+  return out;
+}
+
+// Every statement is named, so each connection parses and plans it once: the hot path builds no SQL.
+const S = statements({
+  lockProduct: `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = $1 FOR UPDATE`,
+  lockProducts: `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
+  expiredHolds: `SELECT l.cart_id, l.held, c.channel FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2 AND l.held > 0
+      AND ($3::text IS NULL OR c.id <> $3::text)
+    ORDER BY c.expires_at, c.id COLLATE "C"`,
+  expiredHeldSum: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2`,
+  releaseLines: 'UPDATE cart_lines SET held = 0 WHERE sku = $1 AND cart_id = ANY($2::text[])',
+  addReserved: `UPDATE products SET reserved = reserved + $1::integer WHERE sku = $2 RETURNING ${PRODUCT_COLUMNS}`,
+  // The database makes the decision again under the row lock: no row back means not enough stock.
+  holdIfAvailable: `UPDATE products SET reserved = reserved + $1::integer
+    WHERE sku = $2 AND on_hand - reserved >= $1::integer RETURNING ${PRODUCT_COLUMNS}`,
+  addStock: `UPDATE products SET on_hand = on_hand + $1::integer, reserved = reserved + $2::integer, updated_at = $3
+    WHERE sku = $4 RETURNING ${PRODUCT_COLUMNS}`,
+  setHeld: 'UPDATE cart_lines SET held = $1 WHERE cart_id = $2 AND sku = $3',
+  clearHeld: 'UPDATE cart_lines SET held = 0 WHERE cart_id = $1 AND sku = ANY($2::text[]) AND held > 0',
+  addChannelHeld: `INSERT INTO channel_holds (channel, held) VALUES ($1, $2)
+    ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held RETURNING held`,
+  movements: `INSERT INTO stock_movements
+      (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
+    SELECT $1, m.sku, m.kind, m.quantity, m.on_hand_delta, m.reserved_delta, m.cart_id, m.order_id, m.channel, m.note
+    FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::integer[], $7::text[], $8::text[],
+                $9::text[], $10::text[])
+      AS m(sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)`,
+  cart: 'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2',
+  lockCart:
+    'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2 FOR UPDATE',
+  insertCart: `INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
+    VALUES ($1, $2, 'open', $3, $4, $4, $5)`,
+  touchCart: 'UPDATE carts SET status = $1, currency = $2, updated_at = $3, expires_at = $4 WHERE id = $5',
+  closeCarts: 'UPDATE carts SET status = $1, updated_at = $2 WHERE id = ANY($3::text[])',
+  lines: 'SELECT sku, quantity, held FROM cart_lines WHERE cart_id = $1 ORDER BY sku COLLATE "C"',
+  line: 'SELECT sku, quantity, held FROM cart_lines WHERE cart_id = $1 AND sku = $2',
+  cartUnits: 'SELECT COALESCE(SUM(quantity), 0)::bigint AS units FROM cart_lines WHERE cart_id = $1',
+  upsertLine: `INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (cart_id, sku) DO UPDATE
+      SET quantity = cart_lines.quantity + excluded.quantity, held = cart_lines.held + excluded.held`,
+  deleteLine: 'DELETE FROM cart_lines WHERE cart_id = $1 AND sku = $2',
+  lineViews: `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
+    FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = $1 ORDER BY l.sku COLLATE "C"`,
+  orderForCart: 'SELECT id, cart_id, currency, created_at FROM orders WHERE cart_id = $1',
+  orderLines: 'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY sku COLLATE "C"',
+  insertOrder:
+    'INSERT INTO orders (id, cart_id, channel, total_minor, currency, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+  insertOrderLines: `INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor)
+    SELECT $1, l.sku, l.name, l.quantity, l.unit_price_minor
+    FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[]) AS l(sku, name, quantity, unit_price_minor)`,
+  // Calls with one idempotency key queue here, so the second finds the first's record instead of a duplicate key.
+  keyLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
+  idempotency: 'SELECT fingerprint, result FROM idempotency_records WHERE channel = $1 AND tool = $2 AND key = $3',
+  saveIdempotency: `INSERT INTO idempotency_records (channel, tool, key, fingerprint, result, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6)`,
+  pruneIdempotency: 'DELETE FROM idempotency_records WHERE created_at < $1',
+  // Several sweepers at once each take different carts: a locked cart belongs to whoever locked it.
+  expiredCarts: `SELECT id, channel FROM carts WHERE status = 'open' AND expires_at <= $1
+    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+  heldLinesOf: `SELECT cart_id, sku, held FROM cart_lines WHERE cart_id = ANY($1::text[]) AND held > 0
+    ORDER BY sku COLLATE "C", cart_id COLLATE "C"`,
+  insertProduct: `INSERT INTO products (sku, name, description, price_minor, currency, track_stock, active, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (sku) DO NOTHING RETURNING ${PRODUCT_COLUMNS}`,
+  updateProduct: `UPDATE products SET name = $2, description = $3, price_minor = $4, currency = $5, track_stock = $6,
+    active = $7, updated_at = $8 WHERE sku = $1 RETURNING ${PRODUCT_COLUMNS}`,
+  // Every term must match the SKU, name or description; expired holds count as available.
+  search: `SELECT * FROM (
+      SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')}, ${EXPIRED_HELD.replace('$NOW', '$3')} AS expired_held
+      FROM products p
+      WHERE p.active AND NOT EXISTS (
+        SELECT 1 FROM unnest($1::text[]) AS t(term)
+        WHERE NOT (${asciiLower('p.sku')} LIKE '%' || t.term || '%' ESCAPE '\\'
+          OR ${asciiLower('p.name')} LIKE '%' || t.term || '%' ESCAPE '\\'
+          OR ${asciiLower("COALESCE(p.description, '')")} LIKE '%' || t.term || '%' ESCAPE '\\'))
+    ) s
+    WHERE NOT $4::boolean OR NOT track_stock OR on_hand - reserved + expired_held > 0
+    ORDER BY (${asciiLower('sku')} = $2::text) DESC, name COLLATE "C", sku COLLATE "C"
+    LIMIT $5`,
+  productsIn: `SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')},
+      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', '$2')} ELSE 0 END AS expired_held
+    FROM products p WHERE p.sku = ANY($1::text[]) ORDER BY p.sku COLLATE "C"`,
+  allProducts: `SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')},
+      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', '$1')} ELSE 0 END AS expired_held
+    FROM products p ORDER BY p.sku COLLATE "C"`,
+  anyProduct: 'SELECT 1 FROM products LIMIT 1',
+  insertToken:
+    'INSERT INTO api_tokens (id, token_hash, channel, admin, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+  tokens:
+    'SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens ORDER BY created_at, id COLLATE "C"',
+  tokenByHash: `SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens
+    WHERE token_hash = $1 AND revoked_at IS NULL`,
+  revokeToken: 'UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
+  touchToken: 'UPDATE api_tokens SET last_used_at = $1 WHERE id = $2',
+});
+
+interface StoredCart extends CartRow {
+  updated_at: number;
+}
+
+interface StoredLine {
+  sku: string;
+  quantity: number;
+  held: number;
+}
+
+interface Movement {
+  sku: string;
+  kind: MovementKind;
+  quantity: number;
+  on_hand_delta: number;
+  reserved_delta: number;
+  cart_id: string | null;
+  order_id: string | null;
+  channel: string | null;
+  note?: string | null;
+}
+
+interface Hold {
+  cart_id: string;
+  held: number;
+  channel: string;
+}
+
+/** Thrown inside a transaction to run it again from the start (a row another transaction just created). */
+class RetryTransaction extends Error {}
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+function pgCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Worth running the whole transaction again: nothing it did was kept. */
+function isRetryable(error: unknown): boolean {
+  if (error instanceof RetryTransaction) return true;
+  const code = pgCode(error);
+  if (code === '40P01' || code === '40001') return true;
+  // A concurrent call with the same key committed first: the retry replays its record or refuses the key.
+  return code === '23505' && (error as { constraint?: string }).constraint === 'idempotency_records_channel_tool_key_pk';
+}
+
+/** The lock (or a pool connection) could not be had within the budget. */
+function isLockWait(error: unknown): boolean {
+  const code = pgCode(error);
+  if (code === '55P03' || code === '57014') return true;
+  return error instanceof Error && error.message.includes('timeout exceeded when trying to connect');
+}
+
+// int8 (COUNT, SUM, bigint columns) holds ms timestamps and minor units, all far below 2^53.
+const typeParsers = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as
+    typeof pg.types.getTypeParser,
+};
+
+export async function openPostgresStore(url: string, options: StoreOptions): Promise<InventoryStore> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    types: typeParsers,
+    application_name: 'stocklock',
+    connectionTimeoutMillis: Math.max(10_000, options.lockTimeoutMs * 5),
+  });
+  // An idle connection the server dropped is discarded by the pool; the next query opens another.
+  pool.on('error', () => undefined);
+  try {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      // Several servers starting at once: one migrates, the others wait here and then find nothing to do.
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      try {
+        await migrate(drizzle(client), { migrationsFolder: MIGRATIONS });
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch((error: Error) => {
+          broken = error;
+        });
+      }
+    } finally {
+      client.release(broken);
+    }
+    return new PostgresStore(pool, options);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** One write transaction: its client, the product rows it has locked, and what it writes at the end. */
+class Tx {
+  /** Product rows this transaction holds the lock on, kept current by every UPDATE … RETURNING. */
+  readonly products = new Map<string, ProductRow>();
+  /** Changes to channel_holds, written last in channel order (see the lock order above). */
+  readonly channelDeltas = new Map<string, number>();
+  readonly movements: Movement[] = [];
+
+  constructor(
+    readonly client: pg.PoolClient,
+    readonly now: number,
+  ) {}
+
+  async rows<T>(statement: Statement, values: unknown[]): Promise<T[]> {
+    const result = await this.client.query({ name: statement.name, text: statement.text, values });
+    return result.rows as T[];
+  }
+
+  async row<T>(statement: Statement, values: unknown[]): Promise<T | undefined> {
+    return (await this.rows<T>(statement, values))[0];
+  }
+
+  async run(statement: Statement, values: unknown[]): Promise<number> {
+    const result = await this.client.query({ name: statement.name, text: statement.text, values });
+    return result.rowCount ?? 0;
+  }
+
+  addChannel(channel: string, delta: number): void {
+    this.channelDeltas.set(channel, (this.channelDeltas.get(channel) ?? 0) + delta);
+  }
+
+  movement(m: Movement): void {
+    this.movements.push(m);
+  }
+}
+
+export class PostgresStore implements InventoryStore {
+  readonly dialect = 'postgres' as const;
+  private closed = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly options: StoreOptions,
+  ) {}
+
+  // ---------------------------------------------------------------- the write path
+
+  /**
+   * Runs `fn` in one transaction; deadlocks and serialization failures run it again, with jitter, a bounded
+   * number of times within the lock budget. A lock wait past the budget is STORE_BUSY.
+   */
+  private async write<R>(now: number, fn: (tx: Tx) => Promise<R>): Promise<R> {
+    const started = performance.now();
+    const budget = this.options.lockTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = Math.ceil(budget - (performance.now() - started));
+      if (remaining <= 0) throw refuse.busy(Math.round(performance.now() - started));
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (error) {
+        if (isLockWait(error)) throw refuse.busy(Math.round(performance.now() - started));
+        throw error;
+      }
+      let broken: Error | undefined;
+      try {
+        // One round trip: each lock wait may use what is left of the budget, and no more.
+        await client.query(
+          `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, remaining)}; SET LOCAL statement_timeout = ${budget + 5_000}`,
+        );
+        const tx = new Tx(client, now);
+        const result = await fn(tx);
+        await this.flush(tx);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch((rollbackError: Error) => {
+          broken = rollbackError;
+        });
+        const waited = Math.round(performance.now() - started);
+        if (error instanceof StockError) throw error;
+        if (isLockWait(error)) throw refuse.busy(waited);
+        if (!isRetryable(error)) throw error;
+        if (attempt >= MAX_ATTEMPTS) throw refuse.busy(waited);
+      } finally {
+        client.release(broken);
+      }
+      // Jittered, growing backoff so the transactions that collided do not collide again in lockstep.
+      await sleep(Math.random() * Math.min(2 ** attempt, 50));
+    }
+  }
+
+  /** Writes what a transaction deferred: channel counters (last, in channel order) and the ledger rows. */
+  private async flush(tx: Tx, capCheck?: { channel: string; adding: number }): Promise<void> {
+    const channels = [...tx.channelDeltas.keys()];
+    if (capCheck && capCheck.adding > 0 && !tx.channelDeltas.has(capCheck.channel)) channels.push(capCheck.channel);
+    for (const channel of channels.sort()) {
+      const delta = tx.channelDeltas.get(channel) ?? 0;
+      const checking = capCheck !== undefined && capCheck.adding > 0 && capCheck.channel === channel;
+      if (delta === 0 && !checking) continue;
+      const row = await tx.row<{ held: number }>(S.addChannelHeld, [channel, delta]);
+      const cap = this.options.limits.maxChannelReserved;
+      if (checking && row && row.held > cap) {
+        const before = row.held - capCheck.adding;
+        throw refuse.limit(
+          'per_channel',
+          cap,
+          `This channel already holds ${before} units in open carts; the cap is ${cap}. Check out or release carts first.`,
+        );
+      }
+    }
+    tx.channelDeltas.clear();
+    if (tx.movements.length > 0) {
+      const m = tx.movements.splice(0);
+      await tx.run(S.movements, [
+        tx.now,
+        m.map((x) => x.sku),
+        m.map((x) => x.kind),
+        m.map((x) => x.quantity),
+        m.map((x) => x.on_hand_delta),
+        m.map((x) => x.reserved_delta),
+        m.map((x) => x.cart_id),
+        m.map((x) => x.order_id),
+        m.map((x) => x.channel),
+        m.map((x) => x.note ?? null),
+      ]);
+    }
+  }
+
+  private now(): number {
+    return this.options.clock.now();
+  }
+
+  private async query<T>(statement: Statement, values: unknown[]): Promise<T[]> {
+    const result = await this.pool.query({ name: statement.name, text: statement.text, values });
+    return result.rows as T[];
+  }
+
+  /** Locks the rows of these SKUs in SKU order; rows that do not exist are simply absent. */
+  private async lockProducts(tx: Tx, skus: Iterable<string>): Promise<void> {
+    const wanted = [...new Set(skus)].filter((sku) => !tx.products.has(sku));
+    if (wanted.length === 0) return;
+    const rows =
+      wanted.length === 1
+        ? await tx.rows<ProductRow>(S.lockProduct, [wanted[0]])
+        : await tx.rows<ProductRow>(S.lockProducts, [wanted]);
+    for (const row of rows) tx.products.set(row.sku, row);
+  }
+
+  /** The locked product row (locking it if this transaction has not yet). */
+  private async requireProduct(tx: Tx, sku: string, activeOnly = true): Promise<ProductRow> {
+    if (!tx.products.has(sku)) await this.lockProducts(tx, [sku]);
+    const product = tx.products.get(sku);
+    if (!product || (activeOnly && !product.active)) throw refuse.unknownSku(sku);
+    return product;
+  }
+
+  private lockedProduct(tx: Tx, sku: string): ProductRow {
+    const product = tx.products.get(sku);
+    // A programming error, not a refusal: stock must never change without its row lock.
+    if (!product) throw new Error(`product ${sku} changed without its row lock`);
+    return product;
+  }
+
+  private async updateProduct(tx: Tx, statement: Statement, values: unknown[]): Promise<ProductRow | undefined> {
+    const row = await tx.row<ProductRow>(statement, values);
+    if (row) tx.products.set(row.sku, row);
+    return row;
+  }
+
+  private async expiredHeld(tx: Tx | undefined, sku: string, now: number): Promise<number> {
+    const rows = tx
+      ? await tx.rows<{ held: number }>(S.expiredHeldSum, [sku, now])
+      : await this.query<{ held: number }>(S.expiredHeldSum, [sku, now]);
+    return rows[0]?.held ?? 0;
+  }
+
+  /** Releases holds of one SKU (whose row this transaction has locked): lines, `reserved`, counters, ledger. */
+  private async releaseHolds(tx: Tx, sku: string, holds: Hold[], kind: 'release' | 'expire'): Promise<void> {
+    if (holds.length === 0) return;
+    this.lockedProduct(tx, sku);
+    await tx.run(S.releaseLines, [sku, holds.map((h) => h.cart_id)]);
+    const units = holds.reduce((sum, h) => sum + h.held, 0);
+    await this.updateProduct(tx, S.addReserved, [-units, sku]);
+    for (const hold of holds) {
+      tx.addChannel(hold.channel, -hold.held);
+      tx.movement({
+        sku,
+        kind,
+        quantity: hold.held,
+        on_hand_delta: 0,
+        reserved_delta: -hold.held,
+        cart_id: hold.cart_id,
+        order_id: null,
+        channel: hold.channel,
+      });
+    }
+  }
+
+  /** Frees the SKU's holds in expired carts (other than `keepCartId`) before deciding on that SKU. */
+  private async releaseExpired(tx: Tx, sku: string, now: number, keepCartId?: string): Promise<void> {
+    this.lockedProduct(tx, sku);
+    const holds = await tx.rows<Hold>(S.expiredHolds, [sku, now, keepCartId ?? null]);
+    await this.releaseHolds(tx, sku, holds, 'expire');
+  }
+
+  /** Reserves `units` more of a tracked, locked product, or reports how many there are. */
+  private async tryHold(tx: Tx, product: ProductRow, units: number): Promise<ShortLine | undefined> {
+    const held = await this.updateProduct(tx, S.holdIfAvailable, [units, product.sku]);
+    if (held) return undefined;
+    const current = this.lockedProduct(tx, product.sku);
+    return { sku: product.sku, requested: units, available: Math.max(0, current.on_hand - current.reserved) };
+  }
+
+  private async loadCart(tx: Tx | undefined, ctx: CallContext, cartId: string): Promise<StoredCart> {
+    const cart = tx
+      ? await tx.row<StoredCart>(S.lockCart, [cartId, ctx.channel])
+      : (await this.query<StoredCart>(S.cart, [cartId, ctx.channel]))[0];
+    if (!cart) throw refuse.cartNotFound(cartId);
+    return cart;
+  }
+
+  /**
+   * Makes every tracked line of the cart hold its full quantity again (an expired cart being revived):
+   * all or nothing, naming every short line. The lines' products must be locked already.
+   */
+  private async holdAllLines(tx: Tx, cart: StoredCart, ctx: CallContext, now: number): Promise<number> {
+    const short: ShortLine[] = [];
+    let added = 0;
+    for (const line of await tx.rows<StoredLine>(S.lines, [cart.id])) {
+      const product = await this.requireProduct(tx, line.sku);
+      if (!product.track_stock || line.held === line.quantity) continue;
+      await this.releaseExpired(tx, line.sku, now, cart.id);
+      const need = line.quantity - line.held;
+      const missing = await this.tryHold(tx, product, need);
+      if (missing) {
+        short.push({ sku: line.sku, requested: line.quantity, available: missing.available + line.held });
+        continue;
+      }
+      await tx.run(S.setHeld, [line.quantity, cart.id, line.sku]);
+      tx.movement({
+        sku: line.sku,
+        kind: 'reserve',
+        quantity: need,
+        on_hand_delta: 0,
+        reserved_delta: need,
+        cart_id: cart.id,
+        order_id: null,
+        channel: ctx.channel,
+        note: 'cart revived',
+      });
+      added += need;
+    }
+    if (short.length > 0) throw refuse.outOfStock(short);
+    return added;
+  }
+
+  private async replay(
+    tx: Tx,
+    ctx: CallContext,
+    tool: string,
+    key: string | undefined,
+    print: string,
+  ): Promise<unknown> {
+    if (key === undefined) return undefined;
+    await tx.run(S.keyLock, [JSON.stringify([ctx.channel, tool, key])]);
+    const record = await tx.row<{ fingerprint: string; result: string }>(S.idempotency, [ctx.channel, tool, key]);
+    if (!record) return undefined;
+    if (record.fingerprint !== print) throw refuse.idempotencyConflict(key);
+    return JSON.parse(record.result);
+  }
+
+  private async remember(
+    tx: Tx,
+    ctx: CallContext,
+    tool: string,
+    key: string | undefined,
+    print: string,
+    result: unknown,
+    now: number,
+  ): Promise<void> {
+    if (key === undefined) return;
+    await tx.run(S.saveIdempotency, [ctx.channel, tool, key, print, JSON.stringify(result), now]);
+  }
+
+  private async addToCartTx(tx: Tx, ctx: CallContext, input: AddToCartInput, now: number): Promise<CartView> {
+    const print = fingerprint([input.sku, input.quantity, input.cartId ?? null]);
+    const replayed = await this.replay(tx, ctx, 'add_to_cart', input.idempotencyKey, print);
+    if (replayed) return replayed as CartView;
+
+    const { limits } = this.options;
+    // The cart row is locked before any product row; an expired cart locks all its lines' products at once.
+    let found: StoredCart | undefined;
+    if (input.cartId !== undefined) {
+      found = await tx.row<StoredCart>(S.lockCart, [input.cartId, ctx.channel]);
+      const open = found && found.status !== 'checked_out' && found.status !== 'released';
+      if (found && open && effectiveStatus(found, now) === 'expired') {
+        const lines = await tx.rows<StoredLine>(S.lines, [found.id]);
+        await this.lockProducts(tx, [input.sku, ...lines.map((line) => line.sku)]);
+      }
+    }
+    const product = await this.requireProduct(tx, input.sku);
+
+    let cart: StoredCart;
+    let revived = 0;
+    let line: StoredLine | undefined;
+    let cartUnits = input.quantity;
+    if (input.cartId === undefined) {
+      cart = {
+        id: newId('cart_'),
+        channel: ctx.channel,
+        status: 'open',
+        currency: product.currency,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + this.options.reservationTtlMs,
+      };
+      await tx.run(S.insertCart, [cart.id, ctx.channel, product.currency, now, cart.expires_at]);
+    } else {
+      if (!found) throw refuse.cartNotFound(input.cartId);
+      cart = found;
+      if (cart.status === 'checked_out' || cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
+      if (cart.currency !== null && cart.currency !== product.currency) {
+        throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
+      }
+      if (effectiveStatus(cart, now) === 'expired') revived = await this.holdAllLines(tx, cart, ctx, now);
+      line = await tx.row<StoredLine>(S.line, [cart.id, product.sku]);
+      cartUnits += (await tx.row<{ units: number }>(S.cartUnits, [cart.id]))?.units ?? 0;
+    }
+
+    const lineQuantity = (line?.quantity ?? 0) + input.quantity;
+    if (lineQuantity > limits.maxLineQuantity) {
+      throw refuse.limit(
+        'per_line',
+        limits.maxLineQuantity,
+        `At most ${limits.maxLineQuantity} units of one product per cart; this line would have ${lineQuantity}.`,
+      );
+    }
+    if (cartUnits > limits.maxCartQuantity) {
+      throw refuse.limit(
+        'per_cart',
+        limits.maxCartQuantity,
+        `At most ${limits.maxCartQuantity} units per cart; this cart would have ${cartUnits}.`,
+      );
+    }
+
+    let held = 0;
+    if (product.track_stock) {
+      await this.releaseExpired(tx, product.sku, now, cart.id);
+      const fresh = await this.requireProduct(tx, product.sku);
+      const missing = await this.tryHold(tx, fresh, input.quantity);
+      if (missing) throw refuse.outOfStock([missing]);
+      held = input.quantity;
+    }
+    tx.addChannel(ctx.channel, held + revived);
+    await tx.run(S.upsertLine, [cart.id, product.sku, input.quantity, held]);
+    tx.movement({
+      sku: product.sku,
+      kind: 'reserve',
+      quantity: input.quantity,
+      on_hand_delta: 0,
+      reserved_delta: held,
+      cart_id: cart.id,
+      order_id: null,
+      channel: ctx.channel,
+    });
+
+    let view: CartView;
+    if (input.cartId === undefined) {
+      // A new cart holds just this line; its row already has the status, currency and expiry set below.
+      const only: LineRow = {
+        sku: product.sku,
+        name: product.name,
+        quantity: input.quantity,
+        unit_price_minor: product.price_minor,
+      };
+      view = cartView(cart, [only], now, null);
+    } else {
+      cart.status = 'open';
+      cart.expires_at = now + this.options.reservationTtlMs;
+      cart.currency = product.currency;
+      await tx.run(S.touchCart, ['open', cart.currency, now, cart.expires_at, cart.id]);
+      view = await this.cartViewOf(tx, cart, now, null);
+    }
+    // The per-channel cap is decided under the channel row's lock, taken last.
+    await this.flush(tx, { channel: ctx.channel, adding: held + revived });
+    await this.remember(tx, ctx, 'add_to_cart', input.idempotencyKey, print, view, now);
+    return view;
+  }
+
+  private async checkoutTx(tx: Tx, ctx: CallContext, input: CheckoutInput, now: number): Promise<OrderView> {
+    const print = fingerprint([input.cartId]);
+    const replayed = await this.replay(tx, ctx, 'checkout', input.idempotencyKey, print);
+    if (replayed) return replayed as OrderView;
+
+    const cart = await this.loadCart(tx, ctx, input.cartId);
+    if (cart.status === 'checked_out') {
+      // Checkout is idempotent on the cart: a repeat returns the order it made.
+      const order = await this.orderOf(tx, cart.id);
+      await this.remember(tx, ctx, 'checkout', input.idempotencyKey, print, order, now);
+      return order;
+    }
+    if (cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
+    const skus = (await tx.rows<StoredLine>(S.lines, [cart.id])).map((line) => line.sku);
+    if (skus.length === 0) throw refuse.cartEmpty(cart.id);
+    await this.lockProducts(tx, skus);
+    // Read again under the product locks: an expiry elsewhere may have released a hold meanwhile.
+    const lines = await tx.rows<StoredLine>(S.lines, [cart.id]);
+
+    // Re-holds whatever expiry (or a product becoming tracked) released; all or nothing.
+    const revived = await this.holdAllLines(tx, cart, ctx, now);
+    if (revived > 0) tx.addChannel(ctx.channel, revived);
+
+    const orderId = newId('ord_');
+    const sold: LineRow[] = [];
+    const clear: string[] = [];
+    let unitsReleased = 0;
+    for (const line of lines) {
+      const product = await this.requireProduct(tx, line.sku);
+      const tracked = Boolean(product.track_stock);
+      // holdAllLines made every tracked line hold its full quantity.
+      const held = tracked ? line.quantity : line.held;
+      if (held > 0 || tracked) {
+        await this.updateProduct(tx, S.addStock, [tracked ? -line.quantity : 0, -held, now, line.sku]);
+      }
+      if (held > 0) clear.push(line.sku);
+      unitsReleased += held;
+      tx.movement({
+        sku: line.sku,
+        kind: 'sale',
+        quantity: line.quantity,
+        on_hand_delta: tracked ? -line.quantity : 0,
+        reserved_delta: -held,
+        cart_id: cart.id,
+        order_id: orderId,
+        channel: ctx.channel,
+      });
+      sold.push({ sku: line.sku, name: product.name, quantity: line.quantity, unit_price_minor: product.price_minor });
+    }
+    if (clear.length > 0) await tx.run(S.clearHeld, [cart.id, clear]);
+    if (unitsReleased > 0) tx.addChannel(ctx.channel, -unitsReleased);
+    const currency = cart.currency ?? 'USD';
+    const total = sold.reduce((sum, line) => sum + line.quantity * line.unit_price_minor, 0);
+    await tx.run(S.insertOrder, [orderId, cart.id, ctx.channel, total, currency, now]);
+    await tx.run(S.insertOrderLines, [
+      orderId,
+      sold.map((l) => l.sku),
+      sold.map((l) => l.name),
+      sold.map((l) => l.quantity),
+      sold.map((l) => l.unit_price_minor),
+    ]);
+    await tx.run(S.closeCarts, ['checked_out', now, [cart.id]]);
+
+    const order = orderView({ id: orderId, cart_id: cart.id, currency, created_at: now }, sold);
+    await this.flush(tx);
+    await this.remember(tx, ctx, 'checkout', input.idempotencyKey, print, order, now);
+    return order;
+  }
+
+  private async releaseTx(tx: Tx, ctx: CallContext, input: ReleaseInput, now: number): Promise<ReleaseResult> {
+    const cart = await this.loadCart(tx, ctx, input.cartId);
+    if (cart.status === 'checked_out') throw refuse.cartClosed(cart.id, cart.status);
+    // Releasing twice is a no-op, so a retried call is safe.
+    if (cart.status === 'released') return { cart: await this.cartViewOf(tx, cart, now, null), released: [] };
+    const targets = (await tx.rows<StoredLine>(S.lines, [cart.id])).filter(
+      (line) => input.sku === undefined || line.sku === input.sku,
+    );
+    await this.lockProducts(
+      tx,
+      targets.filter((line) => line.held > 0).map((line) => line.sku),
+    );
+    const released: { sku: string; quantity: number }[] = [];
+    // Read again under the product locks: an expiry elsewhere may have released a hold meanwhile.
+    for (const line of await tx.rows<StoredLine>(S.lines, [cart.id])) {
+      if (input.sku !== undefined && line.sku !== input.sku) continue;
+      if (line.held > 0) {
+        await this.releaseHolds(tx, line.sku, [{ cart_id: cart.id, held: line.held, channel: ctx.channel }], 'release');
+      }
+      released.push({ sku: line.sku, quantity: line.quantity });
+      if (input.sku !== undefined) await tx.run(S.deleteLine, [cart.id, line.sku]);
+    }
+    if (input.sku === undefined) {
+      cart.status = 'released';
+      await tx.run(S.closeCarts, ['released', now, [cart.id]]);
+    }
+    return { cart: await this.cartViewOf(tx, cart, now, null), released };
+  }
+
+  private async sweepBatchTx(tx: Tx, now: number, batchSize: number): Promise<SweepResult> {
+    const carts = await tx.rows<{ id: string; channel: string }>(S.expiredCarts, [now, batchSize]);
+    if (carts.length === 0) return { carts: 0, units: 0 };
+    const ids = carts.map((cart) => cart.id);
+    const channelOf = new Map(carts.map((cart) => [cart.id, cart.channel]));
+    // Lines that hold nothing cannot start holding without the cart lock, which this transaction has.
+    const before = await tx.rows<{ cart_id: string; sku: string; held: number }>(S.heldLinesOf, [ids]);
+    await this.lockProducts(
+      tx,
+      before.map((line) => line.sku),
+    );
+    const bySku = new Map<string, Hold[]>();
+    let units = 0;
+    for (const line of await tx.rows<{ cart_id: string; sku: string; held: number }>(S.heldLinesOf, [ids])) {
+      const holds = bySku.get(line.sku) ?? [];
+      holds.push({ cart_id: line.cart_id, held: line.held, channel: channelOf.get(line.cart_id) ?? '' });
+      bySku.set(line.sku, holds);
+      units += line.held;
+    }
+    for (const [sku, holds] of bySku) await this.releaseHolds(tx, sku, holds, 'expire');
+    await tx.run(S.closeCarts, ['expired', now, ids]);
+    return { carts: carts.length, units };
+  }
+
+  private async changeStock(
+    tx: Tx,
+    product: ProductRow,
+    kind: MovementKind,
+    delta: number,
+    channel: string | null,
+    note: string | null,
+    now: number,
+  ): Promise<void> {
+    if (product.on_hand + delta > MAX_STOCK) {
+      throw refuse.invalid('quantity', `on-hand of "${product.sku}" would exceed ${MAX_STOCK}`);
+    }
+    await this.updateProduct(tx, S.addStock, [delta, 0, now, product.sku]);
+    tx.movement({
+      sku: product.sku,
+      kind,
+      quantity: Math.abs(delta),
+      on_hand_delta: delta,
+      reserved_delta: 0,
+      cart_id: null,
+      order_id: null,
+      channel,
+      note,
+    });
+  }
+
+  private async setOnHand(
+    tx: Tx,
+    ctx: CallContext,
+    product: ProductRow,
+    onHand: number,
+    kind: 'adjust' | 'import',
+    note: string | undefined,
+    now: number,
+  ): Promise<void> {
+    await this.releaseExpired(tx, product.sku, now);
+    const current = await this.requireProduct(tx, product.sku, false);
+    if (onHand < current.reserved) throw refuse.belowReserved(product.sku, onHand, current.reserved);
+    const delta = onHand - current.on_hand;
+    if (delta !== 0 || kind === 'import') {
+      await this.changeStock(tx, current, kind, delta, ctx.channel, note ?? null, now);
+    }
+  }
+
+  /** Returns whether the product existed. */
+  private async upsertLocked(tx: Tx, input: ProductInput, now: number): Promise<boolean> {
+    assertProduct(input);
+    await this.lockProducts(tx, [input.sku]);
+    const existing = tx.products.get(input.sku);
+    const trackStock = input.track_stock ?? (existing ? Boolean(existing.track_stock) : true);
+    if (existing && Boolean(existing.track_stock) !== trackStock) {
+      await this.releaseExpired(tx, input.sku, now);
+      const reserved = this.lockedProduct(tx, input.sku).reserved;
+      if (reserved > 0) {
+        throw refuse.invalid(
+          'track_stock',
+          `cannot change while carts hold ${reserved} units of "${input.sku}"; wait for them to close`,
+        );
+      }
+    }
+    const values = [
+      input.sku,
+      input.name,
+      input.description ?? null,
+      input.price_minor,
+      input.currency,
+      trackStock,
+      input.active !== false,
+      now,
+    ];
+    if (existing) {
+      await this.updateProduct(tx, S.updateProduct, values);
+      return true;
+    }
+    // A concurrent call created the row after our lock found none: start again and update it instead.
+    if (!(await this.updateProduct(tx, S.insertProduct, values))) throw new RetryTransaction();
+    return false;
+  }
+
+  private async cartViewOf(tx: Tx | undefined, cart: CartRow, now: number, orderId: string | null): Promise<CartView> {
+    const lines = tx
+      ? await tx.rows<LineRow>(S.lineViews, [cart.id])
+      : await this.query<LineRow>(S.lineViews, [cart.id]);
+    return cartView(cart, lines, now, orderId);
+  }
+
+  private async orderOf(tx: Tx | undefined, cartId: string): Promise<OrderView> {
+    type StoredOrder = { id: string; cart_id: string; currency: string; created_at: number };
+    const order = tx
+      ? await tx.row<StoredOrder>(S.orderForCart, [cartId])
+      : (await this.query<StoredOrder>(S.orderForCart, [cartId]))[0];
+    if (!order) throw new Error(`checked-out cart ${cartId} has no order`);
+    const lines = tx
+      ? await tx.rows<LineRow>(S.orderLines, [order.id])
+      : await this.query<LineRow>(S.orderLines, [order.id]);
+    return orderView(order, lines);
+  }
+
+  private async level(tx: Tx, sku: string, now: number): Promise<StockLevel> {
+    return stockLevel(await this.requireProduct(tx, sku, false), await this.expiredHeld(tx, sku, now));
+  }
+
+  // ---------------------------------------------------------------- InventoryStore
+
+  async searchProducts(query: SearchQuery): Promise<ProductView[]> {
+    const rows = await this.query<ProductRow & { expired_held: number }>(S.search, [
+      searchTerms(query.query).map(asciiLowerJs),
+      asciiLowerJs(query.query.trim()),
+      this.now(),
+      query.inStockOnly,
+      query.limit,
+    ]);
+    return rows.map((row) => productView(row, row.expired_held));
+  }
+
+  async checkStock(skus: string[]): Promise<{ products: ProductView[]; unknown_skus: string[] }> {
+    const wanted = [...new Set(skus)];
+    // One statement, so every figure comes from one snapshot.
+    const rows = await this.query<ProductRow & { expired_held: number }>(S.productsIn, [wanted, this.now()]);
+    const found = new Map(rows.filter((row) => row.active).map((row) => [row.sku, row]));
+    const products: ProductView[] = [];
+    const unknown: string[] = [];
+    for (const sku of wanted) {
+      const row = found.get(sku);
+      if (row) products.push(productView(row, row.expired_held));
+      else unknown.push(sku);
+    }
+    return { products, unknown_skus: unknown };
+  }
+
+  async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
+    assertSku(input.sku);
+    assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
+    const now = this.now();
+    return this.write(now, (tx) => this.addToCartTx(tx, ctx, input, now));
+  }
+
+  async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
+    const now = this.now();
+    const cart = await this.loadCart(undefined, ctx, cartId);
+    const order = cart.status === 'checked_out' ? await this.orderOf(undefined, cart.id) : undefined;
+    return this.cartViewOf(undefined, cart, now, order?.order_id ?? null);
+  }
+
+  async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
+    const now = this.now();
+    return this.write(now, (tx) => this.checkoutTx(tx, ctx, input, now));
+  }
+
+  async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
+    if (input.sku !== undefined) assertSku(input.sku);
+    const now = this.now();
+    return this.write(now, (tx) => this.releaseTx(tx, ctx, input, now));
+  }
+
+  async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
+    assertSku(change.sku);
+    assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
+    const now = this.now();
+    return this.write(now, async (tx) => {
+      const product = await this.requireProduct(tx, change.sku, false);
+      await this.changeStock(tx, product, 'restock', change.quantity, ctx.channel, change.note ?? null, now);
+      return this.level(tx, change.sku, now);
+    });
+  }
+
+  async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
+    assertSku(change.sku);
+    assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
+    const now = this.now();
+    return this.write(now, async (tx) => {
+      const product = await this.requireProduct(tx, change.sku, false);
+      await this.setOnHand(tx, ctx, product, change.quantity, 'adjust', change.note, now);
+      return this.level(tx, change.sku, now);
+    });
+  }
+
+  async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
+    assertProduct(product);
+    const now = this.now();
+    return this.write(now, async (tx) => {
+      await this.upsertLocked(tx, product, now);
+      const row = await this.requireProduct(tx, product.sku, false);
+      return productView(row, await this.expiredHeld(tx, product.sku, now));
+    });
+  }
+
+  async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
+    rows.forEach((row, index) => {
+      try {
+        assertProduct(row);
+        assertCount(row.stock, 'stock', 0, MAX_STOCK);
+      } catch (error) {
+        if (error instanceof StockError) throw refuse.invalid(`row ${index + 1}`, error.message);
+        throw error;
+      }
+    });
+    const now = this.now();
+    return this.write(now, async (tx) => {
+      // Existing rows are locked up front in SKU order; new ones are created as the rows come.
+      await this.lockProducts(
+        tx,
+        rows.map((row) => row.sku),
+      );
+      const result: ImportResult = { created: 0, updated: 0 };
+      for (const row of rows) {
+        const existed = await this.upsertLocked(tx, row, now);
+        result[existed ? 'updated' : 'created'] += 1;
+        const product = await this.requireProduct(tx, row.sku, false);
+        await this.setOnHand(tx, ctx, product, row.stock, 'import', 'catalog import', now);
+      }
+      return result;
+    });
+  }
+
+  async stockLevels(skus?: string[]): Promise<StockLevel[]> {
+    const now = this.now();
+    const rows =
+      skus && skus.length > 0
+        ? await this.query<ProductRow & { expired_held: number }>(S.productsIn, [skus, now])
+        : await this.query<ProductRow & { expired_held: number }>(S.allProducts, [now]);
+    return rows.map((row) => stockLevel(row, row.expired_held));
+  }
+
+  async sweepExpired(batchSize = 100): Promise<SweepResult> {
+    const total: SweepResult = { carts: 0, units: 0 };
+    for (;;) {
+      const now = this.now();
+      const batch = await this.write(now, (tx) => this.sweepBatchTx(tx, now, batchSize));
+      total.carts += batch.carts;
+      total.units += batch.units;
+      // Fewer than a batch: none left, or another sweeper has the rest locked and is releasing them.
+      if (batch.carts < batchSize) return total;
+    }
+  }
+
+  async pruneIdempotency(olderThanMs: number): Promise<number> {
+    const before = this.now() - olderThanMs;
+    return this.write(before, (tx) => tx.run(S.pruneIdempotency, [before]));
+  }
+
+  async audit(): Promise<AuditReport> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      // One snapshot for every check while writers carry on.
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const report = await auditPostgres(client);
+      await client.query('COMMIT');
+      return report;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async isEmpty(): Promise<boolean> {
+    return (await this.query(S.anyProduct, [])).length === 0;
+  }
+
+  async createToken(channel: string, admin: boolean, label?: string): Promise<IssuedToken> {
+    const token = newTokenSecret();
+    const id = newId('tok_', 10);
+    const now = this.now();
+    await this.write(now, (tx) => tx.run(S.insertToken, [id, hashToken(token), channel, admin, label ?? null, now]));
+    return {
+      token,
+      record: { id, channel, admin, label: label ?? null, created_at: iso(now), revoked_at: null, last_used_at: null },
+    };
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return (await this.query<StoredToken>(S.tokens, [])).map(tokenRecord);
+  }
+
+  async revokeToken(id: string): Promise<boolean> {
+    const now = this.now();
+    return this.write(now, async (tx) => (await tx.run(S.revokeToken, [now, id])) > 0);
+  }
+
+  async verifyToken(token: string): Promise<TokenRecord | undefined> {
+    const [row] = await this.query<StoredToken>(S.tokenByHash, [hashToken(token)]);
+    if (!row) return undefined;
+    const now = this.now();
+    // last_used_at is advisory: refreshing it at most once a minute keeps auth off the write path.
+    if (row.last_used_at === null || now - row.last_used_at > 60_000) {
+      await this.query(S.touchToken, [now, row.id]).catch(() => undefined);
+    }
+    return tokenRecord(row);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+interface StoredToken {
+  id: string;
+  channel: string;
+  admin: boolean;
+  label: string | null;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+function tokenRecord(row: StoredToken): TokenRecord {
+  return {
+    id: row.id,
+    channel: row.channel,
+    admin: row.admin,
+    label: row.label,
+    created_at: iso(row.created_at),
+    revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
+    last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
+  };
+}
+
+/** Checks DESIGN's four invariants (plus the per-channel hold counters) by recomputing them from scratch. */
+async function auditPostgres(client: pg.PoolClient): Promise<AuditReport> {
+  const violations: AuditViolation[] = [];
+  const all = async <T>(sql: string) => (await client.query(sql)).rows as T[];
+
+  for (const p of await all<{ sku: string; on_hand: number; reserved: number }>(
+    'SELECT sku, on_hand, reserved FROM products WHERE track_stock AND (reserved < 0 OR reserved > on_hand OR on_hand < 0)',
+  )) {
+    violations.push({
+      invariant: 1,
+      subject: p.sku,
+      message: `on_hand ${p.on_hand}, reserved ${p.reserved}: must be 0 <= reserved <= on_hand`,
+    });
+  }
+
+  for (const p of await all<{ sku: string; reserved: number; held: number }>(
+    `SELECT p.sku, p.reserved, COALESCE(h.held, 0)::bigint AS held FROM products p
+     LEFT JOIN (SELECT l.sku, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                WHERE c.status = 'open' GROUP BY l.sku) h ON h.sku = p.sku
+     WHERE p.track_stock AND p.reserved != COALESCE(h.held, 0)
+     ORDER BY p.sku COLLATE "C"`,
+  )) {
+    violations.push({
+      invariant: 2,
+      subject: p.sku,
+      message: `reserved ${p.reserved} but open carts hold ${p.held}`,
+    });
+  }
+  for (const l of await all<{ cart_id: string; sku: string; status: string; held: number }>(
+    `SELECT l.cart_id, l.sku, c.status, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+     WHERE l.held > 0 AND c.status != 'open'`,
+  )) {
+    violations.push({
+      invariant: 2,
+      subject: l.sku,
+      message: `cart ${l.cart_id} is ${l.status} but still holds ${l.held}`,
+    });
+  }
+  for (const c of await all<{ channel: string; counted: number; held: number }>(
+    `SELECT ch.channel, ch.held AS counted, COALESCE(h.held, 0)::bigint AS held FROM channel_holds ch
+     LEFT JOIN (SELECT c.channel, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                GROUP BY c.channel) h ON h.channel = ch.channel
+     WHERE ch.held != COALESCE(h.held, 0)`,
+  )) {
+    violations.push({
+      invariant: 2,
+      subject: `channel ${c.channel}`,
+      message: `channel hold counter ${c.counted} but its carts hold ${c.held}`,
+    });
+  }
+
+  for (const p of await all<{ sku: string; on_hand: number; reserved: number; on_sum: number; res_sum: number }>(
+    `SELECT p.sku, p.on_hand, p.reserved, COALESCE(m.on_sum, 0)::bigint AS on_sum, COALESCE(m.res_sum, 0)::bigint AS res_sum
+     FROM products p LEFT JOIN (SELECT sku, SUM(on_hand_delta) AS on_sum, SUM(reserved_delta) AS res_sum
+                                FROM stock_movements GROUP BY sku) m ON m.sku = p.sku
+     WHERE p.on_hand != COALESCE(m.on_sum, 0) OR p.reserved != COALESCE(m.res_sum, 0)
+     ORDER BY p.sku COLLATE "C"`,
+  )) {
+    violations.push({
+      invariant: 3,
+      subject: p.sku,
+      message: `on_hand ${p.on_hand} / reserved ${p.reserved} but the ledger sums to ${p.on_sum} / ${p.res_sum}`,
+    });
+  }
+
+  for (const c of await all<{ id: string; status: string; orders: number }>(
+    `SELECT c.id, c.status, COUNT(o.id) AS orders FROM carts c LEFT JOIN orders o ON o.cart_id = c.id
+     GROUP BY c.id HAVING (c.status = 'checked_out' AND COUNT(o.id) != 1) OR (c.status != 'checked_out' AND COUNT(o.id) > 0)`,
+  )) {
+    violations.push({
+      invariant: 4,
+      subject: c.id,
+      message: `cart is ${c.status} and has ${c.orders} orders (a checked-out cart has exactly one)`,
+    });
+  }
+  for (const m of await all<{ order_id: string | null; sku: string; ordered: number; sold: number }>(
+    `SELECT order_id, sku, SUM(ordered)::bigint AS ordered, SUM(sold)::bigint AS sold FROM (
+       SELECT order_id, sku, quantity AS ordered, 0 AS sold FROM order_lines
+       UNION ALL
+       SELECT order_id, sku, 0, quantity FROM stock_movements WHERE kind = 'sale'
+     ) x GROUP BY order_id, sku HAVING SUM(ordered) != SUM(sold)`,
+  )) {
+    violations.push({
+      invariant: 4,
+      subject: m.order_id ?? '(no order)',
+      message: `${m.sku}: order lines say ${m.ordered}, sale movements say ${m.sold}`,
+    });
+  }
+  for (const o of await all<{ id: string; total_minor: number; lines_total: number }>(
+    `SELECT o.id, o.total_minor, COALESCE(SUM(l.quantity * l.unit_price_minor), 0)::bigint AS lines_total
+     FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
+     GROUP BY o.id HAVING o.total_minor != COALESCE(SUM(l.quantity * l.unit_price_minor), 0)`,
+  )) {
+    violations.push({
+      invariant: 4,
+      subject: o.id,
+      message: `order total ${o.total_minor} but its lines add up to ${o.lines_total}`,
+    });
+  }
+
+  const [counts] = await all<{ products: number; carts: number; orders: number; movements: number }>(
+    `SELECT (SELECT COUNT(*) FROM products) AS products, (SELECT COUNT(*) FROM carts) AS carts,
+            (SELECT COUNT(*) FROM orders) AS orders, (SELECT COUNT(*) FROM stock_movements) AS movements`,
+  );
+  return {
+    ok: violations.length === 0,
+    checked: counts ?? { products: 0, carts: 0, orders: 0, movements: 0 },
+    violations,
+  };
+}

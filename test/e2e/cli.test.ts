@@ -1,0 +1,126 @@
+// The `stocklock` command as a merchant uses it: import, stock changes, audit, tokens.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { ROOT, runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/sqlite.js';
+
+function shop(): { dir: string; db: string } {
+  const dir = tempDir();
+  const db = join(dir, 'shop.db');
+  expect(runCli(['import', join(ROOT, 'examples/demo-catalog.json'), '--db', db]).status).toBe(0);
+  return { dir, db };
+}
+
+function stockOf(db: string, sku: string): { on_hand: number; reserved: number } {
+  return JSON.parse(runCli(['stock', sku, '--json', '--db', db]).stdout)[0];
+}
+
+describe('stocklock import', () => {
+  it('imports the CSV demo with decimal prices and untracked products', () => {
+    const db = join(tempDir(), 'csv.db');
+    const result = runCli(['import', join(ROOT, 'examples/demo-catalog.csv'), '--db', db]);
+    expect(result.stdout).toContain('Imported 3 products (3 new, 0 updated)');
+    const levels = JSON.parse(runCli(['stock', '--json', '--db', db]).stdout);
+    expect(levels).toContainEqual(expect.objectContaining({ sku: 'EBOOK-GUIDE', track_stock: false, available: null }));
+    expect(levels).toContainEqual(expect.objectContaining({ sku: 'JACKET-LTD', on_hand: 1 }));
+  });
+
+  it.each([
+    ['sku,name,price,currency,stock\nA-1,Apple,1.00,EUR,5\nB-2,Pear,1.005,EUR,5\n', 'line 3: price "1.005"'],
+    ['sku,name,price,currency,stock\nA-1,Apple,1.00,EUR,5\n,Nameless,1.00,EUR,5\n', 'line 3: sku is missing'],
+    ['sku,name,price,currency,stock\nA-1,Apple,1.00,EUR,-5\n', 'line 2: stock must be a whole number'],
+    ['sku,name,price,currency,stock\nA 1,Apple,1.00,EUR,5\n', 'line 2: sku: "A 1" is not a SKU'],
+    ['sku,name,price,currency,stock\nA-1,Apple,1.00,EURO,5\n', 'line 2: currency'],
+    ['sku,name,price,currency,stock\nA-1,Apple,1.00,EUR,5\nA-1,Apple,1.00,EUR,5\n', 'appears twice'],
+  ])('refuses a bad CSV row, naming its line, and imports nothing (%#)', (csv, message) => {
+    const { dir, db } = shop();
+    const file = join(dir, 'bad.csv');
+    writeFileSync(file, csv);
+    const result = runCli(['import', file, '--db', db]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(message);
+    expect(runCli(['stock', 'A-1', '--json', '--db', db]).stdout.trim()).toBe('[]');
+  });
+
+  it('names the line of a bad item in a JSON array', () => {
+    const { dir, db } = shop();
+    const file = join(dir, 'bad.json');
+    writeFileSync(
+      file,
+      '[\n  {"sku":"A-1","name":"Apple","price":"1.00","currency":"EUR","stock":1},\n  {"sku":"B-2","name":"Pear","price_minor":-3,"currency":"EUR","stock":1}\n]\n',
+    );
+    const result = runCli(['import', file, '--db', db]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('line 3 (item 2): price_minor must be a whole number');
+  });
+});
+
+describe('stock changes and the audit', () => {
+  it('restocks, sets stock and refuses an unknown SKU with its code', () => {
+    const { db } = shop();
+    expect(runCli(['restock', 'JACKET-LTD', '4', '--db', db]).status).toBe(0);
+    expect(stockOf(db, 'JACKET-LTD').on_hand).toBe(5);
+    expect(runCli(['set-stock', 'JACKET-LTD', '2', '--note', 'stock take', '--db', db]).status).toBe(0);
+    expect(stockOf(db, 'JACKET-LTD').on_hand).toBe(2);
+    const unknown = runCli(['restock', 'NOPE', '1', '--db', db]);
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toContain('UNKNOWN_SKU');
+    expect(runCli(['audit', '--db', db]).status).toBe(0);
+  });
+
+  it('exits 1 with a report when the database has been tampered with', () => {
+    const { db } = shop();
+    const conn = new Database(db);
+    conn.prepare("UPDATE products SET on_hand = on_hand + 3 WHERE sku = 'MUG-WHT'").run();
+    conn.close();
+    const audit = runCli(['audit', '--db', db]);
+    expect(audit.status).toBe(1);
+    expect(audit.stdout).toContain('invariant 3 MUG-WHT');
+    const json = JSON.parse(runCli(['audit', '--json', '--db', db]).stdout);
+    expect(json.ok).toBe(false);
+  });
+
+  it('sweeps nothing on a fresh shop and reports it', () => {
+    const { db } = shop();
+    expect(runCli(['sweep', '--db', db]).stdout).toContain('Released 0 units from 0 expired carts');
+  });
+
+  it('takes the database from STOCKLOCK_DB and refuses a missing directory clearly', () => {
+    const { db } = shop();
+    expect(JSON.parse(runCli(['stock', '--json'], { STOCKLOCK_DB: db }).stdout)).toHaveLength(13);
+    const missing = runCli(['stock', '--db', join(tempDir(), 'no/such/dir/x.db')]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/directory .* does not exist/);
+    expect(missing.stderr).not.toMatch(/at .*\.js:\d+/);
+  });
+});
+
+describe('stocklock token', () => {
+  it('prints a token once, lists only its id, and revokes it', () => {
+    const { db } = shop();
+    const created = runCli(['token', 'create', '--channel', 'telegram', '--label', 'bot', '--db', db]);
+    expect(created.status).toBe(0);
+    const token = created.stdout.trim();
+    expect(token).toMatch(/^slk_[\w-]{43}$/);
+    const list = runCli(['token', 'list', '--json', '--db', db]);
+    expect(list.stdout).not.toContain(token);
+    const [record] = JSON.parse(list.stdout);
+    expect(record).toMatchObject({ channel: 'telegram', admin: false, label: 'bot', revoked_at: null });
+    const conn = new Database(db, { readonly: true });
+    const stored = JSON.stringify(conn.prepare('SELECT * FROM api_tokens').all());
+    conn.close();
+    expect(stored).not.toContain(token);
+    expect(runCli(['token', 'revoke', record.id, '--db', db]).status).toBe(0);
+    expect(JSON.parse(runCli(['token', 'list', '--json', '--db', db]).stdout)[0].revoked_at).not.toBeNull();
+    expect(runCli(['token', 'revoke', record.id, '--db', db]).status).toBe(1);
+  });
+
+  it('refuses a malformed channel name', () => {
+    const { db } = shop();
+    const result = runCli(['token', 'create', '--channel', 'Bad Channel!', '--db', db]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('channel "Bad Channel!" must be');
+  });
+});

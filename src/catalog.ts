@@ -9,7 +9,17 @@ export class CatalogError extends Error {}
 
 type RawRow = Record<string, unknown>;
 
-const KNOWN_FIELDS = new Set(['sku', 'name', 'description', 'price', 'price_minor', 'currency', 'stock', 'track_stock', 'active']);
+const KNOWN_FIELDS = new Set([
+  'sku',
+  'name',
+  'description',
+  'price',
+  'price_minor',
+  'currency',
+  'stock',
+  'track_stock',
+  'active',
+]);
 
 function toBoolean(value: unknown, field: string, where: string): boolean | undefined {
   if (value === undefined || value === null || value === '') return undefined;
@@ -21,9 +31,16 @@ function toBoolean(value: unknown, field: string, where: string): boolean | unde
 }
 
 function toInteger(value: unknown, field: string, where: string): number {
-  const number = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+  const number =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && value.trim() !== ''
+        ? Number(value)
+        : Number.NaN;
   if (!Number.isSafeInteger(number) || number < 0) {
-    throw new CatalogError(`${where}: ${field} must be a whole number of 0 or more, got "${String(value ?? '')}"`);
+    throw new CatalogError(
+      `${where}: ${field} must be a whole number of 0 or more, got "${String(value ?? '')}"`,
+    );
   }
   return number;
 }
@@ -33,7 +50,8 @@ export function toImportRow(raw: RawRow, where: string): ImportRow {
   for (const key of Object.keys(raw)) {
     if (!KNOWN_FIELDS.has(key)) throw new CatalogError(`${where}: unknown field "${key}"`);
   }
-  const text = (field: string) => (raw[field] === undefined || raw[field] === null ? '' : String(raw[field]).trim());
+  const text = (field: string) =>
+    raw[field] === undefined || raw[field] === null ? '' : String(raw[field]).trim();
   const sku = text('sku');
   const name = text('name');
   const currency = text('currency').toUpperCase();
@@ -46,7 +64,9 @@ export function toImportRow(raw: RawRow, where: string): ImportRow {
   } else if (text('price') !== '') {
     const parsed = parseMajorPrice(text('price'), currency);
     if (parsed === undefined) {
-      throw new CatalogError(`${where}: price "${text('price')}" is not a decimal amount in ${currency} (e.g. 12.50)`);
+      throw new CatalogError(
+        `${where}: price "${text('price')}" is not a decimal amount in ${currency} (e.g. 12.50)`,
+      );
     }
     priceMinor = parsed;
   } else {
@@ -122,7 +142,13 @@ export function parseCatalog(text: string, format: 'json' | 'csv'): ImportRow[] 
   }
   let records: { record: RawRow; info: { lines: number } }[];
   try {
-    records = parse(text, { columns: true, skip_empty_lines: true, trim: true, bom: true, info: true }) as typeof records;
+    records = parse(text, {
+      columns: true,
+      skip_empty_lines: true,
+      trim: true,
+      bom: true,
+      info: true,
+    }) as typeof records;
   } catch (error) {
     throw new CatalogError(`not valid CSV: ${(error as Error).message}`);
   }
@@ -136,7 +162,8 @@ export function readCatalog(path: string): ImportRow[] {
   const seen = new Map<string, number>();
   rows.forEach((row, index) => {
     const first = seen.get(row.sku);
-    if (first !== undefined) throw new CatalogError(`SKU "${row.sku}" appears twice (rows ${first + 1} and ${index + 1})`);
+    if (first !== undefined)
+      throw new CatalogError(`SKU "${row.sku}" appears twice (rows ${first + 1} and ${index + 1})`);
     seen.set(row.sku, index);
   });
   return rows;

@@ -42,7 +42,8 @@ function envFlag(name: string): boolean {
 
 function quantityArg(text: string): number {
   const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`quantity must be a whole number, got "${text}"`);
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new Error(`quantity must be a whole number, got "${text}"`);
   return value;
 }
 
@@ -59,7 +60,9 @@ function printTable(levels: StockLevel[]): void {
   ];
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
   for (const row of rows) {
-    const cells = row.map((cell, column) => (column >= 2 ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0)));
+    const cells = row.map((cell, column) =>
+      column >= 2 ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0),
+    );
     process.stdout.write(`${cells.join('  ').trimEnd()}\n`);
   }
 }
@@ -74,7 +77,8 @@ function printAudit(report: AuditReport): void {
     return;
   }
   process.stdout.write(`FAILED: ${report.violations.length} violation(s)\n`);
-  for (const v of report.violations) process.stdout.write(`  invariant ${v.invariant} ${v.subject}: ${v.message}\n`);
+  for (const v of report.violations)
+    process.stdout.write(`  invariant ${v.invariant} ${v.subject}: ${v.message}\n`);
 }
 
 const program = new Command()
@@ -89,15 +93,46 @@ addStoreOptions(
     .description('run the MCP server over stdio or Streamable HTTP (migrates the database first)')
     .addOption(new Option('--stdio', 'serve one connection on stdin/stdout').conflicts('http'))
     .addOption(new Option('--http', 'serve Streamable HTTP on /mcp'))
-    .addOption(new Option('--channel <name>', 'stdio: the sales channel of this connection; HTTP --no-auth: of every connection').env('STOCKLOCK_CHANNEL').default('default'))
-    .addOption(new Option('--admin', 'stdio: offer the admin tools on this connection (env STOCKLOCK_ADMIN=true)'))
+    .addOption(
+      new Option(
+        '--channel <name>',
+        'stdio: the sales channel of this connection; HTTP --no-auth: of every connection',
+      )
+        .env('STOCKLOCK_CHANNEL')
+        .default('default'),
+    )
+    .addOption(
+      new Option('--admin', 'stdio: offer the admin tools on this connection (env STOCKLOCK_ADMIN=true)'),
+    )
     .addOption(new Option('--port <port>', 'HTTP port').env('STOCKLOCK_PORT').default('3000'))
     .addOption(new Option('--host <host>', 'HTTP address to bind').env('STOCKLOCK_HOST').default('127.0.0.1'))
-    .addOption(new Option('--allowed-hosts <list>', 'comma-separated Host/Origin names to accept (required beyond loopback)').env('STOCKLOCK_ALLOWED_HOSTS'))
-    .addOption(new Option('--no-auth', 'HTTP without tokens, loopback only: every connection is a customer on --channel (env STOCKLOCK_NO_AUTH=true)'))
-    .addOption(new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed').env('STOCKLOCK_SESSION_IDLE').default('30m'))
-    .addOption(new Option('--max-sessions <n>', 'most open HTTP sessions').env('STOCKLOCK_MAX_SESSIONS').default('1000'))
-    .addOption(new Option('--sweep-interval <duration>', 'how often expired carts are released').env('STOCKLOCK_SWEEP_INTERVAL').default('30s')),
+    .addOption(
+      new Option(
+        '--allowed-hosts <list>',
+        'comma-separated Host/Origin names to accept (required beyond loopback)',
+      ).env('STOCKLOCK_ALLOWED_HOSTS'),
+    )
+    .addOption(
+      new Option(
+        '--no-auth',
+        'HTTP without tokens, loopback only: every connection is a customer on --channel (env STOCKLOCK_NO_AUTH=true)',
+      ),
+    )
+    .addOption(
+      new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed')
+        .env('STOCKLOCK_SESSION_IDLE')
+        .default('30m'),
+    )
+    .addOption(
+      new Option('--max-sessions <n>', 'most open HTTP sessions')
+        .env('STOCKLOCK_MAX_SESSIONS')
+        .default('1000'),
+    )
+    .addOption(
+      new Option('--sweep-interval <duration>', 'how often expired carts are released')
+        .env('STOCKLOCK_SWEEP_INTERVAL')
+        .default('30s'),
+    ),
 ).action(async (flags: StoreFlags & ServeFlags) => {
   if (!flags.stdio && !flags.http) throw new Error('choose a transport: serve --stdio or serve --http');
   await serve(
@@ -116,9 +151,16 @@ addStoreOptions(
     .description('serve HTTP; on a brand-new database load the demo catalog and print a development token')
     .addOption(new Option('--port <port>', 'HTTP port').env('STOCKLOCK_PORT').default('3000'))
     .addOption(new Option('--host <host>', 'HTTP address to bind').env('STOCKLOCK_HOST').default('127.0.0.1'))
-    .addOption(new Option('--sweep-interval <duration>', 'how often expired carts are released').env('STOCKLOCK_SWEEP_INTERVAL').default('30s')),
+    .addOption(
+      new Option('--sweep-interval <duration>', 'how often expired carts are released')
+        .env('STOCKLOCK_SWEEP_INTERVAL')
+        .default('30s'),
+    ),
 ).action(async (flags: StoreFlags & ServeFlags) => {
-  await serve({ ...flags, http: true, auth: true, channel: 'default', sessionIdle: '30m', maxSessions: '1000' }, true);
+  await serve(
+    { ...flags, http: true, auth: true, channel: 'default', sessionIdle: '30m', maxSessions: '1000' },
+    true,
+  );
 });
 
 interface ServeFlags {
@@ -158,7 +200,11 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
     {
       host: flags.host,
       port: Number(flags.port),
-      allowedHosts: flags.allowedHosts?.split(',').map((h) => h.trim()).filter(Boolean) ?? [],
+      allowedHosts:
+        flags.allowedHosts
+          ?.split(',')
+          .map((h) => h.trim())
+          .filter(Boolean) ?? [],
       auth: flags.auth !== false,
       channel,
       sessionIdleMs: parseDuration(flags.sessionIdle),
@@ -179,7 +225,12 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-async function serveStdio(store: InventoryStore, channel: string, admin: boolean, logger: ReturnType<typeof createLogger>) {
+async function serveStdio(
+  store: InventoryStore,
+  channel: string,
+  admin: boolean,
+  logger: ReturnType<typeof createLogger>,
+) {
   const { serveStdio: run } = await import('./transports/stdio.js');
   await run(store, { channel, admin, version: VERSION }, logger);
 }
@@ -212,12 +263,17 @@ addStoreOptions(program.command('migrate').description('apply database migration
 addStoreOptions(
   program
     .command('import')
-    .argument('<file>', 'a JSON array or CSV of sku,name,price|price_minor,currency,stock[,track_stock,description]')
+    .argument(
+      '<file>',
+      'a JSON array or CSV of sku,name,price|price_minor,currency,stock[,track_stock,description]',
+    )
     .description('create or update products and set their stock; all rows or none'),
 ).action(async (file: string, flags: StoreFlags) => {
   const rows = readCatalog(file);
   const result = await withStore(flags, (store) => store.importProducts(CLI_CHANNEL, rows));
-  process.stdout.write(`Imported ${rows.length} products (${result.created} new, ${result.updated} updated).\n`);
+  process.stdout.write(
+    `Imported ${rows.length} products (${result.created} new, ${result.updated} updated).\n`,
+  );
 });
 
 addStoreOptions(
@@ -268,7 +324,10 @@ addStoreOptions(program.command('sweep').description('release expired reservatio
 );
 
 addStoreOptions(
-  program.command('audit').option('--json', 'print the report as JSON').description('check every invariant; exit 1 on a violation'),
+  program
+    .command('audit')
+    .option('--json', 'print the report as JSON')
+    .description('check every invariant; exit 1 on a violation'),
 ).action(async (flags: StoreFlags & { json?: boolean }) => {
   const report = await withStore(flags, (store) => store.audit());
   if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -286,33 +345,41 @@ addStoreOptions(
     .description('create a token and print it once (only its hash is stored)'),
 ).action(async (flags: StoreFlags & { channel: string; admin?: boolean; label?: string }) => {
   const channel = assertChannel(flags.channel);
-  const issued = await withStore(flags, (store) => store.createToken(channel, Boolean(flags.admin), flags.label));
+  const issued = await withStore(flags, (store) =>
+    store.createToken(channel, Boolean(flags.admin), flags.label),
+  );
   process.stderr.write(
     `Created ${issued.record.id} for channel "${channel}"${flags.admin ? ' (admin)' : ''}. It is shown only now:\n`,
   );
   process.stdout.write(`${issued.token}\n`);
 });
-addStoreOptions(token.command('list').option('--json', 'print JSON').description('list tokens (never their secrets)')).action(
-  async (flags: StoreFlags & { json?: boolean }) => {
-    const tokens = await withStore(flags, (store) => store.listTokens());
-    if (flags.json) {
-      process.stdout.write(`${JSON.stringify(tokens, null, 2)}\n`);
-      return;
-    }
-    for (const t of tokens) {
-      const state = t.revoked_at ? `revoked ${t.revoked_at}` : `last used ${t.last_used_at ?? 'never'}`;
-      process.stdout.write(`${t.id}  ${t.channel}${t.admin ? ' (admin)' : ''}  created ${t.created_at}  ${state}  ${t.label ?? ''}\n`);
-    }
-    if (tokens.length === 0) process.stdout.write('No tokens. Create one with: stocklock token create --channel web\n');
-  },
-);
-addStoreOptions(token.command('revoke').argument('<id>', 'the token id from token list').description('revoke a token at once')).action(
-  async (id: string, flags: StoreFlags) => {
-    const revoked = await withStore(flags, (store) => store.revokeToken(id));
-    if (!revoked) throw new Error(`no live token with id "${id}" (see stocklock token list)`);
-    process.stdout.write(`Revoked ${id}.\n`);
-  },
-);
+addStoreOptions(
+  token.command('list').option('--json', 'print JSON').description('list tokens (never their secrets)'),
+).action(async (flags: StoreFlags & { json?: boolean }) => {
+  const tokens = await withStore(flags, (store) => store.listTokens());
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(tokens, null, 2)}\n`);
+    return;
+  }
+  for (const t of tokens) {
+    const state = t.revoked_at ? `revoked ${t.revoked_at}` : `last used ${t.last_used_at ?? 'never'}`;
+    process.stdout.write(
+      `${t.id}  ${t.channel}${t.admin ? ' (admin)' : ''}  created ${t.created_at}  ${state}  ${t.label ?? ''}\n`,
+    );
+  }
+  if (tokens.length === 0)
+    process.stdout.write('No tokens. Create one with: stocklock token create --channel web\n');
+});
+addStoreOptions(
+  token
+    .command('revoke')
+    .argument('<id>', 'the token id from token list')
+    .description('revoke a token at once'),
+).action(async (id: string, flags: StoreFlags) => {
+  const revoked = await withStore(flags, (store) => store.revokeToken(id));
+  if (!revoked) throw new Error(`no live token with id "${id}" (see stocklock token list)`);
+  process.stdout.write(`Revoked ${id}.\n`);
+});
 
 program.parseAsync().catch((error: unknown) => {
   if (isStockError(error)) {

@@ -17,14 +17,17 @@ export interface StoreFlags {
 
 function positiveInteger(text: string, flag: string): number {
   const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${flag} must be a whole number of at least 1, got "${text}"`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new Error(`${flag} must be a whole number of at least 1, got "${text}"`);
   return value;
 }
 
 export function addStoreOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('--db <path|url>', 'SQLite file path or postgres:// URL').env('STOCKLOCK_DB').default('./stocklock.db'),
+      new Option('--db <path|url>', 'SQLite file path or postgres:// URL')
+        .env('STOCKLOCK_DB')
+        .default('./stocklock.db'),
     )
     .addOption(
       new Option('--reservation-ttl <duration>', 'how long add_to_cart holds stock (90s, 15m, 2h or seconds)')
@@ -58,7 +61,9 @@ export function addStoreOptions(command: Command): Command {
         .default(String(DEFAULT_LIMITS.maxChannelReserved)),
     )
     .addOption(
-      new Option('--pool-size <n>', 'PostgreSQL connections per process').env('STOCKLOCK_POOL_SIZE').default('10'),
+      new Option('--pool-size <n>', 'PostgreSQL connections per process')
+        .env('STOCKLOCK_POOL_SIZE')
+        .default('10'),
     );
 }
 

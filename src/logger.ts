@@ -9,7 +9,10 @@ export function createLogger(level = process.env.STOCKLOCK_LOG_LEVEL ?? 'info'):
       level,
       base: { service: 'stocklock' },
       // Defence in depth: a token must never reach a log line even if someone logs a request.
-      redact: { paths: ['token', 'authorization', '*.authorization', 'headers.authorization'], censor: '[redacted]' },
+      redact: {
+        paths: ['token', 'authorization', '*.authorization', 'headers.authorization'],
+        censor: '[redacted]',
+      },
     },
     pino.destination(2),
   );

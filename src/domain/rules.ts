@@ -37,7 +37,12 @@ export function assertCount(value: number, field: string, min: number, max: numb
   }
 }
 
-export function assertProduct(input: { sku: string; name: string; price_minor: number; currency: string }): void {
+export function assertProduct(input: {
+  sku: string;
+  name: string;
+  price_minor: number;
+  currency: string;
+}): void {
   assertSku(input.sku);
   if (input.name.trim().length === 0 || input.name.length > 200) {
     throw refuse.invalid('name', 'must be 1-200 characters');

@@ -40,7 +40,9 @@ export function phraseSdkError(message: string): CallToolResult {
     const at = / at ([^\s]+)$/.exec(line);
     return at ? { field: at[1] as string, problem: line.slice(0, at.index) } : { field: null, problem: line };
   });
-  const text = issues.map((issue) => (issue.field ? `${issue.field}: ${issue.problem}` : issue.problem)).join('; ');
+  const text = issues
+    .map((issue) => (issue.field ? `${issue.field}: ${issue.problem}` : issue.problem))
+    .join('; ');
   return refusalResult({
     code: ErrorCode.INVALID_INPUT,
     message: `Invalid arguments for ${tool}: ${text}. Fix the arguments and call again.`,
@@ -77,7 +79,8 @@ export function createServer(options: ConnectionOptions): McpServer {
   );
   // The SDK reports schema failures as free text; DESIGN wants the INVALID_INPUT refusal format.
   // createToolError is private in the typings, so it is replaced on this instance only.
-  (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError = phraseSdkError;
+  (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError =
+    phraseSdkError;
 
   for (const tool of toolsFor(options.admin ? 'admin' : 'customer')) {
     assertCoherent(tool);
@@ -94,7 +97,13 @@ export function createServer(options: ConnectionOptions): McpServer {
         const started = performance.now();
         const log = (outcome: string, extra: Record<string, unknown> = {}) =>
           logger.info(
-            { channel: ctx.channel, tool: tool.name, ms: Math.round((performance.now() - started) * 10) / 10, outcome, ...extra },
+            {
+              channel: ctx.channel,
+              tool: tool.name,
+              ms: Math.round((performance.now() - started) * 10) / 10,
+              outcome,
+              ...extra,
+            },
             'tool call',
           );
         try {
@@ -112,7 +121,12 @@ export function createServer(options: ConnectionOptions): McpServer {
           logger.error({ channel: ctx.channel, tool: tool.name, err: error }, 'tool call failed');
           return {
             isError: true,
-            content: [{ type: 'text', text: 'INTERNAL_ERROR: Something went wrong on the server; nothing was changed. Try again later.' }],
+            content: [
+              {
+                type: 'text',
+                text: 'INTERNAL_ERROR: Something went wrong on the server; nothing was changed. Try again later.',
+              },
+            ],
           };
         }
       },

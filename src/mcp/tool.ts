@@ -14,7 +14,9 @@ export interface ToolDefinition<In extends z.ZodObject = z.ZodObject, Out extend
   scope: Scope;
   inputSchema: In;
   outputSchema: Out;
-  annotations: Required<Pick<ToolAnnotations, 'readOnlyHint' | 'destructiveHint' | 'idempotentHint' | 'openWorldHint'>>;
+  annotations: Required<
+    Pick<ToolAnnotations, 'readOnlyHint' | 'destructiveHint' | 'idempotentHint' | 'openWorldHint'>
+  >;
   run(store: InventoryStore, ctx: CallContext, input: z.infer<In>): Promise<z.infer<Out>>;
   /** One line a person or a voice agent can read out. */
   summarize(output: z.infer<Out>): string;

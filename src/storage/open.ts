@@ -1,6 +1,7 @@
 // Chooses the store from --db: a postgres:// URL is PostgreSQL, anything else a SQLite file path.
-import type { InventoryStore, StoreOptions } from './store.js';
+
 import { openSqliteStore } from './sqlite/store.js';
+import type { InventoryStore, StoreOptions } from './store.js';
 
 export function isPostgresUrl(db: string): boolean {
   return /^postgres(ql)?:\/\//i.test(db);

@@ -94,7 +94,7 @@ export interface InventoryStore {
 
   createToken(channel: string, admin: boolean, label?: string): Promise<IssuedToken>;
   listTokens(): Promise<TokenRecord[]>;
-  revokeToken(idOrPrefix: string): Promise<boolean>;
+  revokeToken(id: string): Promise<boolean>;
   /** The live token record whose secret this is, or undefined. */
   verifyToken(token: string): Promise<TokenRecord | undefined>;
 

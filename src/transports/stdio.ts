@@ -11,7 +11,11 @@ export interface StdioOptions {
 }
 
 /** Serves until the host closes stdin; resolves once the connection is closed. */
-export async function serveStdio(store: InventoryStore, options: StdioOptions, logger: Logger): Promise<void> {
+export async function serveStdio(
+  store: InventoryStore,
+  options: StdioOptions,
+  logger: Logger,
+): Promise<void> {
   const server = createServer({ store, logger, ...options });
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {

@@ -23,7 +23,9 @@ describe('stocklock import', () => {
     const result = runCli(['import', join(ROOT, 'examples/demo-catalog.csv'), '--db', db]);
     expect(result.stdout).toContain('Imported 3 products (3 new, 0 updated)');
     const levels = JSON.parse(runCli(['stock', '--json', '--db', db]).stdout);
-    expect(levels).toContainEqual(expect.objectContaining({ sku: 'EBOOK-GUIDE', track_stock: false, available: null }));
+    expect(levels).toContainEqual(
+      expect.objectContaining({ sku: 'EBOOK-GUIDE', track_stock: false, available: null }),
+    );
     expect(levels).toContainEqual(expect.objectContaining({ sku: 'JACKET-LTD', on_hand: 1 }));
   });
 

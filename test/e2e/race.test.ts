@@ -16,7 +16,9 @@ const NAIVE_BUYER = fileURLToPath(new URL('../fixtures/naive-buyer.mjs', import.
 
 function catalog(dir: string): string {
   const path = join(dir, 'catalog.json');
-  const rows = [{ sku: 'LAST-ONES', name: 'The last ones', price: '10.00', currency: 'EUR', stock: LAST_UNITS }];
+  const rows = [
+    { sku: 'LAST-ONES', name: 'The last ones', price: '10.00', currency: 'EUR', stock: LAST_UNITS },
+  ];
   writeFileSync(path, JSON.stringify(rows));
   return path;
 }
@@ -46,7 +48,9 @@ describe(`${PROCESSES} processes x ${BUYERS_PER_PROCESS} buyers for the last ${L
         clients.flatMap((client) => Array.from({ length: BUYERS_PER_PROCESS }, () => buy(client))),
       );
       expect(outcomes.filter((o) => o === 'sold')).toHaveLength(LAST_UNITS);
-      expect(outcomes.filter((o) => o === 'refused')).toHaveLength(PROCESSES * BUYERS_PER_PROCESS - LAST_UNITS);
+      expect(outcomes.filter((o) => o === 'refused')).toHaveLength(
+        PROCESSES * BUYERS_PER_PROCESS - LAST_UNITS,
+      );
     } finally {
       await Promise.all(clients.map((c) => c.close()));
     }
@@ -73,7 +77,9 @@ describe(`${PROCESSES} processes x ${BUYERS_PER_PROCESS} buyers for the last ${L
               out += chunk;
             });
             worker.on('error', reject);
-            worker.on('exit', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`exit ${code}`))));
+            worker.on('exit', (code) =>
+              code === 0 ? resolve(Number(out.trim())) : reject(new Error(`exit ${code}`)),
+            );
           }),
       ),
     );

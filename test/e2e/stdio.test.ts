@@ -18,13 +18,19 @@ describe('stocklock serve --stdio', () => {
       const cart = await call(client, 'add_to_cart', { sku: 'JACKET-LTD', quantity: 1 });
       const cartId = (cart.structuredContent as { cart_id: string }).cart_id;
       const order = await call(client, 'checkout', { cart_id: cartId });
-      expect(text(order)).toMatch(/^Order ord_\w+ placed: 1 × Limited edition rain jacket, total 149.00 EUR\.$/);
-      expect(refusalCode(await call(client, 'add_to_cart', { sku: 'JACKET-LTD', quantity: 1 }))).toBe('OUT_OF_STOCK');
+      expect(text(order)).toMatch(
+        /^Order ord_\w+ placed: 1 × Limited edition rain jacket, total 149.00 EUR\.$/,
+      );
+      expect(refusalCode(await call(client, 'add_to_cart', { sku: 'JACKET-LTD', quantity: 1 }))).toBe(
+        'OUT_OF_STOCK',
+      );
     } finally {
       await client.close();
     }
     const stock = runCli(['stock', 'JACKET-LTD', '--json', '--db', db]);
-    expect(JSON.parse(stock.stdout)).toMatchObject([{ sku: 'JACKET-LTD', on_hand: 0, reserved: 0, available: 0 }]);
+    expect(JSON.parse(stock.stdout)).toMatchObject([
+      { sku: 'JACKET-LTD', on_hand: 0, reserved: 0, available: 0 },
+    ]);
     const audit = runCli(['audit', '--db', db]);
     expect(audit.stdout).toContain('OK: every invariant holds');
     expect(audit.status).toBe(0);
@@ -33,7 +39,11 @@ describe('stocklock serve --stdio', () => {
   it('offers admin tools only when started with --admin, and takes flags from the environment', async () => {
     const db = join(tempDir(), 'shop.db');
     runCli(['import', DEMO, '--db', db]);
-    const client = await stdioClient([], { STOCKLOCK_DB: db, STOCKLOCK_CHANNEL: 'ops', STOCKLOCK_ADMIN: '1' });
+    const client = await stdioClient([], {
+      STOCKLOCK_DB: db,
+      STOCKLOCK_CHANNEL: 'ops',
+      STOCKLOCK_ADMIN: '1',
+    });
     try {
       const restocked = await call(client, 'restock', { sku: 'JACKET-LTD', quantity: 2 });
       expect(restocked.structuredContent).toMatchObject({ sku: 'JACKET-LTD', on_hand: 3 });

@@ -16,7 +16,14 @@ export const CATALOG: ImportRow[] = [
   { sku: 'TEE-BLK-M', name: 'T-shirt black M', price_minor: 2400, currency: 'EUR', stock: 10 },
   { sku: 'JACKET-LTD', name: 'Limited jacket', price_minor: 14900, currency: 'EUR', stock: 1 },
   { sku: 'MUG-WHT', name: 'Enamel mug', price_minor: 1450, currency: 'EUR', stock: 5 },
-  { sku: 'EBOOK', name: 'Care guide e-book', price_minor: 499, currency: 'EUR', stock: 0, track_stock: false },
+  {
+    sku: 'EBOOK',
+    name: 'Care guide e-book',
+    price_minor: 499,
+    currency: 'EUR',
+    stock: 0,
+    track_stock: false,
+  },
   { sku: 'USD-CAP', name: 'Cap priced in dollars', price_minor: 2000, currency: 'USD', stock: 5 },
 ];
 

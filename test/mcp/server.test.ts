@@ -1,4 +1,3 @@
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { toolsFor } from '../../src/mcp/server.js';
 import { ALL_TOOLS } from '../../src/mcp/tools/index.js';
@@ -19,7 +18,14 @@ afterEach(async () => {
   open = [];
 });
 
-const CUSTOMER_TOOLS = ['search_products', 'check_stock', 'add_to_cart', 'get_cart', 'checkout', 'release_cart'];
+const CUSTOMER_TOOLS = [
+  'search_products',
+  'check_stock',
+  'add_to_cart',
+  'get_cart',
+  'checkout',
+  'release_cart',
+];
 
 describe('tool listing', () => {
   it('offers the six customer tools to a customer connection and nine to an admin', async () => {
@@ -75,7 +81,9 @@ describe('a sale through the tools', () => {
     const { store } = await setup();
     const client = await connect(store, 'claude');
     const found = await call(client, 'search_products', { query: 'jacket' });
-    expect(found.structuredContent).toMatchObject({ products: [{ sku: 'JACKET-LTD', available: 1, in_stock: true }] });
+    expect(found.structuredContent).toMatchObject({
+      products: [{ sku: 'JACKET-LTD', available: 1, in_stock: true }],
+    });
     expect(text(found)).toContain('JACKET-LTD');
 
     const cart = await call(client, 'add_to_cart', { sku: 'JACKET-LTD', quantity: 1 });
@@ -95,10 +103,19 @@ describe('a sale through the tools', () => {
     expect(again.structuredContent).toEqual(order.structuredContent);
 
     const got = await call(client, 'get_cart', { cart_id: cartId });
-    expect(got.structuredContent).toMatchObject({ status: 'checked_out', order_id: (order.structuredContent as { order_id: string }).order_id });
+    expect(got.structuredContent).toMatchObject({
+      status: 'checked_out',
+      order_id: (order.structuredContent as { order_id: string }).order_id,
+    });
 
     // The client validated each structuredContent against the listed schema; check it here as well.
-    for (const [tool, result] of [['search_products', found], ['check_stock', stock], ['add_to_cart', cart], ['checkout', order], ['get_cart', got]] as const) {
+    for (const [tool, result] of [
+      ['search_products', found],
+      ['check_stock', stock],
+      ['add_to_cart', cart],
+      ['checkout', order],
+      ['get_cart', got],
+    ] as const) {
       const definition = ALL_TOOLS.find((t) => t.name === tool);
       expect(definition?.outputSchema.safeParse(result.structuredContent).success, tool).toBe(true);
     }
@@ -112,9 +129,15 @@ describe('a sale through the tools', () => {
     const cartId = (cart.structuredContent as { cart_id: string }).cart_id;
     await call(client, 'add_to_cart', { sku: 'TEE-BLK-M', quantity: 3, cart_id: cartId });
     const line = await call(client, 'release_cart', { cart_id: cartId, sku: 'MUG-WHT' });
-    expect(line.structuredContent).toMatchObject({ cart: { status: 'open', item_count: 3 }, released: [{ sku: 'MUG-WHT', quantity: 2 }] });
+    expect(line.structuredContent).toMatchObject({
+      cart: { status: 'open', item_count: 3 },
+      released: [{ sku: 'MUG-WHT', quantity: 2 }],
+    });
     const all = await call(client, 'release_cart', { cart_id: cartId });
-    expect(all.structuredContent).toMatchObject({ cart: { status: 'released' }, released: [{ sku: 'TEE-BLK-M', quantity: 3 }] });
+    expect(all.structuredContent).toMatchObject({
+      cart: { status: 'released' },
+      released: [{ sku: 'TEE-BLK-M', quantity: 3 }],
+    });
     const twice = await call(client, 'release_cart', { cart_id: cartId });
     expect(twice.structuredContent).toMatchObject({ released: [] });
     expect(refusalCode(await call(client, 'checkout', { cart_id: cartId }))).toBe('CART_CLOSED');
@@ -124,9 +147,18 @@ describe('a sale through the tools', () => {
   it('lets admin tools change stock and the catalog', async () => {
     const { store } = await setup();
     const admin = await connect(store, 'ops', true);
-    expect((await call(admin, 'restock', { sku: 'JACKET-LTD', quantity: 4 })).structuredContent).toMatchObject({ on_hand: 5 });
-    expect((await call(admin, 'set_stock', { sku: 'JACKET-LTD', quantity: 2 })).structuredContent).toMatchObject({ on_hand: 2 });
-    const created = await call(admin, 'upsert_product', { sku: 'NEW-1', name: 'New thing', price_minor: 999, currency: 'EUR' });
+    expect(
+      (await call(admin, 'restock', { sku: 'JACKET-LTD', quantity: 4 })).structuredContent,
+    ).toMatchObject({ on_hand: 5 });
+    expect(
+      (await call(admin, 'set_stock', { sku: 'JACKET-LTD', quantity: 2 })).structuredContent,
+    ).toMatchObject({ on_hand: 2 });
+    const created = await call(admin, 'upsert_product', {
+      sku: 'NEW-1',
+      name: 'New thing',
+      price_minor: 999,
+      currency: 'EUR',
+    });
     expect(created.structuredContent).toMatchObject({ sku: 'NEW-1', available: 0, in_stock: false });
     const cart = await call(admin, 'add_to_cart', { sku: 'JACKET-LTD', quantity: 2 });
     expect(cart.isError).toBeFalsy();
@@ -162,7 +194,10 @@ describe('refusals', () => {
       expect(refusalCode(result), tool).toBe('CART_NOT_FOUND');
       expect(details(result)).toMatchObject({ cart_id: cartId });
     }
-    expect((await call(web, 'get_cart', { cart_id: cartId })).structuredContent).toMatchObject({ status: 'open', item_count: 1 });
+    expect((await call(web, 'get_cart', { cart_id: cartId })).structuredContent).toMatchObject({
+      status: 'open',
+      item_count: 1,
+    });
   });
 
   it('replays an idempotent add_to_cart and refuses a reused key for another request', async () => {
@@ -172,7 +207,11 @@ describe('refusals', () => {
     const replay = await call(client, 'add_to_cart', { sku: 'MUG-WHT', quantity: 2, idempotency_key: 'k-1' });
     expect(replay.structuredContent).toEqual(first.structuredContent);
     expect((await store.stockLevels(['MUG-WHT']))[0]?.reserved).toBe(2);
-    const conflict = await call(client, 'add_to_cart', { sku: 'MUG-WHT', quantity: 3, idempotency_key: 'k-1' });
+    const conflict = await call(client, 'add_to_cart', {
+      sku: 'MUG-WHT',
+      quantity: 3,
+      idempotency_key: 'k-1',
+    });
     expect(refusalCode(conflict)).toBe('IDEMPOTENCY_CONFLICT');
     expect((await store.stockLevels(['MUG-WHT']))[0]?.reserved).toBe(2);
   });
@@ -248,9 +287,13 @@ describe('expiry seen through the tools', () => {
     const voice = await connect(store, 'voice');
     const cart = await call(web, 'add_to_cart', { sku: 'JACKET-LTD', quantity: 1 });
     const cartId = (cart.structuredContent as { cart_id: string }).cart_id;
-    expect(refusalCode(await call(voice, 'add_to_cart', { sku: 'JACKET-LTD', quantity: 1 }))).toBe('OUT_OF_STOCK');
+    expect(refusalCode(await call(voice, 'add_to_cart', { sku: 'JACKET-LTD', quantity: 1 }))).toBe(
+      'OUT_OF_STOCK',
+    );
     clock.advance(60_001);
-    expect((await call(web, 'get_cart', { cart_id: cartId })).structuredContent).toMatchObject({ status: 'expired' });
+    expect((await call(web, 'get_cart', { cart_id: cartId })).structuredContent).toMatchObject({
+      status: 'expired',
+    });
     expect((await call(voice, 'check_stock', { skus: ['JACKET-LTD'] })).structuredContent).toMatchObject({
       products: [{ available: 1 }],
     });
@@ -261,4 +304,3 @@ describe('expiry seen through the tools', () => {
     expect(details(late)).toMatchObject({ sku: 'JACKET-LTD', requested: 1, available: 0 });
   });
 });
-

@@ -13,6 +13,7 @@ export const checkout = defineTool({
   inputSchema: z.object({ cart_id: cartIdInput, idempotency_key: idempotencyKeyInput.optional() }).strict(),
   outputSchema: orderOutput,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
-  run: (store, ctx, input) => store.checkout(ctx, { cartId: input.cart_id, idempotencyKey: input.idempotency_key }),
+  run: (store, ctx, input) =>
+    store.checkout(ctx, { cartId: input.cart_id, idempotencyKey: input.idempotency_key }),
   summarize: orderText,
 });

@@ -13,7 +13,9 @@ export const releaseCart = defineTool({
   inputSchema: z
     .object({
       cart_id: cartIdInput,
-      sku: skuInput.optional().describe('Only remove this SKU\'s line, e.g. "MUG-WHT". Omit to release the whole cart.'),
+      sku: skuInput
+        .optional()
+        .describe('Only remove this SKU\'s line, e.g. "MUG-WHT". Omit to release the whole cart.'),
     })
     .strict(),
   outputSchema: z.object({
@@ -23,7 +25,10 @@ export const releaseCart = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   run: (store, ctx, input) => store.releaseCart(ctx, { cartId: input.cart_id, sku: input.sku }),
   summarize: ({ cart, released }) => {
-    const what = released.length === 0 ? 'Nothing to release' : `Released ${released.map((r) => `${r.quantity} × ${r.sku}`).join(', ')}`;
+    const what =
+      released.length === 0
+        ? 'Nothing to release'
+        : `Released ${released.map((r) => `${r.quantity} × ${r.sku}`).join(', ')}`;
     return `${what}. ${cartText(cart)}`;
   },
 });

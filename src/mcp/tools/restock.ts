@@ -7,7 +7,7 @@ import { defineTool } from '../tool.js';
 export const restock = defineTool({
   name: 'restock',
   title: 'Restock (admin)',
-  description: 'Add units that arrived to a product\'s on-hand stock. Recorded in the stock ledger.',
+  description: "Add units that arrived to a product's on-hand stock. Recorded in the stock ledger.",
   scope: 'admin',
   inputSchema: z
     .object({
@@ -18,6 +18,7 @@ export const restock = defineTool({
     .strict(),
   outputSchema: stockLevelOutput,
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-  run: (store, ctx, input) => store.restock(ctx, { sku: input.sku, quantity: input.quantity, note: input.note }),
+  run: (store, ctx, input) =>
+    store.restock(ctx, { sku: input.sku, quantity: input.quantity, note: input.note }),
   summarize: levelText,
 });

@@ -8,7 +8,7 @@ export const setStock = defineTool({
   name: 'set_stock',
   title: 'Set stock (admin)',
   description:
-    'Set a product\'s on-hand count after a stock take. Refused with BELOW_RESERVED if carts hold more than that.',
+    "Set a product's on-hand count after a stock take. Refused with BELOW_RESERVED if carts hold more than that.",
   scope: 'admin',
   inputSchema: z
     .object({
@@ -19,6 +19,7 @@ export const setStock = defineTool({
     .strict(),
   outputSchema: stockLevelOutput,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
-  run: (store, ctx, input) => store.setStock(ctx, { sku: input.sku, quantity: input.quantity, note: input.note }),
+  run: (store, ctx, input) =>
+    store.setStock(ctx, { sku: input.sku, quantity: input.quantity, note: input.note }),
   summarize: levelText,
 });

@@ -14,7 +14,11 @@ export const upsertProduct = defineTool({
   inputSchema: z
     .object({
       sku: skuInput,
-      name: z.string().min(1, 'must not be empty').max(200, 'is at most 200 characters').describe('e.g. "T-shirt, black, M".'),
+      name: z
+        .string()
+        .min(1, 'must not be empty')
+        .max(200, 'is at most 200 characters')
+        .describe('e.g. "T-shirt, black, M".'),
       description: z
         .string()
         .max(2000, 'is at most 2000 characters')
@@ -27,7 +31,10 @@ export const upsertProduct = defineTool({
         .max(MAX_PRICE_MINOR, `must be at most ${MAX_PRICE_MINOR}`)
         .describe('Price in minor units: 1250 for 12.50.'),
       currency: z.string().regex(CURRENCY_PATTERN, 'is a 3-letter ISO 4217 code').describe('e.g. "EUR".'),
-      track_stock: z.boolean().optional().describe('false for goods that never run out (digital). Default true.'),
+      track_stock: z
+        .boolean()
+        .optional()
+        .describe('false for goods that never run out (digital). Default true.'),
       active: z.boolean().optional().describe('false hides the product from customers. Default true.'),
     })
     .strict(),

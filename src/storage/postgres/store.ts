@@ -99,6 +99,8 @@ const S = statements({
   clearHeld: 'UPDATE cart_lines SET held = 0 WHERE cart_id = $1 AND sku = ANY($2::text[]) AND held > 0',
   addChannelHeld: `INSERT INTO channel_holds (channel, held) VALUES ($1, $2)
     ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held RETURNING held`,
+  channelExpiredHeld: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+    WHERE c.channel = $1 AND c.status = 'open' AND c.expires_at <= $2 AND c.id <> $3`,
   movements: `INSERT INTO stock_movements
       (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
     SELECT $1, m.sku, m.kind, m.quantity, m.on_hand_delta, m.reserved_delta, m.cart_id, m.order_id, m.channel, m.note
@@ -294,8 +296,9 @@ class Tx {
     return result.rowCount ?? 0;
   }
 
+  /** A channel whose holds changed at all keeps its row in the flush, even if the changes add up to zero. */
   addChannel(channel: string, delta: number): void {
-    this.channelDeltas.set(channel, (this.channelDeltas.get(channel) ?? 0) + delta);
+    if (delta !== 0) this.channelDeltas.set(channel, (this.channelDeltas.get(channel) ?? 0) + delta);
   }
 
   movement(m: Movement): void {
@@ -359,22 +362,27 @@ export class PostgresStore implements InventoryStore {
     }
   }
 
-  /** Writes what a transaction deferred: channel counters (last, in channel order) and the ledger rows. */
-  private async flush(tx: Tx, capCheck?: { channel: string; adding: number }): Promise<void> {
+  /**
+   * Writes what a transaction deferred: channel counters (last, in channel order) and the ledger rows.
+   * The per-channel cap is decided here, under the channel row's lock.
+   */
+  private async flush(tx: Tx, capCheck?: { channel: string; adding: number; cartId: string }): Promise<void> {
+    const checking = capCheck !== undefined && capCheck.adding > 0 ? capCheck : undefined;
     const channels = [...tx.channelDeltas.keys()];
-    if (capCheck && capCheck.adding > 0 && !tx.channelDeltas.has(capCheck.channel)) channels.push(capCheck.channel);
+    if (checking && !tx.channelDeltas.has(checking.channel)) channels.push(checking.channel);
     for (const channel of channels.sort()) {
-      const delta = tx.channelDeltas.get(channel) ?? 0;
-      const checking = capCheck !== undefined && capCheck.adding > 0 && capCheck.channel === channel;
-      if (delta === 0 && !checking) continue;
-      const row = await tx.row<{ held: number }>(S.addChannelHeld, [channel, delta]);
+      const row = await tx.row<{ held: number }>(S.addChannelHeld, [channel, tx.channelDeltas.get(channel) ?? 0]);
+      if (!checking || channel !== checking.channel || !row) continue;
+      // Units the channel's other expired carts still hold no longer count against its cap.
+      const expired = (await tx.row<{ held: number }>(S.channelExpiredHeld, [channel, tx.now, checking.cartId]))
+        ?.held;
+      const held = row.held - checking.adding - (expired ?? 0);
       const cap = this.options.limits.maxChannelReserved;
-      if (checking && row && row.held > cap) {
-        const before = row.held - capCheck.adding;
+      if (held + checking.adding > cap) {
         throw refuse.limit(
           'per_channel',
           cap,
-          `This channel already holds ${before} units in open carts; the cap is ${cap}. Check out or release carts first.`,
+          `This channel already holds ${held} units in open carts; the cap is ${cap}. Check out or release carts first.`,
         );
       }
     }
@@ -652,7 +660,7 @@ export class PostgresStore implements InventoryStore {
       view = await this.cartViewOf(tx, cart, now, null);
     }
     // The per-channel cap is decided under the channel row's lock, taken last.
-    await this.flush(tx, { channel: ctx.channel, adding: held + revived });
+    await this.flush(tx, { channel: ctx.channel, adding: held + revived, cartId: cart.id });
     await this.remember(tx, ctx, 'add_to_cart', input.idempotencyKey, print, view, now);
     return view;
   }
@@ -984,11 +992,20 @@ export class PostgresStore implements InventoryStore {
         rows.map((row) => row.sku),
       );
       const result: ImportResult = { created: 0, updated: 0 };
-      for (const row of rows) {
-        const existed = await this.upsertLocked(tx, row, now);
-        result[existed ? 'updated' : 'created'] += 1;
-        const product = await this.requireProduct(tx, row.sku, false);
-        await this.setOnHand(tx, ctx, product, row.stock, 'import', 'catalog import', now);
+      for (const [index, row] of rows.entries()) {
+        try {
+          const existed = await this.upsertLocked(tx, row, now);
+          result[existed ? 'updated' : 'created'] += 1;
+          const product = await this.requireProduct(tx, row.sku, false);
+          await this.setOnHand(tx, ctx, product, row.stock, 'import', 'catalog import', now);
+        } catch (error) {
+          // DESIGN: import errors name the line, also when a row fails only inside the transaction.
+          if (!(error instanceof StockError)) throw error;
+          throw new StockError(error.code, `row ${index + 1}: ${error.message}`, {
+            ...error.details,
+            row: index + 1,
+          });
+        }
       }
       return result;
     });

@@ -1,12 +1,20 @@
 // The SQLite store: every stock write is one synchronous better-sqlite3 transaction begun IMMEDIATE.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { refuse, type ShortLine, StockError } from '../../domain/errors.js';
-import { assertCount, assertProduct, assertSku, iso, MAX_QUANTITY, MAX_STOCK, newId } from '../../domain/rules.js';
+import {
+  assertCount,
+  assertProduct,
+  assertSku,
+  iso,
+  MAX_QUANTITY,
+  MAX_STOCK,
+  newId,
+} from '../../domain/rules.js';
 import type {
   AuditReport,
   AuditViolation,
@@ -131,7 +139,9 @@ export class SqliteStore implements InventoryStore {
          WHERE c.status = 'open' AND c.expires_at <= ?`,
       ),
       addReserved: q('UPDATE products SET reserved = reserved + ? WHERE sku = ?'),
-      addStock: q('UPDATE products SET on_hand = on_hand + ?, reserved = reserved + ?, updated_at = ? WHERE sku = ?'),
+      addStock: q(
+        'UPDATE products SET on_hand = on_hand + ?, reserved = reserved + ?, updated_at = ? WHERE sku = ?',
+      ),
       setHeld: q('UPDATE cart_lines SET held = ? WHERE cart_id = ? AND sku = ?'),
       addChannelHeld: q(
         'INSERT INTO channel_holds (channel, held) VALUES (?, ?) ON CONFLICT (channel) DO UPDATE SET held = held + excluded.held',
@@ -177,7 +187,9 @@ export class SqliteStore implements InventoryStore {
       insertOrderLine: q(
         'INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor) VALUES (?, ?, ?, ?, ?)',
       ),
-      idempotency: q('SELECT fingerprint, result FROM idempotency_records WHERE channel = ? AND tool = ? AND key = ?'),
+      idempotency: q(
+        'SELECT fingerprint, result FROM idempotency_records WHERE channel = ? AND tool = ? AND key = ?',
+      ),
       saveIdempotency: q(
         'INSERT INTO idempotency_records (channel, tool, key, fingerprint, result, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -236,17 +248,26 @@ export class SqliteStore implements InventoryStore {
       checkout: immediate((ctx: CallContext, input: CheckoutInput, now: number) =>
         this.checkoutLocked(ctx, input, now),
       ),
-      release: immediate((ctx: CallContext, input: ReleaseInput, now: number) => this.releaseLocked(ctx, input, now)),
+      release: immediate((ctx: CallContext, input: ReleaseInput, now: number) =>
+        this.releaseLocked(ctx, input, now),
+      ),
       restock: immediate((ctx: CallContext, change: StockChange, now: number) => {
         const product = this.requireProduct(change.sku, false);
         this.changeStock(product, 'restock', change.quantity, ctx.channel, change.note ?? null, now);
         return this.level(change.sku, now);
       }),
       setStock: immediate((ctx: CallContext, change: StockChange, now: number) => {
-        this.setOnHand(ctx, this.requireProduct(change.sku, false), change.quantity, 'adjust', change.note, now);
+        this.setOnHand(
+          ctx,
+          this.requireProduct(change.sku, false),
+          change.quantity,
+          'adjust',
+          change.note,
+          now,
+        );
         return this.level(change.sku, now);
       }),
-      upsert: immediate((ctx: CallContext, product: ProductInput, now: number) => {
+      upsert: immediate((product: ProductInput, now: number) => {
         this.upsertLocked(product, now);
         return productView(this.requireProduct(product.sku, false), this.expiredHeld(product.sku, now));
       }),
@@ -256,11 +277,21 @@ export class SqliteStore implements InventoryStore {
           try {
             const existed = this.upsertLocked(row, now);
             result[existed ? 'updated' : 'created'] += 1;
-            this.setOnHand(ctx, this.requireProduct(row.sku, false), row.stock, 'import', 'catalog import', now);
+            this.setOnHand(
+              ctx,
+              this.requireProduct(row.sku, false),
+              row.stock,
+              'import',
+              'catalog import',
+              now,
+            );
           } catch (error) {
             // DESIGN: import errors name the line, also when a row fails only inside the transaction.
             if (!(error instanceof StockError)) throw error;
-            throw new StockError(error.code, `row ${index + 1}: ${error.message}`, { ...error.details, row: index + 1 });
+            throw new StockError(error.code, `row ${index + 1}: ${error.message}`, {
+              ...error.details,
+              row: index + 1,
+            });
           }
         });
         return result;
@@ -353,7 +384,8 @@ export class SqliteStore implements InventoryStore {
   private releaseExpired(sku: string, now: number, keepCartId?: string): void {
     const holds = this.s.expiredHolds.all(sku, now) as { cart_id: string; held: number; channel: string }[];
     for (const hold of holds) {
-      if (hold.cart_id !== keepCartId) this.releaseHold(hold.cart_id, hold.channel, sku, hold.held, 'expire', now);
+      if (hold.cart_id !== keepCartId)
+        this.releaseHold(hold.cart_id, hold.channel, sku, hold.held, 'expire', now);
     }
   }
 
@@ -434,8 +466,16 @@ export class SqliteStore implements InventoryStore {
     return JSON.parse(record.result);
   }
 
-  private remember(ctx: CallContext, tool: string, key: string | undefined, print: string, result: unknown, now: number) {
-    if (key !== undefined) this.s.saveIdempotency.run(ctx.channel, tool, key, print, JSON.stringify(result), now);
+  private remember(
+    ctx: CallContext,
+    tool: string,
+    key: string | undefined,
+    print: string,
+    result: unknown,
+    now: number,
+  ) {
+    if (key !== undefined)
+      this.s.saveIdempotency.run(ctx.channel, tool, key, print, JSON.stringify(result), now);
   }
 
   private addToCartLocked(ctx: CallContext, input: AddToCartInput, now: number): CartView {
@@ -460,7 +500,8 @@ export class SqliteStore implements InventoryStore {
       this.s.insertCart.run(cart.id, ctx.channel, product.currency, now, now, cart.expires_at);
     } else {
       cart = this.loadCart(ctx, input.cartId);
-      if (cart.status === 'checked_out' || cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
+      if (cart.status === 'checked_out' || cart.status === 'released')
+        throw refuse.cartClosed(cart.id, cart.status);
       if (cart.currency !== null && cart.currency !== product.currency) {
         throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
       }
@@ -559,7 +600,12 @@ export class SqliteStore implements InventoryStore {
         order_id: orderId,
         channel: ctx.channel,
       });
-      sold.push({ sku: line.sku, name: product.name, quantity: line.quantity, unit_price_minor: product.price_minor });
+      sold.push({
+        sku: line.sku,
+        name: product.name,
+        quantity: line.quantity,
+        unit_price_minor: product.price_minor,
+      });
     }
     if (unitsReleased > 0) this.s.addChannelHeld.run(ctx.channel, -unitsReleased);
     const currency = cart.currency ?? 'USD';
@@ -632,7 +678,8 @@ export class SqliteStore implements InventoryStore {
     const current = this.requireProduct(product.sku, false);
     if (onHand < current.reserved) throw refuse.belowReserved(product.sku, onHand, current.reserved);
     const delta = onHand - current.on_hand;
-    if (delta !== 0 || kind === 'import') this.changeStock(current, kind, delta, ctx.channel, note ?? null, now);
+    if (delta !== 0 || kind === 'import')
+      this.changeStock(current, kind, delta, ctx.channel, note ?? null, now);
   }
 
   /** Returns whether the product existed. */
@@ -699,7 +746,9 @@ export class SqliteStore implements InventoryStore {
     const now = this.now();
     const wanted = [...new Set(skus)];
     return this.read(() => {
-      const rows = (this.s.productsIn.all(JSON.stringify(wanted)) as ProductRow[]).filter((row) => row.active);
+      const rows = (this.s.productsIn.all(JSON.stringify(wanted)) as ProductRow[]).filter(
+        (row) => row.active,
+      );
       const found = new Map(rows.map((row) => [row.sku, row]));
       const products: ProductView[] = [];
       const unknown: string[] = [];
@@ -748,9 +797,9 @@ export class SqliteStore implements InventoryStore {
     return this.write(this.tx.setStock, ctx, change, this.now());
   }
 
-  async upsertProduct(ctx: CallContext, product: ProductInput): Promise<ProductView> {
+  async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
     assertProduct(product);
-    return this.write(this.tx.upsert, ctx, product, this.now());
+    return this.write(this.tx.upsert, product, this.now());
   }
 
   async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
@@ -805,10 +854,20 @@ export class SqliteStore implements InventoryStore {
     const token = newTokenSecret();
     const id = newId('tok_', 10);
     const now = this.now();
-    await this.write(() => this.s.insertToken.run(id, hashToken(token), channel, admin ? 1 : 0, label ?? null, now));
+    await this.write(() =>
+      this.s.insertToken.run(id, hashToken(token), channel, admin ? 1 : 0, label ?? null, now),
+    );
     return {
       token,
-      record: { id, channel, admin, label: label ?? null, created_at: iso(now), revoked_at: null, last_used_at: null },
+      record: {
+        id,
+        channel,
+        admin,
+        label: label ?? null,
+        created_at: iso(now),
+        revoked_at: null,
+        last_used_at: null,
+      },
     };
   }
 
@@ -955,7 +1014,8 @@ function auditSqlite(db: Database.Database): AuditReport {
     });
   }
 
-  const count = (table: string) => (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  const count = (table: string) =>
+    (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
   return {
     ok: violations.length === 0,
     checked: {

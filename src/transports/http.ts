@@ -148,7 +148,9 @@ function hostAllowed(hostHeader: string | undefined, listenPort: number, rules: 
   }
   if (url.username || url.pathname !== '/') return false;
   if (LOOPBACK_HOSTNAMES.has(url.hostname) && effectivePort(url) === String(listenPort)) return true;
-  return rules.some((rule) => rule.hostname === url.hostname && (rule.port === undefined || rule.port === effectivePort(url)));
+  return rules.some(
+    (rule) => rule.hostname === url.hostname && (rule.port === undefined || rule.port === effectivePort(url)),
+  );
 }
 
 function originAllowed(origin: string | undefined, rules: HostRule[]): boolean {
@@ -201,9 +203,11 @@ class TokenCache {
     const hit = this.entries.get(key);
     if (hit && hit.until > now) return hit.identity;
     if (this.entries.size >= TOKEN_CACHE_MAX_ENTRIES) this.prune(now);
-    const identity = this.store.verifyToken(token).then((record) =>
-      record ? { tokenId: record.id, channel: record.channel, admin: record.admin } : undefined,
-    );
+    const identity = this.store
+      .verifyToken(token)
+      .then((record) =>
+        record ? { tokenId: record.id, channel: record.channel, admin: record.admin } : undefined,
+      );
     const entry = { identity, until: now + this.ttlMs };
     this.entries.set(key, entry);
     // Only successes are remembered: a failure (or a store error) is asked again next time.
@@ -221,7 +225,11 @@ class TokenCache {
 }
 
 /** Serves MCP over Streamable HTTP until close(); throws at once on an unsafe configuration. */
-export async function serveHttp(store: InventoryStore, options: HttpOptions, logger: Logger): Promise<HttpServerHandle> {
+export async function serveHttp(
+  store: InventoryStore,
+  options: HttpOptions,
+  logger: Logger,
+): Promise<HttpServerHandle> {
   const loopback = isLoopbackHost(options.host);
   if (!options.auth && !loopback) {
     throw new Error(
@@ -236,7 +244,8 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
   if (!Number.isSafeInteger(options.maxSessions) || options.maxSessions < 1) {
     throw new Error(`--max-sessions must be a whole number of at least 1, got ${options.maxSessions}`);
   }
-  if (!(options.sessionIdleMs > 0)) throw new Error(`--session-idle must be positive, got ${options.sessionIdleMs} ms`);
+  if (!(options.sessionIdleMs > 0))
+    throw new Error(`--session-idle must be positive, got ${options.sessionIdleMs} ms`);
   const rules = options.allowedHosts.map(parseHostRule);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
@@ -274,18 +283,38 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
 
   async function closeSession(session: Session, reason: string): Promise<void> {
     forget(session, reason);
-    await session.server.close().catch((err: unknown) => logger.warn({ err, session: shortId(session.id) }, 'closing a session failed'));
+    await session.server
+      .close()
+      .catch((err: unknown) =>
+        logger.warn({ err, session: shortId(session.id) }, 'closing a session failed'),
+      );
   }
 
   async function openSession(identity: Identity): Promise<Session> {
     const id = randomUUID();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => id });
-    const server = createServer({ store, channel: identity.channel, admin: identity.admin, logger, version: options.version });
+    const server = createServer({
+      store,
+      channel: identity.channel,
+      admin: identity.admin,
+      logger,
+      version: options.version,
+    });
     const now = Date.now();
-    const session: Session = { id, identity, transport, server, openedAt: now, lastActive: now, inFlight: 0, closed: false };
+    const session: Session = {
+      id,
+      identity,
+      transport,
+      server,
+      openedAt: now,
+      lastActive: now,
+      inFlight: 0,
+      closed: false,
+    };
     // Set before connect(): the SDK chains its own handler after ours. Fires on DELETE and on close().
     transport.onclose = () => forget(session, 'ended by the client');
-    transport.onerror = (err) => logger.debug({ session: shortId(id), err: err.message }, 'MCP transport refused a request');
+    transport.onerror = (err) =>
+      logger.debug({ session: shortId(id), err: err.message }, 'MCP transport refused a request');
     sessions.set(id, session);
     await server.connect(transport);
     return session;
@@ -330,13 +359,29 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
       return;
     }
     if (!hostAllowed(req.headers.host, listenPort, rules)) {
-      logger.warn({ host: req.headers.host, ip: req.socket.remoteAddress }, 'refused a request for a foreign Host');
-      sendRpcError(res, 403, -32000, `Forbidden: Host "${req.headers.host ?? ''}" is not allowed (see --allowed-hosts).`);
+      logger.warn(
+        { host: req.headers.host, ip: req.socket.remoteAddress },
+        'refused a request for a foreign Host',
+      );
+      sendRpcError(
+        res,
+        403,
+        -32000,
+        `Forbidden: Host "${req.headers.host ?? ''}" is not allowed (see --allowed-hosts).`,
+      );
       return;
     }
     if (!originAllowed(req.headers.origin, rules)) {
-      logger.warn({ origin: req.headers.origin, ip: req.socket.remoteAddress }, 'refused a request from a foreign Origin');
-      sendRpcError(res, 403, -32000, `Forbidden: Origin "${req.headers.origin}" is not allowed (see --allowed-hosts).`);
+      logger.warn(
+        { origin: req.headers.origin, ip: req.socket.remoteAddress },
+        'refused a request from a foreign Origin',
+      );
+      sendRpcError(
+        res,
+        403,
+        -32000,
+        `Forbidden: Origin "${req.headers.origin}" is not allowed (see --allowed-hosts).`,
+      );
       return;
     }
     next();
@@ -386,12 +431,21 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
     if (typeof sessionId === 'string') {
       const session = sessions.get(sessionId);
       if (!session) {
-        sendRpcError(res, 404, -32001, 'Session not found: it ended or expired. Start a new session with initialize.');
+        sendRpcError(
+          res,
+          404,
+          -32001,
+          'Session not found: it ended or expired. Start a new session with initialize.',
+        );
         return;
       }
       if (session.identity.tokenId !== identity.tokenId) {
         logger.warn(
-          { session: shortId(session.id), channel: identity.channel, sessionChannel: session.identity.channel },
+          {
+            session: shortId(session.id),
+            channel: identity.channel,
+            sessionChannel: session.identity.channel,
+          },
           'refused a request on a session opened by another token',
         );
         sendRpcError(res, 403, -32000, 'Forbidden: this session belongs to another token.');
@@ -414,21 +468,36 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
       return;
     }
     if (!isInitializeRequest(req.body)) {
-      sendRpcError(res, 400, -32000, 'Bad Request: no session. Send initialize first, then the Mcp-Session-Id it returns.');
+      sendRpcError(
+        res,
+        400,
+        -32000,
+        'Bad Request: no session. Send initialize first, then the Mcp-Session-Id it returns.',
+      );
       return;
     }
     if (sessions.size >= options.maxSessions) {
       const victim = longestIdle();
       if (!victim) {
-        logger.warn({ sessions: sessions.size, channel: identity.channel }, 'refused a new session: every session is busy');
+        logger.warn(
+          { sessions: sessions.size, channel: identity.channel },
+          'refused a new session: every session is busy',
+        );
         sendRpcError(res, 503, -32000, 'Too many sessions are busy; retry shortly.', { 'Retry-After': '5' });
         return;
       }
       logger.warn(
-        { channel: victim.identity.channel, session: shortId(victim.id), idleMs: Date.now() - victim.lastActive, max: options.maxSessions },
+        {
+          channel: victim.identity.channel,
+          session: shortId(victim.id),
+          idleMs: Date.now() - victim.lastActive,
+          max: options.maxSessions,
+        },
         'session cap reached: evicting the longest-idle session',
       );
-      await closeSession(victim, 'evicted at the session cap');
+      // Not awaited: the victim leaves the table at once, and the new session takes its place in the
+      // same tick, so concurrent initializes cannot overshoot the cap.
+      void closeSession(victim, 'evicted at the session cap');
     }
     const session = await openSession(identity);
     try {
@@ -438,7 +507,12 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
         await closeSession(session, 'initialize failed');
       } else if (!session.closed) {
         logger.info(
-          { channel: identity.channel, admin: identity.admin, session: shortId(session.id), sessions: sessions.size },
+          {
+            channel: identity.channel,
+            admin: identity.admin,
+            session: shortId(session.id),
+            sessions: sessions.size,
+          },
           'MCP session opened',
         );
       }
@@ -459,7 +533,9 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
     if (type === 'entity.parse.failed') {
       sendRpcError(res, 400, -32700, 'Parse error: the request body is not valid JSON.');
     } else if (type === 'entity.too.large') {
-      sendRpcError(res, 413, -32000, `Request body too large: at most ${maxBodyBytes} bytes.`, { Connection: 'close' });
+      sendRpcError(res, 413, -32000, `Request body too large: at most ${maxBodyBytes} bytes.`, {
+        Connection: 'close',
+      });
     } else if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
       sendRpcError(res, 415, -32000, 'Unsupported Media Type: send UTF-8 JSON.');
     } else if (typeof status === 'number' && status >= 400 && status < 500) {
@@ -479,7 +555,8 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
     });
   });
   listenPort = (httpServer.address() as AddressInfo).port;
-  const urlHost = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
+  const urlHost =
+    options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
   const url = `http://${urlHost}:${listenPort}/mcp`;
 
   const sweepEvery = Math.max(10, Math.min(60_000, Math.floor(options.sessionIdleMs / 2)));
@@ -500,7 +577,13 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
     );
   }
   logger.info(
-    { url, auth: options.auth, allowedHosts: options.allowedHosts, maxSessions: options.maxSessions, sessionIdleMs: options.sessionIdleMs },
+    {
+      url,
+      auth: options.auth,
+      allowedHosts: options.allowedHosts,
+      maxSessions: options.maxSessions,
+      sessionIdleMs: options.sessionIdleMs,
+    },
     'serving MCP over Streamable HTTP',
   );
 
@@ -520,9 +603,15 @@ export async function serveHttp(store: InventoryStore, options: HttpOptions, log
             resolve(true);
           };
         });
-        if (!finished) logger.warn({ inFlight, drainMs }, 'requests still in flight after the drain deadline; closing anyway');
+        if (!finished)
+          logger.warn(
+            { inFlight, drainMs },
+            'requests still in flight after the drain deadline; closing anyway',
+          );
       }
-      await Promise.all([...sessions.values()].map((session) => closeSession(session, 'server shutting down')));
+      await Promise.all(
+        [...sessions.values()].map((session) => closeSession(session, 'server shutting down')),
+      );
       httpServer.closeAllConnections();
       await serverClosed;
       logger.info({ url }, 'HTTP server closed');

@@ -10,19 +10,39 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { systemClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import type { ImportRow } from '../../src/domain/types.js';
-import { silentLogger, type Logger } from '../../src/logger.js';
+import { type Logger, silentLogger } from '../../src/logger.js';
 import { openSqliteStore, type SqliteStore } from '../../src/storage/sqlite/store.js';
 import type { StoreOptions } from '../../src/storage/store.js';
 import { type HttpOptions, serveHttp } from '../../src/transports/http.js';
 
 export const CATALOG: ImportRow[] = [
-  { sku: 'TEE-BLK-M', name: 'Organic cotton T-shirt, black, M', price_minor: 2400, currency: 'EUR', stock: 500 },
+  {
+    sku: 'TEE-BLK-M',
+    name: 'Organic cotton T-shirt, black, M',
+    price_minor: 2400,
+    currency: 'EUR',
+    stock: 500,
+  },
   { sku: 'MUG-WHT', name: 'Enamel camp mug, white', price_minor: 1450, currency: 'EUR', stock: 60 },
   { sku: 'LAST-FIVE', name: 'Limited print, last five', price_minor: 9900, currency: 'EUR', stock: 5 },
-  { sku: 'GIFT-25', name: 'Digital gift card', price_minor: 2500, currency: 'EUR', stock: 0, track_stock: false },
+  {
+    sku: 'GIFT-25',
+    name: 'Digital gift card',
+    price_minor: 2500,
+    currency: 'EUR',
+    stock: 0,
+    track_stock: false,
+  },
 ];
 
-export const CUSTOMER_TOOLS = ['add_to_cart', 'check_stock', 'checkout', 'get_cart', 'release_cart', 'search_products'];
+export const CUSTOMER_TOOLS = [
+  'add_to_cart',
+  'check_stock',
+  'checkout',
+  'get_cart',
+  'release_cart',
+  'search_products',
+];
 export const ADMIN_TOOLS = [...CUSTOMER_TOOLS, 'restock', 'set_stock', 'upsert_product'].sort();
 
 /** A temporary directory removed by the returned function. */
@@ -110,7 +130,12 @@ export async function connectClient(url: string, token?: string): Promise<Client
   const transport = new StreamableHTTPClientTransport(new URL(url), {
     requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : undefined,
     // A closed session should fail the test quickly rather than retry the GET stream.
-    reconnectionOptions: { initialReconnectionDelay: 50, maxReconnectionDelay: 100, reconnectionDelayGrowFactor: 1, maxRetries: 0 },
+    reconnectionOptions: {
+      initialReconnectionDelay: 50,
+      maxReconnectionDelay: 100,
+      reconnectionDelayGrowFactor: 1,
+      maxRetries: 0,
+    },
   });
   const client = new Client({ name: 'stocklock-test', version: '0.0.0' });
   // The GET stream of a closed session reports errors here; tests look at call results instead.
@@ -119,7 +144,11 @@ export async function connectClient(url: string, token?: string): Promise<Client
   return client;
 }
 
-export async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<CallToolResult> {
+export async function call(
+  client: Client,
+  name: string,
+  args: Record<string, unknown> = {},
+): Promise<CallToolResult> {
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
 }
 
@@ -166,7 +195,10 @@ export function raw(
   });
 }
 
-export const MCP_HEADERS = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
+export const MCP_HEADERS = {
+  'Content-Type': 'application/json',
+  Accept: 'application/json, text/event-stream',
+};
 
 export const INITIALIZE = JSON.stringify({
   jsonrpc: '2.0',
@@ -181,9 +213,13 @@ export function bearer(token: string): Record<string, string> {
 
 /** Opens a session by hand; returns its id. */
 export async function rawInitialize(url: string, token?: string): Promise<string> {
-  const response = await raw(url, { headers: { ...MCP_HEADERS, ...(token ? bearer(token) : {}) }, body: INITIALIZE });
+  const response = await raw(url, {
+    headers: { ...MCP_HEADERS, ...(token ? bearer(token) : {}) },
+    body: INITIALIZE,
+  });
   const id = response.headers['mcp-session-id'];
-  if (response.status !== 200 || typeof id !== 'string') throw new Error(`initialize failed: ${response.status} ${response.text}`);
+  if (response.status !== 200 || typeof id !== 'string')
+    throw new Error(`initialize failed: ${response.status} ${response.text}`);
   return id;
 }
 
@@ -203,7 +239,11 @@ export function freePort(): Promise<number> {
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls until `check` returns true or the deadline passes. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 25): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  everyMs = 25,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
@@ -211,7 +251,12 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   }
 }
 
-export async function healthz(url: string): Promise<{ status: number; body: { status: string; sessions: number } }> {
+export async function healthz(
+  url: string,
+): Promise<{ status: number; body: { status: string; sessions: number } }> {
   const response = await raw(url, { method: 'GET', path: '/healthz' });
-  return { status: response.status, body: response.json() as unknown as { status: string; sessions: number } };
+  return {
+    status: response.status,
+    body: response.json() as unknown as { status: string; sessions: number },
+  };
 }

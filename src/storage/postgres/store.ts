@@ -4,7 +4,15 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { refuse, type ShortLine, StockError } from '../../domain/errors.js';
-import { assertCount, assertProduct, assertSku, iso, MAX_QUANTITY, MAX_STOCK, newId } from '../../domain/rules.js';
+import {
+  assertCount,
+  assertProduct,
+  assertSku,
+  iso,
+  MAX_QUANTITY,
+  MAX_STOCK,
+  newId,
+} from '../../domain/rules.js';
 import type {
   AuditReport,
   AuditViolation,
@@ -57,10 +65,12 @@ const MAX_ATTEMPTS = 8;
  * channel order, written last. `cart_lines.held` of a SKU changes only under that product's lock and
  * `cart_lines.quantity` only under the cart's lock, so each is read after its lock is taken.
  */
-const PRODUCT_COLUMNS = 'sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active';
+const PRODUCT_COLUMNS =
+  'sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active';
 
 /** SQLite's LIKE and lower() fold ASCII letters only; this does the same, so both stores match alike. */
-const asciiLower = (expr: string) => `translate(${expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
+const asciiLower = (expr: string) =>
+  `translate(${expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
 const asciiLowerJs = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
 
 /** Expired holds of one SKU: free stock that no sweep has released yet (p is the products row). */
@@ -124,7 +134,8 @@ const S = statements({
   lineViews: `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
     FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = $1 ORDER BY l.sku COLLATE "C"`,
   orderForCart: 'SELECT id, cart_id, currency, created_at FROM orders WHERE cart_id = $1',
-  orderLines: 'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY sku COLLATE "C"',
+  orderLines:
+    'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY sku COLLATE "C"',
   insertOrder:
     'INSERT INTO orders (id, cart_id, channel, total_minor, currency, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
   insertOrderLines: `INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor)
@@ -132,7 +143,8 @@ const S = statements({
     FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[]) AS l(sku, name, quantity, unit_price_minor)`,
   // Calls with one idempotency key queue here, so the second finds the first's record instead of a duplicate key.
   keyLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
-  idempotency: 'SELECT fingerprint, result FROM idempotency_records WHERE channel = $1 AND tool = $2 AND key = $3',
+  idempotency:
+    'SELECT fingerprint, result FROM idempotency_records WHERE channel = $1 AND tool = $2 AND key = $3',
   saveIdempotency: `INSERT INTO idempotency_records (channel, tool, key, fingerprint, result, created_at)
     VALUES ($1, $2, $3, $4, $5, $6)`,
   pruneIdempotency: 'DELETE FROM idempotency_records WHERE created_at < $1',
@@ -219,7 +231,10 @@ function isRetryable(error: unknown): boolean {
   const code = pgCode(error);
   if (code === '40P01' || code === '40001') return true;
   // A concurrent call with the same key committed first: the retry replays its record or refuses the key.
-  return code === '23505' && (error as { constraint?: string }).constraint === 'idempotency_records_channel_tool_key_pk';
+  return (
+    code === '23505' &&
+    (error as { constraint?: string }).constraint === 'idempotency_records_channel_tool_key_pk'
+  );
 }
 
 /** The lock (or a pool connection) could not be had within the budget. */
@@ -232,8 +247,9 @@ function isLockWait(error: unknown): boolean {
 // int8 (COUNT, SUM, bigint columns) holds ms timestamps and minor units, all far below 2^53.
 const typeParsers = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as
-    typeof pg.types.getTypeParser,
+    oid === pg.types.builtins.INT8
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
 export async function openPostgresStore(url: string, options: StoreOptions): Promise<InventoryStore> {
@@ -371,11 +387,15 @@ export class PostgresStore implements InventoryStore {
     const channels = [...tx.channelDeltas.keys()];
     if (checking && !tx.channelDeltas.has(checking.channel)) channels.push(checking.channel);
     for (const channel of channels.sort()) {
-      const row = await tx.row<{ held: number }>(S.addChannelHeld, [channel, tx.channelDeltas.get(channel) ?? 0]);
+      const row = await tx.row<{ held: number }>(S.addChannelHeld, [
+        channel,
+        tx.channelDeltas.get(channel) ?? 0,
+      ]);
       if (!checking || channel !== checking.channel || !row) continue;
       // Units the channel's other expired carts still hold no longer count against its cap.
-      const expired = (await tx.row<{ held: number }>(S.channelExpiredHeld, [channel, tx.now, checking.cartId]))
-        ?.held;
+      const expired = (
+        await tx.row<{ held: number }>(S.channelExpiredHeld, [channel, tx.now, checking.cartId])
+      )?.held;
       const held = row.held - checking.adding - (expired ?? 0);
       const cap = this.options.limits.maxChannelReserved;
       if (held + checking.adding > cap) {
@@ -439,7 +459,11 @@ export class PostgresStore implements InventoryStore {
     return product;
   }
 
-  private async updateProduct(tx: Tx, statement: Statement, values: unknown[]): Promise<ProductRow | undefined> {
+  private async updateProduct(
+    tx: Tx,
+    statement: Statement,
+    values: unknown[],
+  ): Promise<ProductRow | undefined> {
     const row = await tx.row<ProductRow>(statement, values);
     if (row) tx.products.set(row.sku, row);
     return row;
@@ -541,7 +565,11 @@ export class PostgresStore implements InventoryStore {
   ): Promise<unknown> {
     if (key === undefined) return undefined;
     await tx.run(S.keyLock, [JSON.stringify([ctx.channel, tool, key])]);
-    const record = await tx.row<{ fingerprint: string; result: string }>(S.idempotency, [ctx.channel, tool, key]);
+    const record = await tx.row<{ fingerprint: string; result: string }>(S.idempotency, [
+      ctx.channel,
+      tool,
+      key,
+    ]);
     if (!record) return undefined;
     if (record.fingerprint !== print) throw refuse.idempotencyConflict(key);
     return JSON.parse(record.result);
@@ -596,7 +624,8 @@ export class PostgresStore implements InventoryStore {
     } else {
       if (!found) throw refuse.cartNotFound(input.cartId);
       cart = found;
-      if (cart.status === 'checked_out' || cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
+      if (cart.status === 'checked_out' || cart.status === 'released')
+        throw refuse.cartClosed(cart.id, cart.status);
       if (cart.currency !== null && cart.currency !== product.currency) {
         throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
       }
@@ -712,7 +741,12 @@ export class PostgresStore implements InventoryStore {
         order_id: orderId,
         channel: ctx.channel,
       });
-      sold.push({ sku: line.sku, name: product.name, quantity: line.quantity, unit_price_minor: product.price_minor });
+      sold.push({
+        sku: line.sku,
+        name: product.name,
+        quantity: line.quantity,
+        unit_price_minor: product.price_minor,
+      });
     }
     if (clear.length > 0) await tx.run(S.clearHeld, [cart.id, clear]);
     if (unitsReleased > 0) tx.addChannel(ctx.channel, -unitsReleased);
@@ -734,7 +768,12 @@ export class PostgresStore implements InventoryStore {
     return order;
   }
 
-  private async releaseTx(tx: Tx, ctx: CallContext, input: ReleaseInput, now: number): Promise<ReleaseResult> {
+  private async releaseTx(
+    tx: Tx,
+    ctx: CallContext,
+    input: ReleaseInput,
+    now: number,
+  ): Promise<ReleaseResult> {
     const cart = await this.loadCart(tx, ctx, input.cartId);
     if (cart.status === 'checked_out') throw refuse.cartClosed(cart.id, cart.status);
     // Releasing twice is a no-op, so a retried call is safe.
@@ -751,7 +790,12 @@ export class PostgresStore implements InventoryStore {
     for (const line of await tx.rows<StoredLine>(S.lines, [cart.id])) {
       if (input.sku !== undefined && line.sku !== input.sku) continue;
       if (line.held > 0) {
-        await this.releaseHolds(tx, line.sku, [{ cart_id: cart.id, held: line.held, channel: ctx.channel }], 'release');
+        await this.releaseHolds(
+          tx,
+          line.sku,
+          [{ cart_id: cart.id, held: line.held, channel: ctx.channel }],
+          'release',
+        );
       }
       released.push({ sku: line.sku, quantity: line.quantity });
       if (input.sku !== undefined) await tx.run(S.deleteLine, [cart.id, line.sku]);
@@ -866,7 +910,12 @@ export class PostgresStore implements InventoryStore {
     return false;
   }
 
-  private async cartViewOf(tx: Tx | undefined, cart: CartRow, now: number, orderId: string | null): Promise<CartView> {
+  private async cartViewOf(
+    tx: Tx | undefined,
+    cart: CartRow,
+    now: number,
+    orderId: string | null,
+  ): Promise<CartView> {
     const lines = tx
       ? await tx.rows<LineRow>(S.lineViews, [cart.id])
       : await this.query<LineRow>(S.lineViews, [cart.id]);
@@ -1064,10 +1113,20 @@ export class PostgresStore implements InventoryStore {
     const token = newTokenSecret();
     const id = newId('tok_', 10);
     const now = this.now();
-    await this.write(now, (tx) => tx.run(S.insertToken, [id, hashToken(token), channel, admin, label ?? null, now]));
+    await this.write(now, (tx) =>
+      tx.run(S.insertToken, [id, hashToken(token), channel, admin, label ?? null, now]),
+    );
     return {
       token,
-      record: { id, channel, admin, label: label ?? null, created_at: iso(now), revoked_at: null, last_used_at: null },
+      record: {
+        id,
+        channel,
+        admin,
+        label: label ?? null,
+        created_at: iso(now),
+        revoked_at: null,
+        last_used_at: null,
+      },
     };
   }
 
@@ -1171,7 +1230,13 @@ async function auditPostgres(client: pg.PoolClient): Promise<AuditReport> {
     });
   }
 
-  for (const p of await all<{ sku: string; on_hand: number; reserved: number; on_sum: number; res_sum: number }>(
+  for (const p of await all<{
+    sku: string;
+    on_hand: number;
+    reserved: number;
+    on_sum: number;
+    res_sum: number;
+  }>(
     `SELECT p.sku, p.on_hand, p.reserved, COALESCE(m.on_sum, 0)::bigint AS on_sum, COALESCE(m.res_sum, 0)::bigint AS res_sum
      FROM products p LEFT JOIN (SELECT sku, SUM(on_hand_delta) AS on_sum, SUM(reserved_delta) AS res_sum
                                 FROM stock_movements GROUP BY sku) m ON m.sku = p.sku

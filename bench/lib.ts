@@ -1,0 +1,245 @@
+// What every scenario shares: run settings, timing loops, statistics, result sections, child processes, temp files.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { systemClock } from '../src/domain/clock.js';
+import type { ImportRow } from '../src/domain/types.js';
+import type { StoreOptions } from '../src/storage/store.js';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+/** How long and how often to measure; --quick shrinks every figure so CI can smoke-test the code paths. */
+export interface RunSettings {
+  quick: boolean;
+  /** Paired project/baseline measurements per figure; every figure reported is the median. */
+  repeats: number;
+  /** Length of one timed window for throughput figures. */
+  windowMs: number;
+  /** Scratch directory for databases; removed at the end. */
+  dir: string;
+}
+
+export type Sync = 'FULL' | 'NORMAL';
+
+/** One table of BENCHMARKS.md: a heading, what it measures, its rows, and the goals it checks. */
+export interface Section {
+  title: string;
+  intro: string;
+  headers: string[];
+  rows: string[][];
+  notes: string[];
+  goals: Goal[];
+}
+
+export interface Goal {
+  name: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export function section(title: string, intro: string, headers: string[]): Section {
+  return { title, intro, headers, rows: [], notes: [], goals: [] };
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+/** Runs `op` back to back for `windowMs`; returns operations per second. */
+export async function throughput(windowMs: number, op: (i: number) => unknown): Promise<number> {
+  let n = 0;
+  const started = performance.now();
+  const deadline = started + windowMs;
+  // Check the clock every 16 operations: performance.now() is cheap but not free at 60k ops/s.
+  while (performance.now() < deadline) {
+    for (let k = 0; k < 16; k++) await op(n++);
+  }
+  return (n * 1000) / (performance.now() - started);
+}
+
+/** Runs `workers` async loops of `op` concurrently for `windowMs`; returns completed operations per second. */
+export async function concurrentThroughput(
+  workers: number,
+  windowMs: number,
+  op: (worker: number, i: number) => Promise<unknown>,
+): Promise<number> {
+  let n = 0;
+  const started = performance.now();
+  const deadline = started + windowMs;
+  await Promise.all(
+    Array.from({ length: workers }, async (_, worker) => {
+      while (performance.now() < deadline) {
+        await op(worker, n);
+        n += 1;
+      }
+    }),
+  );
+  return (n * 1000) / (performance.now() - started);
+}
+
+/**
+ * Measures every contestant `repeats` times, rotating who goes first so drift on a shared machine hits all
+ * of them alike; returns each one's median.
+ */
+export async function interleaved<K extends string>(
+  repeats: number,
+  contestants: Record<K, () => Promise<number>>,
+): Promise<Record<K, number>> {
+  const names = Object.keys(contestants) as K[];
+  const samples = new Map<K, number[]>(names.map((name) => [name, []]));
+  for (let r = 0; r < repeats; r++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(r + k) % names.length] as K;
+      samples.get(name)?.push(await contestants[name]());
+    }
+  }
+  return Object.fromEntries(names.map((name) => [name, median(samples.get(name) ?? [])])) as Record<K, number>;
+}
+
+export const fmt = {
+  rate: (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a'),
+  ratio: (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a'),
+  ms: (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a'),
+  mb: (bytes: number) => (bytes / (1024 * 1024)).toFixed(1),
+};
+
+export function benchStoreOptions(synchronous: Sync, overrides: Partial<StoreOptions> = {}): StoreOptions {
+  return {
+    clock: systemClock,
+    reservationTtlMs: 15 * 60_000,
+    lockTimeoutMs: 5_000,
+    synchronous,
+    // A benchmark reserves far more than any one channel may hold in production; the caps are not under test.
+    limits: { maxLineQuantity: 100, maxCartQuantity: 500, maxChannelReserved: 1_000_000_000 },
+    ...overrides,
+  };
+}
+
+export const HOT_SKU = 'HOT-1';
+export const SPREAD_SKUS = 1_000;
+export const spreadSku = (i: number) => `SKU-${String(i % SPREAD_SKUS).padStart(4, '0')}`;
+
+/** One hot SKU and 1,000 others, each with far more stock than a run can reserve. */
+export function benchCatalog(stock = 900_000_000): ImportRow[] {
+  return [
+    { sku: HOT_SKU, name: 'Flash-sale jacket', price_minor: 14_900, currency: 'EUR', stock },
+    ...Array.from({ length: SPREAD_SKUS }, (_, i) => ({
+      sku: spreadSku(i),
+      name: `Catalog item ${i}`,
+      price_minor: 1_000 + i,
+      currency: 'EUR',
+      stock,
+    })),
+  ];
+}
+
+export function scratchDir(): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'stocklock-bench-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Resident set size of a process, from /proc (Linux); NaN elsewhere. */
+export function rssBytes(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+    return kb ? Number(kb) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A child Node process speaking JSON lines on stdout (one object per line). */
+export interface Child {
+  process: ChildProcess;
+  /** Resolves with the next JSON line the child prints. */
+  next<T = Record<string, unknown>>(): Promise<T>;
+  send(message: unknown): void;
+  /** Ends stdin and waits for the exit (killing it after `graceMs`). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Spawns a bench TypeScript file (through tsx) or a built .js file. */
+export function spawnNode(
+  file: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): Child {
+  const loader = file.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, file, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, STOCKLOCK_LOG_LEVEL: 'warn', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4000);
+  });
+  const queue: string[] = [];
+  const waiting: ((line: string | undefined) => void)[] = [];
+  let failure: Error | undefined;
+  const failAll = (error: Error) => {
+    failure = error;
+    for (const wake of waiting.splice(0)) wake(undefined);
+  };
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    const wake = waiting.shift();
+    if (wake) wake(line);
+    else queue.push(line);
+  });
+  child.on('exit', (code, signal) =>
+    failAll(new Error(`${file} exited (${code ?? signal}) before answering. stderr:\n${stderr}`)),
+  );
+  child.on('error', failAll);
+  return {
+    process: child,
+    next: <T>() =>
+      new Promise<T>((resolve, reject) => {
+        const take = (line: string | undefined) =>
+          line === undefined ? reject(failure) : resolve(JSON.parse(line) as T);
+        if (queue.length > 0) take(queue.shift());
+        else if (failure) reject(failure);
+        else waiting.push(take);
+      }),
+    send: (message) => child.stdin?.write(`${JSON.stringify(message)}\n`),
+    stop: async (graceMs = 5_000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.stdin?.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Reads the JSON-lines protocol a bench child speaks: one message per line on stdin. */
+export function parentMessages(onMessage: (message: Record<string, unknown>) => void): void {
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line.trim() !== '') onMessage(JSON.parse(line) as Record<string, unknown>);
+  });
+}
+
+export function reply(message: unknown): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}

@@ -1,0 +1,103 @@
+// `npm run bench`: runs every scenario in one process tree, prints the tables and writes BENCHMARKS.md.
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ROOT, type RunSettings, type Section, scratchDir } from './lib.js';
+import { processesScenario } from './processes.js';
+import { storeScenario } from './store.js';
+
+type Scenario = (settings: RunSettings) => Promise<Section[]>;
+
+const SCENARIOS: Record<string, Scenario> = {
+  store: storeScenario,
+  processes: processesScenario,
+};
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+
+function table(headers: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function render(sections: Section[], meta: string[]): string {
+  const goals = sections.flatMap((s) => s.goals);
+  const parts = [
+    '# Benchmarks',
+    '',
+    ...meta,
+    '',
+    '## Goals',
+    '',
+    table(
+      ['goal', 'target', 'measured', ''],
+      goals.map((g) => [g.name, g.target, g.measured, g.met ? 'met' : '**missed**']),
+    ),
+  ];
+  for (const s of sections) {
+    parts.push('', `## ${s.title}`, '', s.intro, '', table(s.headers, s.rows));
+    if (s.notes.length > 0) parts.push('', ...s.notes.map((note) => `- ${note}`));
+  }
+  return `${parts.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const quick = values.quick ?? false;
+  const scratch = scratchDir();
+  const settings: RunSettings = {
+    quick,
+    repeats: quick ? 3 : 5,
+    windowMs: quick ? 150 : 600,
+    dir: scratch.dir,
+  };
+  const selected = values.only ? values.only.split(',') : Object.keys(SCENARIOS);
+  const started = Date.now();
+  const sections: Section[] = [];
+  try {
+    for (const name of selected) {
+      const scenario = SCENARIOS[name];
+      if (!scenario) throw new Error(`unknown scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
+      const t0 = Date.now();
+      process.stderr.write(`bench: ${name}…\n`);
+      const produced = await scenario(settings);
+      for (const s of produced) {
+        process.stdout.write(`\n${s.title}\n${table(s.headers, s.rows)}\n`);
+        for (const note of s.notes) process.stdout.write(`  - ${note}\n`);
+      }
+      sections.push(...produced);
+      process.stderr.write(`bench: ${name} took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    }
+  } finally {
+    scratch.remove();
+  }
+  const cpu = cpus();
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const meta = [
+    `- Command: \`${command}\`${quick ? ' (quick: short windows, for CI smoke tests; not figures to quote)' : ''}`,
+    `- Date: ${new Date().toISOString()}; the run took ${Math.round((Date.now() - started) / 1000)} s`,
+    `- Machine: ${cpu.length} cores, ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GB RAM, ${process.platform} ${process.arch}`,
+    `- Node ${process.version}; every figure is the median of ${settings.repeats} repeats; the project and its baseline are measured alternately in the same run, and the ratio is project ÷ baseline`,
+  ];
+  const markdown = render(sections, meta);
+  const out = values.out ?? (values.only ? undefined : join(ROOT, 'BENCHMARKS.md'));
+  if (out) {
+    writeFileSync(out, markdown);
+    process.stderr.write(`bench: wrote ${out}\n`);
+  }
+  const goals = sections.flatMap((s) => s.goals);
+  process.stdout.write(
+    `\nGoals\n${table(
+      ['goal', 'target', 'measured', ''],
+      goals.map((g) => [g.name, g.target, g.measured, g.met ? 'met' : 'MISSED']),
+    )}\n`,
+  );
+}
+
+await main();

@@ -1,0 +1,131 @@
+// The built CLI over Streamable HTTP: `serve --http` with a token from `token create`, and `start` on a brand-new database.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { call, connectClient, firstText, freePort, healthz, tempDir, waitFor } from '../helpers/http.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'cli.js');
+const DEMO = join(ROOT, 'examples', 'demo-catalog.json');
+const run = promisify(execFile);
+
+interface Running {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function spawnCli(args: string[]): Running {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, STOCKLOCK_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return { child, stderr: () => stderr, exited };
+}
+
+async function waitHealthy(url: string, running: Running): Promise<void> {
+  await waitFor(
+    async () => {
+      if (running.child.exitCode !== null) throw new Error(`the CLI exited early:\n${running.stderr()}`);
+      return (await healthz(url).catch(() => undefined))?.status === 200;
+    },
+    20_000,
+    50,
+  );
+}
+
+describe('stocklock serve --http (built CLI)', () => {
+  it('serves tools to a token from `token create` and exits 0 on SIGTERM', async () => {
+    const tmp = tempDir('stocklock-e2e-http-');
+    cleanups.push(tmp.remove);
+    const db = join(tmp.dir, 'stocklock.db');
+    await run(process.execPath, [CLI, 'import', DEMO, '--db', db]);
+    const created = await run(process.execPath, [CLI, 'token', 'create', '--channel', 'web', '--db', db]);
+    const token = created.stdout.trim();
+    expect(token).toMatch(/^slk_/);
+
+    const port = await freePort();
+    const server = spawnCli(['serve', '--http', '--port', String(port), '--db', db]);
+    const url = `http://127.0.0.1:${port}/mcp`;
+    await waitHealthy(url, server);
+
+    await expect(connectClient(url)).rejects.toMatchObject({ code: 401 });
+    const client = await connectClient(url, token);
+    cleanups.push(() => client.close().catch(() => undefined));
+    const tools = (await client.listTools()).tools.map((tool) => tool.name);
+    expect(tools).toHaveLength(6);
+
+    const added = await call(client, 'add_to_cart', { sku: 'MUG-WHT', quantity: 2 });
+    expect(added.isError, firstText(added)).toBeFalsy();
+    const cartId = (added.structuredContent as { cart_id: string }).cart_id;
+    const order = await call(client, 'checkout', { cart_id: cartId });
+    expect(order.isError, firstText(order)).toBeFalsy();
+    expect((order.structuredContent as { order_id: string }).order_id).toMatch(/^ord_/);
+
+    // SIGTERM with a client still connected (its GET stream open): a clean exit.
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.stderr()).not.toContain(token);
+
+    const audit = await run(process.execPath, [CLI, 'audit', '--db', db]);
+    expect(audit.stdout).toContain('OK');
+    const stock = await run(process.execPath, [CLI, 'stock', 'MUG-WHT', '--json', '--db', db]);
+    expect(JSON.parse(stock.stdout)).toMatchObject([{ sku: 'MUG-WHT', on_hand: 58, reserved: 0 }]);
+  });
+
+  it('`start` on an empty directory loads the demo catalog and prints a working development token', async () => {
+    const tmp = tempDir('stocklock-e2e-start-');
+    cleanups.push(tmp.remove);
+    const port = await freePort();
+    const server = spawnCli(['start', '--port', String(port), '--db', join(tmp.dir, 'stocklock.db')]);
+    const url = `http://127.0.0.1:${port}/mcp`;
+    await waitHealthy(url, server);
+
+    let token: string | undefined;
+    await waitFor(() => {
+      const lines = server.stderr().split('\n');
+      const at = lines.findIndex((line) => line.includes('Development token'));
+      token =
+        at >= 0
+          ? lines
+              .slice(at + 1)
+              .map((line) => line.trim())
+              .find((line) => line.startsWith('slk_'))
+          : undefined;
+      return token !== undefined;
+    });
+    expect(server.stderr()).toContain(url);
+
+    const client = await connectClient(url, token);
+    cleanups.push(() => client.close().catch(() => undefined));
+    const found = await call(client, 'search_products', { query: 'JACKET' });
+    expect(found.isError, firstText(found)).toBeFalsy();
+    const products = (found.structuredContent as { products: { sku: string; available: number | null }[] })
+      .products;
+    expect(products).toContainEqual(expect.objectContaining({ sku: 'JACKET-LTD', available: 1 }));
+    // The development token is an admin token.
+    expect((await client.listTools()).tools).toHaveLength(9);
+
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+});

@@ -1,6 +1,6 @@
 // What every scenario shares: run settings, timing loops, statistics, result sections, child processes, temp files.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -178,19 +178,23 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  nodeArgs?: string[];
+  /** Send stderr (the server's log) to this file instead of keeping its tail for error messages. */
+  stderrFile?: string;
+}
+
 /** Spawns a bench TypeScript file (through tsx) or a built .js file. */
-export function spawnNode(
-  file: string,
-  args: string[] = [],
-  env: Record<string, string> = {},
-  nodeArgs: string[] = [],
-): Child {
+export function spawnNode(file: string, args: string[] = [], options: SpawnOptions = {}): Child {
   const loader = file.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...nodeArgs, ...loader, file, ...args], {
+  const stderrFd = options.stderrFile ? openSync(options.stderrFile, 'a') : undefined;
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, file, ...args], {
     cwd: ROOT,
-    env: { ...process.env, STOCKLOCK_LOG_LEVEL: 'warn', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, STOCKLOCK_LOG_LEVEL: 'warn', ...options.env },
+    stdio: ['pipe', 'pipe', stderrFd ?? 'pipe'],
   });
+  if (stderrFd !== undefined) closeSync(stderrFd);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
@@ -208,7 +212,7 @@ export function spawnNode(
     else queue.push(line);
   });
   child.on('exit', (code, signal) =>
-    failAll(new Error(`${file} exited (${code ?? signal}) before answering. stderr:\n${stderr}`)),
+    failAll(new Error(`${file} exited (${code ?? signal}) before answering. stderr:\n${options.stderrFile ? `see ${options.stderrFile}` : stderr}`)),
   );
   child.on('error', failAll);
   return {
@@ -225,10 +229,14 @@ export function spawnNode(
     stop: async (graceMs = 5_000) => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const within = (ms: number) => Promise.race([exited.then(() => true), sleep(ms).then(() => false)]);
+      // Workers exit when stdin ends; servers are asked to shut down with SIGTERM, then killed.
       child.stdin?.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      if (await within(500)) return;
+      child.kill('SIGTERM');
+      if (await within(graceMs)) return;
+      child.kill('SIGKILL');
       await exited;
-      clearTimeout(timer);
     },
   };
 }

@@ -21,7 +21,9 @@ if (mode === 'store') {
   const raw = openRaw(db, sync as Sync, undefined, 5_000);
   const shop = rawShop(raw, ctx.channel);
   reserve = () => shop.reserve(HOT_SKU, Date.now());
-  close = () => raw.close();
+  close = () => {
+    raw.close();
+  };
 }
 
 parentMessages(async (message) => {

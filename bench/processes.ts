@@ -68,11 +68,13 @@ export async function processesScenario(settings: RunSettings): Promise<Section[
     ],
   );
   const repeats = settings.quick ? 1 : 3;
-  const windowMs = settings.quick ? 800 : 2_000;
+  const windowMs = settings.quick ? 300 : 2_000;
+  const syncs: Sync[] = settings.quick ? ['NORMAL'] : ['NORMAL', 'FULL'];
+  const counts = settings.quick ? [2] : [2, 4, 8];
   let worstMax = 0;
   let refusals = 0;
-  for (const sync of ['NORMAL', 'FULL'] as const) {
-    for (const processes of [2, 4, 8]) {
+  for (const sync of syncs) {
+    for (const processes of counts) {
       const runs: Record<string, ContentionFigures[]> = { store: [], 'sqlite-busy-handler': [] };
       for (let r = 0; r < repeats; r++) {
         for (const mode of (r % 2 === 0 ? ['store', 'sqlite-busy-handler'] : ['sqlite-busy-handler', 'store']) as (

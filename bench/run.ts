@@ -4,7 +4,11 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, type RunSettings, type Section, scratchDir } from './lib.js';
+import { mcpScenario } from './mcp.js';
+import { memoryScenario } from './memory.js';
+import { postgresScenario } from './postgres.js';
 import { processesScenario } from './processes.js';
+import { raceScenario } from './race.js';
 import { storeScenario } from './store.js';
 
 type Scenario = (settings: RunSettings) => Promise<Section[]>;
@@ -12,6 +16,10 @@ type Scenario = (settings: RunSettings) => Promise<Section[]>;
 const SCENARIOS: Record<string, Scenario> = {
   store: storeScenario,
   processes: processesScenario,
+  mcp: mcpScenario,
+  race: raceScenario,
+  memory: memoryScenario,
+  postgres: postgresScenario,
 };
 
 const { values } = parseArgs({
@@ -53,8 +61,8 @@ async function main(): Promise<void> {
   const scratch = scratchDir();
   const settings: RunSettings = {
     quick,
-    repeats: quick ? 3 : 5,
-    windowMs: quick ? 150 : 600,
+    repeats: quick ? 1 : 5,
+    windowMs: quick ? 100 : 600,
     dir: scratch.dir,
   };
   const selected = values.only ? values.only.split(',') : Object.keys(SCENARIOS);

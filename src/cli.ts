@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `stocklock` command: serve the MCP server, manage stock and tokens, audit the books.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { CatalogError, readCatalog } from './catalog.js';
@@ -9,7 +9,7 @@ import { isStockError } from './domain/errors.js';
 import { parseDuration } from './domain/rules.js';
 import type { AuditReport, StockLevel } from './domain/types.js';
 import { createLogger } from './logger.js';
-import { openStore } from './storage/open.js';
+import { isPostgresUrl, openStore } from './storage/open.js';
 import type { InventoryStore } from './storage/store.js';
 import { startSweeper } from './sweeper.js';
 
@@ -246,7 +246,8 @@ function printAttachHelp(url: string, token: string | undefined): void {
     '',
     'Attach a client:',
     `  Claude Code:    claude mcp add --transport http stocklock ${url} --header "Authorization: Bearer ${auth}"`,
-    `  MCP inspector:  npx @modelcontextprotocol/inspector@0.15.0 --cli ${url} --transport http --header "Authorization: Bearer ${auth}" --method tools/list`,
+    // --header arrived in inspector 0.16.6 (0.15.0 has none); its CLI runs on Node 20 despite engines >=22.7.5.
+    `  MCP inspector:  npx -y @modelcontextprotocol/inspector@0.16.6 --cli ${url} --transport http --header "Authorization: Bearer ${auth}" --method tools/list`,
     `  curl:           curl -s ${url.replace(/\/mcp$/, '/healthz')}`,
     '',
   ];
@@ -333,6 +334,29 @@ addStoreOptions(
   if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else printAudit(report);
   if (!report.ok) process.exitCode = 1;
+});
+
+const PG_DUMP_HINT =
+  'backup copies a SQLite database; back up PostgreSQL with pg_dump (e.g. pg_dump --format=custom --file=stocklock.dump "$STOCKLOCK_DB")';
+
+addStoreOptions(
+  program
+    .command('backup')
+    .argument('<file>', 'where to write the copy')
+    .option('--force', 'replace FILE if it already exists')
+    .description('copy the SQLite database to FILE while it serves (online and consistent)'),
+).action(async (file: string, flags: StoreFlags & { force?: boolean }) => {
+  if (isPostgresUrl(flags.db)) throw new Error(PG_DUMP_HINT);
+  // Opening would create an empty database, and back that up.
+  if (!existsSync(flags.db)) throw new Error(`no database at ${flags.db} (check --db or STOCKLOCK_DB)`);
+  if (existsSync(file) && !flags.force) {
+    throw new Error(`${file} already exists; choose another file, or pass --force to replace it`);
+  }
+  await withStore(flags, async (store) => {
+    if (!store.backup) throw new Error(PG_DUMP_HINT);
+    await store.backup(file);
+  });
+  process.stdout.write(`Backed up ${flags.db} to ${file} (${statSync(file).size} bytes).\n`);
 });
 
 const token = program.command('token').description('HTTP credentials: one token per channel');

@@ -5,6 +5,11 @@ import { refuse } from './errors.js';
 export const SKU_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const CURRENCY_PATTERN = /^[A-Z]{3}$/;
 export const MAX_QUANTITY = 1_000_000;
+/**
+ * NUL and unpaired UTF-16 surrogates cannot be stored as text exactly: PostgreSQL refuses NUL, and both
+ * stores replace a lone surrogate with U+FFFD, so what is saved would differ from what was sent.
+ */
+export const UNSTORABLE_TEXT = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 export const MAX_STOCK = 1_000_000_000;
 export const MAX_PRICE_MINOR = 1_000_000_000_000;
 
@@ -40,6 +45,7 @@ export function assertCount(value: number, field: string, min: number, max: numb
 export function assertProduct(input: {
   sku: string;
   name: string;
+  description?: string | null;
   price_minor: number;
   currency: string;
 }): void {
@@ -47,6 +53,15 @@ export function assertProduct(input: {
   if (input.name.trim().length === 0 || input.name.length > 200) {
     throw refuse.invalid('name', 'must be 1-200 characters');
   }
+  for (const [field, text] of [
+    ['name', input.name],
+    ['description', input.description ?? ''],
+  ] as const) {
+    if (UNSTORABLE_TEXT.test(text))
+      throw refuse.invalid(field, 'must be valid Unicode text without NUL characters');
+  }
+  if ((input.description ?? '').length > 2000)
+    throw refuse.invalid('description', 'is at most 2000 characters');
   assertCount(input.price_minor, 'price_minor', 0, MAX_PRICE_MINOR);
   if (!CURRENCY_PATTERN.test(input.currency) || minorUnitDigits(input.currency) === undefined) {
     throw refuse.invalid('currency', `"${input.currency}" is not an ISO 4217 currency code`);

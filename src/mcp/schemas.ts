@@ -1,6 +1,13 @@
 // Zod schemas shared by the tools: inputs phrased for a language model, outputs describing success only.
 import { z } from 'zod';
-import { MAX_QUANTITY, MAX_STOCK, SKU_PATTERN } from '../domain/rules.js';
+import { MAX_QUANTITY, MAX_STOCK, SKU_PATTERN, UNSTORABLE_TEXT } from '../domain/rules.js';
+
+/** The string schema, refusing text that no store can keep exactly (NUL, unpaired surrogates). */
+export function storableText(schema: z.ZodString): z.ZodString {
+  return schema.refine((text) => !UNSTORABLE_TEXT.test(text), {
+    message: 'must be valid Unicode text without NUL characters',
+  });
+}
 
 export const skuInput = z
   .string()
@@ -22,19 +29,15 @@ export const stockQuantityInput = z
   .min(0, 'must be 0 or more')
   .max(MAX_STOCK, `must be at most ${MAX_STOCK}`);
 
-export const cartIdInput = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(100, 'is at most 100 characters')
-  .describe('The cart id returned by add_to_cart, e.g. "cart_4kq9ZLm2nX8pQ1rT5vW7yA".');
+export const cartIdInput = storableText(
+  z.string().min(1, 'must not be empty').max(100, 'is at most 100 characters'),
+).describe('The cart id returned by add_to_cart, e.g. "cart_4kq9ZLm2nX8pQ1rT5vW7yA".');
 
-export const idempotencyKeyInput = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(200, 'is at most 200 characters')
-  .describe(
-    'Optional. A unique string you make up for this request (a UUID is ideal). Send the same key again when retrying after a timeout or lost reply, and the call is applied only once.',
-  );
+export const idempotencyKeyInput = storableText(
+  z.string().min(1, 'must not be empty').max(200, 'is at most 200 characters'),
+).describe(
+  'Optional. A unique string you make up for this request (a UUID is ideal). Send the same key again when retrying after a timeout or lost reply, and the call is applied only once.',
+);
 
 const money = {
   currency: z.string().describe('ISO 4217 currency code, e.g. "EUR".'),

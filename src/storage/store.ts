@@ -98,5 +98,11 @@ export interface InventoryStore {
   /** The live token record whose secret this is, or undefined. */
   verifyToken(token: string): Promise<TokenRecord | undefined>;
 
+  /**
+   * SQLite only: writes an online, consistent copy of the database to `path` (replacing it) while the
+   * store keeps serving. PostgreSQL stores leave it out: back those up with pg_dump.
+   */
+  backup?(path: string): Promise<void>;
+
   close(): Promise<void>;
 }

@@ -64,6 +64,8 @@ export function storeOptions(overrides: Partial<StoreOptions> = {}): StoreOption
 
 export interface HttpFixture {
   store: SqliteStore;
+  /** The SQLite file behind `store` (for read-only inspection). */
+  dbPath: string;
   url: string;
   port: number;
   close(): Promise<void>;
@@ -98,13 +100,15 @@ export async function startHttp(
   logger: Logger = silentLogger,
 ): Promise<HttpFixture> {
   const tmp = tempDir();
-  const store = openSqliteStore(join(tmp.dir, 'stocklock.db'), storeOptions());
+  const dbPath = join(tmp.dir, 'stocklock.db');
+  const store = openSqliteStore(dbPath, storeOptions());
   await store.importProducts({ channel: 'cli' }, CATALOG);
   const server = await serveHttp(wrap(store), defaultHttpOptions(overrides), logger);
   const clients: Client[] = [];
   let disposed: Promise<void> | undefined;
   return {
     store,
+    dbPath,
     url: server.url,
     port: server.port,
     close: server.close,

@@ -1,6 +1,6 @@
 // restock (admin): units arrived; add them to on-hand.
 import { z } from 'zod';
-import { skuInput, stockLevelOutput, stockQuantityInput } from '../schemas.js';
+import { skuInput, stockLevelOutput, stockQuantityInput, storableText } from '../schemas.js';
 import { levelText } from '../summaries.js';
 import { defineTool } from '../tool.js';
 
@@ -13,7 +13,9 @@ export const restock = defineTool({
     .object({
       sku: skuInput,
       quantity: stockQuantityInput.min(1, 'must be at least 1').describe('Units received, e.g. 24.'),
-      note: z.string().max(500, 'is at most 500 characters').optional().describe('Why, e.g. "PO-1042".'),
+      note: storableText(z.string().max(500, 'is at most 500 characters'))
+        .optional()
+        .describe('Why, e.g. "PO-1042".'),
     })
     .strict(),
   outputSchema: stockLevelOutput,

@@ -1,6 +1,6 @@
 // search_products: find products by words in their SKU, name or description.
 import { z } from 'zod';
-import { productOutput } from '../schemas.js';
+import { productOutput, storableText } from '../schemas.js';
 import { productText } from '../summaries.js';
 import { defineTool, READ_ONLY } from '../tool.js';
 
@@ -12,9 +12,7 @@ export const searchProducts = defineTool({
   scope: 'customer',
   inputSchema: z
     .object({
-      query: z
-        .string()
-        .max(200, 'is at most 200 characters')
+      query: storableText(z.string().max(200, 'is at most 200 characters'))
         .default('')
         .describe('Words to look for, e.g. "black t-shirt". Empty or omitted lists all products.'),
       limit: z

@@ -1,6 +1,6 @@
 // set_stock (admin): a stock count says on-hand is N; refused below what carts hold.
 import { z } from 'zod';
-import { skuInput, stockLevelOutput, stockQuantityInput } from '../schemas.js';
+import { skuInput, stockLevelOutput, stockQuantityInput, storableText } from '../schemas.js';
 import { levelText } from '../summaries.js';
 import { defineTool } from '../tool.js';
 
@@ -14,7 +14,9 @@ export const setStock = defineTool({
     .object({
       sku: skuInput,
       quantity: stockQuantityInput.describe('The counted on-hand units, e.g. 12.'),
-      note: z.string().max(500, 'is at most 500 characters').optional().describe('Why, e.g. "stock take".'),
+      note: storableText(z.string().max(500, 'is at most 500 characters'))
+        .optional()
+        .describe('Why, e.g. "stock take".'),
     })
     .strict(),
   outputSchema: stockLevelOutput,

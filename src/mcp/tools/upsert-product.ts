@@ -1,7 +1,7 @@
 // upsert_product (admin): create or update a product's catalog data (not its stock).
 import { z } from 'zod';
 import { CURRENCY_PATTERN, MAX_PRICE_MINOR } from '../../domain/rules.js';
-import { productOutput, skuInput } from '../schemas.js';
+import { productOutput, skuInput, storableText } from '../schemas.js';
 import { productText } from '../summaries.js';
 import { defineTool } from '../tool.js';
 
@@ -14,14 +14,10 @@ export const upsertProduct = defineTool({
   inputSchema: z
     .object({
       sku: skuInput,
-      name: z
-        .string()
-        .min(1, 'must not be empty')
-        .max(200, 'is at most 200 characters')
-        .describe('e.g. "T-shirt, black, M".'),
-      description: z
-        .string()
-        .max(2000, 'is at most 2000 characters')
+      name: storableText(
+        z.string().min(1, 'must not be empty').max(200, 'is at most 200 characters'),
+      ).describe('e.g. "T-shirt, black, M".'),
+      description: storableText(z.string().max(2000, 'is at most 2000 characters'))
         .optional()
         .describe('Optional product description shown to shoppers, e.g. "Heavyweight organic cotton."'),
       price_minor: z

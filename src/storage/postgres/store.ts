@@ -54,17 +54,21 @@ import type {
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/postgres', import.meta.url));
 
 /** Session advisory lock that serialises migration when several servers start at once ("stocklok" in ASCII). */
-const MIGRATION_LOCK = '8319104653573434219';
+const MIGRATION_LOCK = '8319396884454862699';
 
 /** Deadlocks and serialization failures are retried this many times (within the lock budget), then STORE_BUSY. */
 const MAX_ATTEMPTS = 8;
 
-/**
- * Lock order, the same in every transaction, so waits cannot form a cycle:
- * idempotency key (advisory) → cart row → product rows in SKU order (COLLATE "C") → channel_holds rows in
- * channel order, written last. `cart_lines.held` of a SKU changes only under that product's lock and
- * `cart_lines.quantity` only under the cart's lock, so each is read after its lock is taken.
+/*
+ * Lock order, the same in every write transaction, so that waits cannot form a cycle:
+ *   idempotency key (advisory) → cart row → product rows in SKU order → channel_holds rows in channel order.
+ * Product rows are locked with one `ORDER BY sku COLLATE "C" FOR UPDATE`. Channel rows are written by one
+ * statement at the end (flush), in channel order; after it only the idempotency record is written, and no
+ * other transaction can be writing that one (its key lock came first), so nothing waits holding a channel row.
+ * `cart_lines.held` of a SKU changes only under that product's row lock, and a line's quantity only under its
+ * cart's row lock: each is read after its lock is taken, never before.
  */
+
 const PRODUCT_COLUMNS =
   'sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active';
 
@@ -107,21 +111,28 @@ const S = statements({
     WHERE sku = $4 RETURNING ${PRODUCT_COLUMNS}`,
   setHeld: 'UPDATE cart_lines SET held = $1 WHERE cart_id = $2 AND sku = $3',
   clearHeld: 'UPDATE cart_lines SET held = 0 WHERE cart_id = $1 AND sku = ANY($2::text[]) AND held > 0',
-  addChannelHeld: `INSERT INTO channel_holds (channel, held) VALUES ($1, $2)
-    ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held RETURNING held`,
   channelExpiredHeld: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
     WHERE c.channel = $1 AND c.status = 'open' AND c.expires_at <= $2 AND c.id <> $3`,
-  movements: `INSERT INTO stock_movements
-      (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
-    SELECT $1, m.sku, m.kind, m.quantity, m.on_hand_delta, m.reserved_delta, m.cart_id, m.order_id, m.channel, m.note
-    FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::integer[], $7::text[], $8::text[],
-                $9::text[], $10::text[])
-      AS m(sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)`,
+  // The end of every write, in one round trip: the ledger rows, then the channel counters in channel order.
+  flush: `WITH ledger AS (
+      INSERT INTO stock_movements
+        (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
+      SELECT $1, m.sku, m.kind, m.quantity, m.on_hand_delta, m.reserved_delta, m.cart_id, m.order_id, m.channel, m.note
+      FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::integer[], $7::text[], $8::text[],
+                  $9::text[], $10::text[])
+        AS m(sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note))
+    INSERT INTO channel_holds (channel, held)
+    SELECT d.channel, d.delta FROM unnest($11::text[], $12::bigint[]) AS d(channel, delta) ORDER BY d.channel COLLATE "C"
+    ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held
+    RETURNING channel, held`,
   cart: 'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2',
   lockCart:
     'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2 FOR UPDATE',
-  insertCart: `INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
-    VALUES ($1, $2, 'open', $3, $4, $4, $5)`,
+  // A new cart and its first line in one statement (the line's foreign key is checked at its end).
+  insertCartWithLine: `WITH cart AS (
+      INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
+      VALUES ($1, $2, 'open', $3, $4, $4, $5))
+    INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES ($1, $6, $7, $8)`,
   touchCart: 'UPDATE carts SET status = $1, currency = $2, updated_at = $3, expires_at = $4 WHERE id = $5',
   closeCarts: 'UPDATE carts SET status = $1, updated_at = $2 WHERE id = ANY($3::text[])',
   lines: 'SELECT sku, quantity, held FROM cart_lines WHERE cart_id = $1 ORDER BY sku COLLATE "C"',
@@ -263,7 +274,9 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
   // An idle connection the server dropped is discarded by the pool; the next query opens another.
   pool.on('error', () => undefined);
   try {
-    const client = await pool.connect();
+    const client = await pool.connect().catch((error: Error) => {
+      throw new Error(`Cannot open database ${redactUrl(url)}: ${error.message}`, { cause: error });
+    });
     let broken: Error | undefined;
     try {
       // Several servers starting at once: one migrates, the others wait here and then find nothing to do.
@@ -282,6 +295,17 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
   } catch (error) {
     await pool.end().catch(() => undefined);
     throw error;
+  }
+}
+
+/** The URL without its password, fit for an error message or a log line. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://…';
   }
 }
 
@@ -340,21 +364,25 @@ export class PostgresStore implements InventoryStore {
   private async write<R>(now: number, fn: (tx: Tx) => Promise<R>): Promise<R> {
     const started = performance.now();
     const budget = this.options.lockTimeoutMs;
+    let pooled = 0;
     for (let attempt = 1; ; attempt++) {
-      const remaining = Math.ceil(budget - (performance.now() - started));
-      if (remaining <= 0) throw refuse.busy(Math.round(performance.now() - started));
       let client: pg.PoolClient;
+      const queued = performance.now();
       try {
         client = await this.pool.connect();
       } catch (error) {
         if (isLockWait(error)) throw refuse.busy(Math.round(performance.now() - started));
         throw error;
       }
+      // Waiting for a free connection is the pool's queue (bounded by connectionTimeoutMillis), not a lock wait.
+      pooled += performance.now() - queued;
+      const remaining = Math.ceil(budget - (performance.now() - started - pooled));
       let broken: Error | undefined;
       try {
+        if (remaining <= 0) throw refuse.busy(Math.round(performance.now() - started));
         // One round trip: each lock wait may use what is left of the budget, and no more.
         await client.query(
-          `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, remaining)}; SET LOCAL statement_timeout = ${budget + 5_000}`,
+          `BEGIN; SET LOCAL lock_timeout = ${remaining}; SET LOCAL statement_timeout = ${budget + 5_000}`,
         );
         const tx = new Tx(client, now);
         const result = await fn(tx);
@@ -379,48 +407,46 @@ export class PostgresStore implements InventoryStore {
   }
 
   /**
-   * Writes what a transaction deferred: channel counters (last, in channel order) and the ledger rows.
-   * The per-channel cap is decided here, under the channel row's lock.
+   * Writes what a transaction deferred: the ledger rows and the channel counters, whose row locks come last
+   * (see the lock order above). The per-channel cap is decided here, under the channel row's lock.
    */
   private async flush(tx: Tx, capCheck?: { channel: string; adding: number; cartId: string }): Promise<void> {
     const checking = capCheck !== undefined && capCheck.adding > 0 ? capCheck : undefined;
-    const channels = [...tx.channelDeltas.keys()];
-    if (checking && !tx.channelDeltas.has(checking.channel)) channels.push(checking.channel);
-    for (const channel of channels.sort()) {
-      const row = await tx.row<{ held: number }>(S.addChannelHeld, [
-        channel,
-        tx.channelDeltas.get(channel) ?? 0,
-      ]);
-      if (!checking || channel !== checking.channel || !row) continue;
-      // Units the channel's other expired carts still hold no longer count against its cap.
-      const expired = (
-        await tx.row<{ held: number }>(S.channelExpiredHeld, [channel, tx.now, checking.cartId])
-      )?.held;
-      const held = row.held - checking.adding - (expired ?? 0);
-      const cap = this.options.limits.maxChannelReserved;
-      if (held + checking.adding > cap) {
-        throw refuse.limit(
-          'per_channel',
-          cap,
-          `This channel already holds ${held} units in open carts; the cap is ${cap}. Check out or release carts first.`,
-        );
-      }
-    }
+    if (checking && !tx.channelDeltas.has(checking.channel)) tx.channelDeltas.set(checking.channel, 0);
+    const channels = [...tx.channelDeltas];
+    const m = tx.movements.splice(0);
     tx.channelDeltas.clear();
-    if (tx.movements.length > 0) {
-      const m = tx.movements.splice(0);
-      await tx.run(S.movements, [
-        tx.now,
-        m.map((x) => x.sku),
-        m.map((x) => x.kind),
-        m.map((x) => x.quantity),
-        m.map((x) => x.on_hand_delta),
-        m.map((x) => x.reserved_delta),
-        m.map((x) => x.cart_id),
-        m.map((x) => x.order_id),
-        m.map((x) => x.channel),
-        m.map((x) => x.note ?? null),
-      ]);
+    if (channels.length === 0 && m.length === 0) return;
+    const counters = await tx.rows<{ channel: string; held: number }>(S.flush, [
+      tx.now,
+      m.map((x) => x.sku),
+      m.map((x) => x.kind),
+      m.map((x) => x.quantity),
+      m.map((x) => x.on_hand_delta),
+      m.map((x) => x.reserved_delta),
+      m.map((x) => x.cart_id),
+      m.map((x) => x.order_id),
+      m.map((x) => x.channel),
+      m.map((x) => x.note ?? null),
+      channels.map(([channel]) => channel),
+      channels.map(([, delta]) => delta),
+    ]);
+    if (!checking) return;
+    const counted = counters.find((row) => row.channel === checking.channel)?.held ?? 0;
+    const cap = this.options.limits.maxChannelReserved;
+    // Expired holds only ever lower the figure: within the cap by the counter alone means within the cap.
+    if (counted <= cap) return;
+    // Units the channel's other expired carts still hold no longer count against its cap.
+    const expired =
+      (await tx.row<{ held: number }>(S.channelExpiredHeld, [checking.channel, tx.now, checking.cartId]))
+        ?.held ?? 0;
+    const held = counted - checking.adding - expired;
+    if (held + checking.adding > cap) {
+      throw refuse.limit(
+        'per_channel',
+        cap,
+        `This channel already holds ${held} units in open carts; the cap is ${cap}. Check out or release carts first.`,
+      );
     }
   }
 
@@ -469,11 +495,8 @@ export class PostgresStore implements InventoryStore {
     return row;
   }
 
-  private async expiredHeld(tx: Tx | undefined, sku: string, now: number): Promise<number> {
-    const rows = tx
-      ? await tx.rows<{ held: number }>(S.expiredHeldSum, [sku, now])
-      : await this.query<{ held: number }>(S.expiredHeldSum, [sku, now]);
-    return rows[0]?.held ?? 0;
+  private async expiredHeld(tx: Tx, sku: string, now: number): Promise<number> {
+    return (await tx.row<{ held: number }>(S.expiredHeldSum, [sku, now]))?.held ?? 0;
   }
 
   /** Releases holds of one SKU (whose row this transaction has locked): lines, `reserved`, counters, ledger. */
@@ -620,7 +643,6 @@ export class PostgresStore implements InventoryStore {
         updated_at: now,
         expires_at: now + this.options.reservationTtlMs,
       };
-      await tx.run(S.insertCart, [cart.id, ctx.channel, product.currency, now, cart.expires_at]);
     } else {
       if (!found) throw refuse.cartNotFound(input.cartId);
       cart = found;
@@ -659,7 +681,20 @@ export class PostgresStore implements InventoryStore {
       held = input.quantity;
     }
     tx.addChannel(ctx.channel, held + revived);
-    await tx.run(S.upsertLine, [cart.id, product.sku, input.quantity, held]);
+    if (input.cartId === undefined) {
+      await tx.run(S.insertCartWithLine, [
+        cart.id,
+        ctx.channel,
+        product.currency,
+        now,
+        cart.expires_at,
+        product.sku,
+        input.quantity,
+        held,
+      ]);
+    } else {
+      await tx.run(S.upsertLine, [cart.id, product.sku, input.quantity, held]);
+    }
     tx.movement({
       sku: product.sku,
       kind: 'reserve',

@@ -1,5 +1,6 @@
 // The SQLite store: every stock write is one synchronous better-sqlite3 transaction begun IMMEDIATE.
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -57,6 +58,8 @@ const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.
 
 /** SQLite's own busy handler sleeps in steps up to 100 ms; we let it wait only briefly, then retry off-thread. */
 const SQLITE_BUSY_TIMEOUT_MS = 5;
+/** Pages per backup step: all of them, so the copy is one snapshot and never restarts on a write. */
+const BACKUP_ALL_PAGES = 0x7fffffff;
 
 interface StoredCart extends CartRow {
   updated_at: number;
@@ -88,14 +91,51 @@ function isBusy(error: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
+/** Turns SQLite's terse open-time failures into one line that names the file and what to do. */
+function openError(path: string, error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return error;
+  if (code === 'SQLITE_NOTADB')
+    return new Error(`Cannot open database ${path}: the file is not a SQLite database.`);
+  if (code.startsWith('SQLITE_READONLY')) {
+    return new Error(
+      `Cannot open database ${path} for writing (${code}): stocklock needs write access to the file and to its directory, where SQLite keeps the -wal and -shm files.`,
+    );
+  }
+  if (code.startsWith('SQLITE_CANTOPEN')) {
+    return new Error(
+      `Cannot open database ${path} (${code}): check that it is a file, not a directory, and that this user may create files in its directory.`,
+    );
+  }
+  if (isBusy(error)) {
+    return new Error(`Cannot open database ${path}: another process kept it locked (${code}); try again.`);
+  }
+  return error;
+}
+
 export function openSqliteStore(path: string, options: StoreOptions): SqliteStore {
   if (path !== ':memory:') {
-    const dir = dirname(resolve(path));
+    const file = resolve(path);
+    const dir = dirname(file);
     if (!existsSync(dir)) {
       throw new Error(`Cannot open database ${path}: directory ${dir} does not exist.`);
     }
+    // SQLite opens a file it may not write read-only without a word, and every write would fail later.
+    try {
+      if (existsSync(file)) accessSync(file, constants.R_OK | constants.W_OK);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'EACCES';
+      throw new Error(
+        `Cannot open database ${path} for writing (${code}): the file is read-only to this user; stocklock needs write access to it and to its directory.`,
+      );
+    }
   }
-  const db = new Database(path);
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (error) {
+    throw openError(path, error);
+  }
   try {
     // Migration may wait for another process that is migrating the same file.
     db.pragma('busy_timeout = 10000');
@@ -107,10 +147,7 @@ export function openSqliteStore(path: string, options: StoreOptions): SqliteStor
     return new SqliteStore(db, options);
   } catch (error) {
     db.close();
-    if ((error as { code?: string }).code === 'SQLITE_NOTADB') {
-      throw new Error(`Cannot open database ${path}: the file is not a SQLite database.`);
-    }
-    throw error;
+    throw openError(path, error);
   }
 }
 
@@ -441,8 +478,18 @@ export class SqliteStore implements InventoryStore {
     return added;
   }
 
-  private checkChannelCap(channel: string, adding: number, now: number, cartId: string): void {
-    if (adding <= 0) return;
+  /**
+   * A revived cart counts in full even when its holds were never released (revived 0): they were expired,
+   * so they stopped counting, and reviving them must not slip past the cap.
+   */
+  private checkChannelCap(
+    channel: string,
+    adding: number,
+    now: number,
+    cartId: string,
+    reviving = false,
+  ): void {
+    if (adding <= 0 && !reviving) return;
     const row = this.s.channelHeld.get(channel) as { held: number } | undefined;
     const expired = (this.s.channelExpiredHeld.get(channel, now, cartId) as { held: number }).held;
     const held = (row?.held ?? 0) - expired;
@@ -487,6 +534,7 @@ export class SqliteStore implements InventoryStore {
     const { limits } = this.options;
     let cart: StoredCart;
     let revived = 0;
+    let reviving = false;
     if (input.cartId === undefined) {
       cart = {
         id: newId('cart_'),
@@ -505,7 +553,10 @@ export class SqliteStore implements InventoryStore {
       if (cart.currency !== null && cart.currency !== product.currency) {
         throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
       }
-      if (effectiveStatus(cart, now) === 'expired') revived = this.holdAllLines(cart, ctx, now);
+      if (effectiveStatus(cart, now) === 'expired') {
+        reviving = true;
+        revived = this.holdAllLines(cart, ctx, now);
+      }
     }
 
     const line = this.s.line.get(cart.id, product.sku) as StoredLine | undefined;
@@ -534,7 +585,7 @@ export class SqliteStore implements InventoryStore {
       if (missing) throw refuse.outOfStock([missing]);
       held = input.quantity;
     }
-    this.checkChannelCap(ctx.channel, held + revived, now, cart.id);
+    this.checkChannelCap(ctx.channel, held + revived, now, cart.id, reviving);
     if (held + revived > 0) this.s.addChannelHeld.run(ctx.channel, held + revived);
     this.s.upsertLine.run(cart.id, product.sku, input.quantity, held);
     this.recordMovement({
@@ -888,6 +939,31 @@ export class SqliteStore implements InventoryStore {
       await this.write(() => this.s.touchToken.run(now, row.id)).catch(() => undefined);
     }
     return tokenRecord(row);
+  }
+
+  /**
+   * An online, consistent copy of the database at `path`, taken while other connections keep writing.
+   * SQLite's backup API copies every page in one step, and under WAL one step reads one snapshot without
+   * blocking writers. The copy is written beside `path` and renamed over it (with any stale -wal/-shm
+   * removed), so `path` never holds half a backup.
+   */
+  async backup(path: string): Promise<void> {
+    const target = resolve(path);
+    if (this.db.name !== ':memory:' && target === resolve(this.db.name)) {
+      throw new Error(`Cannot back up the database onto itself (${path}).`);
+    }
+    const dir = dirname(target);
+    if (!existsSync(dir)) throw new Error(`Cannot write backup ${path}: directory ${dir} does not exist.`);
+    const partial = `${target}.partial-${randomBytes(6).toString('hex')}`;
+    try {
+      await this.db.backup(partial, { progress: () => BACKUP_ALL_PAGES });
+      for (const stale of [`${target}-wal`, `${target}-shm`]) rmSync(stale, { force: true });
+      renameSync(partial, target);
+    } catch (error) {
+      rmSync(partial, { force: true });
+      rmSync(`${partial}-journal`, { force: true });
+      throw error;
+    }
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,89 @@
+// The baselines' MCP server: an `echo` tool (the SDK and transport floor), and with a database a `naive_buy` tool
+// that reads stock, decides, then writes (the bug stocklock exists to prevent, as in test/fixtures/naive-buyer.mjs).
+// Usage: baseline-server.ts stdio [DB] | baseline-server.ts http PORT [DB]; over HTTP it prints {"url": …} when ready.
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import Database from 'better-sqlite3';
+import express from 'express';
+import { z } from 'zod';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A bare McpServer with `echo`, plus `naive_buy` when given a database. */
+export function createBaselineServer(db?: Database.Database): McpServer {
+  const readStock = db?.prepare('SELECT on_hand FROM products WHERE sku = ?');
+  const writeStock = db?.prepare('UPDATE products SET on_hand = ? WHERE sku = ?');
+  const server = new McpServer({ name: 'bench-baseline', version: '0.0.0' });
+  server.registerTool(
+    'echo',
+    { description: 'Returns its text.', inputSchema: { text: z.string().describe('Anything') } },
+    async ({ text }) => ({ content: [{ type: 'text', text }] }),
+  );
+  if (readStock && writeStock) {
+    server.registerTool(
+      'naive_buy',
+      { description: 'Reads the stock, then sells one unit.', inputSchema: { sku: z.string() } },
+      async ({ sku }) => {
+        const { on_hand } = readStock.get(sku) as { on_hand: number };
+        if (on_hand < 1) return { content: [{ type: 'text', text: 'sold out' }] };
+        await sleep(Math.random() * 5); // the gap every cache, replica or second request opens
+        writeStock.run(on_hand - 1, sku);
+        return { content: [{ type: 'text', text: 'sold' }] };
+      },
+    );
+  }
+  return server;
+}
+
+async function main(): Promise<void> {
+  const [mode, ...rest] = process.argv.slice(2);
+  const port = mode === 'http' ? Number(rest.shift()) : 0;
+  const db = rest[0] ? new Database(rest[0]) : undefined;
+  db?.pragma('busy_timeout = 10000');
+  const createServer = () => createBaselineServer(db);
+  if (mode === 'stdio') {
+    await createServer().connect(new StdioServerTransport());
+    return;
+  }
+  if (mode !== 'http') throw new Error('usage: baseline-server.ts stdio [DB] | http PORT [DB]');
+  // The SDK's stateful Streamable HTTP pattern: one server and one transport per session.
+  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const app = express();
+  app.use(express.json({ limit: '1mb' }));
+  app.all('/mcp', async (req, res) => {
+    const id = req.headers['mcp-session-id'];
+    const existing = typeof id === 'string' ? sessions.get(id) : undefined;
+    if (existing) {
+      await existing.handleRequest(req, res, req.body);
+      return;
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
+      res.status(typeof id === 'string' ? 404 : 400).json({ jsonrpc: '2.0', error: { code: -32000, message: 'no session' }, id: null });
+      return;
+    }
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: randomUUID,
+      onsessioninitialized: (sessionId) => {
+        sessions.set(sessionId, transport);
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+    };
+    await createServer().connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  });
+  const server = createHttpServer(app);
+  server.listen(port, '127.0.0.1', () => {
+    process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}/mcp` })}\n`);
+  });
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

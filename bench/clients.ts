@@ -1,0 +1,164 @@
+// MCP plumbing the scenarios share: SDK clients over each transport, and the servers they talk to.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import ts from 'typescript';
+import { openSqliteStore } from '../src/storage/sqlite/store.js';
+import { benchStoreOptions, type Child, CLI, ROOT, type Sync, sleep, spawnNode } from './lib.js';
+
+const BASELINE_SOURCE = fileURLToPath(new URL('./baseline-server.ts', import.meta.url));
+let baselineServer: string | undefined;
+
+/**
+ * The baseline server as plain JavaScript, so it runs on bare Node like the built stocklock (tsx would add its
+ * loader's memory and start-up to the baseline only). Emitted under node_modules/.cache so its imports resolve.
+ */
+export function baselineServerScript(): string {
+  if (!baselineServer) {
+    const dir = join(ROOT, 'node_modules', '.cache', 'stocklock-bench');
+    mkdirSync(dir, { recursive: true });
+    const { outputText } = ts.transpileModule(readFileSync(BASELINE_SOURCE, 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    });
+    baselineServer = join(dir, 'baseline-server.mjs');
+    writeFileSync(baselineServer, outputText);
+  }
+  return baselineServer;
+}
+
+/** The 1.x HTTP client transport leaks abort listeners after ~1,500 calls (FIELD-NOTES): reconnect before that. */
+const RECONNECT_EVERY = 1_000;
+
+export async function httpClient(url: string, token?: string): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : undefined,
+  });
+  const client = new Client({ name: 'stocklock-bench', version: '0.0.0' });
+  client.onerror = () => undefined;
+  await client.connect(transport);
+  // Hosts list tools first; the SDK client then checks structuredContent against each output schema.
+  await client.listTools();
+  return client;
+}
+
+export async function stdioClient(command: string, args: string[], env: Record<string, string> = {}): Promise<Client> {
+  const transport = new StdioClientTransport({
+    command,
+    args,
+    cwd: ROOT,
+    env: { ...(process.env as Record<string, string>), STOCKLOCK_LOG_LEVEL: 'info', ...env },
+    stderr: 'ignore',
+  });
+  const client = new Client({ name: 'stocklock-bench', version: '0.0.0' });
+  await client.connect(transport);
+  await client.listTools();
+  return client;
+}
+
+/** Closes a client; over HTTP it ends the session first (DELETE), as a well-behaved client does. */
+export async function closeClient(client: Client): Promise<void> {
+  const transport = client.transport;
+  if (transport instanceof StreamableHTTPClientTransport) await transport.terminateSession().catch(() => undefined);
+  await client.close().catch(() => undefined);
+}
+
+/** One client that replaces itself every RECONNECT_EVERY calls; a refused call throws. */
+export class Caller {
+  private calls = 0;
+
+  private constructor(
+    private client: Client,
+    private readonly reconnect?: () => Promise<Client>,
+  ) {}
+
+  static async open(connect: () => Promise<Client>, reconnecting = false): Promise<Caller> {
+    return new Caller(await connect(), reconnecting ? connect : undefined);
+  }
+
+  async call(name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+    this.calls += 1;
+    if (this.reconnect && this.calls % RECONNECT_EVERY === 0) {
+      const old = this.client;
+      this.client = await this.reconnect();
+      void closeClient(old);
+    }
+    const result = (await this.client.callTool({ name, arguments: args })) as CallToolResult;
+    if (result.isError) {
+      const block = result.content[0];
+      throw new Error(`${name} refused: ${block?.type === 'text' ? block.text : JSON.stringify(result.content)}`);
+    }
+    return result;
+  }
+
+  /** Calls that may be refused (races): the result as it came. */
+  async attempt(name: string, args: Record<string, unknown>): Promise<CallToolResult> {
+    return (await this.client.callTool({ name, arguments: args })) as CallToolResult;
+  }
+
+  close(): Promise<void> {
+    return closeClient(this.client);
+  }
+}
+
+/** A port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitHealthy(url: string, child: Child): Promise<void> {
+  const health = url.replace(/\/mcp$/, '/healthz');
+  for (let i = 0; i < 200; i++) {
+    if (child.process.exitCode !== null) throw new Error(`the server exited with ${child.process.exitCode}`);
+    try {
+      if ((await fetch(health)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  throw new Error(`${health} did not answer`);
+}
+
+export interface RunningServer {
+  url: string;
+  token?: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** `stocklock serve --http` as a user runs it (built CLI, default log level), with a customer token. */
+export async function startStocklockHttp(db: string, sync: Sync, extra: string[] = []): Promise<RunningServer> {
+  const store = openSqliteStore(db, benchStoreOptions(sync));
+  const { token } = await store.createToken('bench', false, 'bench');
+  await store.close();
+  const port = await freePort();
+  const child = spawnNode(
+    CLI,
+    ['serve', '--http', '--port', String(port), '--db', db, '--synchronous', sync, '--max-channel-reserved', '1000000000', ...extra],
+    { env: { STOCKLOCK_LOG_LEVEL: 'info' }, stderrFile: `${db}.log` },
+  );
+  const url = `http://127.0.0.1:${port}/mcp`;
+  await waitHealthy(url, child);
+  return { url, token, pid: child.process.pid ?? 0, stop: () => child.stop() };
+}
+
+/** The baseline server over HTTP: the SDK's own stateful Streamable HTTP pattern with an echo tool. */
+export async function startBaselineHttp(db?: string): Promise<RunningServer> {
+  const port = await freePort();
+  const child = spawnNode(baselineServerScript(), ['http', String(port), ...(db ? [db] : [])]);
+  const { url } = await child.next<{ url: string }>();
+  return { url, pid: child.process.pid ?? 0, stop: () => child.stop() };
+}

@@ -1,0 +1,216 @@
+// Scenario 4: add_to_cart + release_cart through the SDK Client over in-memory, stdio and Streamable HTTP
+// (1 and 32 sessions), beside an `echo` tool on the same kind of server and transport.
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { pino } from 'pino';
+import { createServer } from '../src/mcp/server.js';
+import { openSqliteStore } from '../src/storage/sqlite/store.js';
+import {
+  baselineServerScript,
+  Caller,
+  httpClient,
+  type RunningServer,
+  startBaselineHttp,
+  startStocklockHttp,
+  stdioClient,
+} from './clients.js';
+import {
+  benchStoreOptions,
+  CLI,
+  concurrentThroughput,
+  fmt,
+  HOT_SKU,
+  interleaved,
+  type RunSettings,
+  type Section,
+  type Sync,
+  section,
+} from './lib.js';
+import { prepareDatabase } from './store.js';
+import { createBaselineServer } from './baseline-server.js';
+
+/** One add_to_cart into a new cart and the release_cart that gives the unit back: two calls. */
+async function reserveAndRelease(caller: Caller): Promise<void> {
+  const cart = await caller.call('add_to_cart', { sku: HOT_SKU, quantity: 1 });
+  const cartId = (cart.structuredContent as { cart_id: string }).cart_id;
+  await caller.call('release_cart', { cart_id: cartId });
+}
+
+async function echoTwice(caller: Caller): Promise<void> {
+  await caller.call('echo', { text: HOT_SKU });
+  await caller.call('echo', { text: HOT_SKU });
+}
+
+/** Calls per second over `sessions` concurrent callers, two calls per operation. */
+function callRate(callers: Caller[], windowMs: number, op: (caller: Caller) => Promise<void>): Promise<number> {
+  return concurrentThroughput(callers.length, windowMs, (worker) => op(callers[worker] as Caller)).then(
+    (pairs) => pairs * 2,
+  );
+}
+
+async function linked(server: McpServer): Promise<Client> {
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  const client = new Client({ name: 'stocklock-bench', version: '0.0.0' });
+  await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
+  await client.listTools();
+  return client;
+}
+
+export async function mcpScenario(settings: RunSettings): Promise<Section[]> {
+  const out = section(
+    '4. MCP tool calls',
+    'Calls per second through the SDK `Client`: stocklock alternates `add_to_cart` (a new cart, one unit of ' +
+      'the hot SKU) and `release_cart`; the baseline calls an `echo` tool on a bare `McpServer` over the same ' +
+      'transport (stdio: a child process; HTTP: the SDK\'s stateful Streamable HTTP pattern on express, in a ' +
+      'child process). stocklock runs as users run it: `dist/cli.js serve`, default log level (info, one line per ' +
+      'call), bearer token over HTTP. The load generator is this process; HTTP clients reconnect every 1,000 calls.',
+    ['transport', 'sessions', 'synchronous', 'stocklock calls/s', 'echo calls/s', 'ratio', 'goal ≥ 0.9×'],
+  );
+  const windowMs = settings.windowMs;
+  const httpWindowMs = settings.windowMs * 2;
+  const ratios: { name: string; ratio: number }[] = [];
+  const push = (transport: string, sessions: number, sync: Sync, figures: { project: number; baseline: number }) => {
+    const ratio = figures.project / figures.baseline;
+    ratios.push({ name: `${transport} ×${sessions} ${sync}`, ratio });
+    out.rows.push([
+      transport,
+      String(sessions),
+      sync,
+      fmt.rate(figures.project),
+      fmt.rate(figures.baseline),
+      fmt.ratio(ratio),
+      ratio >= 0.9 ? 'met' : 'missed',
+    ]);
+  };
+
+  // In memory: both servers in this process, so the figure is the tool's own cost plus the SDK's.
+  {
+    const db = join(settings.dir, 'mcp-memory.db');
+    await prepareDatabase(db, 'NORMAL');
+    const store = openSqliteStore(db, benchStoreOptions('NORMAL'));
+    const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
+    const project = await Caller.open(() =>
+      linked(createServer({ store, channel: 'bench', admin: false, logger, version: 'bench' })),
+    );
+    const baseline = await Caller.open(() => linked(createBaselineServer()));
+    push(
+      'in-memory',
+      1,
+      'NORMAL',
+      await interleaved(settings.repeats, {
+        project: () => callRate([project], windowMs, reserveAndRelease),
+        baseline: () => callRate([baseline], windowMs, echoTwice),
+      }),
+    );
+    await project.close();
+    await baseline.close();
+    await store.close();
+  }
+
+  // stdio: stocklock's CLI and the baseline server, each a child process.
+  {
+    const db = join(settings.dir, 'mcp-stdio.db');
+    await prepareDatabase(db, 'NORMAL');
+    const project = await Caller.open(() =>
+      stdioClient(process.execPath, [
+        CLI,
+        'serve',
+        '--stdio',
+        '--db',
+        db,
+        '--synchronous',
+        'NORMAL',
+        '--channel',
+        'bench',
+      ]),
+    );
+    const baseline = await Caller.open(() => stdioClient(process.execPath, [baselineServerScript(), 'stdio']));
+    push(
+      'stdio',
+      1,
+      'NORMAL',
+      await interleaved(settings.repeats, {
+        project: () => callRate([project], windowMs, reserveAndRelease),
+        baseline: () => callRate([baseline], windowMs, echoTwice),
+      }),
+    );
+    await project.close();
+    await baseline.close();
+  }
+
+  // Streamable HTTP: 1 and 32 concurrent sessions; the 32-session case also with the default FULL.
+  let moonshot = { NORMAL: Number.NaN, FULL: Number.NaN };
+  const echoHttp = await startBaselineHttp();
+  try {
+    for (const sync of ['NORMAL', 'FULL'] as const) {
+      const db = join(settings.dir, `mcp-http-${sync}.db`);
+      await prepareDatabase(db, sync);
+      let server: RunningServer | undefined;
+      try {
+        server = await startStocklockHttp(db, sync);
+        const running = server;
+        for (const sessions of sync === 'NORMAL' ? [1, 32] : [32]) {
+          const project = await Promise.all(
+            Array.from({ length: sessions }, () => Caller.open(() => httpClient(running.url, running.token), true)),
+          );
+          const baseline = await Promise.all(
+            Array.from({ length: sessions }, () => Caller.open(() => httpClient(echoHttp.url), true)),
+          );
+          push(
+            'HTTP',
+            sessions,
+            sync,
+            await interleaved(settings.repeats, {
+              project: () => callRate(project, httpWindowMs, reserveAndRelease),
+              baseline: () => callRate(baseline, httpWindowMs, echoTwice),
+            }),
+          );
+          if (sessions === 32) {
+            // The moonshot counts add_to_cart alone: every call a new cart holding one unit.
+            const adds = await interleaved(settings.repeats, {
+              add: () =>
+                concurrentThroughput(project.length, httpWindowMs, async (worker) => {
+                  await (project[worker] as Caller).call('add_to_cart', { sku: HOT_SKU, quantity: 1 });
+                }),
+            });
+            moonshot = { ...moonshot, [sync]: adds.add };
+          }
+          await Promise.all([...project, ...baseline].map((caller) => caller.close()));
+        }
+      } finally {
+        await server?.stop();
+      }
+    }
+  } finally {
+    await echoHttp.stop();
+  }
+
+  const worst = ratios.reduce((a, b) => (b.ratio < a.ratio ? b : a));
+  out.goals.push(
+    {
+      name: 'MCP calls vs. echo, over HTTP (worst of 1 and 32 sessions)',
+      target: '≥ 0.9×',
+      measured: fmt.ratio(Math.min(...ratios.filter((r) => r.name.startsWith('HTTP')).map((r) => r.ratio))),
+      met: ratios.filter((r) => r.name.startsWith('HTTP')).every((r) => r.ratio >= 0.9),
+    },
+    {
+      name: 'MCP calls vs. echo, every transport',
+      target: '≥ 0.9×',
+      measured: `worst ${fmt.ratio(worst.ratio)} (${worst.name})`,
+      met: worst.ratio >= 0.9,
+    },
+    {
+      name: 'Moonshot: add_to_cart over HTTP, 32 sessions',
+      target: '≥ 3,000 calls/s',
+      measured: `${fmt.rate(moonshot.NORMAL)} (NORMAL), ${fmt.rate(moonshot.FULL)} (FULL)`,
+      met: moonshot.NORMAL >= 3_000,
+    },
+  );
+  out.notes.push(
+    `add_to_cart alone over HTTP with 32 sessions: ${fmt.rate(moonshot.NORMAL)} calls/s with synchronous NORMAL, ` +
+      `${fmt.rate(moonshot.FULL)} with the default FULL.`,
+  );
+  return [out];
+}

@@ -1,0 +1,189 @@
+// Scenario 7: hot-SKU reserve on the PostgreSQL store against the same SQL on raw `pg` at the same client count.
+// The raw side replays the statements the store itself sent for one add_to_cart (captured at run time, so the two
+// cannot drift apart), each client on its own connection, with a fresh cart id per transaction.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import pg from 'pg';
+import type { InventoryStore } from '../src/storage/store.js';
+import {
+  benchCatalog,
+  benchStoreOptions,
+  concurrentThroughput,
+  fmt,
+  HOT_SKU,
+  interleaved,
+  ROOT,
+  type RunSettings,
+  type Section,
+  section,
+} from './lib.js';
+
+const ADMIN_URL =
+  process.env.STOCKLOCK_BENCH_POSTGRES_URL ??
+  process.env.STOCKLOCK_TEST_POSTGRES_URL ??
+  'postgres://postgres@127.0.0.1:5432/postgres';
+const CTX = { channel: 'bench' };
+
+interface Captured {
+  text: string;
+  name?: string;
+  values?: unknown[];
+}
+
+async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: ADMIN_URL, connectionTimeoutMillis: 3_000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function databaseUrl(name: string): string {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** Records every statement the store sends while `fn` runs (pool clients are pg.Client instances). */
+async function capture(fn: () => Promise<unknown>): Promise<Captured[]> {
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = proto.query;
+  const seen: Captured[] = [];
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const [first, second] = args;
+    if (typeof first === 'string') seen.push({ text: first, values: Array.isArray(second) ? second : undefined });
+    else if (first && typeof first === 'object' && 'text' in first) {
+      const config = first as Captured;
+      seen.push({ text: config.text, name: config.name, values: config.values });
+    }
+    return original.apply(this, args);
+  };
+  try {
+    await fn();
+  } finally {
+    proto.query = original;
+  }
+  return seen;
+}
+
+/** Replaces every occurrence of one string in a statement's parameters (arrays included). */
+function substitute(value: unknown, from: string, to: string): unknown {
+  if (value === from) return to;
+  if (Array.isArray(value)) return value.map((v) => substitute(v, from, to));
+  return value;
+}
+
+export async function postgresScenario(settings: RunSettings): Promise<Section[]> {
+  const out = section(
+    '7. PostgreSQL',
+    'Hot-SKU `addToCart` (a new cart, one unit) on the PostgreSQL store with a pool of N connections and N ' +
+      'concurrent callers, against the same statements on raw `pg`: the bench records what the store sends for one ' +
+      'add_to_cart and replays exactly that (BEGIN … COMMIT, named statements, a fresh cart id each time) on N ' +
+      'dedicated connections. Each side has its own freshly created database, dropped afterwards.',
+    ['clients', 'stocklock tx/s', 'same SQL raw pg tx/s', 'ratio', 'goal ≥ 0.9×'],
+  );
+  if (!existsSync(`${ROOT}/src/storage/postgres/store.ts`)) {
+    out.notes.push('Skipped: there is no PostgreSQL store (src/storage/postgres/store.ts).');
+    return [out];
+  }
+  try {
+    await withAdmin((client) => client.query('SELECT 1'));
+  } catch (error) {
+    out.notes.push(`Skipped: PostgreSQL at ${new URL(ADMIN_URL).host} did not answer (${(error as Error).message}).`);
+    return [out];
+  }
+  const { openPostgresStore } = await import('../src/storage/postgres/store.js');
+  const suffix = randomBytes(4).toString('hex');
+  const names = { project: `stocklock_bench_${suffix}_store`, baseline: `stocklock_bench_${suffix}_raw` };
+  await withAdmin(async (client) => {
+    for (const name of Object.values(names)) await client.query(`CREATE DATABASE "${name}"`);
+  });
+  const ratios: number[] = [];
+  let statements = 0;
+  try {
+    // Both databases get the schema and catalog through the store, so they start equal.
+    const seed = await openPostgresStore(databaseUrl(names.baseline), benchStoreOptions('FULL', { poolSize: 1 }));
+    await seed.importProducts({ channel: 'cli' }, benchCatalog());
+    await seed.close();
+    const firstStore = await openPostgresStore(databaseUrl(names.project), benchStoreOptions('FULL', { poolSize: 1 }));
+    await firstStore.importProducts({ channel: 'cli' }, benchCatalog());
+    await firstStore.close();
+
+    for (const clients of settings.quick ? [8] : [1, 8]) {
+      const store: InventoryStore = await openPostgresStore(
+        databaseUrl(names.project),
+        benchStoreOptions('FULL', { poolSize: clients }),
+      );
+      const raw = await Promise.all(
+        Array.from({ length: clients }, async () => {
+          const client = new pg.Client({ connectionString: databaseUrl(names.baseline) });
+          client.on('error', () => undefined);
+          await client.connect();
+          return client;
+        }),
+      );
+      try {
+        // The second call is the one to copy: the first also prepares statements and creates the channel's row.
+        await store.addToCart(CTX, { sku: HOT_SKU, quantity: 1 });
+        let cartId = '';
+        const script = await capture(async () => {
+          cartId = (await store.addToCart(CTX, { sku: HOT_SKU, quantity: 1 })).cart_id;
+        });
+        statements = script.length;
+        const replay = async (client: pg.Client) => {
+          const fresh = `cart_${randomBytes(16).toString('base64url')}`;
+          try {
+            for (const s of script) {
+              await client.query({
+                text: s.text,
+                name: s.name,
+                values: s.values?.map((v) => substitute(v, cartId, fresh)),
+              });
+            }
+          } catch (error) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw error;
+          }
+        };
+        const figures = await interleaved(settings.repeats, {
+          project: () =>
+            concurrentThroughput(clients, settings.windowMs * 2, () =>
+              store.addToCart(CTX, { sku: HOT_SKU, quantity: 1 }),
+            ),
+          baseline: () =>
+            concurrentThroughput(clients, settings.windowMs * 2, (worker) => replay(raw[worker] as pg.Client)),
+        });
+        const ratio = figures.project / figures.baseline;
+        ratios.push(ratio);
+        out.rows.push([
+          String(clients),
+          fmt.rate(figures.project),
+          fmt.rate(figures.baseline),
+          fmt.ratio(ratio),
+          ratio >= 0.9 ? 'met' : 'missed',
+        ]);
+      } finally {
+        await store.close();
+        await Promise.all(raw.map((client) => client.end().catch(() => undefined)));
+      }
+    }
+  } finally {
+    await withAdmin(async (client) => {
+      for (const name of Object.values(names)) await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    });
+  }
+  out.notes.push(
+    `One add_to_cart on PostgreSQL is ${statements} round trips (BEGIN and COMMIT included), captured from the store in this run.`,
+  );
+  const worst = Math.min(...ratios);
+  out.goals.push({
+    name: 'PostgreSQL hot-SKU reserve vs. the same SQL on raw pg',
+    target: '≥ 0.9×',
+    measured: `worst ${fmt.ratio(worst)}`,
+    met: worst >= 0.9,
+  });
+  return [out];
+}

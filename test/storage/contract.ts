@@ -1017,6 +1017,9 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         });
         expect(await store.checkout(web, { cartId: cart_id })).toEqual(order);
         expect(order.total_minor).toBe(2500);
+        const sold = await store.getCart(web, cart_id);
+        expect(sold).toMatchObject({ status: 'checked_out', order_id: order.order_id, total_minor: 2500 });
+        expect(sold.lines).toEqual(order.lines);
         await expectAuditOk(store);
       });
 

@@ -1011,8 +1011,10 @@ export class PostgresStore implements InventoryStore {
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
     const now = this.now();
     const cart = await this.loadCart(undefined, ctx, cartId);
-    const order = cart.status === 'checked_out' ? await this.orderOf(undefined, cart.id) : undefined;
-    return this.cartViewOf(undefined, cart, now, order?.order_id ?? null);
+    if (cart.status !== 'checked_out') return this.cartViewOf(undefined, cart, now, null);
+    // A sold cart shows what was sold, at the prices of the sale.
+    const order = await this.orderOf(undefined, cart.id);
+    return cartView(cart, order.lines, now, order.order_id);
   }
 
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {

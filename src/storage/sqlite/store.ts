@@ -822,8 +822,10 @@ export class SqliteStore implements InventoryStore {
     const now = this.now();
     return this.read(() => {
       const cart = this.loadCart(ctx, cartId);
-      const order = cart.status === 'checked_out' ? this.orderOf(cart.id) : undefined;
-      return this.cartViewOf(cart, now, order?.order_id ?? null);
+      if (cart.status !== 'checked_out') return this.cartViewOf(cart, now, null);
+      // A sold cart shows what was sold, at the prices of the sale.
+      const order = this.orderOf(cart.id);
+      return cartView(cart, order.lines, now, order.order_id);
     });
   }
 

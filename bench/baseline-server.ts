@@ -63,7 +63,9 @@ async function main(): Promise<void> {
       return;
     }
     if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
-      res.status(typeof id === 'string' ? 404 : 400).json({ jsonrpc: '2.0', error: { code: -32000, message: 'no session' }, id: null });
+      res
+        .status(typeof id === 'string' ? 404 : 400)
+        .json({ jsonrpc: '2.0', error: { code: -32000, message: 'no session' }, id: null });
       return;
     }
     const transport = new StreamableHTTPServerTransport({

@@ -45,7 +45,11 @@ export async function httpClient(url: string, token?: string): Promise<Client> {
   return client;
 }
 
-export async function stdioClient(command: string, args: string[], env: Record<string, string> = {}): Promise<Client> {
+export async function stdioClient(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Client> {
   const transport = new StdioClientTransport({
     command,
     args,
@@ -62,7 +66,8 @@ export async function stdioClient(command: string, args: string[], env: Record<s
 /** Closes a client; over HTTP it ends the session first (DELETE), as a well-behaved client does. */
 export async function closeClient(client: Client): Promise<void> {
   const transport = client.transport;
-  if (transport instanceof StreamableHTTPClientTransport) await transport.terminateSession().catch(() => undefined);
+  if (transport instanceof StreamableHTTPClientTransport)
+    await transport.terminateSession().catch(() => undefined);
   await client.close().catch(() => undefined);
 }
 
@@ -89,7 +94,9 @@ export class Caller {
     const result = (await this.client.callTool({ name, arguments: args })) as CallToolResult;
     if (result.isError) {
       const block = result.content[0];
-      throw new Error(`${name} refused: ${block?.type === 'text' ? block.text : JSON.stringify(result.content)}`);
+      throw new Error(
+        `${name} refused: ${block?.type === 'text' ? block.text : JSON.stringify(result.content)}`,
+      );
     }
     return result;
   }
@@ -140,14 +147,30 @@ export interface RunningServer {
 }
 
 /** `stocklock serve --http` as a user runs it (built CLI, default log level), with a customer token. */
-export async function startStocklockHttp(db: string, sync: Sync, extra: string[] = []): Promise<RunningServer> {
+export async function startStocklockHttp(
+  db: string,
+  sync: Sync,
+  extra: string[] = [],
+): Promise<RunningServer> {
   const store = openSqliteStore(db, benchStoreOptions(sync));
   const { token } = await store.createToken('bench', false, 'bench');
   await store.close();
   const port = await freePort();
   const child = spawnNode(
     CLI,
-    ['serve', '--http', '--port', String(port), '--db', db, '--synchronous', sync, '--max-channel-reserved', '1000000000', ...extra],
+    [
+      'serve',
+      '--http',
+      '--port',
+      String(port),
+      '--db',
+      db,
+      '--synchronous',
+      sync,
+      '--max-channel-reserved',
+      '1000000000',
+      ...extra,
+    ],
     { env: { STOCKLOCK_LOG_LEVEL: 'info' }, stderrFile: `${db}.log` },
   );
   const url = `http://127.0.0.1:${port}/mcp`;

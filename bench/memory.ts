@@ -2,7 +2,14 @@
 // beside the baseline echo server holding the same idle sessions.
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { Caller, closeClient, httpClient, type RunningServer, startBaselineHttp, startStocklockHttp } from './clients.js';
+import {
+  Caller,
+  closeClient,
+  httpClient,
+  type RunningServer,
+  startBaselineHttp,
+  startStocklockHttp,
+} from './clients.js';
 import { fmt, HOT_SKU, type RunSettings, rssBytes, type Section, section, sleep } from './lib.js';
 import { prepareDatabase } from './store.js';
 
@@ -20,7 +27,9 @@ async function idleSessions(server: RunningServer, count: number): Promise<Clien
   const clients: Client[] = [];
   for (let opened = 0; opened < count; opened += 50) {
     const batch = Math.min(50, count - opened);
-    clients.push(...(await Promise.all(Array.from({ length: batch }, () => httpClient(server.url, server.token)))));
+    clients.push(
+      ...(await Promise.all(Array.from({ length: batch }, () => httpClient(server.url, server.token)))),
+    );
   }
   return clients;
 }
@@ -46,7 +55,9 @@ export async function memoryScenario(settings: RunSettings): Promise<Section[]> 
     figures.started = [await settledRss(stocklock.pid), await settledRss(echo.pid)];
 
     const load = await Promise.all(
-      Array.from({ length: LOAD_CLIENTS }, () => Caller.open(() => httpClient(stocklock.url, stocklock.token), true)),
+      Array.from({ length: LOAD_CLIENTS }, () =>
+        Caller.open(() => httpClient(stocklock.url, stocklock.token), true),
+      ),
     );
     let opened = 0;
     await Promise.all(
@@ -79,7 +90,10 @@ export async function memoryScenario(settings: RunSettings): Promise<Section[]> 
   };
   row('just started', figures.started ?? [Number.NaN, Number.NaN]);
   row(`${carts.toLocaleString('en-US')} open carts`, figures.carts ?? [Number.NaN, Number.NaN]);
-  row(`${sessions.toLocaleString('en-US')} idle sessions (and the carts)`, figures.sessions ?? [Number.NaN, Number.NaN]);
+  row(
+    `${sessions.toLocaleString('en-US')} idle sessions (and the carts)`,
+    figures.sessions ?? [Number.NaN, Number.NaN],
+  );
   const worst = Math.max(figures.carts?.[0] ?? Number.NaN, figures.sessions?.[0] ?? Number.NaN);
   out.goals.push({
     name: `Memory: RSS with ${carts.toLocaleString('en-US')} open carts, then ${sessions.toLocaleString('en-US')} idle sessions`,

@@ -54,7 +54,8 @@ async function capture(fn: () => Promise<unknown>): Promise<Captured[]> {
   const seen: Captured[] = [];
   proto.query = function (this: unknown, ...args: unknown[]) {
     const [first, second] = args;
-    if (typeof first === 'string') seen.push({ text: first, values: Array.isArray(second) ? second : undefined });
+    if (typeof first === 'string')
+      seen.push({ text: first, values: Array.isArray(second) ? second : undefined });
     else if (first && typeof first === 'object' && 'text' in first) {
       const config = first as Captured;
       seen.push({ text: config.text, name: config.name, values: config.values });
@@ -92,7 +93,9 @@ export async function postgresScenario(settings: RunSettings): Promise<Section[]
   try {
     await withAdmin((client) => client.query('SELECT 1'));
   } catch (error) {
-    out.notes.push(`Skipped: PostgreSQL at ${new URL(ADMIN_URL).host} did not answer (${(error as Error).message}).`);
+    out.notes.push(
+      `Skipped: PostgreSQL at ${new URL(ADMIN_URL).host} did not answer (${(error as Error).message}).`,
+    );
     return [out];
   }
   const { openPostgresStore } = await import('../src/storage/postgres/store.js');
@@ -105,10 +108,16 @@ export async function postgresScenario(settings: RunSettings): Promise<Section[]
   let statements = 0;
   try {
     // Both databases get the schema and catalog through the store, so they start equal.
-    const seed = await openPostgresStore(databaseUrl(names.baseline), benchStoreOptions('FULL', { poolSize: 1 }));
+    const seed = await openPostgresStore(
+      databaseUrl(names.baseline),
+      benchStoreOptions('FULL', { poolSize: 1 }),
+    );
     await seed.importProducts({ channel: 'cli' }, benchCatalog());
     await seed.close();
-    const firstStore = await openPostgresStore(databaseUrl(names.project), benchStoreOptions('FULL', { poolSize: 1 }));
+    const firstStore = await openPostgresStore(
+      databaseUrl(names.project),
+      benchStoreOptions('FULL', { poolSize: 1 }),
+    );
     await firstStore.importProducts({ channel: 'cli' }, benchCatalog());
     await firstStore.close();
 
@@ -154,7 +163,9 @@ export async function postgresScenario(settings: RunSettings): Promise<Section[]
               store.addToCart(CTX, { sku: HOT_SKU, quantity: 1 }),
             ),
           baseline: () =>
-            concurrentThroughput(clients, settings.windowMs * 2, (worker) => replay(raw[worker] as pg.Client)),
+            concurrentThroughput(clients, settings.windowMs * 2, (worker) =>
+              replay(raw[worker] as pg.Client),
+            ),
         });
         const ratio = figures.project / figures.baseline;
         ratios.push(ratio);
@@ -172,7 +183,8 @@ export async function postgresScenario(settings: RunSettings): Promise<Section[]
     }
   } finally {
     await withAdmin(async (client) => {
-      for (const name of Object.values(names)) await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      for (const name of Object.values(names))
+        await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     });
   }
   out.notes.push(

@@ -2,7 +2,16 @@
 // (short busy timeout, asynchronous retries) beside the same SQL waiting in SQLite's own busy handler.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmt, median, percentile, type RunSettings, type Section, type Sync, section, spawnNode } from './lib.js';
+import {
+  fmt,
+  median,
+  percentile,
+  type RunSettings,
+  type Section,
+  type Sync,
+  section,
+  spawnNode,
+} from './lib.js';
 import { prepareDatabase } from './store.js';
 
 const WORKER = fileURLToPath(new URL('./processes-worker.ts', import.meta.url));
@@ -24,7 +33,9 @@ export async function contend(
   processes: number,
   windowMs: number,
 ): Promise<ContentionFigures> {
-  const workers = Array.from({ length: processes }, () => spawnNode(WORKER, [mode, db, sync, String(windowMs)]));
+  const workers = Array.from({ length: processes }, () =>
+    spawnNode(WORKER, [mode, db, sync, String(windowMs)]),
+  );
   try {
     await Promise.all(workers.map((w) => w.next()));
     for (const w of workers) w.send({ go: true });
@@ -77,10 +88,9 @@ export async function processesScenario(settings: RunSettings): Promise<Section[
     for (const processes of counts) {
       const runs: Record<string, ContentionFigures[]> = { store: [], 'sqlite-busy-handler': [] };
       for (let r = 0; r < repeats; r++) {
-        for (const mode of (r % 2 === 0 ? ['store', 'sqlite-busy-handler'] : ['sqlite-busy-handler', 'store']) as (
-          | 'store'
-          | 'sqlite-busy-handler'
-        )[]) {
+        for (const mode of (r % 2 === 0
+          ? ['store', 'sqlite-busy-handler']
+          : ['sqlite-busy-handler', 'store']) as ('store' | 'sqlite-busy-handler')[]) {
           const db = join(settings.dir, `procs-${mode}-${sync}-${processes}-${r}.db`);
           await prepareDatabase(db, sync);
           runs[mode]?.push(await contend(mode, db, sync, processes, windowMs));

@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { Caller, httpClient, type RunningServer, startBaselineHttp, startStocklockHttp } from './clients.js';
-import { benchStoreOptions, median, type RunSettings, type Section, section, sleep, spawnNode } from './lib.js';
+import {
+  benchStoreOptions,
+  median,
+  type RunSettings,
+  type Section,
+  section,
+  sleep,
+  spawnNode,
+} from './lib.js';
 import { prepareDatabase } from './store.js';
 
 const WORKER = fileURLToPath(new URL('./race-worker.ts', import.meta.url));
@@ -54,7 +62,9 @@ async function raceProcesses(path: string, naive: boolean): Promise<Outcome> {
 }
 
 async function raceHttp(path: string, naive: boolean): Promise<Outcome> {
-  const server: RunningServer = naive ? await startBaselineHttp(path) : await startStocklockHttp(path, 'FULL');
+  const server: RunningServer = naive
+    ? await startBaselineHttp(path)
+    : await startStocklockHttp(path, 'FULL');
   const callers = await Promise.all(
     Array.from({ length: HTTP_CLIENTS }, () => Caller.open(() => httpClient(server.url, server.token))),
   );
@@ -88,7 +98,15 @@ export async function raceScenario(settings: RunSettings): Promise<Section[]> {
       `reads the stock, awaits up to 5 ms, then writes). HTTP: ${HTTP_CLIENTS} SDK clients at once against one server ` +
       '(stocklock: `add_to_cart` then `checkout`; naive: a `naive_buy` tool doing the same read-then-write). ' +
       'Oversold = units sold beyond the stock.',
-    ['race', 'runs', 'stocklock sold', 'stocklock oversold', 'naive sold', 'naive oversold', 'stocklock audit'],
+    [
+      'race',
+      'runs',
+      'stocklock sold',
+      'stocklock oversold',
+      'naive sold',
+      'naive oversold',
+      'stocklock audit',
+    ],
   );
   const runs = settings.quick ? 1 : 3;
   let stocklockOversold = 0;

@@ -71,7 +71,8 @@ async function main(): Promise<void> {
   try {
     for (const name of selected) {
       const scenario = SCENARIOS[name];
-      if (!scenario) throw new Error(`unknown scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
+      if (!scenario)
+        throw new Error(`unknown scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
       const t0 = Date.now();
       process.stderr.write(`bench: ${name}…\n`);
       const produced = await scenario(settings);

@@ -81,9 +81,18 @@ export function rawShop(db: Database.Database, channel = CHANNEL) {
     ),
     closeCart: q('UPDATE carts SET status = ?, updated_at = ? WHERE id = ?'),
     // The field-notes floor: the smallest transaction that can reserve without overselling.
-    holdIfAvailable: q('UPDATE products SET reserved = reserved + 1 WHERE sku = ? AND on_hand - reserved >= 1'),
+    holdIfAvailable: q(
+      'UPDATE products SET reserved = reserved + 1 WHERE sku = ? AND on_hand - reserved >= 1',
+    ),
   };
-  type Product = { sku: string; name: string; price_minor: number; currency: string; on_hand: number; reserved: number };
+  type Product = {
+    sku: string;
+    name: string;
+    price_minor: number;
+    currency: string;
+    on_hand: number;
+    reserved: number;
+  };
   type Line = { sku: string; quantity: number; held: number };
 
   const reserve = db.transaction((sku: string, now: number) => {
@@ -118,7 +127,18 @@ export function rawShop(db: Database.Database, channel = CHANNEL) {
       const product = s.product.get(line.sku) as Product;
       s.addStock.run(-line.quantity, -line.quantity, now, line.sku);
       s.setHeld.run(0, cartId, line.sku);
-      s.movement.run(now, line.sku, 'sale', line.quantity, -line.quantity, -line.quantity, cartId, orderId, channel, null);
+      s.movement.run(
+        now,
+        line.sku,
+        'sale',
+        line.quantity,
+        -line.quantity,
+        -line.quantity,
+        cartId,
+        orderId,
+        channel,
+        null,
+      );
       sold.push({ sku: line.sku, name: product.name, quantity: line.quantity, price: product.price_minor });
       units += line.quantity;
     }
@@ -154,7 +174,11 @@ export function openRaw(
 }
 
 /** A migrated database holding the bench catalog (made through the store, so both sides start equal). */
-export async function prepareDatabase(path: string, sync: Sync, catalog: ImportRow[] = benchCatalog()): Promise<void> {
+export async function prepareDatabase(
+  path: string,
+  sync: Sync,
+  catalog: ImportRow[] = benchCatalog(),
+): Promise<void> {
   const store = openSqliteStore(path, benchStoreOptions(sync));
   await store.importProducts({ channel: 'cli' }, catalog);
   await store.close();
@@ -163,7 +187,9 @@ export async function prepareDatabase(path: string, sync: Sync, catalog: ImportR
 type Measure = (fn: () => unknown) => Promise<number>;
 
 /** Statements per transaction, BEGIN and COMMIT included, counted with better-sqlite3's verbose hook. */
-async function countStatements(dir: string): Promise<{ reserve: [number, number]; checkout: [number, number] }> {
+async function countStatements(
+  dir: string,
+): Promise<{ reserve: [number, number]; checkout: [number, number] }> {
   const project = await countWith(join(dir, 'count-project.db'), async (db, measure) => {
     const store = new SqliteStore(db, benchStoreOptions('NORMAL'));
     let cartId = '';
@@ -228,12 +254,17 @@ export async function storeScenario(settings: RunSettings): Promise<Section[]> {
     try {
       for (const spread of [false, true]) {
         const skuOf = spread ? spreadSku : () => HOT_SKU;
-        const reserve = await interleaved(settings.repeats, {
-          project: () => throughput(settings.windowMs, (i) => store.addToCart(CTX, { sku: skuOf(i), quantity: 1 })),
+        const contestants: Record<string, () => Promise<number>> = {
+          project: () =>
+            throughput(settings.windowMs, (i) => store.addToCart(CTX, { sku: skuOf(i), quantity: 1 })),
           baseline: () => throughput(settings.windowMs, (i) => shop.reserve(skuOf(i), Date.now())),
-          ...(spread ? {} : { minimal: () => throughput(settings.windowMs, () => shop.minimalReserve(HOT_SKU, Date.now())) }),
-        } as Record<'project' | 'baseline' | 'minimal', () => Promise<number>>);
-        if (!spread) minimal[sync] = reserve.minimal;
+        };
+        if (!spread) {
+          contestants.minimal = () =>
+            throughput(settings.windowMs, () => shop.minimalReserve(HOT_SKU, Date.now()));
+        }
+        const reserve = await interleaved(settings.repeats, contestants);
+        if (!spread) minimal[sync] = reserve.minimal ?? Number.NaN;
         const checkout = await interleaved(settings.repeats, {
           project: async () => {
             const carts: string[] = [];

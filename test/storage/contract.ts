@@ -578,6 +578,21 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         await store.addToCart(web, { sku: 'MUG', quantity: 2 });
         await expectAuditOk(store);
       });
+      it('counts the held units of a revived cart against the cap even when only an untracked item is added', async () => {
+        const { store, clock } = await setup({ limits: { maxChannelReserved: 5 } });
+        const old = await store.addToCart(web, { sku: 'MUG', quantity: 3 });
+        clock.advance(TTL + 1);
+        await store.addToCart(web, { sku: 'TSHIRT-M', quantity: 3 });
+        // Reviving the old cart would make the channel hold 3 + 3, though the e-book itself holds nothing.
+        const before = await snapshot(store);
+        await expectStockError(
+          store.addToCart(web, { sku: 'EBOOK', quantity: 1, cartId: old.cart_id }),
+          'LIMIT_EXCEEDED',
+          { cap: 'per_channel', limit: 5 },
+        );
+        expect(await snapshot(store)).toEqual(before);
+        await expectAuditOk(store);
+      });
     });
 
     // ------------------------------------------------------------ reservation TTL

@@ -410,8 +410,14 @@ export class PostgresStore implements InventoryStore {
    * Writes what a transaction deferred: the ledger rows and the channel counters, whose row locks come last
    * (see the lock order above). The per-channel cap is decided here, under the channel row's lock.
    */
-  private async flush(tx: Tx, capCheck?: { channel: string; adding: number; cartId: string }): Promise<void> {
-    const checking = capCheck !== undefined && capCheck.adding > 0 ? capCheck : undefined;
+  private async flush(
+    tx: Tx,
+    capCheck?: { channel: string; adding: number; cartId: string; reviving: boolean },
+  ): Promise<void> {
+    // A revived cart counts in full even when its expired holds were never released (nothing added):
+    // they had stopped counting, and reviving them must not slip past the cap.
+    const checking =
+      capCheck !== undefined && (capCheck.adding > 0 || capCheck.reviving) ? capCheck : undefined;
     if (checking && !tx.channelDeltas.has(checking.channel)) tx.channelDeltas.set(checking.channel, 0);
     const channels = [...tx.channelDeltas];
     const m = tx.movements.splice(0);
@@ -631,6 +637,7 @@ export class PostgresStore implements InventoryStore {
 
     let cart: StoredCart;
     let revived = 0;
+    let reviving = false;
     let line: StoredLine | undefined;
     let cartUnits = input.quantity;
     if (input.cartId === undefined) {
@@ -651,7 +658,8 @@ export class PostgresStore implements InventoryStore {
       if (cart.currency !== null && cart.currency !== product.currency) {
         throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
       }
-      if (effectiveStatus(cart, now) === 'expired') revived = await this.holdAllLines(tx, cart, ctx, now);
+      reviving = effectiveStatus(cart, now) === 'expired';
+      if (reviving) revived = await this.holdAllLines(tx, cart, ctx, now);
       line = await tx.row<StoredLine>(S.line, [cart.id, product.sku]);
       cartUnits += (await tx.row<{ units: number }>(S.cartUnits, [cart.id]))?.units ?? 0;
     }
@@ -724,7 +732,7 @@ export class PostgresStore implements InventoryStore {
       view = await this.cartViewOf(tx, cart, now, null);
     }
     // The per-channel cap is decided under the channel row's lock, taken last.
-    await this.flush(tx, { channel: ctx.channel, adding: held + revived, cartId: cart.id });
+    await this.flush(tx, { channel: ctx.channel, adding: held + revived, cartId: cart.id, reviving });
     await this.remember(tx, ctx, 'add_to_cart', input.idempotencyKey, print, view, now);
     return view;
   }

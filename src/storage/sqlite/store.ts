@@ -996,9 +996,20 @@ function tokenRecord(row: StoredToken): TokenRecord {
 }
 
 /** Checks DESIGN's four invariants (plus the per-channel hold counters) by recomputing them from scratch. */
+const auditStatements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+/** The audit's statements, prepared once per connection. */
+function prepared(db: Database.Database, sql: string): Database.Statement {
+  const statements = auditStatements.get(db) ?? new Map<string, Database.Statement>();
+  auditStatements.set(db, statements);
+  const statement = statements.get(sql) ?? db.prepare(sql);
+  statements.set(sql, statement);
+  return statement;
+}
+
 function auditSqlite(db: Database.Database): AuditReport {
   const violations: AuditViolation[] = [];
-  const all = <T>(sql: string) => db.prepare(sql).all() as T[];
+  const all = <T>(sql: string) => prepared(db, sql).all() as T[];
 
   for (const p of all<{ sku: string; on_hand: number; reserved: number }>(
     'SELECT sku, on_hand, reserved FROM products WHERE track_stock = 1 AND (reserved < 0 OR reserved > on_hand OR on_hand < 0)',
@@ -1093,7 +1104,7 @@ function auditSqlite(db: Database.Database): AuditReport {
   }
 
   const count = (table: string) =>
-    (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+    (prepared(db, `SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
   return {
     ok: violations.length === 0,
     checked: {

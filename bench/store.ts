@@ -40,7 +40,7 @@ export function rawShop(db: Database.Database, channel = CHANNEL) {
     line: q('SELECT sku, quantity, held FROM cart_lines WHERE cart_id = ? AND sku = ?'),
     cartUnits: q('SELECT COALESCE(SUM(quantity), 0) AS units FROM cart_lines WHERE cart_id = ?'),
     expiredHolds: q(
-      `SELECT l.cart_id, l.held, c.channel FROM carts c JOIN cart_lines l ON l.cart_id = c.id AND l.sku = ?
+      `SELECT l.cart_id, l.held, c.channel FROM carts c CROSS JOIN cart_lines l ON l.cart_id = c.id AND l.sku = ?
        WHERE c.status = 'open' AND c.expires_at <= ? AND l.held > 0`,
     ),
     addReserved: q('UPDATE products SET reserved = reserved + ? WHERE sku = ?'),

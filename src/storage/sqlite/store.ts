@@ -167,8 +167,10 @@ export class SqliteStore implements InventoryStore {
         'SELECT sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active FROM products WHERE sku = ?',
       ),
       // Expired holds of one SKU, found through the (status, expires_at) index of carts.
+      // CROSS JOIN keeps SQLite from starting at cart_lines_sku_held, which would visit every open hold of a
+      // hot SKU on every reserve (O(open carts)); expired open carts are few, each line one primary-key probe.
       expiredHolds: q(
-        `SELECT l.cart_id, l.held, c.channel FROM carts c JOIN cart_lines l ON l.cart_id = c.id AND l.sku = ?
+        `SELECT l.cart_id, l.held, c.channel FROM carts c CROSS JOIN cart_lines l ON l.cart_id = c.id AND l.sku = ?
          WHERE c.status = 'open' AND c.expires_at <= ? AND l.held > 0`,
       ),
       expiredHeldSum: q(

@@ -36,7 +36,10 @@ describe('stocklock import', () => {
     ['sku,name,price,currency,stock\nA 1,Apple,1.00,EUR,5\n', 'line 2: sku: "A 1" is not a SKU'],
     ['sku,name,price,currency,stock\nA-1,Apple,1.00,EURO,5\n', 'line 2: currency'],
     ['sku,name,price,currency,stock\nA-1,Apple,1.00,EUR,5\nA-1,Apple,1.00,EUR,5\n', 'appears twice'],
-    ['sku,name,price,currency,stock\nA-1,Ap\u0000ple,1.00,EUR,5\n', 'line 2: name: must be valid Unicode text'],
+    [
+      'sku,name,price,currency,stock\nA-1,Ap\u0000ple,1.00,EUR,5\n',
+      'line 2: name: must be valid Unicode text',
+    ],
   ])('refuses a bad CSV row, naming its line, and imports nothing (%#)', (csv, message) => {
     const { dir, db } = shop();
     const file = join(dir, 'bad.csv');

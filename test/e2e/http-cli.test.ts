@@ -1,56 +1,26 @@
 // The built CLI over Streamable HTTP: `serve --http` with a token from `token create`, and `start` on a brand-new database.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { call, connectClient, firstText, freePort, healthz, tempDir, waitFor } from '../helpers/http.js';
+import { type RunningCli, spawnCli, waitHealthy } from '../helpers/cli.js';
+import { call, connectClient, firstText, freePort, tempDir, waitFor } from '../helpers/http.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli.js');
 const DEMO = join(ROOT, 'examples', 'demo-catalog.json');
 const run = promisify(execFile);
 
-interface Running {
-  child: ChildProcess;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function spawnCli(args: string[]): Running {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, STOCKLOCK_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  return { child, stderr: () => stderr, exited };
-}
-
-async function waitHealthy(url: string, running: Running): Promise<void> {
-  await waitFor(
-    async () => {
-      if (running.child.exitCode !== null) throw new Error(`the CLI exited early:\n${running.stderr()}`);
-      return (await healthz(url).catch(() => undefined))?.status === 200;
-    },
-    20_000,
-    50,
-  );
+function spawnTracked(args: string[]): RunningCli {
+  const running = spawnCli(args);
+  cleanups.push(running.kill);
+  return running;
 }
 
 describe('stocklock serve --http (built CLI)', () => {
@@ -64,7 +34,7 @@ describe('stocklock serve --http (built CLI)', () => {
     expect(token).toMatch(/^slk_/);
 
     const port = await freePort();
-    const server = spawnCli(['serve', '--http', '--port', String(port), '--db', db]);
+    const server = spawnTracked(['serve', '--http', '--port', String(port), '--db', db]);
     const url = `http://127.0.0.1:${port}/mcp`;
     await waitHealthy(url, server);
 
@@ -96,7 +66,7 @@ describe('stocklock serve --http (built CLI)', () => {
     const tmp = tempDir('stocklock-e2e-start-');
     cleanups.push(tmp.remove);
     const port = await freePort();
-    const server = spawnCli(['start', '--port', String(port), '--db', join(tmp.dir, 'stocklock.db')]);
+    const server = spawnTracked(['start', '--port', String(port), '--db', join(tmp.dir, 'stocklock.db')]);
     const url = `http://127.0.0.1:${port}/mcp`;
     await waitHealthy(url, server);
 

@@ -1,5 +1,5 @@
 // Runs the built CLI (dist/cli.js) the way a user would.
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -55,4 +55,48 @@ export async function stdioClient(args: string[], env: Record<string, string> = 
   await client.connect(transport);
   await client.listTools();
   return client;
+}
+
+export interface RunningCli {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+  /** SIGKILLs the process if it is still running; for afterEach. */
+  kill: () => Promise<void>;
+}
+
+/** Starts a long-running CLI command (`serve --http`, `start`) and collects its stderr. */
+export function spawnCli(args: string[], env: Record<string, string> = {}): RunningCli {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, STOCKLOCK_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  return { child, stderr: () => stderr, exited, kill };
+}
+
+/** Waits until the server at `url` answers /healthz, failing fast if the process exits. */
+export async function waitHealthy(url: string, running: RunningCli, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const health = url.replace(/\/mcp$/, '/healthz');
+  for (;;) {
+    if (running.child.exitCode !== null) throw new Error(`the CLI exited early:\n${running.stderr()}`);
+    const ok = await fetch(health)
+      .then((response) => response.status === 200)
+      .catch(() => false);
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${health} did not answer within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

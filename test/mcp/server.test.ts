@@ -280,6 +280,25 @@ describe('refusals', () => {
   });
 });
 
+describe('hoarding', () => {
+  it('stops a channel that opens cart after cart at the per-channel cap, and no other channel', async () => {
+    const { store } = await setup({ limits: { maxChannelReserved: 8 } }, [
+      { sku: 'PLENTY', name: 'Plenty of stock', price_minor: 100, currency: 'EUR', stock: 1_000 },
+    ]);
+    const hoarder = await connect(store, 'bot');
+    const shopper = await connect(store, 'web');
+    const outcomes: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const result = await call(hoarder, 'add_to_cart', { sku: 'PLENTY', quantity: 1 });
+      outcomes.push(result.isError ? refusalCode(result) : 'ok');
+      if (result.isError) expect(details(result)).toMatchObject({ cap: 'per_channel', limit: 8 });
+    }
+    expect(outcomes).toEqual([...Array(8).fill('ok'), ...Array(4).fill('LIMIT_EXCEEDED')]);
+    expect((await call(shopper, 'add_to_cart', { sku: 'PLENTY', quantity: 5 })).isError).toBeFalsy();
+    expect((await store.stockLevels(['PLENTY']))[0]).toMatchObject({ reserved: 13, available: 987 });
+  });
+});
+
 describe('expiry seen through the tools', () => {
   it('shows an expired cart as expired and its stock as available before any sweep', async () => {
     const { store, clock } = await setup({ reservationTtlMs: 60_000 });

@@ -15,7 +15,6 @@ import {
 } from '../../domain/rules.js';
 import type {
   AuditReport,
-  AuditViolation,
   CallContext,
   CartView,
   ImportResult,
@@ -39,6 +38,7 @@ import {
   productView,
   stockLevel,
 } from '../../domain/views.js';
+import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
 import { fingerprint, hashToken, newTokenSecret, searchTerms } from '../shared.js';
 import type {
   AddToCartInput,
@@ -1137,7 +1137,11 @@ export class PostgresStore implements InventoryStore {
     try {
       // One snapshot for every check while writers carry on.
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const report = await auditPostgres(client);
+      const queries = auditQueries('postgres');
+      const rows = {} as AuditRows;
+      for (const key of Object.keys(queries) as AuditQuery[])
+        rows[key] = (await client.query(queries[key])).rows;
+      const report = auditReport(rows);
       await client.query('COMMIT');
       return report;
     } catch (error) {
@@ -1221,122 +1225,5 @@ function tokenRecord(row: StoredToken): TokenRecord {
     created_at: iso(row.created_at),
     revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
     last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
-  };
-}
-
-/** Checks DESIGN's four invariants (plus the per-channel hold counters) by recomputing them from scratch. */
-async function auditPostgres(client: pg.PoolClient): Promise<AuditReport> {
-  const violations: AuditViolation[] = [];
-  const all = async <T>(sql: string) => (await client.query(sql)).rows as T[];
-
-  for (const p of await all<{ sku: string; on_hand: number; reserved: number }>(
-    'SELECT sku, on_hand, reserved FROM products WHERE track_stock AND (reserved < 0 OR reserved > on_hand OR on_hand < 0)',
-  )) {
-    violations.push({
-      invariant: 1,
-      subject: p.sku,
-      message: `on_hand ${p.on_hand}, reserved ${p.reserved}: must be 0 <= reserved <= on_hand`,
-    });
-  }
-
-  for (const p of await all<{ sku: string; reserved: number; held: number }>(
-    `SELECT p.sku, p.reserved, COALESCE(h.held, 0)::bigint AS held FROM products p
-     LEFT JOIN (SELECT l.sku, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-                WHERE c.status = 'open' GROUP BY l.sku) h ON h.sku = p.sku
-     WHERE p.track_stock AND p.reserved != COALESCE(h.held, 0)
-     ORDER BY p.sku COLLATE "C"`,
-  )) {
-    violations.push({
-      invariant: 2,
-      subject: p.sku,
-      message: `reserved ${p.reserved} but open carts hold ${p.held}`,
-    });
-  }
-  for (const l of await all<{ cart_id: string; sku: string; status: string; held: number }>(
-    `SELECT l.cart_id, l.sku, c.status, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-     WHERE l.held > 0 AND c.status != 'open'`,
-  )) {
-    violations.push({
-      invariant: 2,
-      subject: l.sku,
-      message: `cart ${l.cart_id} is ${l.status} but still holds ${l.held}`,
-    });
-  }
-  for (const c of await all<{ channel: string; counted: number; held: number }>(
-    `SELECT ch.channel, ch.held AS counted, COALESCE(h.held, 0)::bigint AS held FROM channel_holds ch
-     LEFT JOIN (SELECT c.channel, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-                GROUP BY c.channel) h ON h.channel = ch.channel
-     WHERE ch.held != COALESCE(h.held, 0)`,
-  )) {
-    violations.push({
-      invariant: 2,
-      subject: `channel ${c.channel}`,
-      message: `channel hold counter ${c.counted} but its carts hold ${c.held}`,
-    });
-  }
-
-  for (const p of await all<{
-    sku: string;
-    on_hand: number;
-    reserved: number;
-    on_sum: number;
-    res_sum: number;
-  }>(
-    `SELECT p.sku, p.on_hand, p.reserved, COALESCE(m.on_sum, 0)::bigint AS on_sum, COALESCE(m.res_sum, 0)::bigint AS res_sum
-     FROM products p LEFT JOIN (SELECT sku, SUM(on_hand_delta) AS on_sum, SUM(reserved_delta) AS res_sum
-                                FROM stock_movements GROUP BY sku) m ON m.sku = p.sku
-     WHERE p.on_hand != COALESCE(m.on_sum, 0) OR p.reserved != COALESCE(m.res_sum, 0)
-     ORDER BY p.sku COLLATE "C"`,
-  )) {
-    violations.push({
-      invariant: 3,
-      subject: p.sku,
-      message: `on_hand ${p.on_hand} / reserved ${p.reserved} but the ledger sums to ${p.on_sum} / ${p.res_sum}`,
-    });
-  }
-
-  for (const c of await all<{ id: string; status: string; orders: number }>(
-    `SELECT c.id, c.status, COUNT(o.id) AS orders FROM carts c LEFT JOIN orders o ON o.cart_id = c.id
-     GROUP BY c.id HAVING (c.status = 'checked_out' AND COUNT(o.id) != 1) OR (c.status != 'checked_out' AND COUNT(o.id) > 0)`,
-  )) {
-    violations.push({
-      invariant: 4,
-      subject: c.id,
-      message: `cart is ${c.status} and has ${c.orders} orders (a checked-out cart has exactly one)`,
-    });
-  }
-  for (const m of await all<{ order_id: string | null; sku: string; ordered: number; sold: number }>(
-    `SELECT order_id, sku, SUM(ordered)::bigint AS ordered, SUM(sold)::bigint AS sold FROM (
-       SELECT order_id, sku, quantity AS ordered, 0 AS sold FROM order_lines
-       UNION ALL
-       SELECT order_id, sku, 0, quantity FROM stock_movements WHERE kind = 'sale'
-     ) x GROUP BY order_id, sku HAVING SUM(ordered) != SUM(sold)`,
-  )) {
-    violations.push({
-      invariant: 4,
-      subject: m.order_id ?? '(no order)',
-      message: `${m.sku}: order lines say ${m.ordered}, sale movements say ${m.sold}`,
-    });
-  }
-  for (const o of await all<{ id: string; total_minor: number; lines_total: number }>(
-    `SELECT o.id, o.total_minor, COALESCE(SUM(l.quantity * l.unit_price_minor), 0)::bigint AS lines_total
-     FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
-     GROUP BY o.id HAVING o.total_minor != COALESCE(SUM(l.quantity * l.unit_price_minor), 0)`,
-  )) {
-    violations.push({
-      invariant: 4,
-      subject: o.id,
-      message: `order total ${o.total_minor} but its lines add up to ${o.lines_total}`,
-    });
-  }
-
-  const [counts] = await all<{ products: number; carts: number; orders: number; movements: number }>(
-    `SELECT (SELECT COUNT(*) FROM products) AS products, (SELECT COUNT(*) FROM carts) AS carts,
-            (SELECT COUNT(*) FROM orders) AS orders, (SELECT COUNT(*) FROM stock_movements) AS movements`,
-  );
-  return {
-    ok: violations.length === 0,
-    checked: counts ?? { products: 0, carts: 0, orders: 0, movements: 0 },
-    violations,
   };
 }

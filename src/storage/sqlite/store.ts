@@ -18,7 +18,6 @@ import {
 } from '../../domain/rules.js';
 import type {
   AuditReport,
-  AuditViolation,
   CallContext,
   CartView,
   ImportResult,
@@ -42,6 +41,7 @@ import {
   productView,
   stockLevel,
 } from '../../domain/views.js';
+import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
 import { fingerprint, hashToken, newTokenSecret, searchTerms } from '../shared.js';
 import type {
   AddToCartInput,
@@ -155,12 +155,16 @@ export class SqliteStore implements InventoryStore {
   readonly dialect = 'sqlite' as const;
   private readonly s;
   private readonly tx;
+  private readonly auditStatements: Record<AuditQuery, Database.Statement>;
 
   constructor(
     private readonly db: Database.Database,
     readonly options: StoreOptions,
   ) {
     const q = (sql: string) => db.prepare(sql);
+    this.auditStatements = Object.fromEntries(
+      Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
+    ) as Record<AuditQuery, Database.Statement>;
     // Every statement is prepared once: the hot path builds no SQL.
     this.s = {
       product: q(
@@ -898,7 +902,15 @@ export class SqliteStore implements InventoryStore {
 
   async audit(): Promise<AuditReport> {
     // One read transaction: a consistent snapshot while writers carry on.
-    return this.read(() => this.db.transaction(() => auditSqlite(this.db))());
+    return this.read(() =>
+      this.db.transaction(() => {
+        const rows = {} as AuditRows;
+        for (const key of Object.keys(this.auditStatements) as AuditQuery[]) {
+          rows[key] = this.auditStatements[key].all();
+        }
+        return auditReport(rows);
+      })(),
+    );
   }
 
   async isEmpty(): Promise<boolean> {
@@ -998,123 +1010,3 @@ function tokenRecord(row: StoredToken): TokenRecord {
 }
 
 /** Checks DESIGN's four invariants (plus the per-channel hold counters) by recomputing them from scratch. */
-const auditStatements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
-
-/** The audit's statements, prepared once per connection. */
-function prepared(db: Database.Database, sql: string): Database.Statement {
-  const statements = auditStatements.get(db) ?? new Map<string, Database.Statement>();
-  auditStatements.set(db, statements);
-  const statement = statements.get(sql) ?? db.prepare(sql);
-  statements.set(sql, statement);
-  return statement;
-}
-
-function auditSqlite(db: Database.Database): AuditReport {
-  const violations: AuditViolation[] = [];
-  const all = <T>(sql: string) => prepared(db, sql).all() as T[];
-
-  for (const p of all<{ sku: string; on_hand: number; reserved: number }>(
-    'SELECT sku, on_hand, reserved FROM products WHERE track_stock = 1 AND (reserved < 0 OR reserved > on_hand OR on_hand < 0)',
-  )) {
-    violations.push({
-      invariant: 1,
-      subject: p.sku,
-      message: `on_hand ${p.on_hand}, reserved ${p.reserved}: must be 0 <= reserved <= on_hand`,
-    });
-  }
-
-  for (const p of all<{ sku: string; reserved: number; held: number }>(
-    `SELECT p.sku, p.reserved, COALESCE(h.held, 0) AS held FROM products p
-     LEFT JOIN (SELECT l.sku, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-                WHERE c.status = 'open' GROUP BY l.sku) h ON h.sku = p.sku
-     WHERE p.track_stock = 1 AND p.reserved != COALESCE(h.held, 0)`,
-  )) {
-    violations.push({
-      invariant: 2,
-      subject: p.sku,
-      message: `reserved ${p.reserved} but open carts hold ${p.held}`,
-    });
-  }
-  for (const l of all<{ cart_id: string; sku: string; status: string; held: number }>(
-    `SELECT l.cart_id, l.sku, c.status, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-     WHERE l.held > 0 AND c.status != 'open'`,
-  )) {
-    violations.push({
-      invariant: 2,
-      subject: l.sku,
-      message: `cart ${l.cart_id} is ${l.status} but still holds ${l.held}`,
-    });
-  }
-  for (const c of all<{ channel: string; counted: number; held: number }>(
-    `SELECT ch.channel, ch.held AS counted, COALESCE(h.held, 0) AS held FROM channel_holds ch
-     LEFT JOIN (SELECT c.channel, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-                GROUP BY c.channel) h ON h.channel = ch.channel
-     WHERE ch.held != COALESCE(h.held, 0)`,
-  )) {
-    violations.push({
-      invariant: 2,
-      subject: `channel ${c.channel}`,
-      message: `channel hold counter ${c.counted} but its carts hold ${c.held}`,
-    });
-  }
-
-  for (const p of all<{ sku: string; on_hand: number; reserved: number; on_sum: number; res_sum: number }>(
-    `SELECT p.sku, p.on_hand, p.reserved, COALESCE(m.on_sum, 0) AS on_sum, COALESCE(m.res_sum, 0) AS res_sum
-     FROM products p LEFT JOIN (SELECT sku, SUM(on_hand_delta) AS on_sum, SUM(reserved_delta) AS res_sum
-                                FROM stock_movements GROUP BY sku) m ON m.sku = p.sku
-     WHERE p.on_hand != COALESCE(m.on_sum, 0) OR p.reserved != COALESCE(m.res_sum, 0)`,
-  )) {
-    violations.push({
-      invariant: 3,
-      subject: p.sku,
-      message: `on_hand ${p.on_hand} / reserved ${p.reserved} but the ledger sums to ${p.on_sum} / ${p.res_sum}`,
-    });
-  }
-
-  for (const c of all<{ id: string; status: string; orders: number }>(
-    `SELECT c.id, c.status, COUNT(o.id) AS orders FROM carts c LEFT JOIN orders o ON o.cart_id = c.id
-     GROUP BY c.id HAVING (c.status = 'checked_out' AND COUNT(o.id) != 1) OR (c.status != 'checked_out' AND COUNT(o.id) > 0)`,
-  )) {
-    violations.push({
-      invariant: 4,
-      subject: c.id,
-      message: `cart is ${c.status} and has ${c.orders} orders (a checked-out cart has exactly one)`,
-    });
-  }
-  for (const m of all<{ order_id: string; sku: string; ordered: number; sold: number }>(
-    `SELECT order_id, sku, SUM(ordered) AS ordered, SUM(sold) AS sold FROM (
-       SELECT order_id, sku, quantity AS ordered, 0 AS sold FROM order_lines
-       UNION ALL
-       SELECT order_id, sku, 0, quantity FROM stock_movements WHERE kind = 'sale'
-     ) GROUP BY order_id, sku HAVING SUM(ordered) != SUM(sold)`,
-  )) {
-    violations.push({
-      invariant: 4,
-      subject: m.order_id ?? '(no order)',
-      message: `${m.sku}: order lines say ${m.ordered}, sale movements say ${m.sold}`,
-    });
-  }
-  for (const o of all<{ id: string; total_minor: number; lines_total: number }>(
-    `SELECT o.id, o.total_minor, COALESCE(SUM(l.quantity * l.unit_price_minor), 0) AS lines_total
-     FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id GROUP BY o.id HAVING o.total_minor != lines_total`,
-  )) {
-    violations.push({
-      invariant: 4,
-      subject: o.id,
-      message: `order total ${o.total_minor} but its lines add up to ${o.lines_total}`,
-    });
-  }
-
-  const count = (table: string) =>
-    (prepared(db, `SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
-  return {
-    ok: violations.length === 0,
-    checked: {
-      products: count('products'),
-      carts: count('carts'),
-      orders: count('orders'),
-      movements: count('stock_movements'),
-    },
-    violations,
-  };
-}

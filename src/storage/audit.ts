@@ -1,0 +1,96 @@
+// The audit, written once: the queries that recompute DESIGN's invariants and the report built from their rows.
+import type { AuditReport, AuditViolation } from '../domain/types.js';
+
+type Dialect = 'sqlite' | 'postgres';
+
+/** One query per check; each returns only the rows that break its invariant. */
+export function auditQueries(dialect: Dialect) {
+  const tracked = dialect === 'sqlite' ? 'p.track_stock = 1' : 'p.track_stock';
+  // PostgreSQL's SUM over bigint is numeric; cast back so every store reads plain numbers.
+  const int = dialect === 'postgres' ? '::bigint' : '';
+  const bySku = dialect === 'postgres' ? 'ORDER BY p.sku COLLATE "C"' : 'ORDER BY p.sku';
+  return {
+    bounds: `SELECT p.sku, p.on_hand, p.reserved FROM products p
+      WHERE ${tracked} AND (p.reserved < 0 OR p.reserved > p.on_hand OR p.on_hand < 0) ${bySku}`,
+    holds: `SELECT p.sku, p.reserved, COALESCE(h.held, 0)${int} AS held FROM products p
+      LEFT JOIN (SELECT l.sku, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                 WHERE c.status = 'open' GROUP BY l.sku) h ON h.sku = p.sku
+      WHERE ${tracked} AND p.reserved != COALESCE(h.held, 0) ${bySku}`,
+    closedHolds: `SELECT l.cart_id, l.sku, c.status, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+      WHERE l.held > 0 AND c.status != 'open'`,
+    channelHolds: `SELECT ch.channel, ch.held AS counted, COALESCE(h.held, 0)${int} AS held FROM channel_holds ch
+      LEFT JOIN (SELECT c.channel, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                 GROUP BY c.channel) h ON h.channel = ch.channel
+      WHERE ch.held != COALESCE(h.held, 0)`,
+    ledger: `SELECT p.sku, p.on_hand, p.reserved, COALESCE(m.on_sum, 0)${int} AS on_sum,
+        COALESCE(m.res_sum, 0)${int} AS res_sum
+      FROM products p LEFT JOIN (SELECT sku, SUM(on_hand_delta) AS on_sum, SUM(reserved_delta) AS res_sum
+                                 FROM stock_movements GROUP BY sku) m ON m.sku = p.sku
+      WHERE p.on_hand != COALESCE(m.on_sum, 0) OR p.reserved != COALESCE(m.res_sum, 0) ${bySku}`,
+    cartOrders: `SELECT c.id, c.status, COUNT(o.id) AS orders FROM carts c LEFT JOIN orders o ON o.cart_id = c.id
+      GROUP BY c.id, c.status
+      HAVING (c.status = 'checked_out' AND COUNT(o.id) != 1) OR (c.status != 'checked_out' AND COUNT(o.id) > 0)`,
+    saleLines: `SELECT order_id, sku, SUM(ordered)${int} AS ordered, SUM(sold)${int} AS sold FROM (
+        SELECT order_id, sku, quantity AS ordered, 0 AS sold FROM order_lines
+        UNION ALL
+        SELECT order_id, sku, 0, quantity FROM stock_movements WHERE kind = 'sale'
+      ) x GROUP BY order_id, sku HAVING SUM(ordered) != SUM(sold)`,
+    orderTotals: `SELECT o.id, o.total_minor, COALESCE(SUM(l.quantity * l.unit_price_minor), 0)${int} AS lines_total
+      FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
+      GROUP BY o.id, o.total_minor HAVING o.total_minor != COALESCE(SUM(l.quantity * l.unit_price_minor), 0)`,
+    counts: `SELECT (SELECT COUNT(*) FROM products) AS products, (SELECT COUNT(*) FROM carts) AS carts,
+      (SELECT COUNT(*) FROM orders) AS orders, (SELECT COUNT(*) FROM stock_movements) AS movements`,
+  };
+}
+
+export type AuditQuery = keyof ReturnType<typeof auditQueries>;
+// biome-ignore lint/suspicious/noExplicitAny: rows are shaped by the query they answer, checked below.
+export type AuditRows = Record<AuditQuery, any[]>;
+
+/** Builds the report from the rows of every audit query, run in one consistent snapshot. */
+export function auditReport(rows: AuditRows): AuditReport {
+  const violations: AuditViolation[] = [];
+  const add = (invariant: AuditViolation['invariant'], subject: string, message: string) =>
+    violations.push({ invariant, subject, message });
+
+  for (const p of rows.bounds) {
+    add(1, p.sku, `on_hand ${p.on_hand}, reserved ${p.reserved}: must be 0 <= reserved <= on_hand`);
+  }
+  for (const p of rows.holds) add(2, p.sku, `reserved ${p.reserved} but open carts hold ${p.held}`);
+  for (const l of rows.closedHolds)
+    add(2, l.sku, `cart ${l.cart_id} is ${l.status} but still holds ${l.held}`);
+  for (const c of rows.channelHolds) {
+    add(2, `channel ${c.channel}`, `channel hold counter ${c.counted} but its carts hold ${c.held}`);
+  }
+  for (const p of rows.ledger) {
+    add(
+      3,
+      p.sku,
+      `on_hand ${p.on_hand} / reserved ${p.reserved} but the ledger sums to ${p.on_sum} / ${p.res_sum}`,
+    );
+  }
+  for (const c of rows.cartOrders) {
+    add(4, c.id, `cart is ${c.status} and has ${c.orders} orders (a checked-out cart has exactly one)`);
+  }
+  for (const m of rows.saleLines) {
+    add(
+      4,
+      m.order_id ?? '(no order)',
+      `${m.sku}: order lines say ${m.ordered}, sale movements say ${m.sold}`,
+    );
+  }
+  for (const o of rows.orderTotals) {
+    add(4, o.id, `order total ${o.total_minor} but its lines add up to ${o.lines_total}`);
+  }
+  const [counts] = rows.counts;
+  return {
+    ok: violations.length === 0,
+    checked: {
+      products: Number(counts?.products ?? 0),
+      carts: Number(counts?.carts ?? 0),
+      orders: Number(counts?.orders ?? 0),
+      movements: Number(counts?.movements ?? 0),
+    },
+    violations,
+  };
+}

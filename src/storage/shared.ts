@@ -1,5 +1,7 @@
 // Helpers every store uses the same way: request fingerprints, token hashing, search terms.
 import { createHash, randomBytes } from 'node:crypto';
+import { iso } from '../domain/rules.js';
+import type { TokenRecord } from '../domain/types.js';
 
 /** A stable digest of a request, to tell an idempotent replay from a reused key. */
 export function fingerprint(parts: unknown[]): string {
@@ -24,4 +26,27 @@ export function searchTerms(query: string): string[] {
     .filter((term) => term.length > 0)
     .slice(0, 10)
     .map((term) => term.replace(/[\\%_]/g, (c) => `\\${c}`));
+}
+
+/** A token row as either store returns it (SQLite keeps booleans as 0/1). */
+export interface StoredToken {
+  id: string;
+  channel: string;
+  admin: number | boolean;
+  label: string | null;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+export function tokenRecord(row: StoredToken): TokenRecord {
+  return {
+    id: row.id,
+    channel: row.channel,
+    admin: Boolean(row.admin),
+    label: row.label,
+    created_at: iso(row.created_at),
+    revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
+    last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
+  };
 }

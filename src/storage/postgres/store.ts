@@ -39,7 +39,14 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
-import { fingerprint, hashToken, newTokenSecret, searchTerms } from '../shared.js';
+import {
+  fingerprint,
+  hashToken,
+  newTokenSecret,
+  type StoredToken,
+  searchTerms,
+  tokenRecord,
+} from '../shared.js';
 import type {
   AddToCartInput,
   CheckoutInput,
@@ -1204,26 +1211,4 @@ export class PostgresStore implements InventoryStore {
     this.closed = true;
     await this.pool.end();
   }
-}
-
-interface StoredToken {
-  id: string;
-  channel: string;
-  admin: boolean;
-  label: string | null;
-  created_at: number;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-function tokenRecord(row: StoredToken): TokenRecord {
-  return {
-    id: row.id,
-    channel: row.channel,
-    admin: row.admin,
-    label: row.label,
-    created_at: iso(row.created_at),
-    revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
-    last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
-  };
 }

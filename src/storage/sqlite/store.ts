@@ -42,7 +42,14 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
-import { fingerprint, hashToken, newTokenSecret, searchTerms } from '../shared.js';
+import {
+  fingerprint,
+  hashToken,
+  newTokenSecret,
+  type StoredToken,
+  searchTerms,
+  tokenRecord,
+} from '../shared.js';
 import type {
   AddToCartInput,
   CheckoutInput,
@@ -985,28 +992,6 @@ export class SqliteStore implements InventoryStore {
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
-}
-
-interface StoredToken {
-  id: string;
-  channel: string;
-  admin: number;
-  label: string | null;
-  created_at: number;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
-
-function tokenRecord(row: StoredToken): TokenRecord {
-  return {
-    id: row.id,
-    channel: row.channel,
-    admin: row.admin === 1,
-    label: row.label,
-    created_at: iso(row.created_at),
-    revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
-    last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
-  };
 }
 
 /** Checks DESIGN's four invariants (plus the per-channel hold counters) by recomputing them from scratch. */

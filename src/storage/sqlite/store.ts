@@ -367,12 +367,15 @@ export class SqliteStore implements InventoryStore {
 
   // ---------------------------------------------------------------- the write path
 
-  /** Runs a locked transaction; waits for another process's lock off the event loop, then STORE_BUSY. */
-  private async write<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Promise<R> {
+  /**
+   * Runs a locked transaction; waits for another process's lock off the event loop, then STORE_BUSY.
+   * Each attempt reads the clock afresh, so a call that waited decides with the time it got the lock.
+   */
+  private async write<R>(transaction: () => R): Promise<R> {
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        return fn(...args);
+        return transaction();
       } catch (error) {
         if (!isBusy(error)) throw error;
         const waited = performance.now() - started;
@@ -828,7 +831,7 @@ export class SqliteStore implements InventoryStore {
   async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     assertSku(input.sku);
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    return this.write(this.tx.addToCart, ctx, input, this.now());
+    return this.write(() => this.tx.addToCart(ctx, input, this.now()));
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
@@ -843,29 +846,29 @@ export class SqliteStore implements InventoryStore {
   }
 
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    return this.write(this.tx.checkout, ctx, input, this.now());
+    return this.write(() => this.tx.checkout(ctx, input, this.now()));
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
     if (input.sku !== undefined) assertSku(input.sku);
-    return this.write(this.tx.release, ctx, input, this.now());
+    return this.write(() => this.tx.release(ctx, input, this.now()));
   }
 
   async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
-    return this.write(this.tx.restock, ctx, change, this.now());
+    return this.write(() => this.tx.restock(ctx, change, this.now()));
   }
 
   async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
-    return this.write(this.tx.setStock, ctx, change, this.now());
+    return this.write(() => this.tx.setStock(ctx, change, this.now()));
   }
 
   async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
     assertProduct(product);
-    return this.write(this.tx.upsert, product, this.now());
+    return this.write(() => this.tx.upsert(product, this.now()));
   }
 
   async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
@@ -878,7 +881,7 @@ export class SqliteStore implements InventoryStore {
         throw error;
       }
     });
-    return this.write(this.tx.import, ctx, rows, this.now());
+    return this.write(() => this.tx.import(ctx, rows, this.now()));
   }
 
   async stockLevels(skus?: string[]): Promise<StockLevel[]> {
@@ -894,7 +897,7 @@ export class SqliteStore implements InventoryStore {
   async sweepExpired(batchSize = 100): Promise<SweepResult> {
     const total: SweepResult = { carts: 0, units: 0 };
     for (;;) {
-      const batch = await this.write(this.tx.sweepBatch, this.now(), batchSize);
+      const batch = await this.write(() => this.tx.sweepBatch(this.now(), batchSize));
       total.carts += batch.carts;
       total.units += batch.units;
       if (batch.carts < batchSize) return total;
@@ -904,7 +907,7 @@ export class SqliteStore implements InventoryStore {
   }
 
   async pruneIdempotency(olderThanMs: number): Promise<number> {
-    return this.write(this.tx.prune, this.now() - olderThanMs);
+    return this.write(() => this.tx.prune(this.now() - olderThanMs));
   }
 
   async audit(): Promise<AuditReport> {
@@ -950,7 +953,7 @@ export class SqliteStore implements InventoryStore {
   }
 
   async revokeToken(id: string): Promise<boolean> {
-    return this.write(this.tx.revoke, id, this.now());
+    return this.write(() => this.tx.revoke(id, this.now()));
   }
 
   async verifyToken(token: string): Promise<TokenRecord | undefined> {

@@ -8,6 +8,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import ts from 'typescript';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
+import { freePort } from '../test/helpers/http.js';
 import { benchStoreOptions, type Child, CLI, ROOT, type Sync, sleep, spawnNode } from './lib.js';
 
 const BASELINE_SOURCE = fileURLToPath(new URL('./baseline-server.ts', import.meta.url));
@@ -109,20 +110,6 @@ export class Caller {
   close(): Promise<void> {
     return closeClient(this.client);
   }
-}
-
-/** A port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitHealthy(url: string, child: Child): Promise<void> {

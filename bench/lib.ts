@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { systemClock } from '../src/domain/clock.js';
+import { DEFAULT_LIMITS } from '../src/domain/rules.js';
 import type { ImportRow } from '../src/domain/types.js';
 import type { StoreOptions } from '../src/storage/store.js';
 
@@ -82,7 +83,7 @@ export async function throughput(windowMs: number, op: (i: number) => unknown): 
 export async function concurrentThroughput(
   workers: number,
   windowMs: number,
-  op: (worker: number, i: number) => Promise<unknown>,
+  op: (worker: number) => Promise<unknown>,
 ): Promise<number> {
   let n = 0;
   const started = performance.now();
@@ -90,7 +91,7 @@ export async function concurrentThroughput(
   await Promise.all(
     Array.from({ length: workers }, async (_, worker) => {
       while (performance.now() < deadline) {
-        await op(worker, n);
+        await op(worker);
         n += 1;
       }
     }),
@@ -134,7 +135,7 @@ export function benchStoreOptions(synchronous: Sync, overrides: Partial<StoreOpt
     lockTimeoutMs: 5_000,
     synchronous,
     // A benchmark reserves far more than any one channel may hold in production; the caps are not under test.
-    limits: { maxLineQuantity: 100, maxCartQuantity: 500, maxChannelReserved: 1_000_000_000 },
+    limits: { ...DEFAULT_LIMITS, maxChannelReserved: 1_000_000_000 },
     ...overrides,
   };
 }
@@ -173,6 +174,19 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux); NaN elsewhere. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (comm) " come the fields from state on; utime and stime are fields 14 and 15 of proc(5),
+    // counted in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A child Node process speaking JSON lines on stdout (one object per line). */
@@ -181,7 +195,7 @@ export interface Child {
   /** Resolves with the next JSON line the child prints. */
   next<T = Record<string, unknown>>(): Promise<T>;
   send(message: unknown): void;
-  /** Ends stdin and waits for the exit (killing it after `graceMs`). */
+  /** Ends stdin (workers exit on it), then SIGTERM (servers shut down gracefully), then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
 }
 

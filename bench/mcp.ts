@@ -21,9 +21,11 @@ import {
   benchStoreOptions,
   CLI,
   concurrentThroughput,
+  cpuMs,
   fmt,
   HOT_SKU,
   interleaved,
+  median,
   type RunSettings,
   type Section,
   type Sync,
@@ -52,6 +54,32 @@ function callRate(
   return concurrentThroughput(callers.length, windowMs, (worker) => op(callers[worker] as Caller)).then(
     (pairs) => pairs * 2,
   );
+}
+
+/** CPU microseconds per call spent by a server process and by this process (the clients), medians over windows. */
+class CpuPerCall {
+  private readonly servers: number[] = [];
+  private readonly clients: number[] = [];
+
+  async measure(pid: number, run: () => Promise<number>): Promise<number> {
+    const server = cpuMs(pid);
+    const client = process.cpuUsage();
+    const started = performance.now();
+    const rate = await run();
+    const calls = (rate * (performance.now() - started)) / 1000;
+    const used = process.cpuUsage(client);
+    this.servers.push(((cpuMs(pid) - server) * 1000) / calls);
+    this.clients.push((used.user + used.system) / calls);
+    return rate;
+  }
+
+  server(): string {
+    return fmt.rate(median(this.servers));
+  }
+
+  client(): string {
+    return fmt.rate(median(this.clients));
+  }
 }
 
 async function linked(server: McpServer): Promise<Client> {
@@ -183,14 +211,22 @@ export async function mcpScenario(settings: RunSettings): Promise<Section[]> {
           const baseline = await Promise.all(
             Array.from({ length: sessions }, () => Caller.open(() => httpClient(echoHttp.url), true)),
           );
+          const cpu = { project: new CpuPerCall(), baseline: new CpuPerCall() };
           push(
             'HTTP',
             sessions,
             sync,
             await interleaved(settings.repeats, {
-              project: () => callRate(project, httpWindowMs, reserveAndRelease),
-              baseline: () => callRate(baseline, httpWindowMs, echoTwice),
+              project: () =>
+                cpu.project.measure(running.pid, () => callRate(project, httpWindowMs, reserveAndRelease)),
+              baseline: () =>
+                cpu.baseline.measure(echoHttp.pid, () => callRate(baseline, httpWindowMs, echoTwice)),
             }),
+          );
+          out.notes.push(
+            `HTTP, ${sessions} session${sessions > 1 ? 's' : ''}, ${sync}: CPU per call in the server process ` +
+              `${cpu.project.server()} µs (echo server ${cpu.baseline.server()} µs); in the load generator ` +
+              `${cpu.project.client()} µs (against echo ${cpu.baseline.client()} µs).`,
           );
           if (sessions === 32) {
             // The moonshot counts add_to_cart alone: every call a new cart holding one unit.

@@ -1,33 +1,45 @@
-// One process of the multi-process scenario: reserves in a loop on a shared SQLite file and reports every latency.
-// Usage: processes-worker.ts store|sqlite-busy-handler DB FULL|NORMAL WINDOW_MS; starts on {"go":true} from stdin.
+// One process of the multi-process scenario, reused across runs: {"open": …} opens a database and answers
+// {"ready": true}; {"go": true} reserves the hot SKU in a loop for the window and reports every latency.
 import { isStockError } from '../src/domain/errors.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { benchStoreOptions, HOT_SKU, parentMessages, reply, type Sync } from './lib.js';
 import { openRaw, rawShop } from './store.js';
 
-const [mode = 'store', db = '', sync = 'NORMAL', window = '1000'] = process.argv.slice(2);
-const windowMs = Number(window);
-const ctx = { channel: `proc-${process.pid}` };
-
-type Reserve = () => Promise<unknown> | unknown;
-let reserve: Reserve;
-let close: () => Promise<void> | void;
-if (mode === 'store') {
-  const store = openSqliteStore(db, benchStoreOptions(sync as Sync));
-  reserve = () => store.addToCart(ctx, { sku: HOT_SKU, quantity: 1 });
-  close = () => store.close();
-} else {
-  // The baseline: the same SQL waiting in SQLite's own busy handler, which sleeps in steps up to 100 ms.
-  const raw = openRaw(db, sync as Sync, undefined, 5_000);
-  const shop = rawShop(raw, ctx.channel);
-  reserve = () => shop.reserve(HOT_SKU, Date.now());
-  close = () => {
-    raw.close();
-  };
+interface Open {
+  mode: 'store' | 'sqlite-busy-handler';
+  db: string;
+  sync: Sync;
+  windowMs: number;
 }
 
-parentMessages(async (message) => {
-  if (!message.go) return;
+const ctx = { channel: `proc-${process.pid}` };
+let run: { reserve: () => unknown; close: () => Promise<void> | void; windowMs: number } | undefined;
+
+function open({ mode, db, sync, windowMs }: Open): void {
+  if (mode === 'store') {
+    const store = openSqliteStore(db, benchStoreOptions(sync));
+    run = {
+      reserve: () => store.addToCart(ctx, { sku: HOT_SKU, quantity: 1 }),
+      close: () => store.close(),
+      windowMs,
+    };
+  } else {
+    // The baseline: the same SQL waiting in SQLite's own busy handler, which sleeps in steps up to 100 ms.
+    const raw = openRaw(db, sync, undefined, 5_000);
+    const shop = rawShop(raw, ctx.channel);
+    run = {
+      reserve: () => shop.reserve(HOT_SKU, Date.now()),
+      close: () => {
+        raw.close();
+      },
+      windowMs,
+    };
+  }
+}
+
+async function go(): Promise<void> {
+  if (!run) throw new Error('go before open');
+  const { reserve, close, windowMs } = run;
   const latencies: number[] = [];
   let busy = 0;
   let failed = 0;
@@ -49,7 +61,16 @@ parentMessages(async (message) => {
   }
   const elapsedMs = performance.now() - started;
   await close();
+  run = undefined;
   reply({ latencies, busy, failed, lastError, elapsedMs });
-  process.exit(0);
+}
+
+parentMessages((message) => {
+  if (message.open) {
+    open(message.open as Open);
+    reply({ ready: true });
+  } else if (message.go) {
+    void go();
+  }
 });
-reply({ ready: true });
+process.stdin.on('end', () => process.exit(0));

@@ -1,15 +1,21 @@
 // `npm run bench`: runs every scenario in one process tree, prints the tables and writes BENCHMARKS.md.
-import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+// Flags (after `npm run bench --`): --quick (short windows, one repeat: a smoke test for CI, under a minute),
+// --only store,processes,mcp,race,memory,postgres (some scenarios), --out FILE (write the report there).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ROOT, type RunSettings, type Section, scratchDir } from './lib.js';
+import Database from 'better-sqlite3';
+import { ROOT, type RunSettings, type Section, scratchDir, section } from './lib.js';
 import { mcpScenario } from './mcp.js';
 import { memoryScenario } from './memory.js';
 import { postgresScenario } from './postgres.js';
 import { processesScenario } from './processes.js';
 import { raceScenario } from './race.js';
 import { storeScenario } from './store.js';
+
+/** What the figures mean and what was found behind them; copied into BENCHMARKS.md after the goals. */
+const FINDINGS = join(ROOT, 'bench', 'findings.md');
 
 type Scenario = (settings: RunSettings) => Promise<Section[]>;
 
@@ -35,6 +41,20 @@ function table(headers: string[], rows: string[][]): string {
   return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
+function versionOf(name: string): string {
+  const manifest = join(ROOT, 'node_modules', name, 'package.json');
+  return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
+}
+
+function sqliteVersion(): string {
+  const db = new Database(':memory:');
+  try {
+    return (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+  } finally {
+    db.close();
+  }
+}
+
 function render(sections: Section[], meta: string[]): string {
   const goals = sections.flatMap((s) => s.goals);
   const parts = [
@@ -48,9 +68,12 @@ function render(sections: Section[], meta: string[]): string {
       ['goal', 'target', 'measured', ''],
       goals.map((g) => [g.name, g.target, g.measured, g.met ? 'met' : '**missed**']),
     ),
+    '',
+    readFileSync(FINDINGS, 'utf8').trim(),
   ];
   for (const s of sections) {
-    parts.push('', `## ${s.title}`, '', s.intro, '', table(s.headers, s.rows));
+    parts.push('', `## ${s.title}`, '', s.intro);
+    if (s.headers.length > 0) parts.push('', table(s.headers, s.rows));
     if (s.notes.length > 0) parts.push('', ...s.notes.map((note) => `- ${note}`));
   }
   return `${parts.join('\n')}\n`;
@@ -61,12 +84,13 @@ async function main(): Promise<void> {
   const scratch = scratchDir();
   const settings: RunSettings = {
     quick,
-    repeats: quick ? 1 : 5,
-    windowMs: quick ? 100 : 600,
+    repeats: quick ? 1 : 3,
+    windowMs: quick ? 100 : 800,
     dir: scratch.dir,
   };
   const selected = values.only ? values.only.split(',') : Object.keys(SCENARIOS);
   const started = Date.now();
+  const loadAtStart = loadavg();
   const sections: Section[] = [];
   try {
     for (const name of selected) {
@@ -75,9 +99,22 @@ async function main(): Promise<void> {
         throw new Error(`unknown scenario "${name}" (known: ${Object.keys(SCENARIOS).join(', ')})`);
       const t0 = Date.now();
       process.stderr.write(`bench: ${name}…\n`);
-      const produced = await scenario(settings);
+      let produced: Section[];
+      try {
+        produced = await scenario(settings);
+      } catch (error) {
+        // One broken scenario must not cost the figures of the others; the run still fails at the end.
+        process.exitCode = 1;
+        process.stderr.write(`bench: ${name} failed: ${(error as Error).stack ?? String(error)}\n`);
+        produced = [
+          {
+            ...section(`${name} (failed)`, `This scenario failed: ${(error as Error).message}`, []),
+            rows: [],
+          },
+        ];
+      }
       for (const s of produced) {
-        process.stdout.write(`\n${s.title}\n${table(s.headers, s.rows)}\n`);
+        process.stdout.write(`\n${s.title}\n${s.headers.length > 0 ? table(s.headers, s.rows) : s.intro}\n`);
         for (const note of s.notes) process.stdout.write(`  - ${note}\n`);
       }
       sections.push(...produced);
@@ -88,14 +125,17 @@ async function main(): Promise<void> {
   }
   const cpu = cpus();
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
   const meta = [
     `- Command: \`${command}\`${quick ? ' (quick: short windows, for CI smoke tests; not figures to quote)' : ''}`,
     `- Date: ${new Date().toISOString()}; the run took ${Math.round((Date.now() - started) / 1000)} s`,
-    `- Machine: ${cpu.length} cores, ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GB RAM, ${process.platform} ${process.arch}`,
-    `- Node ${process.version}; every figure is the median of ${settings.repeats} repeats; the project and its baseline are measured alternately in the same run, and the ratio is project ÷ baseline`,
+    `- Machine: ${cpu.length} cores, ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GB RAM, ${process.platform} ${process.arch}; load average (1 / 5 / 15 min) ${load(loadAtStart)} at the start, ${load(loadavg())} at the end`,
+    `- Node ${process.version}, SQLite ${sqliteVersion()}, better-sqlite3 ${versionOf('better-sqlite3')}, @modelcontextprotocol/sdk ${versionOf('@modelcontextprotocol/sdk')}, pg ${versionOf('pg')}`,
+    `- Every figure is the median of ${settings.repeats} repeats; the project and its baseline are measured alternately in the same run, and the ratio is project ÷ baseline`,
   ];
   const markdown = render(sections, meta);
-  const out = values.out ?? (values.only ? undefined : join(ROOT, 'BENCHMARKS.md'));
+  // Only a full run of every scenario replaces BENCHMARKS.md; --quick and --only print, or write to --out.
+  const out = values.out ?? (quick || values.only ? undefined : join(ROOT, 'BENCHMARKS.md'));
   if (out) {
     writeFileSync(out, markdown);
     process.stderr.write(`bench: wrote ${out}\n`);

@@ -250,7 +250,7 @@ export async function storeScenario(settings: RunSettings): Promise<Section[]> {
     const raw = openRaw(baselinePath, sync);
     const shop = rawShop(raw);
     // fdatasync per commit makes FULL an order of magnitude slower: shorter checkout batches keep the run short.
-    const checkoutBatch = Math.round((sync === 'FULL' ? 1_500 : 6_000) * (settings.quick ? 0.05 : 1));
+    const checkoutBatch = Math.round((sync === 'FULL' ? 800 : 2_500) * (settings.quick ? 0.1 : 1));
     try {
       for (const spread of [false, true]) {
         const skuOf = spread ? spreadSku : () => HOT_SKU;

@@ -34,7 +34,7 @@ export interface TestStore {
 }
 
 export async function sqliteStore(
-  overrides: Partial<StoreOptions> & { limits?: Partial<Limits> } = {},
+  overrides: Omit<Partial<StoreOptions>, 'limits'> & { limits?: Partial<Limits> } = {},
   catalog: ImportRow[] = CATALOG,
 ): Promise<TestStore> {
   const clock = new ManualClock();

@@ -1208,6 +1208,27 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         await expectAuditOk(store);
       });
 
+      it('upsertProduct cannot change the currency while a cart could still sell the product', async () => {
+        const { store, clock } = await setup();
+        const { cart_id } = await store.addToCart(web, { sku: 'MUG', quantity: 2 });
+        const mug = { sku: 'MUG', name: 'Coffee mug', price_minor: 1500, currency: 'JPY' };
+        const error = await expectStockError(store.upsertProduct(admin, mug), 'INVALID_INPUT', {
+          field: 'currency',
+        });
+        expect(error.message).toMatch(/currency: cannot change while 1 open or revivable carts hold "MUG"/);
+        // An expired cart can be revived, so it still counts, swept or not.
+        clock.advance(TTL + 1);
+        await store.sweepExpired();
+        await expectStockError(store.upsertProduct(admin, mug), 'INVALID_INPUT', { field: 'currency' });
+        const order = await store.checkout(web, { cartId: cart_id });
+        expect(order).toMatchObject({ currency: 'EUR', total_minor: 2500 });
+        expect(await store.upsertProduct(admin, mug)).toMatchObject({
+          currency: 'JPY',
+          price_display: '1500 JPY',
+        });
+        await expectAuditOk(store);
+      });
+
       it('upsertProduct may toggle track_stock once the only holds have expired', async () => {
         const { store, clock } = await setup();
         await store.addToCart(web, { sku: 'MUG', quantity: 1 });

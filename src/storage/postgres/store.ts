@@ -101,6 +101,9 @@ function statements<K extends string>(texts: Record<K, string>): Record<K, State
 
 // Every statement is named, so each connection parses and plans it once: the hot path builds no SQL.
 const S = statements({
+  // Carts that may still sell this SKU: open ones, and expired ones a later call can revive.
+  cartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+    WHERE l.sku = $1 AND c.status IN ('open', 'expired')`,
   lockProduct: `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = $1 FOR UPDATE`,
   lockProducts: `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
   expiredHolds: `SELECT l.cart_id, l.held, c.channel FROM carts c JOIN cart_lines l ON l.cart_id = c.id
@@ -773,6 +776,9 @@ export class PostgresStore implements InventoryStore {
     let unitsReleased = 0;
     for (const line of lines) {
       const product = await this.requireProduct(tx, line.sku);
+      if (cart.currency !== null && product.currency !== cart.currency) {
+        throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
+      }
       const tracked = Boolean(product.track_stock);
       // holdAllLines made every tracked line hold its full quantity.
       const held = tracked ? line.quantity : line.held;
@@ -938,6 +944,15 @@ export class PostgresStore implements InventoryStore {
         throw refuse.invalid(
           'track_stock',
           `cannot change while carts hold ${reserved} units of "${input.sku}"; wait for them to close`,
+        );
+      }
+    }
+    if (existing && existing.currency !== input.currency) {
+      const carts = (await tx.row<{ carts: number }>(S.cartsWithSku, [input.sku]))?.carts ?? 0;
+      if (carts > 0) {
+        throw refuse.invalid(
+          'currency',
+          `cannot change while ${carts} open or revivable carts hold "${input.sku}"; wait for them to close`,
         );
       }
     }

@@ -223,6 +223,11 @@ export class SqliteStore implements InventoryStore {
          ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = quantity + excluded.quantity, held = held + excluded.held`,
       ),
       deleteLine: q('DELETE FROM cart_lines WHERE cart_id = ? AND sku = ?'),
+      // Carts that may still sell this SKU: open ones, and expired ones a later call can revive.
+      cartsWithSku: q(
+        `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+         WHERE l.sku = ? AND c.status IN ('open', 'expired')`,
+      ),
       lineViews: q(
         `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
          FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = ? ORDER BY l.sku`,
@@ -650,6 +655,9 @@ export class SqliteStore implements InventoryStore {
     let unitsReleased = 0;
     for (const line of lines) {
       const product = this.requireProduct(line.sku);
+      if (cart.currency !== null && product.currency !== cart.currency) {
+        throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
+      }
       const tracked = Boolean(product.track_stock);
       // holdAllLines made every tracked line hold its full quantity.
       const held = tracked ? line.quantity : line.held;
@@ -761,6 +769,15 @@ export class SqliteStore implements InventoryStore {
         throw refuse.invalid(
           'track_stock',
           `cannot change while carts hold ${reserved} units of "${input.sku}"; wait for them to close`,
+        );
+      }
+    }
+    if (existing && existing.currency !== input.currency) {
+      const carts = (this.s.cartsWithSku.get(input.sku) as { carts: number }).carts;
+      if (carts > 0) {
+        throw refuse.invalid(
+          'currency',
+          `cannot change while ${carts} open or revivable carts hold "${input.sku}"; wait for them to close`,
         );
       }
     }

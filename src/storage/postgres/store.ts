@@ -371,7 +371,7 @@ export class PostgresStore implements InventoryStore {
    * Runs `fn` in one transaction; deadlocks and serialization failures run it again, with jitter, a bounded
    * number of times within the lock budget. A lock wait past the budget is STORE_BUSY.
    */
-  private async write<R>(now: number, fn: (tx: Tx) => Promise<R>): Promise<R> {
+  private async write<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
     const started = performance.now();
     const budget = this.options.lockTimeoutMs;
     let pooled = 0;
@@ -394,7 +394,9 @@ export class PostgresStore implements InventoryStore {
         await client.query(
           `BEGIN; SET LOCAL lock_timeout = ${remaining}; SET LOCAL statement_timeout = ${budget + 5_000}`,
         );
-        const tx = new Tx(client, now);
+        // The clock is read once the transaction has begun, on every attempt: a call that waited for a
+        // connection or retried decides with the time it runs at.
+        const tx = new Tx(client, this.now());
         const result = await fn(tx);
         await this.flush(tx);
         await client.query('COMMIT');
@@ -1034,8 +1036,7 @@ export class PostgresStore implements InventoryStore {
   async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     assertSku(input.sku);
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    const now = this.now();
-    return this.write(now, (tx) => this.addToCartTx(tx, ctx, input, now));
+    return this.write((tx) => this.addToCartTx(tx, ctx, input, tx.now));
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
@@ -1048,21 +1049,19 @@ export class PostgresStore implements InventoryStore {
   }
 
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    const now = this.now();
-    return this.write(now, (tx) => this.checkoutTx(tx, ctx, input, now));
+    return this.write((tx) => this.checkoutTx(tx, ctx, input, tx.now));
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
     if (input.sku !== undefined) assertSku(input.sku);
-    const now = this.now();
-    return this.write(now, (tx) => this.releaseTx(tx, ctx, input, now));
+    return this.write((tx) => this.releaseTx(tx, ctx, input, tx.now));
   }
 
   async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
-    const now = this.now();
-    return this.write(now, async (tx) => {
+    return this.write(async (tx) => {
+      const { now } = tx;
       const product = await this.requireProduct(tx, change.sku, false);
       await this.changeStock(tx, product, 'restock', change.quantity, ctx.channel, change.note ?? null, now);
       return this.level(tx, change.sku, now);
@@ -1072,8 +1071,8 @@ export class PostgresStore implements InventoryStore {
   async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
-    const now = this.now();
-    return this.write(now, async (tx) => {
+    return this.write(async (tx) => {
+      const { now } = tx;
       const product = await this.requireProduct(tx, change.sku, false);
       await this.setOnHand(tx, ctx, product, change.quantity, 'adjust', change.note, now);
       return this.level(tx, change.sku, now);
@@ -1082,8 +1081,8 @@ export class PostgresStore implements InventoryStore {
 
   async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
     assertProduct(product);
-    const now = this.now();
-    return this.write(now, async (tx) => {
+    return this.write(async (tx) => {
+      const { now } = tx;
       await this.upsertLocked(tx, product, now);
       const row = await this.requireProduct(tx, product.sku, false);
       return productView(row, await this.expiredHeld(tx, product.sku, now));
@@ -1100,8 +1099,8 @@ export class PostgresStore implements InventoryStore {
         throw error;
       }
     });
-    const now = this.now();
-    return this.write(now, async (tx) => {
+    return this.write(async (tx) => {
+      const { now } = tx;
       // Existing rows are locked up front in SKU order; new ones are created as the rows come.
       await this.lockProducts(
         tx,
@@ -1139,8 +1138,7 @@ export class PostgresStore implements InventoryStore {
   async sweepExpired(batchSize = 100): Promise<SweepResult> {
     const total: SweepResult = { carts: 0, units: 0 };
     for (;;) {
-      const now = this.now();
-      const batch = await this.write(now, (tx) => this.sweepBatchTx(tx, now, batchSize));
+      const batch = await this.write((tx) => this.sweepBatchTx(tx, tx.now, batchSize));
       total.carts += batch.carts;
       total.units += batch.units;
       // Fewer than a batch: none left, or another sweeper has the rest locked and is releasing them.
@@ -1150,7 +1148,7 @@ export class PostgresStore implements InventoryStore {
 
   async pruneIdempotency(olderThanMs: number): Promise<number> {
     const before = this.now() - olderThanMs;
-    return this.write(before, (tx) => tx.run(S.pruneIdempotency, [before]));
+    return this.write((tx) => tx.run(S.pruneIdempotency, [before]));
   }
 
   async audit(): Promise<AuditReport> {
@@ -1184,7 +1182,7 @@ export class PostgresStore implements InventoryStore {
     const token = newTokenSecret();
     const id = newId('tok_', 10);
     const now = this.now();
-    await this.write(now, (tx) =>
+    await this.write((tx) =>
       tx.run(S.insertToken, [id, hashToken(token), channel, admin, label ?? null, now]),
     );
     return {
@@ -1207,7 +1205,7 @@ export class PostgresStore implements InventoryStore {
 
   async revokeToken(id: string): Promise<boolean> {
     const now = this.now();
-    return this.write(now, async (tx) => (await tx.run(S.revokeToken, [now, id])) > 0);
+    return this.write(async (tx) => (await tx.run(S.revokeToken, [now, id])) > 0);
   }
 
   async verifyToken(token: string): Promise<TokenRecord | undefined> {

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { isStockError } from './domain/errors.js';
-import { assertProduct, parseMajorPrice } from './domain/rules.js';
+import { assertProduct, MAX_STOCK, parseMajorPrice } from './domain/rules.js';
 import type { ImportRow } from './domain/types.js';
 
 export class CatalogError extends Error {}
@@ -30,16 +30,16 @@ function toBoolean(value: unknown, field: string, where: string): boolean | unde
   throw new CatalogError(`${where}: ${field} must be true or false, got "${value}"`);
 }
 
-function toInteger(value: unknown, field: string, where: string): number {
+function toInteger(value: unknown, field: string, where: string, max = Number.MAX_SAFE_INTEGER): number {
   const number =
     typeof value === 'number'
       ? value
       : typeof value === 'string' && value.trim() !== ''
         ? Number(value)
         : Number.NaN;
-  if (!Number.isSafeInteger(number) || number < 0) {
+  if (!Number.isSafeInteger(number) || number < 0 || number > max) {
     throw new CatalogError(
-      `${where}: ${field} must be a whole number of 0 or more, got "${String(value ?? '')}"`,
+      `${where}: ${field} must be a whole number from 0 to ${max}, got "${String(value ?? '')}"`,
     );
   }
   return number;
@@ -79,7 +79,7 @@ export function toImportRow(raw: RawRow, where: string): ImportRow {
     description: description === '' ? null : description,
     price_minor: priceMinor,
     currency,
-    stock: text('stock') === '' ? 0 : toInteger(raw.stock, 'stock', where),
+    stock: text('stock') === '' ? 0 : toInteger(raw.stock, 'stock', where, MAX_STOCK),
     track_stock: toBoolean(raw.track_stock, 'track_stock', where),
     active: toBoolean(raw.active, 'active', where),
   };
@@ -122,7 +122,13 @@ function jsonElementLines(text: string): number[] {
   return lines;
 }
 
-export function parseCatalog(text: string, format: 'json' | 'csv'): ImportRow[] {
+/** The rows of a catalog file, and where each one stands in it ("line 7"), for error messages. */
+export interface Catalog {
+  rows: ImportRow[];
+  where: string[];
+}
+
+function entries(text: string, format: 'json' | 'csv'): { raw: RawRow; where: string }[] {
   if (format === 'json') {
     let data: unknown;
     try {
@@ -137,7 +143,7 @@ export function parseCatalog(text: string, format: 'json' | 'csv'): ImportRow[] 
       if (typeof item !== 'object' || item === null || Array.isArray(item)) {
         throw new CatalogError(`${where}: each item must be an object`);
       }
-      return toImportRow(item as RawRow, where);
+      return { raw: item as RawRow, where };
     });
   }
   let records: { record: RawRow; info: { lines: number } }[];
@@ -152,19 +158,26 @@ export function parseCatalog(text: string, format: 'json' | 'csv'): ImportRow[] 
   } catch (error) {
     throw new CatalogError(`not valid CSV: ${(error as Error).message}`);
   }
-  return records.map(({ record, info }) => toImportRow(record, `line ${info.lines}`));
+  return records.map(({ record, info }) => ({ raw: record, where: `line ${info.lines}` }));
 }
 
-export function readCatalog(path: string): ImportRow[] {
-  const text = readFileSync(path, 'utf8');
-  const format = /\.csv$/i.test(path) || !/^\s*[[{]/.test(text) ? 'csv' : 'json';
-  const rows = parseCatalog(text, format);
-  const seen = new Map<string, number>();
-  rows.forEach((row, index) => {
+export function parseCatalog(text: string, format: 'json' | 'csv'): Catalog {
+  const parsed = entries(text, format);
+  const catalog: Catalog = { rows: [], where: [] };
+  const seen = new Map<string, string>();
+  for (const { raw, where } of parsed) {
+    const row = toImportRow(raw, where);
     const first = seen.get(row.sku);
     if (first !== undefined)
-      throw new CatalogError(`SKU "${row.sku}" appears twice (rows ${first + 1} and ${index + 1})`);
-    seen.set(row.sku, index);
-  });
-  return rows;
+      throw new CatalogError(`${where}: SKU "${row.sku}" appears twice (first at ${first})`);
+    seen.set(row.sku, where);
+    catalog.rows.push(row);
+    catalog.where.push(where);
+  }
+  return catalog;
+}
+
+export function readCatalog(path: string): Catalog {
+  const text = readFileSync(path, 'utf8');
+  return parseCatalog(text, /\.csv$/i.test(path) || !/^\s*[[{]/.test(text) ? 'csv' : 'json');
 }

@@ -5,11 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { CatalogError, readCatalog } from './catalog.js';
 import { addStoreOptions, assertChannel, type StoreFlags, storeOptions } from './config.js';
-import { isStockError } from './domain/errors.js';
+import { isStockError, StockError } from './domain/errors.js';
 import { parseDuration } from './domain/rules.js';
 import type { AuditReport, StockLevel } from './domain/types.js';
 import { createLogger } from './logger.js';
-import { isPostgresUrl, openStore } from './storage/open.js';
+import { isPostgresUrl, openStore, redactUrl } from './storage/open.js';
 import type { InventoryStore } from './storage/store.js';
 import { startSweeper } from './sweeper.js';
 
@@ -87,23 +87,9 @@ const program = new Command()
   .version(VERSION)
   .showHelpAfterError();
 
-addStoreOptions(
-  program
-    .command('serve')
-    .description('run the MCP server over stdio or Streamable HTTP (migrates the database first)')
-    .addOption(new Option('--stdio', 'serve one connection on stdin/stdout').conflicts('http'))
-    .addOption(new Option('--http', 'serve Streamable HTTP on /mcp'))
-    .addOption(
-      new Option(
-        '--channel <name>',
-        'stdio: the sales channel of this connection; HTTP --no-auth: of every connection',
-      )
-        .env('STOCKLOCK_CHANNEL')
-        .default('default'),
-    )
-    .addOption(
-      new Option('--admin', 'stdio: offer the admin tools on this connection (env STOCKLOCK_ADMIN=true)'),
-    )
+/** The HTTP server's options, shared by `serve` and `start`. */
+function addHttpOptions(command: Command): Command {
+  return command
     .addOption(new Option('--port <port>', 'HTTP port').env('STOCKLOCK_PORT').default('3000'))
     .addOption(new Option('--host <host>', 'HTTP address to bind').env('STOCKLOCK_HOST').default('127.0.0.1'))
     .addOption(
@@ -111,12 +97,6 @@ addStoreOptions(
         '--allowed-hosts <list>',
         'comma-separated Host/Origin names to accept (required beyond loopback)',
       ).env('STOCKLOCK_ALLOWED_HOSTS'),
-    )
-    .addOption(
-      new Option(
-        '--no-auth',
-        'HTTP without tokens, loopback only: every connection is a customer on --channel (env STOCKLOCK_NO_AUTH=true)',
-      ),
     )
     .addOption(
       new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed')
@@ -132,7 +112,34 @@ addStoreOptions(
       new Option('--sweep-interval <duration>', 'how often expired carts are released')
         .env('STOCKLOCK_SWEEP_INTERVAL')
         .default('30s'),
-    ),
+    );
+}
+
+addStoreOptions(
+  addHttpOptions(
+    program
+      .command('serve')
+      .description('run the MCP server over stdio or Streamable HTTP (migrates the database first)')
+      .addOption(new Option('--stdio', 'serve one connection on stdin/stdout').conflicts('http'))
+      .addOption(new Option('--http', 'serve Streamable HTTP on /mcp'))
+      .addOption(
+        new Option(
+          '--channel <name>',
+          'stdio: the sales channel of this connection; HTTP --no-auth: of every connection',
+        )
+          .env('STOCKLOCK_CHANNEL')
+          .default('default'),
+      )
+      .addOption(
+        new Option('--admin', 'stdio: offer the admin tools on this connection (env STOCKLOCK_ADMIN=true)'),
+      )
+      .addOption(
+        new Option(
+          '--no-auth',
+          'HTTP without tokens, loopback only: every connection is a customer on --channel (env STOCKLOCK_NO_AUTH=true)',
+        ),
+      ),
+  ),
 ).action(async (flags: StoreFlags & ServeFlags) => {
   if (!flags.stdio && !flags.http) throw new Error('choose a transport: serve --stdio or serve --http');
   await serve(
@@ -146,21 +153,13 @@ addStoreOptions(
 });
 
 addStoreOptions(
-  program
-    .command('start')
-    .description('serve HTTP; on a brand-new database load the demo catalog and print a development token')
-    .addOption(new Option('--port <port>', 'HTTP port').env('STOCKLOCK_PORT').default('3000'))
-    .addOption(new Option('--host <host>', 'HTTP address to bind').env('STOCKLOCK_HOST').default('127.0.0.1'))
-    .addOption(
-      new Option('--sweep-interval <duration>', 'how often expired carts are released')
-        .env('STOCKLOCK_SWEEP_INTERVAL')
-        .default('30s'),
-    ),
+  addHttpOptions(
+    program
+      .command('start')
+      .description('serve HTTP; on a brand-new database load the demo catalog and print a development token'),
+  ),
 ).action(async (flags: StoreFlags & ServeFlags) => {
-  await serve(
-    { ...flags, http: true, auth: true, channel: 'default', sessionIdle: '30m', maxSessions: '1000' },
-    true,
-  );
+  await serve({ ...flags, http: true, auth: true, channel: 'default' }, true);
 });
 
 interface ServeFlags {
@@ -182,10 +181,9 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
   const channel = assertChannel(flags.channel);
   const store = await openStore(flags.db, storeOptions(flags));
   const stopSweeper = startSweeper(store, parseDuration(flags.sweepInterval), logger);
-  let devToken: string | undefined;
-  if (demo && (await store.isEmpty())) {
-    const result = await store.importProducts(CLI_CHANNEL, readCatalog(DEMO_CATALOG));
-    devToken = (await store.createToken('web', true, 'development token from npm start')).token;
+  const brandNew = demo && (await store.isEmpty());
+  if (brandNew) {
+    const result = await store.importProducts(CLI_CHANNEL, readCatalog(DEMO_CATALOG).rows);
     logger.info({ ...result }, 'loaded the demo catalog into a brand-new database');
   }
   if (flags.stdio) {
@@ -213,7 +211,13 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
     },
     logger,
   );
-  if (demo) printAttachHelp(server.url, devToken);
+  if (demo) {
+    // Made only once the port is bound: a start that fails leaves no admin token nobody was shown.
+    const devToken = brandNew
+      ? (await store.createToken('web', true, 'development token from npm start')).token
+      : undefined;
+    printAttachHelp(server.url, devToken);
+  }
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'shutting down: finishing requests in flight');
     await server.close();
@@ -257,7 +261,7 @@ function printAttachHelp(url: string, token: string | undefined): void {
 addStoreOptions(program.command('migrate').description('apply database migrations')).action(
   async (flags: StoreFlags) => {
     await withStore(flags, async () => undefined);
-    process.stdout.write(`Database ${flags.db} is up to date.\n`);
+    process.stdout.write(`Database ${redactUrl(flags.db)} is up to date.\n`);
   },
 );
 
@@ -270,8 +274,17 @@ addStoreOptions(
     )
     .description('create or update products and set their stock; all rows or none'),
 ).action(async (file: string, flags: StoreFlags) => {
-  const rows = readCatalog(file);
-  const result = await withStore(flags, (store) => store.importProducts(CLI_CHANNEL, rows));
+  const { rows, where } = readCatalog(file);
+  const result = await withStore(flags, (store) => store.importProducts(CLI_CHANNEL, rows)).catch((error) => {
+    // The store names the failing row by its index; the merchant needs the line of the file.
+    const row = isStockError(error) ? error.details.row : undefined;
+    if (typeof row !== 'number' || !isStockError(error)) throw error;
+    throw new StockError(
+      error.code,
+      error.message.replace(/^row \d+: /, `${where[row - 1]}: `),
+      error.details,
+    );
+  });
   process.stdout.write(
     `Imported ${rows.length} products (${result.created} new, ${result.updated} updated).\n`,
   );

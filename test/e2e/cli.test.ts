@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { ROOT, runCli } from '../helpers/cli.js';
+import { ROOT, runCli, stdioClient } from '../helpers/cli.js';
 import { tempDir } from '../helpers/sqlite.js';
 
 function shop(): { dir: string; db: string } {
@@ -60,6 +60,39 @@ describe('stocklock import', () => {
     const result = runCli(['import', file, '--db', db]);
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('line 3 (item 2): price_minor must be a whole number');
+  });
+});
+
+describe('stocklock import against live carts', () => {
+  it('names the file line of a row the store refuses inside the transaction, and imports nothing', async () => {
+    const { dir, db } = shop();
+    const client = await stdioClient(['--db', db, '--channel', 'web']);
+    try {
+      const cart = await client.callTool({ name: 'add_to_cart', arguments: { sku: 'MUG-WHT', quantity: 3 } });
+      expect(cart.isError).toBeFalsy();
+    } finally {
+      await client.close();
+    }
+    const file = join(dir, 'recount.csv');
+    writeFileSync(file, 'sku,name,price,currency,stock\nCAP-NVY,Cap,22.00,EUR,31\nMUG-WHT,Mug,14.50,EUR,2\n');
+    const result = runCli(['import', file, '--db', db]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(
+      'BELOW_RESERVED: line 3: Cannot set on-hand of "MUG-WHT" to 2: carts hold 3',
+    );
+    expect(stockOf(db, 'CAP-NVY').on_hand).toBe(30);
+  });
+
+  it('refuses a stock figure above the maximum before touching the database', () => {
+    const { dir, db } = shop();
+    const file = join(dir, 'huge.csv');
+    writeFileSync(
+      file,
+      'sku,name,price,currency,stock\nCAP-NVY,Cap,22.00,EUR,1\nMUG-WHT,Mug,14.50,EUR,2000000000\n',
+    );
+    const result = runCli(['import', file, '--db', db]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('line 3: stock must be a whole number from 0 to 1000000000');
   });
 });
 

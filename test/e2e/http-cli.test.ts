@@ -1,5 +1,7 @@
 // The built CLI over Streamable HTTP: `serve --http` with a token from `token create`, and `start` on a brand-new database.
 import { execFile } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -60,6 +62,21 @@ describe('stocklock serve --http (built CLI)', () => {
     expect(audit.stdout).toContain('OK');
     const stock = await run(process.execPath, [CLI, 'stock', 'MUG-WHT', '--json', '--db', db]);
     expect(JSON.parse(stock.stdout)).toMatchObject([{ sku: 'MUG-WHT', on_hand: 58, reserved: 0 }]);
+  });
+
+  it('`start` that cannot bind its port exits 1 and leaves no admin token behind', async () => {
+    const tmp = tempDir('stocklock-e2e-start-busy-');
+    cleanups.push(tmp.remove);
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    const port = (blocker.address() as AddressInfo).port;
+    const db = join(tmp.dir, 'stocklock.db');
+    const server = spawnTracked(['start', '--port', String(port), '--db', db]);
+    expect(await server.exited).toBe(1);
+    expect(server.stderr()).toMatch(/EADDRINUSE|address already in use/);
+    const tokens = await run(process.execPath, [CLI, 'token', 'list', '--json', '--db', db]);
+    expect(JSON.parse(tokens.stdout)).toEqual([]);
   });
 
   it('`start` on an empty directory loads the demo catalog and prints a working development token', async () => {

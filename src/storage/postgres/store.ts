@@ -39,6 +39,7 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
+import { redactUrl } from '../open.js';
 import {
   fingerprint,
   hashToken,
@@ -309,15 +310,6 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
 }
 
 /** The URL without its password, fit for an error message or a log line. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'postgres://…';
-  }
-}
 
 /** One write transaction: its client, the product rows it has locked, and what it writes at the end. */
 class Tx {

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { CatalogError, readCatalog } from './catalog.js';
+import { readCatalog } from './catalog.js';
 import { addStoreOptions, assertChannel, type StoreFlags, storeOptions } from './config.js';
 import { isStockError, StockError } from './domain/errors.js';
 import { parseDuration } from './domain/rules.js';
@@ -421,7 +421,7 @@ addStoreOptions(
 program.parseAsync().catch((error: unknown) => {
   if (isStockError(error)) {
     process.stderr.write(`stocklock: ${error.code}: ${error.message}\n`);
-  } else if (error instanceof CatalogError || error instanceof Error) {
+  } else if (error instanceof Error) {
     process.stderr.write(`stocklock: ${error.message}\n`);
     if (process.env.STOCKLOCK_DEBUG) process.stderr.write(`${error.stack}\n`);
   } else {

@@ -1,7 +1,7 @@
 // Shared command-line options; each has a STOCKLOCK_ environment twin (flags beat environment beat defaults).
 import { type Command, Option } from 'commander';
 import { systemClock } from './domain/clock.js';
-import { DEFAULT_LIMITS, DEFAULT_RESERVATION_TTL_MS, parseDuration } from './domain/rules.js';
+import { DEFAULT_LIMITS, parseDuration } from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
 
 export interface StoreFlags {
@@ -13,6 +13,15 @@ export interface StoreFlags {
   maxCartQuantity: string;
   maxChannelReserved: string;
   poolSize: string;
+}
+
+/** Thirty days: a longer hold is a hoard, and the timestamps it makes must stay representable. */
+const MAX_RESERVATION_TTL_MS = 30 * 86_400_000;
+
+function boundedDuration(text: string, flag: string, maxMs: number): number {
+  const ms = parseDuration(text);
+  if (ms > maxMs) throw new Error(`${flag} must be at most ${maxMs / 86_400_000} days, got "${text}"`);
+  return ms;
 }
 
 function positiveInteger(text: string, flag: string): number {
@@ -70,7 +79,7 @@ export function addStoreOptions(command: Command): Command {
 export function storeOptions(flags: StoreFlags): StoreOptions {
   return {
     clock: systemClock,
-    reservationTtlMs: flags.reservationTtl ? parseDuration(flags.reservationTtl) : DEFAULT_RESERVATION_TTL_MS,
+    reservationTtlMs: boundedDuration(flags.reservationTtl, '--reservation-ttl', MAX_RESERVATION_TTL_MS),
     lockTimeoutMs: parseDuration(flags.lockTimeout),
     synchronous: flags.synchronous,
     limits: {

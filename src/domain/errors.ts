@@ -29,10 +29,6 @@ export class StockError extends Error {
     this.code = code;
     this.details = details;
   }
-
-  toJSON(): { code: ErrorCode; message: string } & ErrorDetails {
-    return { code: this.code, message: this.message, ...this.details };
-  }
 }
 
 export function isStockError(error: unknown): error is StockError {

@@ -37,7 +37,7 @@
  *   remaining sockets (GET streams, idle keep-alives) are closed. The store stays open: the
  *   caller owns it.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -46,6 +46,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../logger.js';
 import { createServer } from '../mcp/server.js';
+import { hashToken } from '../storage/shared.js';
 import type { InventoryStore } from '../storage/store.js';
 
 export interface HttpOptions {
@@ -185,7 +186,6 @@ function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 const shortId = (sessionId: string) => sessionId.slice(0, 8);
 
 /** Verified tokens by SHA-256 for a few seconds; concurrent first uses of one token share one lookup. */
@@ -198,7 +198,7 @@ class TokenCache {
   ) {}
 
   verify(token: string): Promise<Identity | undefined> {
-    const key = sha256(token);
+    const key = hashToken(token);
     const now = Date.now();
     const hit = this.entries.get(key);
     if (hit && hit.until > now) return hit.identity;

@@ -1168,7 +1168,8 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           name: 'Large cereal bowl',
           price_minor: 1100,
           available: 4,
-          description: null,
+          // Left out, so kept.
+          description: 'Glazed',
         });
         await store.addToCart(web, { sku: 'BOWL', quantity: 1 });
 
@@ -1225,6 +1226,20 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         expect(await store.upsertProduct(admin, mug)).toMatchObject({
           currency: 'JPY',
           price_display: '1500 JPY',
+        });
+        await expectAuditOk(store);
+      });
+
+      it('upsertProduct keeps the description and active flag it is not given', async () => {
+        const { store } = await setup();
+        const mug = { sku: 'MUG', name: 'Coffee mug', price_minor: 1250, currency: 'EUR' };
+        await store.upsertProduct(admin, { ...mug, description: 'Stoneware', active: false });
+        await store.upsertProduct(admin, { ...mug, price_minor: 1300 });
+        expect(await level(store, 'MUG')).toMatchObject({ active: false });
+        await store.upsertProduct(admin, { ...mug, active: true });
+        expect((await store.checkStock(['MUG'])).products[0]).toMatchObject({
+          description: 'Stoneware',
+          price_minor: 1250,
         });
         await expectAuditOk(store);
       });

@@ -19,19 +19,27 @@ export const upsertProduct = defineTool({
       ).describe('e.g. "T-shirt, black, M".'),
       description: storableText(z.string().max(2000, 'is at most 2000 characters'))
         .optional()
-        .describe('Optional product description shown to shoppers, e.g. "Heavyweight organic cotton."'),
+        .describe('Description shown to shoppers, e.g. "Heavyweight organic cotton." Omitted: unchanged.'),
       price_minor: z
         .number()
         .int('must be a whole number of minor units')
         .min(0, 'must be 0 or more')
         .max(MAX_PRICE_MINOR, `must be at most ${MAX_PRICE_MINOR}`)
         .describe('Price in minor units: 1250 for 12.50.'),
-      currency: z.string().regex(CURRENCY_PATTERN, 'is a 3-letter ISO 4217 code').describe('e.g. "EUR".'),
+      currency: z
+        .string()
+        .regex(CURRENCY_PATTERN, 'must be a 3-letter ISO 4217 code')
+        .describe('e.g. "EUR".'),
       track_stock: z
         .boolean()
         .optional()
-        .describe('false for goods that never run out (digital). Default true.'),
-      active: z.boolean().optional().describe('false hides the product from customers. Default true.'),
+        .describe(
+          'false for goods that never run out (digital). Omitted: unchanged (true for a new product).',
+        ),
+      active: z
+        .boolean()
+        .optional()
+        .describe('false hides the product from customers. Omitted: unchanged (true for a new product).'),
     })
     .strict(),
   outputSchema: productOutput,

@@ -800,7 +800,8 @@ export class PostgresStore implements InventoryStore {
     }
     if (clear.length > 0) await tx.run(S.clearHeld, [cart.id, clear]);
     if (unitsReleased > 0) tx.addChannel(ctx.channel, -unitsReleased);
-    const currency = cart.currency ?? 'USD';
+    // A cart takes its currency from its first line, so a cart with lines always has one.
+    const currency = cart.currency as string;
     const total = sold.reduce((sum, line) => sum + line.quantity * line.unit_price_minor, 0);
     await tx.run(S.insertOrder, [orderId, cart.id, ctx.channel, total, currency, now]);
     await tx.run(S.insertOrderLines, [
@@ -953,11 +954,12 @@ export class PostgresStore implements InventoryStore {
     const values = [
       input.sku,
       input.name,
-      input.description ?? null,
+      // Fields left out keep their current value, so a price-only update does not wipe or reactivate.
+      input.description === undefined ? (existing?.description ?? null) : input.description,
       input.price_minor,
       input.currency,
       trackStock,
-      input.active !== false,
+      input.active ?? (existing ? Boolean(existing.active) : true),
       now,
     ];
     if (existing) {

@@ -683,7 +683,8 @@ export class SqliteStore implements InventoryStore {
       });
     }
     if (unitsReleased > 0) this.s.addChannelHeld.run(ctx.channel, -unitsReleased);
-    const currency = cart.currency ?? 'USD';
+    // A cart takes its currency from its first line, so a cart with lines always has one.
+    const currency = cart.currency as string;
     const total = sold.reduce((sum, line) => sum + line.quantity * line.unit_price_minor, 0);
     this.s.insertOrder.run(orderId, cart.id, ctx.channel, total, currency, now);
     for (const line of sold) {
@@ -784,11 +785,12 @@ export class SqliteStore implements InventoryStore {
     this.s.upsertProduct.run({
       sku: input.sku,
       name: input.name,
-      description: input.description ?? null,
+      // Fields left out keep their current value, so a price-only update does not wipe or reactivate.
+      description: input.description === undefined ? (existing?.description ?? null) : input.description,
       price_minor: input.price_minor,
       currency: input.currency,
       track_stock: trackStock ? 1 : 0,
-      active: input.active === false ? 0 : 1,
+      active: (input.active ?? (existing ? Boolean(existing.active) : true)) ? 1 : 0,
       now,
     });
     return existing !== undefined;
@@ -979,7 +981,12 @@ export class SqliteStore implements InventoryStore {
     const now = this.now();
     // last_used_at is advisory: refreshing it at most once a minute keeps auth off the write lock.
     if (row.last_used_at === null || now - row.last_used_at > 60_000) {
-      await this.write(() => this.s.touchToken.run(now, row.id)).catch(() => undefined);
+      try {
+        // One try, no waiting: authentication must not queue behind another process's write lock.
+        this.s.touchToken.run(now, row.id);
+      } catch {
+        // The next request refreshes it.
+      }
     }
     return tokenRecord(row);
   }
@@ -1013,5 +1020,3 @@ export class SqliteStore implements InventoryStore {
     if (this.db.open) this.db.close();
   }
 }
-
-/** Checks DESIGN's four invariants (plus the per-channel hold counters) by recomputing them from scratch. */

@@ -580,7 +580,9 @@ export class SqliteStore implements InventoryStore {
       }
     }
 
-    const line = this.s.line.get(cart.id, product.sku) as StoredLine | undefined;
+    // A cart made by this call has no lines yet: its line and unit counts are known without a read.
+    const isNew = input.cartId === undefined;
+    const line = isNew ? undefined : (this.s.line.get(cart.id, product.sku) as StoredLine | undefined);
     const lineQuantity = (line?.quantity ?? 0) + input.quantity;
     if (lineQuantity > limits.maxLineQuantity) {
       throw refuse.limit(
@@ -589,7 +591,8 @@ export class SqliteStore implements InventoryStore {
         `At most ${limits.maxLineQuantity} units of one product per cart; this line would have ${lineQuantity}.`,
       );
     }
-    const cartUnits = (this.s.cartUnits.get(cart.id) as { units: number }).units + input.quantity;
+    const cartUnits =
+      (isNew ? 0 : (this.s.cartUnits.get(cart.id) as { units: number }).units) + input.quantity;
     if (cartUnits > limits.maxCartQuantity) {
       throw refuse.limit(
         'per_cart',
@@ -620,10 +623,13 @@ export class SqliteStore implements InventoryStore {
       order_id: null,
       channel: ctx.channel,
     });
-    cart.status = 'open';
-    cart.expires_at = now + this.options.reservationTtlMs;
-    cart.currency = product.currency;
-    this.s.touchCart.run('open', cart.currency, now, cart.expires_at, cart.id);
+    if (!isNew) {
+      // The insert already set all of this for a new cart.
+      cart.status = 'open';
+      cart.expires_at = now + this.options.reservationTtlMs;
+      cart.currency = product.currency;
+      this.s.touchCart.run('open', cart.currency, now, cart.expires_at, cart.id);
+    }
 
     const view = this.cartViewOf(cart, now, null);
     this.remember(ctx, 'add_to_cart', input.idempotencyKey, print, view, now);

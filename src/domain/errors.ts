@@ -35,6 +35,15 @@ export function isStockError(error: unknown): error is StockError {
   return error instanceof StockError;
 }
 
+/** An import refusal that names its row (1-based), so the CLI can point at the line of the file. */
+export function inRow(error: unknown, index: number): unknown {
+  if (!(error instanceof StockError)) return error;
+  return new StockError(error.code, `row ${index + 1}: ${error.message}`, {
+    ...error.details,
+    row: index + 1,
+  });
+}
+
 export interface ShortLine {
   sku: string;
   requested: number;

@@ -1,6 +1,6 @@
 // Validation, money formatting, ids and durations: pure rules shared by every store and the CLI.
 import { randomBytes } from 'node:crypto';
-import { refuse } from './errors.js';
+import { inRow, refuse } from './errors.js';
 
 export const SKU_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const CURRENCY_PATTERN = /^[A-Z]{3}$/;
@@ -34,6 +34,20 @@ export function assertSku(sku: string, field = 'sku'): void {
   if (!SKU_PATTERN.test(sku)) {
     throw refuse.invalid(field, `"${sku.slice(0, 80)}" is not a SKU (1-64 of A-Z a-z 0-9 . _ -)`);
   }
+}
+
+/** Checks every catalog row before an import touches the store; a refusal names its row. */
+export function assertImportRows(
+  rows: { sku: string; name: string; price_minor: number; currency: string; stock: number }[],
+): void {
+  rows.forEach((row, index) => {
+    try {
+      assertProduct(row);
+      assertCount(row.stock, 'stock', 0, MAX_STOCK);
+    } catch (error) {
+      throw inRow(error, index);
+    }
+  });
 }
 
 export function assertCount(value: number, field: string, min: number, max: number): void {

@@ -3,9 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
-import { refuse, type ShortLine, StockError } from '../../domain/errors.js';
+import { inRow, refuse, type ShortLine, StockError } from '../../domain/errors.js';
 import {
   assertCount,
+  assertImportRows,
   assertProduct,
   assertSku,
   iso,
@@ -1084,15 +1085,7 @@ export class PostgresStore implements InventoryStore {
   }
 
   async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
-    rows.forEach((row, index) => {
-      try {
-        assertProduct(row);
-        assertCount(row.stock, 'stock', 0, MAX_STOCK);
-      } catch (error) {
-        if (error instanceof StockError) throw refuse.invalid(`row ${index + 1}`, error.message);
-        throw error;
-      }
-    });
+    assertImportRows(rows);
     return this.write(async (tx) => {
       const { now } = tx;
       // Existing rows are locked up front in SKU order; new ones are created as the rows come.
@@ -1109,11 +1102,7 @@ export class PostgresStore implements InventoryStore {
           await this.setOnHand(tx, ctx, product, row.stock, 'import', 'catalog import', now);
         } catch (error) {
           // DESIGN: import errors name the line, also when a row fails only inside the transaction.
-          if (!(error instanceof StockError)) throw error;
-          throw new StockError(error.code, `row ${index + 1}: ${error.message}`, {
-            ...error.details,
-            row: index + 1,
-          });
+          throw inRow(error, index);
         }
       }
       return result;

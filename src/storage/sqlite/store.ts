@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import { refuse, type ShortLine, StockError } from '../../domain/errors.js';
+import { inRow, refuse, type ShortLine } from '../../domain/errors.js';
 import {
   assertCount,
+  assertImportRows,
   assertProduct,
   assertSku,
   iso,
@@ -342,11 +343,7 @@ export class SqliteStore implements InventoryStore {
             );
           } catch (error) {
             // DESIGN: import errors name the line, also when a row fails only inside the transaction.
-            if (!(error instanceof StockError)) throw error;
-            throw new StockError(error.code, `row ${index + 1}: ${error.message}`, {
-              ...error.details,
-              row: index + 1,
-            });
+            throw inRow(error, index);
           }
         });
         return result;
@@ -897,15 +894,7 @@ export class SqliteStore implements InventoryStore {
   }
 
   async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
-    rows.forEach((row, index) => {
-      try {
-        assertProduct(row);
-        assertCount(row.stock, 'stock', 0, MAX_STOCK);
-      } catch (error) {
-        if (error instanceof StockError) throw refuse.invalid(`row ${index + 1}`, error.message);
-        throw error;
-      }
-    });
+    assertImportRows(rows);
     return this.write(() => this.tx.import(ctx, rows, this.now()));
   }
 

@@ -18,10 +18,13 @@ export function auditQueries(dialect: Dialect) {
       WHERE ${tracked} AND p.reserved != COALESCE(h.held, 0) ${bySku}`,
     closedHolds: `SELECT l.cart_id, l.sku, c.status, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
       WHERE l.held > 0 AND c.status != 'open'`,
-    channelHolds: `SELECT ch.channel, ch.held AS counted, COALESCE(h.held, 0)${int} AS held FROM channel_holds ch
-      LEFT JOIN (SELECT c.channel, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-                 GROUP BY c.channel) h ON h.channel = ch.channel
-      WHERE ch.held != COALESCE(h.held, 0)`,
+    // Both ways: a counter that disagrees with its carts, and carts holding units with no counter at all.
+    channelHolds: `SELECT COALESCE(ch.channel, h.channel) AS channel, COALESCE(ch.held, 0) AS counted,
+        COALESCE(h.held, 0)${int} AS held
+      FROM channel_holds ch
+      FULL OUTER JOIN (SELECT c.channel, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                       GROUP BY c.channel) h ON h.channel = ch.channel
+      WHERE COALESCE(ch.held, 0) != COALESCE(h.held, 0)`,
     ledger: `SELECT p.sku, p.on_hand, p.reserved, COALESCE(m.on_sum, 0)${int} AS on_sum,
         COALESCE(m.res_sum, 0)${int} AS res_sum
       FROM products p LEFT JOIN (SELECT sku, SUM(on_hand_delta) AS on_sum, SUM(reserved_delta) AS res_sum

@@ -136,6 +136,15 @@ describe('SQLite store', () => {
       expectViolation(await violations(store), 2, 'MUG');
     });
 
+    it('invariant 2: a channel whose carts hold units but whose hold counter is gone', async () => {
+      const { store, file } = await seeded();
+      await store.addToCart(web, { sku: 'MUG', quantity: 2 });
+      tamper(file, 'DELETE FROM channel_holds');
+      const found = await violations(store);
+      expectViolation(found, 2, `channel ${web.channel}`);
+      expect(found.filter((v) => v.invariant !== 2)).toEqual([]);
+    });
+
     it('invariant 3: a ledger row deleted', async () => {
       const { store, file } = await seeded();
       await store.restock(admin, { sku: 'MUG', quantity: 3 });

@@ -30,6 +30,36 @@ export const DEFAULT_LIMITS: Limits = {
 
 export const DEFAULT_RESERVATION_TTL_MS = 15 * 60_000;
 
+/** Refuses a cart line or a cart that would grow past its cap (units after this add). */
+export function assertCartCaps(limits: Limits, lineQuantity: number, cartUnits: number): void {
+  if (lineQuantity > limits.maxLineQuantity) {
+    throw refuse.limit(
+      'per_line',
+      limits.maxLineQuantity,
+      `At most ${limits.maxLineQuantity} units of one product per cart; this line would have ${lineQuantity}.`,
+    );
+  }
+  if (cartUnits > limits.maxCartQuantity) {
+    throw refuse.limit(
+      'per_cart',
+      limits.maxCartQuantity,
+      `At most ${limits.maxCartQuantity} units per cart; this cart would have ${cartUnits}.`,
+    );
+  }
+}
+
+/** Refuses adding units when the channel's live holds (`held`, before this call) would pass its cap. */
+export function assertChannelCap(limits: Limits, held: number, adding: number): void {
+  const cap = limits.maxChannelReserved;
+  if (held + adding > cap) {
+    throw refuse.limit(
+      'per_channel',
+      cap,
+      `This channel already holds ${held} units in open carts; the cap is ${cap}. Check out or release carts first.`,
+    );
+  }
+}
+
 export function assertSku(sku: string, field = 'sku'): void {
   if (!SKU_PATTERN.test(sku)) {
     throw refuse.invalid(field, `"${sku.slice(0, 80)}" is not a SKU (1-64 of A-Z a-z 0-9 . _ -)`);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterEach } from 'vitest';
 import { systemClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import type { ImportRow } from '../../src/domain/types.js';
@@ -127,6 +128,19 @@ export async function startHttp(
       })();
       return disposed;
     },
+  };
+}
+
+/** startHttp for one test file: every server it starts is disposed after each test. */
+export function startHttpPerTest(): (...args: Parameters<typeof startHttp>) => Promise<HttpFixture> {
+  const fixtures: HttpFixture[] = [];
+  afterEach(async () => {
+    await Promise.all(fixtures.splice(0).map((fixture) => fixture.dispose()));
+  });
+  return async (...args) => {
+    const fixture = await startHttp(...args);
+    fixtures.push(fixture);
+    return fixture;
   };
 }
 

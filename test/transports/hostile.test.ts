@@ -3,7 +3,7 @@
 // (stock levels and the audit's row counts identical), and the audit stays clean.
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AuditReport, StockLevel } from '../../src/domain/types.js';
 import type { SqliteStore } from '../../src/storage/sqlite/store.js';
 import {
@@ -17,19 +17,10 @@ import {
   type RawResponse,
   raw,
   rawInitialize,
-  startHttp,
+  startHttpPerTest,
 } from '../helpers/http.js';
 
-const fixtures: HttpFixture[] = [];
-afterEach(async () => {
-  await Promise.all(fixtures.splice(0).map((fixture) => fixture.dispose()));
-});
-
-async function start(...args: Parameters<typeof startHttp>): Promise<HttpFixture> {
-  const fixture = await startHttp(...args);
-  fixtures.push(fixture);
-  return fixture;
-}
+const start = startHttpPerTest();
 
 const TOOL_METHODS = new Set([
   'searchProducts',

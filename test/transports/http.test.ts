@@ -2,7 +2,7 @@
 import { connect as netConnect } from 'node:net';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import type { SqliteStore } from '../../src/storage/sqlite/store.js';
 import type { AddToCartInput } from '../../src/storage/store.js';
@@ -15,27 +15,17 @@ import {
   connectClient,
   defaultHttpOptions,
   firstText,
-  type HttpFixture,
   healthz,
   INITIALIZE,
   MCP_HEADERS,
   raw,
   rawInitialize,
   sleep,
-  startHttp,
+  startHttpPerTest,
   waitFor,
 } from '../helpers/http.js';
 
-const fixtures: HttpFixture[] = [];
-afterEach(async () => {
-  await Promise.all(fixtures.splice(0).map((fixture) => fixture.dispose()));
-});
-
-async function start(...args: Parameters<typeof startHttp>): Promise<HttpFixture> {
-  const fixture = await startHttp(...args);
-  fixtures.push(fixture);
-  return fixture;
-}
+const start = startHttpPerTest();
 
 async function toolNames(client: Client): Promise<string[]> {
   return (await client.listTools()).tools.map((tool) => tool.name).sort();

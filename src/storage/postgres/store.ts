@@ -5,6 +5,8 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { inRow, refuse, type ShortLine, StockError } from '../../domain/errors.js';
 import {
+  assertCartCaps,
+  assertChannelCap,
   assertCount,
   assertImportRows,
   assertProduct,
@@ -451,14 +453,7 @@ export class PostgresStore implements InventoryStore {
     const expired =
       (await tx.row<{ held: number }>(S.channelExpiredHeld, [checking.channel, tx.now, checking.cartId]))
         ?.held ?? 0;
-    const held = counted - checking.adding - expired;
-    if (held + checking.adding > cap) {
-      throw refuse.limit(
-        'per_channel',
-        cap,
-        `This channel already holds ${held} units in open carts; the cap is ${cap}. Check out or release carts first.`,
-      );
-    }
+    assertChannelCap(this.options.limits, counted - checking.adding - expired, checking.adding);
   }
 
   private now(): number {
@@ -670,20 +665,7 @@ export class PostgresStore implements InventoryStore {
     }
 
     const lineQuantity = (line?.quantity ?? 0) + input.quantity;
-    if (lineQuantity > limits.maxLineQuantity) {
-      throw refuse.limit(
-        'per_line',
-        limits.maxLineQuantity,
-        `At most ${limits.maxLineQuantity} units of one product per cart; this line would have ${lineQuantity}.`,
-      );
-    }
-    if (cartUnits > limits.maxCartQuantity) {
-      throw refuse.limit(
-        'per_cart',
-        limits.maxCartQuantity,
-        `At most ${limits.maxCartQuantity} units per cart; this cart would have ${cartUnits}.`,
-      );
-    }
+    assertCartCaps(limits, lineQuantity, cartUnits);
 
     let held = 0;
     if (product.track_stock) {

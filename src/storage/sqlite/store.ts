@@ -8,6 +8,8 @@ import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { inRow, refuse, type ShortLine } from '../../domain/errors.js';
 import {
+  assertCartCaps,
+  assertChannelCap,
   assertCount,
   assertImportRows,
   assertProduct,
@@ -510,15 +512,7 @@ export class SqliteStore implements InventoryStore {
     if (adding <= 0 && !reviving) return;
     const row = this.s.channelHeld.get(channel) as { held: number } | undefined;
     const expired = (this.s.channelExpiredHeld.get(channel, now, cartId) as { held: number }).held;
-    const held = (row?.held ?? 0) - expired;
-    const cap = this.options.limits.maxChannelReserved;
-    if (held + adding > cap) {
-      throw refuse.limit(
-        'per_channel',
-        cap,
-        `This channel already holds ${held} units in open carts; the cap is ${cap}. Check out or release carts first.`,
-      );
-    }
+    assertChannelCap(this.options.limits, (row?.held ?? 0) - expired, adding);
   }
 
   private replay(ctx: CallContext, tool: string, key: string | undefined, print: string): unknown {
@@ -581,22 +575,9 @@ export class SqliteStore implements InventoryStore {
     const isNew = input.cartId === undefined;
     const line = isNew ? undefined : (this.s.line.get(cart.id, product.sku) as StoredLine | undefined);
     const lineQuantity = (line?.quantity ?? 0) + input.quantity;
-    if (lineQuantity > limits.maxLineQuantity) {
-      throw refuse.limit(
-        'per_line',
-        limits.maxLineQuantity,
-        `At most ${limits.maxLineQuantity} units of one product per cart; this line would have ${lineQuantity}.`,
-      );
-    }
     const cartUnits =
       (isNew ? 0 : (this.s.cartUnits.get(cart.id) as { units: number }).units) + input.quantity;
-    if (cartUnits > limits.maxCartQuantity) {
-      throw refuse.limit(
-        'per_cart',
-        limits.maxCartQuantity,
-        `At most ${limits.maxCartQuantity} units per cart; this cart would have ${cartUnits}.`,
-      );
-    }
+    assertCartCaps(limits, lineQuantity, cartUnits);
 
     let held = 0;
     if (product.track_stock) {

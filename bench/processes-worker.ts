@@ -6,7 +6,7 @@ import { benchStoreOptions, HOT_SKU, parentMessages, reply, type Sync } from './
 import { openRaw, rawShop } from './store.js';
 
 interface Open {
-  mode: 'store' | 'sqlite-busy-handler';
+  mode: 'store' | 'store-polling' | 'sqlite-busy-handler';
   db: string;
   sync: Sync;
   windowMs: number;
@@ -16,8 +16,9 @@ const ctx = { channel: `proc-${process.pid}` };
 let run: { reserve: () => unknown; close: () => Promise<void> | void; windowMs: number } | undefined;
 
 function open({ mode, db, sync, windowMs }: Open): void {
-  if (mode === 'store') {
-    const store = openSqliteStore(db, benchStoreOptions(sync));
+  if (mode === 'store' || mode === 'store-polling') {
+    // store-polling: the same store without the writers queue, waiting by jittered retries alone.
+    const store = openSqliteStore(db, benchStoreOptions(sync, { queueWriters: mode === 'store' }));
     run = {
       reserve: () => store.addToCart(ctx, { sku: HOT_SKU, quantity: 1 }),
       close: () => store.close(),

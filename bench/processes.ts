@@ -26,10 +26,14 @@ interface ContentionFigures {
   busy: number;
 }
 
-type Contender = 'shared' | 'busy-handler' | 'separate';
+type Contender = 'shared' | 'polling' | 'busy-handler' | 'separate';
 
-const CONTENDERS: Record<Contender, { worker: 'store' | 'sqlite-busy-handler'; label: string }> = {
+const CONTENDERS: Record<
+  Contender,
+  { worker: 'store' | 'store-polling' | 'sqlite-busy-handler'; label: string }
+> = {
   shared: { worker: 'store', label: 'stocklock' },
+  polling: { worker: 'store-polling', label: 'stocklock without the writers queue (retries only)' },
   'busy-handler': { worker: 'sqlite-busy-handler', label: 'SQLite busy handler' },
   separate: { worker: 'store', label: 'stocklock, a file per process (no shared lock)' },
 };
@@ -81,7 +85,10 @@ export async function processesScenario(settings: RunSettings): Promise<Section[
     '3. Processes on one SQLite file',
     'N processes (child_process) each reserve the hot SKU in a loop, one call at a time, each through its own ' +
       'SqliteStore on one database file. Latency is per call, waiting for the lock included; throughput is all ' +
-      "processes together. Baseline: the same SQL waiting in SQLite's own busy handler (`busy_timeout = 5000`). " +
+      'processes together. stocklock queues its writers first come, first served (a kernel file lock, ' +
+      '`src/storage/sqlite/writer-queue.ts`); beside it, the same store without that queue, waiting by jittered ' +
+      "retries alone (what stocklock did before). Baseline: the same SQL waiting in SQLite's own busy handler " +
+      '(`busy_timeout = 5000`). ' +
       'Control: the same N processes each on a file of its own, so nobody waits for a lock: what is left is the ' +
       'cost of N busy processes sharing the cores.',
     [

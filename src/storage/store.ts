@@ -24,6 +24,11 @@ export interface StoreOptions {
   lockTimeoutMs: number;
   /** SQLite only: FULL survives power loss, NORMAL only a process crash. */
   synchronous?: 'FULL' | 'NORMAL';
+  /**
+   * SQLite only: writers of one file take turns in a first-come, first-served queue (writer-queue.ts).
+   * Default true; false leaves waiting to retries alone, which the benchmarks compare against.
+   */
+  queueWriters?: boolean;
   /** PostgreSQL only: connections in the pool. */
   poolSize?: number;
 }

@@ -63,6 +63,7 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
+import { WriterQueue } from './writer-queue.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.url));
 
@@ -154,7 +155,8 @@ export function openSqliteStore(path: string, options: StoreOptions): SqliteStor
     db.pragma('foreign_keys = ON');
     migrate(drizzle(db), { migrationsFolder: MIGRATIONS });
     db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    return new SqliteStore(db, options);
+    const writers = options.queueWriters === false ? undefined : WriterQueue.open(path);
+    return new SqliteStore(db, options, writers);
   } catch (error) {
     db.close();
     throw openError(path, error);
@@ -170,6 +172,7 @@ export class SqliteStore implements InventoryStore {
   constructor(
     private readonly db: Database.Database,
     readonly options: StoreOptions,
+    private readonly writers?: WriterQueue,
   ) {
     const q = (sql: string) => db.prepare(sql);
     this.auditStatements = Object.fromEntries(
@@ -372,27 +375,42 @@ export class SqliteStore implements InventoryStore {
   // ---------------------------------------------------------------- the write path
 
   /**
-   * Runs a locked transaction; waits for another process's lock off the event loop, then STORE_BUSY.
-   * Each attempt reads the clock afresh, so a call that waited decides with the time it got the lock.
+   * Runs a locked transaction. Writers of this file queue for their turn first (writer-queue.ts), then take
+   * SQLite's lock; a lock still held by a process outside the queue is retried off the event loop, and past
+   * --lock-timeout the call is refused with STORE_BUSY. Each attempt reads the clock afresh, so a call that
+   * waited decides with the time it got the lock.
    */
   private async write<R>(transaction: () => R): Promise<R> {
-    const started = performance.now();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return transaction();
-      } catch (error) {
-        if (!isBusy(error)) throw error;
-        const waited = performance.now() - started;
-        if (waited >= this.options.lockTimeoutMs) throw refuse.busy(Math.round(waited));
-        // Jittered, capped backoff so waiting processes do not retry in lockstep.
-        await sleep(Math.random() * Math.min(2 + attempt, 10));
-      }
-    }
+    return this.withRetries(transaction, this.writers);
   }
 
   /** Reads need no lock under WAL, but a checkpoint or recovery can still report busy for a moment. */
   private async read<R>(fn: () => R): Promise<R> {
-    return this.write(fn);
+    return this.withRetries(fn, undefined);
+  }
+
+  private async withRetries<R>(fn: () => R, queue: WriterQueue | undefined): Promise<R> {
+    const started = performance.now();
+    const timeoutMs = this.options.lockTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      if (queue) {
+        const remaining = Math.max(0, timeoutMs - (performance.now() - started));
+        const turn = queue.take(remaining, () => refuse.busy(Math.round(performance.now() - started)));
+        if (turn) await turn;
+      }
+      try {
+        return fn();
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+      } finally {
+        // Given back before any wait: the turn is never held across an await.
+        queue?.give();
+      }
+      const waited = performance.now() - started;
+      if (waited >= timeoutMs) throw refuse.busy(Math.round(waited));
+      // Jittered, capped backoff so processes outside the queue do not retry in lockstep with us.
+      await sleep(Math.random() * Math.min(2 + attempt, 10));
+    }
   }
 
   private now(): number {
@@ -993,6 +1011,7 @@ export class SqliteStore implements InventoryStore {
   }
 
   async close(): Promise<void> {
+    this.writers?.close();
     if (this.db.open) this.db.close();
   }
 }

@@ -806,6 +806,27 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         await expectAuditOk(store);
       });
 
+      it('add_to_cart of a SKU the revived cart already holds counts the units revival just took back', async () => {
+        // MUG has 5: the swept cart's 4 are held again by the revival, so only 1 more is available.
+        const { store, clock } = await setup();
+        const { cart_id } = await store.addToCart(web, { sku: 'MUG', quantity: 4 });
+        clock.advance(TTL + 1);
+        await store.sweepExpired();
+        expect(await level(store, 'MUG')).toMatchObject({ reserved: 0 });
+        const before = await snapshot(store);
+
+        await expectStockError(
+          store.addToCart(web, { sku: 'MUG', quantity: 2, cartId: cart_id }),
+          'OUT_OF_STOCK',
+          { sku: 'MUG', available: 1 },
+        );
+        expect(await snapshot(store)).toEqual(before);
+        const cart = await store.addToCart(web, { sku: 'MUG', quantity: 1, cartId: cart_id });
+        expect(cart.lines).toMatchObject([{ sku: 'MUG', quantity: 5 }]);
+        expect(await level(store, 'MUG')).toMatchObject({ on_hand: 5, reserved: 5 });
+        await expectAuditOk(store);
+      });
+
       it('add_to_cart on an expired cart takes back stock another, also expired, cart was holding', async () => {
         const { store, clock } = await setup();
         const first = await store.addToCart(web, { sku: 'LAST-ONE', quantity: 1 });

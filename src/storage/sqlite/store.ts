@@ -455,13 +455,20 @@ export class SqliteStore implements InventoryStore {
     });
   }
 
-  /** Frees the SKU's holds in expired carts (other than `keepCartId`) before deciding on that SKU. */
-  private releaseExpired(sku: string, now: number, keepCartId?: string): void {
+  /**
+   * Frees the SKU's holds in expired carts (other than `keepCartId`) before deciding on that SKU. Returns
+   * whether it freed any: only then is a product row read before the call stale.
+   */
+  private releaseExpired(sku: string, now: number, keepCartId?: string): boolean {
     const holds = this.s.expiredHolds.all(sku, now) as { cart_id: string; held: number; channel: string }[];
+    let freed = false;
     for (const hold of holds) {
-      if (hold.cart_id !== keepCartId)
+      if (hold.cart_id !== keepCartId) {
         this.releaseHold(hold.cart_id, hold.channel, sku, hold.held, 'expire', now);
+        freed = true;
+      }
     }
+    return freed;
   }
 
   /** Reserves `units` more of a tracked product for a cart line, or reports how many there are. */
@@ -489,10 +496,10 @@ export class SqliteStore implements InventoryStore {
     for (const line of this.s.lines.all(cart.id) as StoredLine[]) {
       const product = this.requireProduct(line.sku);
       if (!product.track_stock || line.held === line.quantity) continue;
-      this.releaseExpired(line.sku, now, cart.id);
+      const freed = this.releaseExpired(line.sku, now, cart.id);
       const need = line.quantity - line.held;
       // Re-read after releasing: the row read above still counts the holds just freed.
-      const missing = this.tryHold(this.requireProduct(line.sku), need);
+      const missing = this.tryHold(freed ? this.requireProduct(line.sku) : product, need);
       if (missing) {
         short.push({ sku: line.sku, requested: line.quantity, available: missing.available + line.held });
         continue;
@@ -599,9 +606,10 @@ export class SqliteStore implements InventoryStore {
 
     let held = 0;
     if (product.track_stock) {
-      this.releaseExpired(product.sku, now, cart.id);
-      const fresh = this.requireProduct(product.sku);
-      const missing = this.tryHold(fresh, input.quantity);
+      const freed = this.releaseExpired(product.sku, now, cart.id);
+      // The row read above is stale if holds of it were just freed, or held again by reviving the cart.
+      const current = freed || reviving ? this.requireProduct(product.sku) : product;
+      const missing = this.tryHold(current, input.quantity);
       if (missing) throw refuse.outOfStock([missing]);
       held = input.quantity;
     }

@@ -1,11 +1,12 @@
 // MCP plumbing the scenarios share: SDK clients over each transport, and the servers they talk to.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import ts from 'typescript';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { freePort } from '../test/helpers/http.js';
@@ -171,4 +172,104 @@ export async function startBaselineHttp(db?: string): Promise<RunningServer> {
   const child = spawnNode(baselineServerScript(), ['http', String(port), ...(db ? [db] : [])]);
   const { url } = await child.next<{ url: string }>();
   return { url, pid: child.process.pid ?? 0, stop: () => child.stop() };
+}
+
+/**
+ * A minimal MCP client over Streamable HTTP: plain keep-alive POSTs and a string check of the answer, no SDK.
+ * It costs the load generator a fraction of what the SDK client does, so the server's own capacity shows.
+ */
+export class MinimalHttpSession {
+  private static readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  private nextId = 1;
+
+  private constructor(
+    private readonly url: URL,
+    private readonly headers: Record<string, string>,
+  ) {}
+
+  static async open(url: string, token?: string): Promise<MinimalHttpSession> {
+    const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const init = await MinimalHttpSession.post(new URL(url), auth, {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: {
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+        capabilities: {},
+        clientInfo: { name: 'stocklock-bench-minimal', version: '0.0.0' },
+      },
+    });
+    const sessionId = init.headers['mcp-session-id'];
+    if (init.status !== 200 || typeof sessionId !== 'string')
+      throw new Error(`initialize failed (${init.status}): ${init.body.slice(0, 200)}`);
+    const session = new MinimalHttpSession(new URL(url), {
+      ...auth,
+      'mcp-session-id': sessionId,
+      'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
+    });
+    await MinimalHttpSession.post(session.url, session.headers, {
+      jsonrpc: '2.0',
+      method: 'notifications/initialized',
+    });
+    return session;
+  }
+
+  /** One tools/call; throws unless it answered 200 with a result that is not an error. */
+  async call(name: string, args: Record<string, unknown>): Promise<void> {
+    const { status, body } = await MinimalHttpSession.post(this.url, this.headers, {
+      jsonrpc: '2.0',
+      id: this.nextId++,
+      method: 'tools/call',
+      params: { name, arguments: args },
+    });
+    if (status !== 200 || !body.includes('"result"') || body.includes('"isError":true'))
+      throw new Error(`${name} failed (${status}): ${body.slice(0, 300)}`);
+  }
+
+  close(): Promise<unknown> {
+    return new Promise((done) => {
+      const request = http.request(
+        this.url,
+        { method: 'DELETE', agent: MinimalHttpSession.agent, headers: this.headers },
+        (response) => response.resume().on('end', done),
+      );
+      request.on('error', done);
+      request.end();
+    });
+  }
+
+  private static post(
+    url: URL,
+    headers: Record<string, string>,
+    message: unknown,
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+    const data = JSON.stringify(message);
+    return new Promise((resolve, reject) => {
+      const request = http.request(
+        url,
+        {
+          method: 'POST',
+          agent: MinimalHttpSession.agent,
+          headers: {
+            ...headers,
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            'content-length': Buffer.byteLength(data),
+          },
+        },
+        (response) => {
+          let body = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => {
+            body += chunk;
+          });
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 0, headers: response.headers, body }),
+          );
+        },
+      );
+      request.on('error', reject);
+      request.end(data);
+    });
+  }
 }

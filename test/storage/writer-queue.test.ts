@@ -53,7 +53,7 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 }
 
 describe.runIf(linux)('writers queue (Linux)', () => {
-  it('hands the turn over in the order it was asked for, and a writer that just wrote does not cut in', async () => {
+  it('wakes waiters in the order they asked, and a writer that just wrote does not take the turn at once', async () => {
     const { store, path } = await sqliteStore();
     cleanup.push(() => store.close());
     const [holder, first, second] = [openQueue(path), openQueue(path), openQueue(path)];
@@ -124,7 +124,7 @@ describe.runIf(linux)('writers queue (Linux)', () => {
     expect((await store.audit()).ok).toBe(true);
   });
 
-  it('writers of one process waiting together each get a turn, in order', async () => {
+  it('writers of one process that queue together each get a turn, in the order they came', async () => {
     const { store, path } = await sqliteStore();
     cleanup.push(() => store.close());
     const other = openQueue(path);
@@ -147,11 +147,22 @@ describe.runIf(linux)('writers queue (Linux)', () => {
     const waiting = store.addToCart({ channel: 'web' }, { sku: 'MUG-WHT', quantity: 1 }).catch((e) => e);
     await until(() => queuedForTurn(path) === 1, 'the store queued in the kernel');
     await store.close();
-    expect(String(await waiting)).toMatch(/closed while a write waited/);
+    expect(String(await waiting)).toMatch(/closed while this write waited for its turn; nothing was written/);
     other.give();
     // The closed store's wait still gets the turn from the kernel; it is dropped as the wait returns.
     await until(() => locksOnWritersFile(path) === 0, 'the closed wait returned and dropped its locks');
     takeNow(other);
     other.give();
+  });
+
+  it('refuses at once to queue a write on a closed queue', async () => {
+    const { store, path } = await sqliteStore();
+    cleanup.push(() => store.close());
+    const queue = WriterQueue.open(path);
+    queue?.close();
+    // A minute-long timeout: the test would time out if the refusal waited for it.
+    await expect(queue?.take(60_000, () => new Error('timed out'))).rejects.toThrow(
+      'The store is closed; nothing was written.',
+    );
   });
 });

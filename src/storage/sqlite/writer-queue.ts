@@ -11,7 +11,11 @@
 //
 // Byte TURN is the turn. Byte WAITING is held shared by every process queued for TURN, so that a writer can
 // see (by failing to lock it exclusively) that somebody is waiting and must not take the turn ahead of them.
-import { closeSync, openSync, statSync } from 'node:fs';
+//
+// The order is first come, first served as far as the kernel keeps it: it wakes the first waiter (Linux 5.0
+// and later queue conflicting waiters behind one another) but does not hand the lock over, so a process
+// asking again in the instant between the wake-up and the waiter's retry can get one turn ahead of it.
+import { closeSync, openSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 
@@ -23,6 +27,8 @@ interface FsNativeExtensions {
 
 const TURN = 0;
 const WAITING = 1;
+/** setTimeout fires at once for longer delays; nobody waits that long for a turn anyway. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 interface Waiter {
   resolve: () => void;
@@ -48,6 +54,8 @@ export class WriterQueue {
   /** This process's writers waiting for the turn, first come first served. */
   private readonly waiters: Waiter[] = [];
   private closed = false;
+  /** close() came while a kernel wait was in flight: the descriptor is closed when that wait returns. */
+  private closePending = false;
 
   private constructor(
     private readonly locks: FsNativeExtensions,
@@ -61,9 +69,11 @@ export class WriterQueue {
     if (!locks) return undefined;
     // 'a+' creates the file without truncating it and opens it for reading too, which a shared lock needs.
     // It gets the database's permissions, as SQLite gives its -wal and -shm files. It stays empty.
+    // The real path, as SQLite resolves it for its -wal file, so that every name of the file queues together.
     let fd: number;
     try {
-      fd = openSync(`${databasePath}-writers`, 'a+', statSync(databasePath).mode & 0o777);
+      const real = realpathSync(databasePath);
+      fd = openSync(`${real}-writers`, 'a+', statSync(real).mode & 0o777);
     } catch {
       // Without the file the writers still exclude each other through SQLite; they only lose the queue.
       return undefined;
@@ -76,17 +86,21 @@ export class WriterQueue {
    * `timeoutMs` passes first. Every successful take must be followed by exactly one `give()`.
    */
   take(timeoutMs: number, onTimeout: (waitedMs: number) => unknown): Promise<void> | undefined {
+    if (this.closed) return Promise.reject(new Error('The store is closed; nothing was written.'));
     if (this.tryTakeNow()) return undefined;
     const started = performance.now();
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         resolve,
         reject,
-        timer: setTimeout(() => {
-          const at = this.waiters.indexOf(waiter);
-          if (at >= 0) this.waiters.splice(at, 1);
-          reject(onTimeout(performance.now() - started));
-        }, timeoutMs),
+        timer: setTimeout(
+          () => {
+            const at = this.waiters.indexOf(waiter);
+            if (at >= 0) this.waiters.splice(at, 1);
+            reject(onTimeout(performance.now() - started));
+          },
+          Math.min(timeoutMs, LONGEST_TIMER_MS),
+        ),
       };
       this.waiters.push(waiter);
       this.queueInKernel();
@@ -98,6 +112,7 @@ export class WriterQueue {
    * to the kernel's queue, which this process then joins at the back.
    */
   give(): void {
+    if (!this.holding) throw new Error('WriterQueue.give() without the turn');
     if (this.closed) return;
     const next = this.waiters.length > 0 && !this.othersWaiting() ? this.waiters.shift() : undefined;
     if (next) {
@@ -110,15 +125,22 @@ export class WriterQueue {
     this.queueInKernel();
   }
 
+  /**
+   * Rejects this process's waiting writers. A kernel wait in flight cannot be cancelled: the descriptor is
+   * closed when it returns (after the current holder's transaction), so its number is never reused while a
+   * lock request on it is pending, and the process exits only after that.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     for (const waiter of this.waiters.splice(0)) {
       clearTimeout(waiter.timer);
-      waiter.reject(new Error('The store was closed while a write waited for its turn.'));
+      waiter.reject(
+        new Error('The store was closed while this write waited for its turn; nothing was written.'),
+      );
     }
-    // A kernel wait still in flight holds its own reference to the file; its lock goes when it returns.
-    closeSync(this.fd);
+    if (this.waitingInKernel) this.closePending = true;
+    else closeSync(this.fd);
   }
 
   private tryTakeNow(): boolean {
@@ -149,11 +171,11 @@ export class WriterQueue {
       if (!this.locks.tryLock(this.fd, WAITING, 1, { shared: true })) {
         await this.locks.waitForLock(this.fd, WAITING, 1, { shared: true });
       }
-      await this.locks.waitForLock(this.fd, TURN, 1);
-      if (!this.closed) this.locks.unlock(this.fd, WAITING, 1);
+      if (!this.closed) await this.locks.waitForLock(this.fd, TURN, 1);
     } catch (error) {
-      // The lock call itself failed (a closed descriptor, say): the writers can only be told.
+      // The lock call itself failed: the writers can only be told.
       this.waitingInKernel = false;
+      this.finishClose();
       if (!this.closed) this.locks.unlock(this.fd, WAITING, 1);
       for (const waiter of this.waiters.splice(0)) {
         clearTimeout(waiter.timer);
@@ -162,7 +184,9 @@ export class WriterQueue {
       return;
     }
     this.waitingInKernel = false;
-    if (this.closed) return;
+    // Closing the descriptor drops every lock this process holds on the file, the turn included.
+    if (this.finishClose()) return;
+    this.locks.unlock(this.fd, WAITING, 1);
     const next = this.waiters.shift();
     if (!next) {
       // Everybody timed out while we queued: pass the turn straight on.
@@ -172,5 +196,14 @@ export class WriterQueue {
     clearTimeout(next.timer);
     this.holding = true;
     next.resolve();
+  }
+
+  /** Closes the descriptor if close() was waiting for the kernel wait; true if the queue is closed. */
+  private finishClose(): boolean {
+    if (this.closePending) {
+      this.closePending = false;
+      closeSync(this.fd);
+    }
+    return this.closed;
   }
 }

@@ -132,8 +132,13 @@ export async function processesScenario(settings: RunSettings): Promise<Section[
           const figures = runs.get(contender) ?? [];
           const m = (pick: (f: ContentionFigures) => number) => median(figures.map(pick));
           if (contender === 'shared') {
-            if (m((f) => f.max) > worst.max)
-              worst = { max: m((f) => f.max), where: `${processes} processes, ${sync}` };
+            if (m((f) => f.max) > worst.max) {
+              const control = median((runs.get('separate') ?? []).map((f) => f.max));
+              worst = {
+                max: m((f) => f.max),
+                where: `${processes} processes, ${sync}; control with no shared lock ${fmt.ms(control)} ms`,
+              };
+            }
             refusals += figures.reduce((sum, f) => sum + f.busy, 0);
           }
           out.rows.push([

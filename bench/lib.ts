@@ -26,6 +26,9 @@ export interface RunSettings {
 
 export type Sync = 'FULL' | 'NORMAL';
 
+/** PostgreSQL shares the two cores with the load; with 3 repeats its medians swung between 0.8× and 1.15×. */
+export const POSTGRES_REPEATS = 7;
+
 /** One table of BENCHMARKS.md: a heading, what it measures, its rows, and the goals it checks. */
 export interface Section {
   title: string;

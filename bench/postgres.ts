@@ -12,6 +12,7 @@ import {
   fmt,
   HOT_SKU,
   interleaved,
+  POSTGRES_REPEATS,
   ROOT,
   type RunSettings,
   type Section,
@@ -157,9 +158,7 @@ export async function postgresScenario(settings: RunSettings): Promise<Section[]
             throw error;
           }
         };
-        // More repeats than elsewhere: PostgreSQL shares the two cores with the load, and 3 medians swung
-        // between 0.8× and 1.15× from run to run.
-        const figures = await interleaved(settings.quick ? settings.repeats : 7, {
+        const figures = await interleaved(settings.quick ? settings.repeats : POSTGRES_REPEATS, {
           project: () =>
             concurrentThroughput(clients, settings.windowMs * 2, () =>
               store.addToCart(CTX, { sku: HOT_SKU, quantity: 1 }),

@@ -6,7 +6,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { ROOT, type RunSettings, type Section, scratchDir, section } from './lib.js';
+import { POSTGRES_REPEATS, ROOT, type RunSettings, type Section, scratchDir, section } from './lib.js';
 import { mcpScenario } from './mcp.js';
 import { memoryScenario } from './memory.js';
 import { postgresScenario } from './postgres.js';
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     `- Date: ${new Date().toISOString()}; the run took ${Math.round((Date.now() - started) / 1000)} s`,
     `- Machine: ${cpu.length} cores, ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GB RAM, ${process.platform} ${process.arch}; load average (1 / 5 / 15 min) ${load(loadAtStart)} at the start, ${load(loadavg())} at the end`,
     `- Node ${process.version}, SQLite ${sqliteVersion()}, better-sqlite3 ${versionOf('better-sqlite3')}, @modelcontextprotocol/sdk ${versionOf('@modelcontextprotocol/sdk')}, pg ${versionOf('pg')}`,
-    `- Every figure is the median of ${settings.repeats} repeats (PostgreSQL: ${settings.quick ? settings.repeats : 7}); the project and its baseline are measured alternately in the same run, and the ratio is project ÷ baseline`,
+    `- Every figure is the median of ${settings.repeats} repeats (PostgreSQL: ${settings.quick ? settings.repeats : POSTGRES_REPEATS}); the project and its baseline are measured alternately in the same run, and the ratio is project ÷ baseline`,
   ];
   const markdown = render(sections, meta);
   // Only a full run of every scenario replaces BENCHMARKS.md; --quick and --only print, or write to --out.

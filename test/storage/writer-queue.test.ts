@@ -155,19 +155,6 @@ describe.runIf(linux)('writers queue (Linux)', () => {
     other.give();
   });
 
-  it('checkpoints the WAL outside the turn often enough to keep it small', async () => {
-    // SQLite's own checkpoint is only a backstop at 10,000 pages (about 40 MB) with the queue; without the
-    // store's checkpoints after giving the turn back, 2,000 reserves of about a dozen pages each would grow
-    // the WAL towards that.
-    const { store, path } = await sqliteStore({}, [
-      { sku: 'MANY', name: 'Plenty', price_minor: 100, currency: 'EUR', stock: 10_000 },
-    ]);
-    cleanup.push(() => store.close());
-    for (let i = 0; i < 2_000; i++) await store.addToCart({ channel: 'web' }, { sku: 'MANY', quantity: 1 });
-    expect(statSync(`${path}-wal`).size).toBeLessThan(10 * 1024 * 1024);
-    expect((await store.checkStock(['MANY'])).products[0]).toMatchObject({ available: 8_000 });
-  });
-
   it('refuses at once to queue a write on a closed queue', async () => {
     const { store, path } = await sqliteStore();
     cleanup.push(() => store.close());

@@ -69,15 +69,6 @@ const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.
 
 /** SQLite's own busy handler sleeps in steps up to 100 ms; we let it wait only briefly, then retry off-thread. */
 const SQLITE_BUSY_TIMEOUT_MS = 5;
-/**
- * With the writers queue, SQLite's automatic checkpoint would run inside the commit that triggers it, i.e.
- * while this process holds the turn, and every other writer would wait through its copying and syncing. So
- * this process checkpoints after every WRITES_PER_CHECKPOINT of its writes, once it has given the turn back
- * (a PASSIVE checkpoint never blocks writers), and keeps SQLite's own only as a backstop. 64 writes of about
- * a dozen pages each is close to SQLite's default of 1,000 pages.
- */
-const WRITES_PER_CHECKPOINT = 64;
-const BACKSTOP_AUTOCHECKPOINT_PAGES = 10_000;
 /** Pages per backup step: all of them, so the copy is one snapshot and never restarts on a write. */
 const BACKUP_ALL_PAGES = 0x7fffffff;
 
@@ -165,7 +156,6 @@ export function openSqliteStore(path: string, options: StoreOptions): SqliteStor
     migrate(drizzle(db), { migrationsFolder: MIGRATIONS });
     db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     const writers = options.queueWriters === false ? undefined : WriterQueue.open(path);
-    if (writers) db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
     return new SqliteStore(db, options, writers);
   } catch (error) {
     db.close();
@@ -176,7 +166,6 @@ export function openSqliteStore(path: string, options: StoreOptions): SqliteStor
 export class SqliteStore implements InventoryStore {
   readonly dialect = 'sqlite' as const;
   private readonly s;
-  private writesSinceCheckpoint = 0;
   private readonly tx;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
 
@@ -395,17 +384,6 @@ export class SqliteStore implements InventoryStore {
     return this.withRetries(transaction, this.writers);
   }
 
-  private checkpointNowAndThen(): void {
-    if (++this.writesSinceCheckpoint < WRITES_PER_CHECKPOINT) return;
-    this.writesSinceCheckpoint = 0;
-    try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
-    } catch (error) {
-      // Another process is checkpointing: the next round does it.
-      if (!isBusy(error)) throw error;
-    }
-  }
-
   /** Reads need no lock under WAL, but a checkpoint or recovery can still report busy for a moment. */
   private async read<R>(fn: () => R): Promise<R> {
     return this.withRetries(fn, undefined);
@@ -426,10 +404,7 @@ export class SqliteStore implements InventoryStore {
         if (!isBusy(error)) throw error;
       } finally {
         // Given back before any wait: the turn is never held across an await.
-        if (queue) {
-          queue.give();
-          this.checkpointNowAndThen();
-        }
+        queue?.give();
       }
       const waited = performance.now() - started;
       if (waited >= timeoutMs) throw refuse.busy(Math.round(waited));

@@ -53,6 +53,16 @@ function counting(store: SqliteStore) {
   return { proxy, calls };
 }
 
+/** A server whose store counts the tool calls reaching it; `calls()` is undefined if it never got the store. */
+async function startCounting() {
+  let counter: ReturnType<typeof counting> | undefined;
+  const http = await start({}, (store) => {
+    counter = counting(store);
+    return counter.proxy;
+  });
+  return { http, calls: () => counter?.calls };
+}
+
 interface Snapshot {
   levels: StockLevel[];
   checked: AuditReport['checked'];
@@ -271,11 +281,7 @@ describe('JSON-RPC shapes', () => {
   });
 
   it('refuses tool names that are not tools, prototype names included, as an isError result', async () => {
-    let counter: ReturnType<typeof counting> | undefined;
-    const http = await start({}, (store) => {
-      counter = counting(store);
-      return counter.proxy;
-    });
+    const { http, calls } = await startCounting();
     const client = await http.connect(await http.token('web'));
     const before = await snapshot(http.store);
     for (const name of ['restock', 'set_stock', 'drop_table', '__proto__', 'constructor', 'toString', '']) {
@@ -284,7 +290,7 @@ describe('JSON-RPC shapes', () => {
       expect(firstText(result), name).toMatch(/not found|disabled/);
       expect(result.structuredContent).toBeUndefined();
     }
-    expect(counter?.calls).toEqual([]);
+    expect(calls()).toEqual([]);
     await expectAlive(http);
     await expectUnchanged(http, before);
   });
@@ -377,11 +383,7 @@ describe('JSON-RPC shapes', () => {
 
 describe('huge and deep arguments', () => {
   it('refuses check_stock with 100,000 SKUs cheaply, before the store (INVALID_INPUT, or 413 when over the body limit)', async () => {
-    let counter: ReturnType<typeof counting> | undefined;
-    const http = await start({}, (store) => {
-      counter = counting(store);
-      return counter.proxy;
-    });
+    const { http, calls } = await startCounting();
     const client = await http.connect(await http.token('web'));
     const before = await snapshot(http.store);
 
@@ -404,7 +406,7 @@ describe('huge and deep arguments', () => {
     expect(firstText(longQuery)).toMatch(/^INVALID_INPUT: .*query: is at most 200 characters/);
     expect(JSON.stringify(longQuery).length).toBeLessThan(2_000);
 
-    expect(counter?.calls).toEqual([]);
+    expect(calls()).toEqual([]);
     await expectAlive(http);
     await expectUnchanged(http, before);
     // The same client works afterwards.
@@ -489,11 +491,7 @@ const HOSTILE_TEXT: Record<string, string> = {
 
 describe('unicode, control characters, SQL and path fragments in every string field', () => {
   it('refuses NUL and unpaired surrogates in every string field with INVALID_INPUT naming it, before the store', async () => {
-    let counter: ReturnType<typeof counting> | undefined;
-    const http = await start({}, (store) => {
-      counter = counting(store);
-      return counter.proxy;
-    });
+    const { http, calls } = await startCounting();
     const customer = await http.connect(await http.token('web'));
     const admin = await http.connect(await http.token('ops', true));
     const before = await snapshot(http.store);
@@ -533,7 +531,7 @@ describe('unicode, control characters, SQL and path fragments in every string fi
         await expectAlive(http);
       }
     }
-    expect(counter?.calls).toEqual([]);
+    expect(calls()).toEqual([]);
     await expectUnchanged(http, before);
     await expectAuditOk(http.store);
   });

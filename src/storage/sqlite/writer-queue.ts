@@ -54,8 +54,6 @@ export class WriterQueue {
   /** This process's writers waiting for the turn, first come first served. */
   private readonly waiters: Waiter[] = [];
   private closed = false;
-  /** close() came while a kernel wait was in flight: the descriptor is closed when that wait returns. */
-  private closePending = false;
 
   private constructor(
     private readonly locks: FsNativeExtensions,
@@ -139,8 +137,8 @@ export class WriterQueue {
         new Error('The store was closed while this write waited for its turn; nothing was written.'),
       );
     }
-    if (this.waitingInKernel) this.closePending = true;
-    else closeSync(this.fd);
+    // A kernel wait only starts on an open queue, so one still in flight means close() came during it.
+    if (!this.waitingInKernel) closeSync(this.fd);
   }
 
   private tryTakeNow(): boolean {
@@ -198,12 +196,9 @@ export class WriterQueue {
     next.resolve();
   }
 
-  /** Closes the descriptor if close() was waiting for the kernel wait; true if the queue is closed. */
+  /** After a kernel wait: closes the descriptor if close() came during it; true if the queue is closed. */
   private finishClose(): boolean {
-    if (this.closePending) {
-      this.closePending = false;
-      closeSync(this.fd);
-    }
+    if (this.closed) closeSync(this.fd);
     return this.closed;
   }
 }

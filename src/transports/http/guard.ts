@@ -6,7 +6,7 @@
  * a present one must be a loopback origin or match allowedHosts (a full origin entry must match
  * exactly). Both checks answer 403 JSON before the body is read.
  */
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../../logger.js';
 import { sendRpcError } from './replies.js';
 
@@ -100,33 +100,23 @@ function originAllowed(origin: string | undefined, rules: HostRule[]): boolean {
  */
 export function hostGuard(allowedHosts: string[], listenPort: () => number, logger: Logger): RequestHandler {
   const rules = allowedHosts.map(parseHostRule);
+  const refuse = (req: Request, res: Response, header: 'Host' | 'Origin', logMessage: string) => {
+    const value = header === 'Host' ? req.headers.host : req.headers.origin;
+    logger.warn({ [header.toLowerCase()]: value, ip: req.socket.remoteAddress }, logMessage);
+    sendRpcError(
+      res,
+      403,
+      -32000,
+      `Forbidden: ${header} "${value ?? ''}" is not allowed (see --allowed-hosts).`,
+    );
+  };
   return (req, res, next) => {
     if (!hostAllowed(req.headers.host, listenPort(), rules)) {
-      logger.warn(
-        { host: req.headers.host, ip: req.socket.remoteAddress },
-        'refused a request for a foreign Host',
-      );
-      sendRpcError(
-        res,
-        403,
-        -32000,
-        `Forbidden: Host "${req.headers.host ?? ''}" is not allowed (see --allowed-hosts).`,
-      );
-      return;
+      refuse(req, res, 'Host', 'refused a request for a foreign Host');
+    } else if (!originAllowed(req.headers.origin, rules)) {
+      refuse(req, res, 'Origin', 'refused a request from a foreign Origin');
+    } else {
+      next();
     }
-    if (!originAllowed(req.headers.origin, rules)) {
-      logger.warn(
-        { origin: req.headers.origin, ip: req.socket.remoteAddress },
-        'refused a request from a foreign Origin',
-      );
-      sendRpcError(
-        res,
-        403,
-        -32000,
-        `Forbidden: Origin "${req.headers.origin}" is not allowed (see --allowed-hosts).`,
-      );
-      return;
-    }
-    next();
   };
 }

@@ -1,12 +1,13 @@
 // `stocklock import FILE`: products and their stock from JSON or CSV, all rows or none.
 import type { Command } from 'commander';
 import { readCatalog } from '../catalog.js';
-import { addStoreOptions, type StoreFlags } from '../config.js';
+import { addWriteOptions, type StoreFlags } from '../config.js';
 import { isStockError, StockError } from '../domain/errors.js';
+import { describeDatabase } from '../storage/open.js';
 import { CLI_CHANNEL, withStore } from './shared.js';
 
 export function addImportCommand(program: Command): void {
-  addStoreOptions(
+  addWriteOptions(
     program
       .command('import')
       .argument(
@@ -15,21 +16,21 @@ export function addImportCommand(program: Command): void {
       )
       .description('create or update products and set their stock; all rows or none'),
   ).action(async (file: string, flags: StoreFlags) => {
-    const { rows, where } = readCatalog(file);
-    const result = await withStore(flags, (store) => store.importProducts(CLI_CHANNEL, rows)).catch(
-      (error) => {
-        // The store names the failing row by its index; the merchant needs the line of the file.
-        const row = isStockError(error) ? error.details.row : undefined;
-        if (typeof row !== 'number' || !isStockError(error)) throw error;
-        throw new StockError(
-          error.code,
-          error.message.replace(/^row \d+: /, `${where[row - 1]}: `),
-          error.details,
-        );
-      },
-    );
+    const { rows, where, format } = readCatalog(file);
+    const result = await withStore(flags, (store) => store.importProducts(CLI_CHANNEL, rows), {
+      create: true,
+    }).catch((error) => {
+      // The store names the failing row by its index; the merchant needs the line of the file.
+      const row = isStockError(error) ? error.details.row : undefined;
+      if (typeof row !== 'number' || !isStockError(error)) throw error;
+      throw new StockError(
+        error.code,
+        error.message.replace(/^row \d+: /, `${where[row - 1]}: `),
+        error.details,
+      );
+    });
     process.stdout.write(
-      `Imported ${rows.length} products (${result.created} new, ${result.updated} updated).\n`,
+      `Imported ${rows.length} products from ${file} (${format}) into ${describeDatabase(flags.db)} (${result.created} new, ${result.updated} updated).\n`,
     );
   });
 }

@@ -1,12 +1,13 @@
 // `stocklock token create|list|revoke`: the HTTP credentials; a secret is printed once and only its hash stored.
 import type { Command } from 'commander';
-import { addStoreOptions, assertChannel, type StoreFlags } from '../config.js';
+import { addDbOption, addWriteOptions, assertChannel, type StoreFlags } from '../config.js';
+import { describeDatabase } from '../storage/open.js';
 import { printJson } from './output.js';
-import { withStore } from './shared.js';
+import { dbFlag, noteDatabase, withStore } from './shared.js';
 
 export function addTokenCommands(program: Command): void {
   const token = program.command('token').description('HTTP credentials: one token per channel');
-  addStoreOptions(
+  addWriteOptions(
     token
       .command('create')
       .requiredOption('--channel <name>', 'the sales channel this token speaks for')
@@ -19,18 +20,20 @@ export function addTokenCommands(program: Command): void {
       store.createToken(channel, Boolean(flags.admin), flags.label),
     );
     process.stderr.write(
-      `Created ${issued.record.id} for channel "${channel}"${flags.admin ? ' (admin)' : ''}. It is shown only now:\n`,
+      `Created ${issued.record.id} for channel "${channel}"${flags.admin ? ' (admin)' : ''} in ${describeDatabase(flags.db)}. It is shown only now:\n`,
     );
     process.stdout.write(`${issued.token}\n`);
   });
-  addStoreOptions(
+  addDbOption(
     token.command('list').option('--json', 'print JSON').description('list tokens (never their secrets)'),
   ).action(async (flags: StoreFlags & { json?: boolean }) => {
-    const tokens = await withStore(flags, (store) => store.listTokens());
+    const tokens = await withStore(flags, (store) => store.listTokens(), { writes: false });
     if (flags.json) {
+      noteDatabase(flags.db);
       printJson(tokens);
       return;
     }
+    if (tokens.length > 0) process.stdout.write(`Tokens in ${describeDatabase(flags.db)}:\n`);
     for (const t of tokens) {
       const state = t.revoked_at ? `revoked ${t.revoked_at}` : `last used ${t.last_used_at ?? 'never'}`;
       process.stdout.write(
@@ -38,16 +41,19 @@ export function addTokenCommands(program: Command): void {
       );
     }
     if (tokens.length === 0)
-      process.stdout.write('No tokens. Create one with: stocklock token create --channel web\n');
+      process.stdout.write(
+        `No tokens in ${describeDatabase(flags.db)}. Create one with: stocklock token create --channel web${dbFlag(flags.db)}\n`,
+      );
   });
-  addStoreOptions(
+  addWriteOptions(
     token
       .command('revoke')
       .argument('<id>', 'the token id from token list')
       .description('revoke a token at once'),
   ).action(async (id: string, flags: StoreFlags) => {
     const revoked = await withStore(flags, (store) => store.revokeToken(id));
-    if (!revoked) throw new Error(`no live token with id "${id}" (see stocklock token list)`);
-    process.stdout.write(`Revoked ${id}.\n`);
+    if (!revoked)
+      throw new Error(`no live token with id "${id}" (see stocklock token list${dbFlag(flags.db)})`);
+    process.stdout.write(`Revoked ${id} in ${describeDatabase(flags.db)}.\n`);
   });
 }

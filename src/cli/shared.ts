@@ -60,9 +60,12 @@ export interface StoreUse {
 
 /** Refuses, in one line naming the path and `--db`, when the database the flags name does not exist yet. */
 export async function requireDatabase(db: string): Promise<void> {
+  // An empty STOCKLOCK_DB would otherwise name the current directory.
+  if (db.trim() === '')
+    throw new Error('--db (or STOCKLOCK_DB) is empty; give a SQLite file path or a postgres:// URL');
   if (await databaseExists(db)) return;
   throw new Error(
-    `no stocklock database at ${describeDatabase(db)}; pass --db (or set STOCKLOCK_DB) to yours, or create one with \`stocklock import FILE\` or \`stocklock migrate\``,
+    `no database at ${describeDatabase(db)} yet; point --db (or STOCKLOCK_DB) at yours, or create one with \`stocklock import FILE\` or \`stocklock migrate\``,
   );
 }
 

@@ -44,7 +44,9 @@ export function describeDatabase(db: string): string {
 export async function databaseExists(db: string): Promise<boolean> {
   if (!isPostgresUrl(db)) {
     const file = resolve(db);
-    return existsSync(file) && statSync(file).size > 0;
+    if (!existsSync(file)) return false;
+    const stat = statSync(file);
+    return stat.isFile() && stat.size > 0;
   }
   // Loaded only for PostgreSQL, like the PostgreSQL store: SQLite commands never load the driver.
   const { default: pg } = await import('pg');

@@ -21,7 +21,8 @@ describe('stocklock import', () => {
   it('imports the CSV demo with decimal prices and untracked products', () => {
     const db = join(tempDir(), 'csv.db');
     const result = runCli(['import', join(ROOT, 'examples/demo-catalog.csv'), '--db', db]);
-    expect(result.stdout).toContain('Imported 3 products (3 new, 0 updated)');
+    expect(result.stdout).toContain('Imported 3 products from');
+    expect(result.stdout).toContain('(3 new, 0 updated)');
     const levels = JSON.parse(runCli(['stock', '--json', '--db', db]).stdout);
     expect(levels).toContainEqual(
       expect.objectContaining({ sku: 'EBOOK-GUIDE', track_stock: false, available: null }),
@@ -129,7 +130,12 @@ describe('stock changes and the audit', () => {
   it('takes the database from STOCKLOCK_DB and refuses a missing directory clearly', () => {
     const { db } = shop();
     expect(JSON.parse(runCli(['stock', '--json'], { STOCKLOCK_DB: db }).stdout)).toHaveLength(13);
-    const missing = runCli(['stock', '--db', join(tempDir(), 'no/such/dir/x.db')]);
+    const missing = runCli([
+      'import',
+      join(ROOT, 'examples/demo-catalog.csv'),
+      '--db',
+      join(tempDir(), 'no/such/dir/x.db'),
+    ]);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/directory .* does not exist/);
     expect(missing.stderr).not.toMatch(/at .*\.js:\d+/);

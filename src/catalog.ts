@@ -88,7 +88,7 @@ export function toImportRow(raw: RawRow, where: string): ImportRow {
     description: description === '' ? null : description,
     price_minor: priceMinor,
     currency,
-    stock: text('stock') === '' ? 0 : toInteger(raw.stock, 'stock', where, MAX_STOCK),
+    stock: text('stock') === '' ? undefined : toInteger(raw.stock, 'stock', where, MAX_STOCK),
     track_stock: toBoolean(raw.track_stock, 'track_stock', where),
     active: toBoolean(raw.active, 'active', where),
   };

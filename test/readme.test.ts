@@ -2,8 +2,11 @@
 //
 // The sandbox is an empty directory with the project's package.json, dist, drizzle, examples and node_modules
 // linked in, so `npm start`, `npx stocklock` and `npx tsx` resolve as in a fresh clone and no database is left
-// in the checkout. The one rewrite: the README's ports (3000, the default; 3100, the one "First five minutes"
-// picks; 3001) become free ports, because other test files on the machine hold ports of their own. A line
+// in the checkout. Two rewrites: the README's ports (3000, the default; 3100, the one "First five minutes"
+// picks; 3001) become free ports, because other test files on the machine hold ports of their own; and
+// `npx stocklock` becomes `node <checkout>/dist/cli.js`, the bin it resolves to, because npx links the
+// project into its cache per directory and cannot from a directory whose node_modules is a link (the
+// first test below runs `npx stocklock` itself, from the checkout). A line
 // whose comment says `leave it running` is started in the background, and the block goes on once its port
 // answers /healthz. Exported variables carry over from block to block, as in one terminal.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -108,7 +111,9 @@ function runBlock(
 
 /** The block as the test runs it: ports mapped, and `leave it running` lines started in the background. */
 function prepare(text: string, ports: Map<string, number>): string {
-  const mapped = text.replace(/\b(3000|3001|3100)\b/g, (port) => String(ports.get(port)));
+  const mapped = text
+    .replace(/\b(3000|3001|3100)\b/g, (port) => String(ports.get(port)))
+    .replaceAll('npx stocklock', `node ${JSON.stringify(join(ROOT, 'dist/cli.js'))}`);
   return mapped
     .split('\n')
     .map((line, index) => {
@@ -136,9 +141,29 @@ describe('README.md', () => {
     expect(README.indexOf(first?.text ?? '')).toBeLessThan(README.indexOf('\n## '));
   });
 
+  it('`npx stocklock` resolves to this checkout’s CLI from its directory, as the README says', async () => {
+    const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn('npx', ['stocklock', '--version'], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+      });
+      child.once('close', (code) => resolve({ code, output }));
+    });
+    const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string })
+      .version;
+    expect(result.output.trim()).toBe(version);
+  }, 180_000);
+
   it('points at the demo CSV as the catalog format’s example, and says what npm test needs and takes', () => {
     expect(README).toContain('examples/demo-catalog.csv');
-    expect(README).toMatch(/`npm test` takes about [\d–-]+ minutes/);
+    expect(README).toMatch(/`npm test`\s+takes about [\d–-]+ minutes/);
   });
 
   it('has JSON blocks that parse', () => {
@@ -175,7 +200,7 @@ describe('README.md', () => {
     expect(ran).toBeGreaterThanOrEqual(5);
     // The walk ends where the issue says a newcomer must: a sale made, the books balanced.
     expect(existsSync(join(dir, 'shop.db'))).toBe(true);
-    const audit = await runBlock(dir, 'npx stocklock audit --db ./shop.db', 60_000);
+    const audit = await runBlock(dir, prepare('npx stocklock audit --db ./shop.db', ports), 60_000);
     expect(audit.output).toContain('OK: every invariant holds');
     expect(audit.output).toMatch(/[1-9]\d* orders/);
     console.info(`README blocks run: ${ran}; not run here:\n  ${skipped.join('\n  ')}`);

@@ -76,7 +76,7 @@ describe('stocklock import against live carts', () => {
     }
     const file = join(dir, 'recount.csv');
     writeFileSync(file, 'sku,name,price,currency,stock\nCAP-NVY,Cap,22.00,EUR,31\nMUG-WHT,Mug,14.50,EUR,2\n');
-    const result = runCli(['import', file, '--db', db]);
+    const result = runCli(['import', file, '--set-stock', '--db', db]);
     expect(result.status).toBe(1);
     expect(result.stderr).toContain(
       'BELOW_RESERVED: line 3: Cannot set on-hand of "MUG-WHT" to 2: carts hold 3',

@@ -6,7 +6,16 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, type CliResult, ROOT, type RunningCli, runCli, spawnCli, waitHealthy } from '../helpers/cli.js';
+import {
+  CLI,
+  type CliResult,
+  ROOT,
+  type RunningCli,
+  runCli,
+  spawnCli,
+  stdioClient,
+  waitHealthy,
+} from '../helpers/cli.js';
 import { connectClient, firstText, freePort, waitFor } from '../helpers/http.js';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/sqlite.js';
@@ -160,6 +169,60 @@ describe('no silent new database (PostgreSQL)', () => {
     expect(audit.status).toBe(0);
     expect(audit.stdout).toContain(`in ${shown}.`);
     expect(audit.stdout + audit.stderr).not.toContain('hunter2');
+
+    // The re-import rule through the CLI on PostgreSQL: kept by default, set and printed with --set-stock.
+    expect(runCli(['import', DEMO_CSV, '--db', withPassword]).status).toBe(0);
+    expect(runCli(['restock', 'JACKET-LTD', '2', '--db', withPassword]).status).toBe(0);
+    const kept = runCli(['import', DEMO_CSV, '--db', withPassword]);
+    expect(kept.stdout).toContain('  JACKET-LTD: 3 on hand kept; the file says 1');
+    const set = runCli(['import', DEMO_CSV, '--set-stock', '--db', withPassword]);
+    expect(set.stdout).toContain('  JACKET-LTD: on hand 3 → 1');
+    expect(runCli(['audit', '--db', withPassword]).status).toBe(0);
+  });
+});
+
+describe('re-importing a catalog never throws away stock changes silently', () => {
+  it('keeps existing on-hand and names every figure it kept; --set-stock prints each change and refuses below carts', async () => {
+    const { dir, db } = shop();
+    expect(runCli(['restock', 'JACKET-LTD', '4', '--db', db]).status).toBe(0);
+    const kept = runCli(['import', DEMO_CSV, '--db', db]);
+    expect(kept.status, kept.stderr).toBe(0);
+    expect(lines(kept.stdout).slice(1)).toEqual([
+      'Kept the on-hand of 1 existing product where the file differs (--set-stock sets it from the file):',
+      '  JACKET-LTD: 5 on hand kept; the file says 1',
+    ]);
+    expect(JSON.parse(runCli(['stock', 'JACKET-LTD', '--json', '--db', db]).stdout)[0].on_hand).toBe(5);
+
+    const client = await stdioClient(['--db', db, '--channel', 'web']);
+    try {
+      const cart = await client.callTool({
+        name: 'add_to_cart',
+        arguments: { sku: 'JACKET-LTD', quantity: 3 },
+      });
+      expect(cart.isError).toBeFalsy();
+    } finally {
+      await client.close();
+    }
+    const refused = runCli(['import', DEMO_CSV, '--set-stock', '--db', db]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toBe(
+      'stocklock: BELOW_RESERVED: line 3: Cannot set on-hand of "JACKET-LTD" to 1: carts hold 3. Set at least 3, or wait for carts to close.\n',
+    );
+    expect(JSON.parse(runCli(['stock', 'JACKET-LTD', '--json', '--db', db]).stdout)[0]).toMatchObject({
+      on_hand: 5,
+      reserved: 3,
+    });
+
+    const recount = join(dir, 'recount.csv');
+    writeFileSync(
+      recount,
+      'sku,name,price,currency,stock\nJACKET-LTD,Limited edition rain jacket,149.00,EUR,4\nMUG-WHT,Enamel mug,14.50,EUR,\n',
+    );
+    const set = runCli(['import', recount, '--set-stock', '--db', db]);
+    expect(set.status, set.stderr).toBe(0);
+    expect(lines(set.stdout).slice(1)).toEqual(['On-hand set from the file:', '  JACKET-LTD: on hand 5 → 4']);
+    expect(JSON.parse(runCli(['stock', 'MUG-WHT', '--json', '--db', db]).stdout)[0].on_hand).toBe(60);
+    expect(runCli(['audit', '--db', db]).status).toBe(0);
   });
 });
 

@@ -679,7 +679,7 @@ async function freshWorld(): Promise<{ model: Model; real: Real; dispose: () => 
   await store.importProducts({ channel: 'cli' }, CATALOG);
   const state: MState = {
     now: T0,
-    onHand: Object.fromEntries(CATALOG.map((row) => [row.sku, row.stock])),
+    onHand: Object.fromEntries(CATALOG.map((row) => [row.sku, row.stock ?? 0])),
     carts: [],
     orders: 0,
   };

@@ -4,6 +4,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { inRow, refuse, type ShortLine, StockError } from '../../domain/errors.js';
+import { type ImportOptions, importedOnHand } from '../../domain/import-stock.js';
 import {
   assertCartCaps,
   assertChannelCap,
@@ -1066,7 +1067,11 @@ export class PostgresStore implements InventoryStore {
     });
   }
 
-  async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
+  async importProducts(
+    ctx: CallContext,
+    rows: ImportRow[],
+    options: ImportOptions = { setStock: false },
+  ): Promise<ImportResult> {
     assertImportRows(rows);
     return this.write(async (tx) => {
       const { now } = tx;
@@ -1075,13 +1080,19 @@ export class PostgresStore implements InventoryStore {
         tx,
         rows.map((row) => row.sku),
       );
-      const result: ImportResult = { created: 0, updated: 0 };
+      const result: ImportResult = { created: 0, updated: 0, stock: [] };
       for (const [index, row] of rows.entries()) {
         try {
+          const before = tx.products.get(row.sku)?.on_hand ?? null;
           const existed = await this.upsertLocked(tx, row, now);
           result[existed ? 'updated' : 'created'] += 1;
+          const onHand = importedOnHand(before, row.stock, options);
           const product = await this.requireProduct(tx, row.sku, false);
-          await this.setOnHand(tx, ctx, product, row.stock, 'import', 'catalog import', now);
+          if (onHand !== undefined) {
+            await this.setOnHand(tx, ctx, product, onHand, 'import', 'catalog import', now);
+          }
+          const after = (await this.requireProduct(tx, row.sku, false)).on_hand;
+          result.stock.push({ sku: row.sku, before, file: row.stock ?? null, after });
         } catch (error) {
           // DESIGN: import errors name the line, also when a row fails only inside the transaction.
           throw inRow(error, index);

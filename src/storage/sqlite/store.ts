@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { inRow, refuse, type ShortLine } from '../../domain/errors.js';
+import { type ImportOptions, importedOnHand } from '../../domain/import-stock.js';
 import {
   assertCartCaps,
   assertChannelCap,
@@ -332,20 +333,18 @@ export class SqliteStore implements InventoryStore {
         this.upsertLocked(product, now);
         return productView(this.requireProduct(product.sku, false), this.expiredHeld(product.sku, now));
       }),
-      import: immediate((ctx: CallContext, rows: ImportRow[], now: number) => {
-        const result: ImportResult = { created: 0, updated: 0 };
+      import: immediate((ctx: CallContext, rows: ImportRow[], options: ImportOptions, now: number) => {
+        const result: ImportResult = { created: 0, updated: 0, stock: [] };
         rows.forEach((row, index) => {
           try {
+            const before = (this.s.product.get(row.sku) as ProductRow | undefined)?.on_hand ?? null;
             const existed = this.upsertLocked(row, now);
             result[existed ? 'updated' : 'created'] += 1;
-            this.setOnHand(
-              ctx,
-              this.requireProduct(row.sku, false),
-              row.stock,
-              'import',
-              'catalog import',
-              now,
-            );
+            const onHand = importedOnHand(before, row.stock, options);
+            const product = this.requireProduct(row.sku, false);
+            if (onHand !== undefined) this.setOnHand(ctx, product, onHand, 'import', 'catalog import', now);
+            const after = this.requireProduct(row.sku, false).on_hand;
+            result.stock.push({ sku: row.sku, before, file: row.stock ?? null, after });
           } catch (error) {
             // DESIGN: import errors name the line, also when a row fails only inside the transaction.
             throw inRow(error, index);
@@ -900,9 +899,13 @@ export class SqliteStore implements InventoryStore {
     return this.write(() => this.tx.upsert(product, this.now()));
   }
 
-  async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
+  async importProducts(
+    ctx: CallContext,
+    rows: ImportRow[],
+    options: ImportOptions = { setStock: false },
+  ): Promise<ImportResult> {
     assertImportRows(rows);
-    return this.write(() => this.tx.import(ctx, rows, this.now()));
+    return this.write(() => this.tx.import(ctx, rows, options, this.now()));
   }
 
   async stockLevels(skus?: string[]): Promise<StockLevel[]> {

@@ -203,6 +203,13 @@ describe('README.md', () => {
     const audit = await runBlock(dir, prepare('npx stocklock audit --db ./shop.db', ports), 60_000);
     expect(audit.output).toContain('OK: every invariant holds');
     expect(audit.output).toMatch(/[1-9]\d* orders/);
+    // The demo CSV re-imported after the sale left the sold-out jacket sold out.
+    const jacket = await runBlock(
+      dir,
+      prepare('npx stocklock stock JACKET-LTD --json --db ./shop.db 2> /dev/null', ports),
+      60_000,
+    );
+    expect(JSON.parse(jacket.output)).toMatchObject([{ sku: 'JACKET-LTD', on_hand: 0, reserved: 0 }]);
     console.info(`README blocks run: ${ran}; not run here:\n  ${skipped.join('\n  ')}`);
   });
 });

@@ -21,6 +21,8 @@ import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../h
 import { tempDir } from '../helpers/sqlite.js';
 
 const DEMO_JSON = join(ROOT, 'examples/demo-catalog.json');
+/** Tests that run a dozen CLI processes: each is a Node start-up, seconds apiece on a loaded machine. */
+const MANY_PROCESSES = { timeout: 300_000 };
 const DEMO_CSV = join(ROOT, 'examples/demo-catalog.csv');
 
 /** The built CLI run from `cwd`, as a merchant runs it in their shop's directory. */
@@ -92,7 +94,7 @@ describe('no silent new database (SQLite)', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('only import and migrate create one', () => {
+  it('only import and migrate create one', MANY_PROCESSES, () => {
     const dir = tempDir();
     const migrated = runIn(dir, ['migrate', '--db', 'a.db']);
     expect(migrated.stdout).toBe(`Database ${join(dir, 'a.db')} is up to date.\n`);
@@ -104,7 +106,7 @@ describe('no silent new database (SQLite)', () => {
 });
 
 describe('every command names its database', () => {
-  it('on stdout beside human output, on stderr where stdout is data', () => {
+  it('on stdout beside human output, on stderr where stdout is data', MANY_PROCESSES, () => {
     const { dir, db } = shop();
     const human: [string[], string][] = [
       [['stock'], `Stock in ${db}:`],
@@ -150,80 +152,91 @@ describe('no silent new database (PostgreSQL)', () => {
     await database?.drop();
   });
 
-  it('refuses an empty database until migrate, then names it without the password', async (context) => {
-    if (skip || !database) return context.skip(skip);
-    const url = new URL(database.url);
-    url.password = 'hunter2-secret';
-    const withPassword = url.toString();
-    const shown = `postgres://${url.username}@${url.host}/${database.name}`;
-    const refused = runCli(['stock', '--db', withPassword]);
-    expect(refused.status).toBe(1);
-    expect(lines(refused.stderr)).toEqual([
-      expect.stringContaining(`no database at ${shown} yet; point --db`),
-    ]);
-    expect(await database.query("SELECT to_regclass('products') AS t")).toEqual([{ t: null }]);
+  it(
+    'refuses an empty database until migrate, then names it without the password',
+    MANY_PROCESSES,
+    async (context) => {
+      if (skip || !database) return context.skip(skip);
+      const url = new URL(database.url);
+      url.password = 'hunter2-secret';
+      const withPassword = url.toString();
+      const shown = `postgres://${url.username}@${url.host}/${database.name}`;
+      const refused = runCli(['stock', '--db', withPassword]);
+      expect(refused.status).toBe(1);
+      expect(lines(refused.stderr)).toEqual([
+        expect.stringContaining(`no database at ${shown} yet; point --db`),
+      ]);
+      expect(await database.query("SELECT to_regclass('products') AS t")).toEqual([{ t: null }]);
 
-    const migrated = runCli(['migrate', '--db', withPassword]);
-    expect(migrated.stdout).toBe(`Database ${shown} is up to date.\n`);
-    const audit = runCli(['audit', '--db', withPassword]);
-    expect(audit.status).toBe(0);
-    expect(audit.stdout).toContain(`in ${shown}.`);
-    expect(audit.stdout + audit.stderr).not.toContain('hunter2');
+      const migrated = runCli(['migrate', '--db', withPassword]);
+      expect(migrated.stdout).toBe(`Database ${shown} is up to date.\n`);
+      const audit = runCli(['audit', '--db', withPassword]);
+      expect(audit.status).toBe(0);
+      expect(audit.stdout).toContain(`in ${shown}.`);
+      expect(audit.stdout + audit.stderr).not.toContain('hunter2');
 
-    // The re-import rule through the CLI on PostgreSQL: kept by default, set and printed with --set-stock.
-    expect(runCli(['import', DEMO_CSV, '--db', withPassword]).status).toBe(0);
-    expect(runCli(['restock', 'JACKET-LTD', '2', '--db', withPassword]).status).toBe(0);
-    const kept = runCli(['import', DEMO_CSV, '--db', withPassword]);
-    expect(kept.stdout).toContain('  JACKET-LTD: 3 on hand kept; the file says 1');
-    const set = runCli(['import', DEMO_CSV, '--set-stock', '--db', withPassword]);
-    expect(set.stdout).toContain('  JACKET-LTD: on hand 3 → 1');
-    expect(runCli(['audit', '--db', withPassword]).status).toBe(0);
-  });
+      // The re-import rule through the CLI on PostgreSQL: kept by default, set and printed with --set-stock.
+      expect(runCli(['import', DEMO_CSV, '--db', withPassword]).status).toBe(0);
+      expect(runCli(['restock', 'JACKET-LTD', '2', '--db', withPassword]).status).toBe(0);
+      const kept = runCli(['import', DEMO_CSV, '--db', withPassword]);
+      expect(kept.stdout).toContain('  JACKET-LTD: 3 on hand kept; the file says 1');
+      const set = runCli(['import', DEMO_CSV, '--set-stock', '--db', withPassword]);
+      expect(set.stdout).toContain('  JACKET-LTD: on hand 3 → 1');
+      expect(runCli(['audit', '--db', withPassword]).status).toBe(0);
+    },
+  );
 });
 
 describe('re-importing a catalog never throws away stock changes silently', () => {
-  it('keeps existing on-hand and names every figure it kept; --set-stock prints each change and refuses below carts', async () => {
-    const { dir, db } = shop();
-    expect(runCli(['restock', 'JACKET-LTD', '4', '--db', db]).status).toBe(0);
-    const kept = runCli(['import', DEMO_CSV, '--db', db]);
-    expect(kept.status, kept.stderr).toBe(0);
-    expect(lines(kept.stdout).slice(1)).toEqual([
-      'Kept the on-hand of 1 existing product where the file differs (--set-stock sets it from the file):',
-      '  JACKET-LTD: 5 on hand kept; the file says 1',
-    ]);
-    expect(JSON.parse(runCli(['stock', 'JACKET-LTD', '--json', '--db', db]).stdout)[0].on_hand).toBe(5);
+  it(
+    'keeps existing on-hand and names every figure it kept; --set-stock prints each change and refuses below carts',
+    MANY_PROCESSES,
+    async () => {
+      const { dir, db } = shop();
+      expect(runCli(['restock', 'JACKET-LTD', '4', '--db', db]).status).toBe(0);
+      const kept = runCli(['import', DEMO_CSV, '--db', db]);
+      expect(kept.status, kept.stderr).toBe(0);
+      expect(lines(kept.stdout).slice(1)).toEqual([
+        'Kept the on-hand of 1 existing product where the file differs (--set-stock sets it from the file):',
+        '  JACKET-LTD: 5 on hand kept; the file says 1',
+      ]);
+      expect(JSON.parse(runCli(['stock', 'JACKET-LTD', '--json', '--db', db]).stdout)[0].on_hand).toBe(5);
 
-    const client = await stdioClient(['--db', db, '--channel', 'web']);
-    try {
-      const cart = await client.callTool({
-        name: 'add_to_cart',
-        arguments: { sku: 'JACKET-LTD', quantity: 3 },
+      const client = await stdioClient(['--db', db, '--channel', 'web']);
+      try {
+        const cart = await client.callTool({
+          name: 'add_to_cart',
+          arguments: { sku: 'JACKET-LTD', quantity: 3 },
+        });
+        expect(cart.isError).toBeFalsy();
+      } finally {
+        await client.close();
+      }
+      const refused = runCli(['import', DEMO_CSV, '--set-stock', '--db', db]);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toBe(
+        'stocklock: BELOW_RESERVED: line 3: Cannot set on-hand of "JACKET-LTD" to 1: carts hold 3. Set at least 3, or wait for carts to close.\n',
+      );
+      expect(JSON.parse(runCli(['stock', 'JACKET-LTD', '--json', '--db', db]).stdout)[0]).toMatchObject({
+        on_hand: 5,
+        reserved: 3,
       });
-      expect(cart.isError).toBeFalsy();
-    } finally {
-      await client.close();
-    }
-    const refused = runCli(['import', DEMO_CSV, '--set-stock', '--db', db]);
-    expect(refused.status).toBe(1);
-    expect(refused.stderr).toBe(
-      'stocklock: BELOW_RESERVED: line 3: Cannot set on-hand of "JACKET-LTD" to 1: carts hold 3. Set at least 3, or wait for carts to close.\n',
-    );
-    expect(JSON.parse(runCli(['stock', 'JACKET-LTD', '--json', '--db', db]).stdout)[0]).toMatchObject({
-      on_hand: 5,
-      reserved: 3,
-    });
 
-    const recount = join(dir, 'recount.csv');
-    writeFileSync(
-      recount,
-      'sku,name,price,currency,stock\nJACKET-LTD,Limited edition rain jacket,149.00,EUR,4\nMUG-WHT,Enamel mug,14.50,EUR,\n',
-    );
-    const set = runCli(['import', recount, '--set-stock', '--db', db]);
-    expect(set.status, set.stderr).toBe(0);
-    expect(lines(set.stdout).slice(1)).toEqual(['On-hand set from the file:', '  JACKET-LTD: on hand 5 → 4']);
-    expect(JSON.parse(runCli(['stock', 'MUG-WHT', '--json', '--db', db]).stdout)[0].on_hand).toBe(60);
-    expect(runCli(['audit', '--db', db]).status).toBe(0);
-  });
+      const recount = join(dir, 'recount.csv');
+      writeFileSync(
+        recount,
+        'sku,name,price,currency,stock\nJACKET-LTD,Limited edition rain jacket,149.00,EUR,4\nMUG-WHT,Enamel mug,14.50,EUR,\n',
+      );
+      const set = runCli(['import', recount, '--set-stock', '--db', db]);
+      expect(set.status, set.stderr).toBe(0);
+      expect(lines(set.stdout).slice(1)).toEqual([
+        'On-hand set from the file:',
+        '  JACKET-LTD: on hand 5 → 4',
+      ]);
+      expect(JSON.parse(runCli(['stock', 'MUG-WHT', '--json', '--db', db]).stdout)[0].on_hand).toBe(60);
+      expect(runCli(['audit', '--db', db]).status).toBe(0);
+    },
+  );
 });
 
 describe('import tells the truth about the file', () => {
@@ -275,29 +288,33 @@ describe('import tells the truth about the file', () => {
     ]);
   });
 
-  it('refuses an empty file, a header without products and a missing file, each in one line', () => {
-    const empty = importText('');
-    expect(lines(empty.stderr)).toEqual([
-      expect.stringMatching(/catalog\.csv is empty; a catalog is a header line/),
-    ]);
-    const blank = importText('\n  \n');
-    expect(blank.stderr).toContain('is empty');
-    const headerOnly = importText('sku,name,price,currency,stock\n');
-    expect(lines(headerOnly.stderr)).toEqual([expect.stringMatching(/catalog\.csv lists no products$/)]);
-    const emptyJson = importText('[]', 'catalog.json');
-    expect(emptyJson.stderr).toMatch(/catalog\.json lists no products/);
-    for (const result of [empty, blank, headerOnly, emptyJson]) expect(result.status).toBe(1);
+  it(
+    'refuses an empty file, a header without products and a missing file, each in one line',
+    MANY_PROCESSES,
+    () => {
+      const empty = importText('');
+      expect(lines(empty.stderr)).toEqual([
+        expect.stringMatching(/catalog\.csv is empty; a catalog is a header line/),
+      ]);
+      const blank = importText('\n  \n');
+      expect(blank.stderr).toContain('is empty');
+      const headerOnly = importText('sku,name,price,currency,stock\n');
+      expect(lines(headerOnly.stderr)).toEqual([expect.stringMatching(/catalog\.csv lists no products$/)]);
+      const emptyJson = importText('[]', 'catalog.json');
+      expect(emptyJson.stderr).toMatch(/catalog\.json lists no products/);
+      for (const result of [empty, blank, headerOnly, emptyJson]) expect(result.status).toBe(1);
 
-    const dir = tempDir();
-    const missing = runCli(['import', join(dir, 'nope.csv'), '--db', join(dir, 'shop.db')]);
-    expect(missing.status).toBe(1);
-    expect(missing.stderr).toBe(`stocklock: cannot read ${join(dir, 'nope.csv')}: no such file\n`);
-    expect(readdirSync(dir)).toEqual([]);
-  });
+      const dir = tempDir();
+      const missing = runCli(['import', join(dir, 'nope.csv'), '--db', join(dir, 'shop.db')]);
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toBe(`stocklock: cannot read ${join(dir, 'nope.csv')}: no such file\n`);
+      expect(readdirSync(dir)).toEqual([]);
+    },
+  );
 });
 
 describe('CLI errors are one line and a pointer to --help', () => {
-  it('a typo’d flag, a missing argument and an unknown command', () => {
+  it('a typo’d flag, a missing argument and an unknown command', MANY_PROCESSES, () => {
     const { db } = shop();
     const cases: [string[], string[]][] = [
       [
@@ -376,7 +393,7 @@ describe('CLI errors are one line and a pointer to --help', () => {
     expect(restock.stderr).not.toContain('search_products');
   });
 
-  it('each command’s --help lists only the options it uses', () => {
+  it('each command’s --help lists only the options it uses', MANY_PROCESSES, () => {
     const options = (args: string[]) =>
       [...runCli([...args, '--help']).stdout.matchAll(/^\s+(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]);
     expect(options(['stock'])).toEqual(['--json', '--db', '--help']);
@@ -405,58 +422,62 @@ describe('`start` prints lines that work as printed', () => {
     return { status: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
-  it('with the --db and port it was started with, and an export STOCKLOCK_TOKEN line', async () => {
-    const dir = tempDir();
-    const db = join(dir, 'my shop.db');
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}/mcp`;
-    const first = spawnTracked(['start', '--port', String(port), '--db', db]);
-    await waitHealthy(url, first);
-    await waitFor(() => first.stderr().includes('npx stocklock audit'));
-    const printed = lines(first.stderr()).map((line) => line.trim());
-    const exportLine = printed.find((line) => line.startsWith('export STOCKLOCK_TOKEN=slk_'));
-    const dbWord = `'${db}'`;
-    expect(printed).toContain(`npx stocklock stock --db ${dbWord}`);
-    expect(printed).toContain(`curl -s http://127.0.0.1:${port}/healthz`);
-    expect(printed.some((line) => line.includes(`inspector@0.16.6 --cli ${url} `))).toBe(true);
+  it(
+    'with the --db and port it was started with, and an export STOCKLOCK_TOKEN line',
+    MANY_PROCESSES,
+    async () => {
+      const dir = tempDir();
+      const db = join(dir, 'my shop.db');
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}/mcp`;
+      const first = spawnTracked(['start', '--port', String(port), '--db', db]);
+      await waitHealthy(url, first);
+      await waitFor(() => first.stderr().includes('npx stocklock audit'));
+      const printed = lines(first.stderr()).map((line) => line.trim());
+      const exportLine = printed.find((line) => line.startsWith('export STOCKLOCK_TOKEN=slk_'));
+      const dbWord = `'${db}'`;
+      expect(printed).toContain(`npx stocklock stock --db ${dbWord}`);
+      expect(printed).toContain(`curl -s http://127.0.0.1:${port}/healthz`);
+      expect(printed.some((line) => line.includes(`inspector@0.16.6 --cli ${url} `))).toBe(true);
 
-    const session = shell(
-      [
-        exportLine,
-        `curl -s http://127.0.0.1:${port}/healthz`,
-        `npx stocklock stock --db ${dbWord}`,
-        `npx stocklock audit --db ${dbWord}`,
-      ].join(' && '),
-    );
-    expect(session.status, session.stderr).toBe(0);
-    expect(session.stdout).toContain('"ok"');
-    expect(session.stdout).toMatch(/JACKET-LTD\s+Limited edition rain jacket\s+1\s+0\s+1/);
-    expect(session.stdout).toContain('OK: every invariant holds');
-    const token = exportLine?.slice('export STOCKLOCK_TOKEN='.length);
-    const client = await connectClient(url, token);
-    cleanups.push(() => client.close().catch(() => undefined));
-    const found = await client.callTool({ name: 'check_stock', arguments: { skus: ['JACKET-LTD'] } });
-    expect(found.isError, firstText(found as never)).toBeFalsy();
+      const session = shell(
+        [
+          exportLine,
+          `curl -s http://127.0.0.1:${port}/healthz`,
+          `npx stocklock stock --db ${dbWord}`,
+          `npx stocklock audit --db ${dbWord}`,
+        ].join(' && '),
+      );
+      expect(session.status, session.stderr).toBe(0);
+      expect(session.stdout).toContain('"ok"');
+      expect(session.stdout).toMatch(/JACKET-LTD\s+Limited edition rain jacket\s+1\s+0\s+1/);
+      expect(session.stdout).toContain('OK: every invariant holds');
+      const token = exportLine?.slice('export STOCKLOCK_TOKEN='.length);
+      const client = await connectClient(url, token);
+      cleanups.push(() => client.close().catch(() => undefined));
+      const found = await client.callTool({ name: 'check_stock', arguments: { skus: ['JACKET-LTD'] } });
+      expect(found.isError, firstText(found as never)).toBeFalsy();
 
-    first.child.kill('SIGTERM');
-    expect(await first.exited).toBe(0);
+      first.child.kill('SIGTERM');
+      expect(await first.exited).toBe(0);
 
-    // A second start on the same database makes no token itself; its export line makes one that works.
-    const second = spawnTracked(['start', '--port', String(port), '--db', db]);
-    await waitHealthy(url, second);
-    await waitFor(() => second.stderr().includes('npx stocklock audit'));
-    const again = lines(second.stderr()).map((line) => line.trim());
-    expect(again.some((line) => line.startsWith('export STOCKLOCK_TOKEN=slk_'))).toBe(false);
-    const makeToken = again.find((line) => line.startsWith('export STOCKLOCK_TOKEN=$('));
-    expect(makeToken).toBe(
-      `export STOCKLOCK_TOKEN=$(npx stocklock token create --channel web --admin --db ${dbWord})`,
-    );
-    const made = shell(`${makeToken} && printf %s "$STOCKLOCK_TOKEN"`);
-    expect(made.status, made.stderr).toBe(0);
-    const adminClient = await connectClient(url, made.stdout);
-    cleanups.push(() => adminClient.close().catch(() => undefined));
-    expect((await adminClient.listTools()).tools.map((tool) => tool.name)).toContain('restock');
-  });
+      // A second start on the same database makes no token itself; its export line makes one that works.
+      const second = spawnTracked(['start', '--port', String(port), '--db', db]);
+      await waitHealthy(url, second);
+      await waitFor(() => second.stderr().includes('npx stocklock audit'));
+      const again = lines(second.stderr()).map((line) => line.trim());
+      expect(again.some((line) => line.startsWith('export STOCKLOCK_TOKEN=slk_'))).toBe(false);
+      const makeToken = again.find((line) => line.startsWith('export STOCKLOCK_TOKEN=$('));
+      expect(makeToken).toBe(
+        `export STOCKLOCK_TOKEN=$(npx stocklock token create --channel web --admin --db ${dbWord})`,
+      );
+      const made = shell(`${makeToken} && printf %s "$STOCKLOCK_TOKEN"`);
+      expect(made.status, made.stderr).toBe(0);
+      const adminClient = await connectClient(url, made.stdout);
+      cleanups.push(() => adminClient.close().catch(() => undefined));
+      expect((await adminClient.listTools()).tools.map((tool) => tool.name)).toContain('restock');
+    },
+  );
 });
 
 describe('side files', () => {
@@ -473,7 +494,7 @@ describe('side files', () => {
     }
   });
 
-  it('auditing or reading a backup leaves nothing beside it', () => {
+  it('auditing or reading a backup leaves nothing beside it', MANY_PROCESSES, () => {
     const { dir, db } = shop();
     const copy = join(dir, 'backup.db');
     expect(runCli(['backup', copy, '--db', db]).status).toBe(0);

@@ -1,7 +1,7 @@
 // Shared command-line options; each has a STOCKLOCK_ environment twin (flags beat environment beat defaults).
 import { type Command, Option } from 'commander';
 import { systemClock } from './domain/clock.js';
-import { DEFAULT_LIMITS, parseDuration } from './domain/rules.js';
+import { DEFAULT_LIMITS, MAX_RESERVATION_TTL_MS, parseDuration } from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
 
 /** The store's flags. Only `serve` and `start` take them all; other commands take the few they use. */
@@ -25,9 +25,6 @@ const DEFAULTS = {
   maxChannelReserved: String(DEFAULT_LIMITS.maxChannelReserved),
   poolSize: '10',
 } as const;
-
-/** Thirty days: a longer hold is a hoard, and the timestamps it makes must stay representable. */
-const MAX_RESERVATION_TTL_MS = 30 * 86_400_000;
 
 function boundedDuration(text: string, flag: string, maxMs: number): number {
   const ms = parseDuration(text);

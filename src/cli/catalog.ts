@@ -13,7 +13,7 @@ export function addImportCommand(program: Command): void {
       .command('import')
       .argument(
         '<file>',
-        'a JSON array or CSV of sku,name,price|price_minor,currency,stock[,track_stock,description]',
+        'CSV or a JSON array of sku,name,price|price_minor,currency,stock[,track_stock,description,active] (example: examples/demo-catalog.csv)',
       )
       .option(
         '--set-stock',

@@ -45,8 +45,9 @@ export async function databaseExists(db: string): Promise<boolean> {
   if (!isPostgresUrl(db)) {
     const file = resolve(db);
     if (!existsSync(file)) return false;
+    // Something that is not a file (a directory, say) is left to the open, which names the problem.
     const stat = statSync(file);
-    return stat.isFile() && stat.size > 0;
+    return !stat.isFile() || stat.size > 0;
   }
   // Loaded only for PostgreSQL, like the PostgreSQL store: SQLite commands never load the driver.
   const { default: pg } = await import('pg');

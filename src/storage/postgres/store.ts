@@ -4,10 +4,22 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import type { DatabaseTime } from '../../domain/clock.js';
-import { inRow, refuse, type ShortLine, StockError } from '../../domain/errors.js';
 import {
-  assertCartCaps,
-  assertChannelCap,
+  addToCartHoldSkus,
+  changeOnHand,
+  checkChannelCap,
+  decideAddToCart,
+  decideCheckout,
+  decideOnHand,
+  decideRelease,
+  decideSweep,
+  type ExpiredHolds,
+  freeExpiredHolds,
+  type StoredCart,
+  unheldLines,
+} from '../../domain/decisions.js';
+import { inRow, refuse, StockError } from '../../domain/errors.js';
+import {
   assertCount,
   assertImportRows,
   assertProduct,
@@ -23,7 +35,6 @@ import type {
   CartView,
   ImportResult,
   ImportRow,
-  MovementKind,
   OrderView,
   ProductInput,
   ProductView,
@@ -42,14 +53,8 @@ import {
   productView,
   stockLevel,
 } from '../../domain/views.js';
-import {
-  type AuditQuery,
-  type AuditRows,
-  auditQueries,
-  auditReport,
-  databaseNow,
-  TIMED_AUDIT_QUERIES,
-} from '../audit.js';
+import { type Hold, type Movement, type StoredLine, Writes } from '../../domain/writes.js';
+import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
 import { redactUrl } from '../open.js';
 import {
   fingerprint,
@@ -69,6 +74,7 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
+import { asciiLowerJs, S, type Statement } from './statements.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/postgres', import.meta.url));
 
@@ -92,183 +98,6 @@ const MAX_ATTEMPTS = 8;
  * cart someone else has locked. So a writer holding a cart lock can trust its lines' holds without locking
  * their products, and no cart's hold is freed while its owner is extending it.
  */
-
-const PRODUCT_COLUMNS =
-  'sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active';
-
-/** SQLite's LIKE and lower() fold ASCII letters only; this does the same, so both stores match alike. */
-const asciiLower = (expr: string) =>
-  `translate(${expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
-const asciiLowerJs = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
-
-/** Locks rows with `locking` (a SELECT … FOR UPDATE), then reads the time, after the locks, into `now`. */
-const thenNow = (locking: string, fixedAt: string, offsetMs: string) =>
-  `WITH locked AS MATERIALIZED (${locking}) SELECT locked.*, ${databaseNow(fixedAt, offsetMs)} AS now FROM locked`;
-
-/** Expired holds of one SKU: free stock that no sweep has released yet (p is the products row). */
-const EXPIRED_HELD = `(SELECT COALESCE(SUM(l.held), 0)::bigint FROM carts c JOIN cart_lines l ON l.cart_id = c.id
-  WHERE l.sku = p.sku AND c.status = 'open' AND c.expires_at <= $NOW)`;
-
-interface Statement {
-  name: string;
-  text: string;
-}
-
-function statements<K extends string>(texts: Record<K, string>): Record<K, Statement> {
-  const out = {} as Record<K, Statement>;
-  for (const key of Object.keys(texts) as K[]) out[key] = { name: `stocklock_${key}`, text: texts[key] };
-  return out;
-}
-
-// Every statement is named, so each connection parses and plans it once: the hot path builds no SQL.
-const S = statements({
-  // Carts that may still sell this SKU: open ones, and expired ones a later call can revive.
-  cartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-    WHERE l.sku = $1 AND c.status IN ('open', 'expired')`,
-  lockProduct: thenNow(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = $1 FOR UPDATE`, '$2', '$3'),
-  lockProducts: thenNow(
-    `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
-    '$2',
-    '$3',
-  ),
-  // A cart someone else has locked is theirs to decide on (its owner may be extending it): skipped, not awaited.
-  expiredHolds: `SELECT l.cart_id, l.held, c.channel FROM carts c JOIN cart_lines l ON l.cart_id = c.id
-    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2 AND l.held > 0
-      AND ($3::text IS NULL OR c.id <> $3::text)
-    ORDER BY c.expires_at, c.id COLLATE "C"
-    FOR UPDATE OF c SKIP LOCKED`,
-  expiredHeldSum: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
-    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2`,
-  releaseLines: 'UPDATE cart_lines SET held = 0 WHERE sku = $1 AND cart_id = ANY($2::text[])',
-  addReserved: `UPDATE products SET reserved = reserved + $1::integer WHERE sku = $2 RETURNING ${PRODUCT_COLUMNS}`,
-  // The database makes the decision again under the row lock: no row back means not enough stock.
-  holdIfAvailable: `UPDATE products SET reserved = reserved + $1::integer
-    WHERE sku = $2 AND on_hand - reserved >= $1::integer RETURNING ${PRODUCT_COLUMNS}`,
-  addStock: `UPDATE products SET on_hand = on_hand + $1::integer, reserved = reserved + $2::integer, updated_at = $3
-    WHERE sku = $4 RETURNING ${PRODUCT_COLUMNS}`,
-  setHeld: 'UPDATE cart_lines SET held = $1 WHERE cart_id = $2 AND sku = $3',
-  clearHeld: 'UPDATE cart_lines SET held = 0 WHERE cart_id = $1 AND sku = ANY($2::text[]) AND held > 0',
-  channelExpiredHeld: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
-    WHERE c.channel = $1 AND c.status = 'open' AND c.expires_at <= $2 AND c.id <> $3`,
-  // The end of every write, in one round trip: the ledger rows, then the channel counters in channel order.
-  flush: `WITH ledger AS (
-      INSERT INTO stock_movements
-        (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
-      SELECT $1, m.sku, m.kind, m.quantity, m.on_hand_delta, m.reserved_delta, m.cart_id, m.order_id, m.channel, m.note
-      FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::integer[], $7::text[], $8::text[],
-                  $9::text[], $10::text[])
-        AS m(sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note))
-    INSERT INTO channel_holds (channel, held)
-    SELECT d.channel, d.delta FROM unnest($11::text[], $12::bigint[]) AS d(channel, delta) ORDER BY d.channel COLLATE "C"
-    ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held
-    RETURNING channel, held`,
-  cart: `SELECT id, channel, status, currency, created_at, updated_at, expires_at, ${databaseNow('$3', '$4')} AS now
-    FROM carts WHERE id = $1 AND channel = $2`,
-  lockCart: thenNow(
-    'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2 FOR UPDATE',
-    '$3',
-    '$4',
-  ),
-  // A new cart and its first line in one statement (the line's foreign key is checked at its end).
-  insertCartWithLine: `WITH cart AS (
-      INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
-      VALUES ($1, $2, 'open', $3, $4, $4, $5))
-    INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES ($1, $6, $7, $8)`,
-  touchCart: 'UPDATE carts SET status = $1, currency = $2, updated_at = $3, expires_at = $4 WHERE id = $5',
-  closeCarts: 'UPDATE carts SET status = $1, updated_at = $2 WHERE id = ANY($3::text[])',
-  lines: 'SELECT sku, quantity, held FROM cart_lines WHERE cart_id = $1 ORDER BY sku COLLATE "C"',
-  upsertLine: `INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (cart_id, sku) DO UPDATE
-      SET quantity = cart_lines.quantity + excluded.quantity, held = cart_lines.held + excluded.held`,
-  deleteLine: 'DELETE FROM cart_lines WHERE cart_id = $1 AND sku = $2',
-  lineViews: `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
-    FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = $1 ORDER BY l.sku COLLATE "C"`,
-  orderForCart: 'SELECT id, cart_id, currency, created_at FROM orders WHERE cart_id = $1',
-  orderLines:
-    'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY sku COLLATE "C"',
-  insertOrder:
-    'INSERT INTO orders (id, cart_id, channel, total_minor, currency, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
-  insertOrderLines: `INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor)
-    SELECT $1, l.sku, l.name, l.quantity, l.unit_price_minor
-    FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[]) AS l(sku, name, quantity, unit_price_minor)`,
-  // Calls with one idempotency key queue here, so the second finds the first's record instead of a duplicate key.
-  keyLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
-  idempotency:
-    'SELECT fingerprint, result FROM idempotency_records WHERE channel = $1 AND tool = $2 AND key = $3',
-  saveIdempotency: `INSERT INTO idempotency_records (channel, tool, key, fingerprint, result, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6)`,
-  pruneIdempotency: `DELETE FROM idempotency_records WHERE created_at < ${databaseNow('$2', '$3')} - $1::bigint`,
-  now: `SELECT ${databaseNow('$1', '$2')} AS now`,
-  // Open, unexpired carts with a line of this SKU.
-  liveCartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at > $2`,
-  // Several sweepers at once each take different carts: a locked cart belongs to whoever locked it.
-  expiredCarts: `SELECT id, channel FROM carts WHERE status = 'open' AND expires_at <= $1
-    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-  heldLinesOf: `SELECT cart_id, sku, held FROM cart_lines WHERE cart_id = ANY($1::text[]) AND held > 0
-    ORDER BY sku COLLATE "C", cart_id COLLATE "C"`,
-  insertProduct: `INSERT INTO products (sku, name, description, price_minor, currency, track_stock, active, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (sku) DO NOTHING RETURNING ${PRODUCT_COLUMNS}`,
-  updateProduct: `UPDATE products SET name = $2, description = $3, price_minor = $4, currency = $5, track_stock = $6,
-    active = $7, updated_at = $8 WHERE sku = $1 RETURNING ${PRODUCT_COLUMNS}`,
-  // Every term must match the SKU, name or description; expired holds count as available.
-  search: `SELECT * FROM (
-      SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')}, ${EXPIRED_HELD.replace('$NOW', 'n.now')} AS expired_held
-      FROM products p, (SELECT ${databaseNow('$3', '$6')} AS now) n
-      WHERE p.active AND NOT EXISTS (
-        SELECT 1 FROM unnest($1::text[]) AS t(term)
-        WHERE NOT (${asciiLower('p.sku')} LIKE '%' || t.term || '%' ESCAPE '\\'
-          OR ${asciiLower('p.name')} LIKE '%' || t.term || '%' ESCAPE '\\'
-          OR ${asciiLower("COALESCE(p.description, '')")} LIKE '%' || t.term || '%' ESCAPE '\\'))
-    ) s
-    WHERE NOT $4::boolean OR NOT track_stock OR on_hand - reserved + expired_held > 0
-    ORDER BY (${asciiLower('sku')} = $2::text) DESC, name COLLATE "C", sku COLLATE "C"
-    LIMIT $5`,
-  productsIn: `SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')},
-      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', 'n.now')} ELSE 0 END AS expired_held
-    FROM products p, (SELECT ${databaseNow('$2', '$3')} AS now) n
-    WHERE p.sku = ANY($1::text[]) ORDER BY p.sku COLLATE "C"`,
-  allProducts: `SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')},
-      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', 'n.now')} ELSE 0 END AS expired_held
-    FROM products p, (SELECT ${databaseNow('$1', '$2')} AS now) n ORDER BY p.sku COLLATE "C"`,
-  anyProduct: 'SELECT 1 FROM products LIMIT 1',
-  insertToken:
-    'INSERT INTO api_tokens (id, token_hash, channel, admin, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
-  tokens:
-    'SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens ORDER BY created_at, id COLLATE "C"',
-  tokenByHash: `SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens
-    WHERE token_hash = $1 AND revoked_at IS NULL`,
-  revokeToken: 'UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
-  touchToken: 'UPDATE api_tokens SET last_used_at = $1 WHERE id = $2',
-});
-
-interface StoredCart extends CartRow {
-  updated_at: number;
-}
-
-interface StoredLine {
-  sku: string;
-  quantity: number;
-  held: number;
-}
-
-interface Movement {
-  sku: string;
-  kind: MovementKind;
-  quantity: number;
-  on_hand_delta: number;
-  reserved_delta: number;
-  cart_id: string | null;
-  order_id: string | null;
-  channel: string | null;
-  note?: string | null;
-}
-
-interface Hold {
-  cart_id: string;
-  held: number;
-  channel: string;
-}
 
 /** Thrown inside a transaction to run it again from the start (a row another transaction just created). */
 class RetryTransaction extends Error {}
@@ -404,10 +233,6 @@ class Tx {
   addChannel(channel: string, delta: number): void {
     if (delta !== 0) this.channelDeltas.set(channel, (this.channelDeltas.get(channel) ?? 0) + delta);
   }
-
-  movement(m: Movement): void {
-    this.movements.push(m);
-  }
 }
 
 export class PostgresStore implements InventoryStore {
@@ -480,8 +305,7 @@ export class PostgresStore implements InventoryStore {
     tx: Tx,
     capCheck?: { channel: string; adding: number; cartId: string; reviving: boolean },
   ): Promise<void> {
-    // A revived cart counts in full even when its expired holds were never released (nothing added):
-    // they had stopped counting, and reviving them must not slip past the cap.
+    // A revived cart counts in full even if nothing was added (see checkChannelCap).
     const checking =
       capCheck !== undefined && (capCheck.adding > 0 || capCheck.reviving) ? capCheck : undefined;
     if (checking && !tx.channelDeltas.has(checking.channel)) tx.channelDeltas.set(checking.channel, 0);
@@ -505,14 +329,18 @@ export class PostgresStore implements InventoryStore {
     ]);
     if (!checking) return;
     const counted = counters.find((row) => row.channel === checking.channel)?.held ?? 0;
-    const cap = this.options.limits.maxChannelReserved;
     // Expired holds only ever lower the figure: within the cap by the counter alone means within the cap.
-    if (counted <= cap) return;
+    if (counted <= this.options.limits.maxChannelReserved) return;
     // Units the channel's other expired carts still hold no longer count against its cap.
     const expired =
       (await tx.row<{ held: number }>(S.channelExpiredHeld, [checking.channel, tx.now, checking.cartId]))
         ?.held ?? 0;
-    assertChannelCap(this.options.limits, counted - checking.adding - expired, checking.adding);
+    checkChannelCap(this.options.limits, {
+      counted: counted - checking.adding,
+      expiredElsewhere: expired,
+      adding: checking.adding,
+      reviving: checking.reviving,
+    });
   }
 
   private now(): number {
@@ -547,13 +375,6 @@ export class PostgresStore implements InventoryStore {
     return product;
   }
 
-  private lockedProduct(tx: Tx, sku: string): ProductRow {
-    const product = tx.products.get(sku);
-    // A programming error, not a refusal: stock must never change without its row lock.
-    if (!product) throw new Error(`product ${sku} changed without its row lock`);
-    return product;
-  }
-
   private async updateProduct(
     tx: Tx,
     statement: Statement,
@@ -568,41 +389,37 @@ export class PostgresStore implements InventoryStore {
     return (await tx.row<{ held: number }>(S.expiredHeldSum, [sku, now]))?.held ?? 0;
   }
 
-  /** Releases holds of one SKU (whose row this transaction has locked): lines, `reserved`, counters, ledger. */
-  private async releaseHolds(tx: Tx, sku: string, holds: Hold[], kind: 'release' | 'expire'): Promise<void> {
-    if (holds.length === 0) return;
-    this.lockedProduct(tx, sku);
-    await tx.run(S.releaseLines, [sku, holds.map((h) => h.cart_id)]);
-    const units = holds.reduce((sum, h) => sum + h.held, 0);
-    await this.updateProduct(tx, S.addReserved, [-units, sku]);
-    for (const hold of holds) {
-      tx.addChannel(hold.channel, -hold.held);
-      tx.movement({
-        sku,
-        kind,
-        quantity: hold.held,
-        on_hand_delta: 0,
-        reserved_delta: -hold.held,
-        cart_id: hold.cart_id,
-        order_id: null,
-        channel: hold.channel,
-      });
+  /**
+   * Expired holds of other carts on these SKUs (whose rows this transaction has locked), each of those carts
+   * locked with SKIP LOCKED: one another transaction has locked is left to it.
+   */
+  private async expiredOf(tx: Tx, skus: Iterable<string>, keepCartId?: string): Promise<ExpiredHolds> {
+    const holds = new Map<string, Hold[]>();
+    for (const sku of new Set(skus)) {
+      holds.set(sku, await tx.rows<Hold>(S.expiredHolds, [sku, tx.now, keepCartId ?? null]));
     }
+    return holds;
   }
 
-  /** Frees the SKU's holds in expired carts (other than `keepCartId`) before deciding on that SKU. */
-  private async releaseExpired(tx: Tx, sku: string, now: number, keepCartId?: string): Promise<void> {
-    this.lockedProduct(tx, sku);
-    const holds = await tx.rows<Hold>(S.expiredHolds, [sku, now, keepCartId ?? null]);
-    await this.releaseHolds(tx, sku, holds, 'expire');
-  }
-
-  /** Reserves `units` more of a tracked, locked product, or reports how many there are. */
-  private async tryHold(tx: Tx, product: ProductRow, units: number): Promise<ShortLine | undefined> {
-    const held = await this.updateProduct(tx, S.holdIfAvailable, [units, product.sku]);
-    if (held) return undefined;
-    const current = this.lockedProduct(tx, product.sku);
-    return { sku: product.sku, requested: units, available: Math.max(0, current.on_hand - current.reserved) };
+  /** Applies a decision's row changes in one round trip; its ledger rows and counters wait for the flush. */
+  private async apply(tx: Tx, writes: Writes): Promise<void> {
+    const stock = [...writes.stock].filter(([, d]) => d.touched || d.onHand !== 0 || d.reserved !== 0);
+    const held = [...writes.held.values()];
+    if (stock.length > 0 || held.length > 0) {
+      const rows = await tx.rows<ProductRow>(S.applyRows, [
+        tx.now,
+        stock.map(([sku]) => sku),
+        stock.map(([, d]) => d.onHand),
+        stock.map(([, d]) => d.reserved),
+        stock.map(([, d]) => d.touched),
+        held.map((line) => line.cart_id),
+        held.map((line) => line.sku),
+        held.map((line) => line.held),
+      ]);
+      for (const row of rows) tx.products.set(row.sku, row);
+    }
+    for (const [channel, delta] of writes.channels) tx.addChannel(channel, delta);
+    tx.movements.push(...writes.movements);
   }
 
   /** The cart, locked inside a transaction (which then has its time); outside one, with the database's time. */
@@ -622,51 +439,6 @@ export class PostgresStore implements InventoryStore {
         ]);
     if (!cart) throw refuse.cartNotFound(cartId);
     return cart;
-  }
-
-  /**
-   * Makes every tracked line of the cart hold its full quantity again (an expired cart being revived, or a
-   * line whose hold was freed): all or nothing, naming every short line. `lines` were read under the cart's
-   * lock. `everyLine` (reviving, checkout) checks every line's product is still sold; otherwise only the lines
-   * that hold less than their quantity are looked at.
-   */
-  private async holdAllLines(
-    tx: Tx,
-    cart: StoredCart,
-    ctx: CallContext,
-    lines: StoredLine[],
-    everyLine: boolean,
-  ): Promise<number> {
-    const { now } = tx;
-    const short: ShortLine[] = [];
-    let added = 0;
-    for (const line of lines) {
-      if (!everyLine && line.held === line.quantity) continue;
-      const product = await this.requireProduct(tx, line.sku);
-      if (!product.track_stock || line.held === line.quantity) continue;
-      await this.releaseExpired(tx, line.sku, now, cart.id);
-      const need = line.quantity - line.held;
-      const missing = await this.tryHold(tx, product, need);
-      if (missing) {
-        short.push({ sku: line.sku, requested: line.quantity, available: missing.available + line.held });
-        continue;
-      }
-      await tx.run(S.setHeld, [line.quantity, cart.id, line.sku]);
-      tx.movement({
-        sku: line.sku,
-        kind: 'reserve',
-        quantity: need,
-        on_hand_delta: 0,
-        reserved_delta: need,
-        cart_id: cart.id,
-        order_id: null,
-        channel: ctx.channel,
-        note: everyLine ? 'cart revived' : 'hold restored',
-      });
-      added += need;
-    }
-    if (short.length > 0) throw refuse.outOfStock(short);
-    return added;
   }
 
   private async replay(
@@ -706,112 +478,78 @@ export class PostgresStore implements InventoryStore {
     const replayed = await this.replay(tx, ctx, 'add_to_cart', input.idempotencyKey, print);
     if (replayed) return replayed as CartView;
 
-    const { limits } = this.options;
     // The cart row is locked before any product row, and its lines read under that lock (their holds stand,
     // see the lock order above). An expired cart then locks every line's product at once, a live one those
     // of lines that hold less than their quantity.
-    let found: StoredCart | undefined;
+    let cart: StoredCart | undefined;
     let lines: StoredLine[] = [];
     if (input.cartId !== undefined) {
-      found = (await tx.locked<StoredCart>(S.lockCart, [input.cartId, ctx.channel]))[0];
-      if (found && found.status !== 'checked_out' && found.status !== 'released') {
-        lines = await tx.rows<StoredLine>(S.lines, [found.id]);
-        const expired = effectiveStatus(found, tx.now) === 'expired';
+      cart = (await tx.locked<StoredCart>(S.lockCart, [input.cartId, ctx.channel]))[0];
+      if (cart && cart.status !== 'checked_out' && cart.status !== 'released') {
+        lines = await tx.rows<StoredLine>(S.lines, [cart.id]);
+        const expired = effectiveStatus(cart, tx.now) === 'expired';
         const short = lines.filter((line) => expired || line.held < line.quantity);
         await this.lockProducts(tx, [input.sku, ...short.map((line) => line.sku)]);
       }
     }
-    const product = await this.requireProduct(tx, input.sku);
-    const { now } = tx;
-
-    let cart: StoredCart;
-    let revived = 0;
-    let reviving = false;
-    if (input.cartId === undefined) {
-      cart = {
-        id: newId('cart_'),
-        channel: ctx.channel,
-        status: 'open',
-        currency: product.currency,
-        created_at: now,
-        updated_at: now,
-        expires_at: now + this.options.reservationTtlMs,
-      };
-    } else {
-      if (!found) throw refuse.cartNotFound(input.cartId);
-      cart = found;
-      if (cart.status === 'checked_out' || cart.status === 'released')
-        throw refuse.cartClosed(cart.id, cart.status);
-      if (cart.currency !== null && cart.currency !== product.currency) {
-        throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
-      }
-      reviving = effectiveStatus(cart, now) === 'expired';
-      // Reviving holds every line again; a live cart re-holds any line that lost its hold, so an open cart
-      // never shows a tracked line that holds nothing.
-      const unheld = lines.some(
-        (line) => line.held < line.quantity && Boolean(tx.products.get(line.sku)?.track_stock),
-      );
-      if (reviving || unheld) revived = await this.holdAllLines(tx, cart, ctx, lines, reviving);
-    }
-    const line = lines.find((l) => l.sku === product.sku);
-    const cartUnits = lines.reduce((sum, l) => sum + l.quantity, 0) + input.quantity;
-
-    const lineQuantity = (line?.quantity ?? 0) + input.quantity;
-    assertCartCaps(limits, lineQuantity, cartUnits);
-
-    let held = 0;
-    if (product.track_stock) {
-      await this.releaseExpired(tx, product.sku, now, cart.id);
-      const fresh = await this.requireProduct(tx, product.sku);
-      const missing = await this.tryHold(tx, fresh, input.quantity);
-      if (missing) throw refuse.outOfStock([missing]);
-      held = input.quantity;
-    }
-    tx.addChannel(ctx.channel, held + revived);
-    if (input.cartId === undefined) {
-      await tx.run(S.insertCartWithLine, [
-        cart.id,
-        ctx.channel,
-        product.currency,
-        now,
-        cart.expires_at,
-        product.sku,
-        input.quantity,
-        held,
-      ]);
-    } else {
-      await tx.run(S.upsertLine, [cart.id, product.sku, input.quantity, held]);
-    }
-    tx.movement({
-      sku: product.sku,
-      kind: 'reserve',
-      quantity: input.quantity,
-      on_hand_delta: 0,
-      reserved_delta: held,
-      cart_id: cart.id,
-      order_id: null,
+    await this.lockProducts(tx, [input.sku]);
+    // Set by the lock just taken; an unknown SKU locked nothing, and is refused before the time matters.
+    const now = await tx.clock();
+    const state = {
+      now,
+      ttlMs: this.options.reservationTtlMs,
+      limits: this.options.limits,
       channel: ctx.channel,
+      sku: input.sku,
+      quantity: input.quantity,
+      cart,
+      cartId: input.cartId,
+      lines,
+      products: tx.products,
+      newCartId: newId('cart_'),
+    };
+    // Only a decision that gets as far as holding needs the expired holds: refusals come first.
+    const decision = decideAddToCart({
+      ...state,
+      expired: tx.products.get(input.sku)?.active
+        ? await this.expiredOf(tx, addToCartHoldSkus(state), cart?.id)
+        : new Map(),
     });
-
+    const { cart: after, line } = decision;
+    await this.apply(tx, decision.writes);
     let view: CartView;
-    if (input.cartId === undefined) {
-      // A new cart holds just this line; its row already has the status, currency and expiry set below.
+    if (decision.isNew) {
+      await tx.run(S.insertCartWithLine, [
+        after.id,
+        ctx.channel,
+        after.currency,
+        now,
+        after.expires_at,
+        line.sku,
+        line.quantity,
+        line.held,
+      ]);
+      // A new cart holds just this line.
+      const product = tx.products.get(line.sku) as ProductRow;
       const only: LineRow = {
-        sku: product.sku,
+        sku: line.sku,
         name: product.name,
-        quantity: input.quantity,
+        quantity: line.quantity,
         unit_price_minor: product.price_minor,
       };
-      view = cartView(cart, [only], now, null);
+      view = cartView(after, [only], now, null);
     } else {
-      cart.status = 'open';
-      cart.expires_at = now + this.options.reservationTtlMs;
-      cart.currency = product.currency;
-      await tx.run(S.touchCart, ['open', cart.currency, now, cart.expires_at, cart.id]);
-      view = await this.cartViewOf(tx, cart, now, null);
+      await tx.run(S.upsertLine, [after.id, line.sku, line.quantity, line.held]);
+      await tx.run(S.touchCart, ['open', after.currency, now, after.expires_at, after.id]);
+      view = await this.cartViewOf(tx, after, now, null);
     }
     // The per-channel cap is decided under the channel row's lock, taken last.
-    await this.flush(tx, { channel: ctx.channel, adding: held + revived, cartId: cart.id, reviving });
+    await this.flush(tx, {
+      channel: ctx.channel,
+      adding: decision.adding,
+      cartId: after.id,
+      reviving: decision.reviving,
+    });
     await this.remember(tx, ctx, 'add_to_cart', input.idempotencyKey, print, view, now);
     return view;
   }
@@ -830,104 +568,54 @@ export class PostgresStore implements InventoryStore {
       return order;
     }
     if (cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
-    const skus = (await tx.rows<StoredLine>(S.lines, [cart.id])).map((line) => line.sku);
-    if (skus.length === 0) throw refuse.cartEmpty(cart.id);
-    await this.lockProducts(tx, skus);
-    // Read again under the product locks: an expiry elsewhere may have released a hold meanwhile.
     const lines = await tx.rows<StoredLine>(S.lines, [cart.id]);
-
-    // Re-holds whatever expiry released; all or nothing.
-    const revived = await this.holdAllLines(tx, cart, ctx, lines, true);
-    if (revived > 0) tx.addChannel(ctx.channel, revived);
-
-    const orderId = newId('ord_');
-    const sold: LineRow[] = [];
-    const clear: string[] = [];
-    let unitsReleased = 0;
-    for (const line of lines) {
-      const product = await this.requireProduct(tx, line.sku);
-      if (cart.currency !== null && product.currency !== cart.currency) {
-        throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
-      }
-      const tracked = Boolean(product.track_stock);
-      // holdAllLines made every tracked line hold its full quantity.
-      const held = tracked ? line.quantity : line.held;
-      if (held > 0 || tracked) {
-        await this.updateProduct(tx, S.addStock, [tracked ? -line.quantity : 0, -held, now, line.sku]);
-      }
-      if (held > 0) clear.push(line.sku);
-      unitsReleased += held;
-      tx.movement({
-        sku: line.sku,
-        kind: 'sale',
-        quantity: line.quantity,
-        on_hand_delta: tracked ? -line.quantity : 0,
-        reserved_delta: -held,
-        cart_id: cart.id,
-        order_id: orderId,
-        channel: ctx.channel,
-      });
-      sold.push({
-        sku: line.sku,
-        name: product.name,
-        quantity: line.quantity,
-        unit_price_minor: product.price_minor,
-      });
-    }
-    if (clear.length > 0) await tx.run(S.clearHeld, [cart.id, clear]);
-    if (unitsReleased > 0) tx.addChannel(ctx.channel, -unitsReleased);
-    // A cart takes its currency from its first line, so a cart with lines always has one.
-    const currency = cart.currency as string;
-    const total = sold.reduce((sum, line) => sum + line.quantity * line.unit_price_minor, 0);
-    await tx.run(S.insertOrder, [orderId, cart.id, ctx.channel, total, currency, now]);
+    await this.lockProducts(
+      tx,
+      lines.map((line) => line.sku),
+    );
+    const { writes, order, sold } = decideCheckout({
+      now,
+      channel: ctx.channel,
+      cart,
+      lines,
+      products: tx.products,
+      expired: await this.expiredOf(tx, unheldLines(lines, tx.products), cart.id),
+      orderId: newId('ord_'),
+    });
+    await this.apply(tx, writes);
+    await tx.run(S.insertOrder, [order.id, cart.id, ctx.channel, order.total, order.currency, now]);
     await tx.run(S.insertOrderLines, [
-      orderId,
+      order.id,
       sold.map((l) => l.sku),
       sold.map((l) => l.name),
       sold.map((l) => l.quantity),
       sold.map((l) => l.unit_price_minor),
     ]);
     await tx.run(S.closeCarts, ['checked_out', now, [cart.id]]);
-
-    const order = orderView({ id: orderId, cart_id: cart.id, currency, created_at: now }, sold);
+    const view = orderView(order, sold);
     await this.flush(tx);
-    await this.remember(tx, ctx, 'checkout', input.idempotencyKey, print, order, now);
-    return order;
+    await this.remember(tx, ctx, 'checkout', input.idempotencyKey, print, view, now);
+    return view;
   }
 
   private async releaseTx(tx: Tx, ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
     const cart = await this.loadCart(tx, ctx, input.cartId);
     const { now } = tx;
-    if (cart.status === 'checked_out') throw refuse.cartClosed(cart.id, cart.status);
-    // Releasing twice is a no-op, so a retried call is safe.
-    if (cart.status === 'released') return { cart: await this.cartViewOf(tx, cart, now, null), released: [] };
-    const targets = (await tx.rows<StoredLine>(S.lines, [cart.id])).filter(
-      (line) => input.sku === undefined || line.sku === input.sku,
-    );
+    const open = cart.status === 'open' || cart.status === 'expired';
+    const lines = open ? await tx.rows<StoredLine>(S.lines, [cart.id]) : [];
+    // Holds change under their product's lock too.
     await this.lockProducts(
       tx,
-      targets.filter((line) => line.held > 0).map((line) => line.sku),
+      lines.filter((line) => line.held > 0 && (input.sku ?? line.sku) === line.sku).map((line) => line.sku),
     );
-    const released: { sku: string; quantity: number }[] = [];
-    // Read again under the product locks: an expiry elsewhere may have released a hold meanwhile.
-    for (const line of await tx.rows<StoredLine>(S.lines, [cart.id])) {
-      if (input.sku !== undefined && line.sku !== input.sku) continue;
-      if (line.held > 0) {
-        await this.releaseHolds(
-          tx,
-          line.sku,
-          [{ cart_id: cart.id, held: line.held, channel: ctx.channel }],
-          'release',
-        );
-      }
-      released.push({ sku: line.sku, quantity: line.quantity });
-      if (input.sku !== undefined) await tx.run(S.deleteLine, [cart.id, line.sku]);
+    const decision = decideRelease(cart, lines, tx.products, input.sku);
+    await this.apply(tx, decision.writes);
+    for (const sku of decision.deleted) await tx.run(S.deleteLine, [cart.id, sku]);
+    if (decision.status !== cart.status) {
+      cart.status = decision.status;
+      await tx.run(S.closeCarts, [decision.status, now, [cart.id]]);
     }
-    if (input.sku === undefined) {
-      cart.status = 'released';
-      await tx.run(S.closeCarts, ['released', now, [cart.id]]);
-    }
-    return { cart: await this.cartViewOf(tx, cart, now, null), released };
+    return { cart: await this.cartViewOf(tx, cart, now, null), released: decision.released };
   }
 
   private async sweepBatchTx(tx: Tx, batchSize: number): Promise<SweepResult> {
@@ -937,68 +625,36 @@ export class PostgresStore implements InventoryStore {
     const carts = await tx.rows<{ id: string; channel: string }>(S.expiredCarts, [now, batchSize]);
     if (carts.length === 0) return { carts: 0, units: 0 };
     const ids = carts.map((cart) => cart.id);
-    const channelOf = new Map(carts.map((cart) => [cart.id, cart.channel]));
-    // Lines that hold nothing cannot start holding without the cart lock, which this transaction has.
-    const before = await tx.rows<{ cart_id: string; sku: string; held: number }>(S.heldLinesOf, [ids]);
+    // These carts are locked, so their lines' holds stand (see the lock order above).
+    const held = await tx.rows<{ cart_id: string; sku: string; held: number }>(S.heldLinesOf, [ids]);
     await this.lockProducts(
       tx,
-      before.map((line) => line.sku),
+      held.map((line) => line.sku),
     );
-    const bySku = new Map<string, Hold[]>();
-    let units = 0;
-    for (const line of await tx.rows<{ cart_id: string; sku: string; held: number }>(S.heldLinesOf, [ids])) {
-      const holds = bySku.get(line.sku) ?? [];
-      holds.push({ cart_id: line.cart_id, held: line.held, channel: channelOf.get(line.cart_id) ?? '' });
-      bySku.set(line.sku, holds);
-      units += line.held;
-    }
-    for (const [sku, holds] of bySku) await this.releaseHolds(tx, sku, holds, 'expire');
+    const linesOf = (id: string) =>
+      held.filter((line) => line.cart_id === id).map((line) => ({ ...line, quantity: line.held }));
+    const { writes, units } = decideSweep(
+      carts.map((cart) => ({ ...cart, lines: linesOf(cart.id) })),
+      tx.products,
+    );
+    await this.apply(tx, writes);
     await tx.run(S.closeCarts, ['expired', now, ids]);
     return { carts: carts.length, units };
   }
 
-  private async changeStock(
-    tx: Tx,
-    product: ProductRow,
-    kind: MovementKind,
-    delta: number,
-    channel: string | null,
-    note: string | null,
-    now: number,
-  ): Promise<void> {
-    if (product.on_hand + delta > MAX_STOCK) {
-      throw refuse.invalid('quantity', `on-hand of "${product.sku}" would exceed ${MAX_STOCK}`);
-    }
-    await this.updateProduct(tx, S.addStock, [delta, 0, now, product.sku]);
-    tx.movement({
-      sku: product.sku,
-      kind,
-      quantity: Math.abs(delta),
-      on_hand_delta: delta,
-      reserved_delta: 0,
-      cart_id: null,
-      order_id: null,
-      channel,
-      note,
-    });
-  }
-
+  /** set_stock and import: the SKU's expired holds freed, then on-hand set (never below what carts hold). */
   private async setOnHand(
     tx: Tx,
-    ctx: CallContext,
-    product: ProductRow,
+    channel: string,
+    sku: string,
     onHand: number,
     kind: 'adjust' | 'import',
-    note: string | undefined,
-    now: number,
+    note: string | null,
   ): Promise<void> {
-    await this.releaseExpired(tx, product.sku, now);
-    const current = await this.requireProduct(tx, product.sku, false);
-    if (onHand < current.reserved) throw refuse.belowReserved(product.sku, onHand, current.reserved);
-    const delta = onHand - current.on_hand;
-    if (delta !== 0 || kind === 'import') {
-      await this.changeStock(tx, current, kind, delta, ctx.channel, note ?? null, now);
-    }
+    await this.requireProduct(tx, sku, false);
+    const writes = new Writes(tx.products);
+    decideOnHand(writes, await this.expiredOf(tx, [sku]), { sku, onHand, kind, channel, note });
+    await this.apply(tx, writes);
   }
 
   /** Returns whether the product existed. */
@@ -1009,8 +665,10 @@ export class PostgresStore implements InventoryStore {
     const existing = tx.products.get(input.sku);
     const trackStock = input.track_stock ?? (existing ? Boolean(existing.track_stock) : true);
     if (existing && Boolean(existing.track_stock) !== trackStock) {
-      await this.releaseExpired(tx, input.sku, now);
-      const reserved = this.lockedProduct(tx, input.sku).reserved;
+      const writes = new Writes(tx.products);
+      freeExpiredHolds(writes, await this.expiredOf(tx, [input.sku]), input.sku);
+      await this.apply(tx, writes);
+      const reserved = (tx.products.get(input.sku) as ProductRow).reserved;
       if (reserved > 0) {
         throw refuse.invalid(
           'track_stock',
@@ -1146,10 +804,11 @@ export class PostgresStore implements InventoryStore {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
     return this.write(async (tx) => {
-      const product = await this.requireProduct(tx, change.sku, false);
-      const { now } = tx;
-      await this.changeStock(tx, product, 'restock', change.quantity, ctx.channel, change.note ?? null, now);
-      return this.level(tx, change.sku, now);
+      await this.requireProduct(tx, change.sku, false);
+      const writes = new Writes(tx.products);
+      changeOnHand(writes, change.sku, 'restock', change.quantity, ctx.channel, change.note ?? null);
+      await this.apply(tx, writes);
+      return this.level(tx, change.sku, tx.now);
     });
   }
 
@@ -1157,10 +816,8 @@ export class PostgresStore implements InventoryStore {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
     return this.write(async (tx) => {
-      const product = await this.requireProduct(tx, change.sku, false);
-      const { now } = tx;
-      await this.setOnHand(tx, ctx, product, change.quantity, 'adjust', change.note, now);
-      return this.level(tx, change.sku, now);
+      await this.setOnHand(tx, ctx.channel, change.sku, change.quantity, 'adjust', change.note ?? null);
+      return this.level(tx, change.sku, tx.now);
     });
   }
 
@@ -1182,14 +839,12 @@ export class PostgresStore implements InventoryStore {
         tx,
         rows.map((row) => row.sku),
       );
-      const now = await tx.clock();
       const result: ImportResult = { created: 0, updated: 0 };
       for (const [index, row] of rows.entries()) {
         try {
           const existed = await this.upsertLocked(tx, row);
           result[existed ? 'updated' : 'created'] += 1;
-          const product = await this.requireProduct(tx, row.sku, false);
-          await this.setOnHand(tx, ctx, product, row.stock, 'import', 'catalog import', now);
+          await this.setOnHand(tx, ctx.channel, row.sku, row.stock, 'import', 'catalog import');
         } catch (error) {
           // DESIGN: import errors name the line, also when a row fails only inside the transaction.
           throw inRow(error, index);

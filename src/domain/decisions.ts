@@ -2,6 +2,7 @@
 // the writes (and the result) or throws the refusal. No SQL, no I/O: stores load, call, and apply.
 import { refuse, type ShortLine } from './errors.js';
 import { assertCartCaps, assertChannelCap, type Limits, MAX_STOCK } from './rules.js';
+import type { ProductInput } from './types.js';
 import { type CartRow, effectiveStatus, type LineRow, type ProductRow } from './views.js';
 import { type Hold, type StoredLine, Writes } from './writes.js';
 
@@ -380,5 +381,52 @@ export function decideOnHand(
   const delta = change.onHand - current.on_hand;
   if (delta !== 0 || change.kind === 'import') {
     changeOnHand(writes, change.sku, change.kind, delta, change.channel, change.note);
+  }
+}
+
+/** A product as upsert_product leaves it: fields left out keep their current value (a new product: tracked, active). */
+export function productChange(existing: ProductRow | undefined, input: ProductInput) {
+  const trackStock = input.track_stock ?? (existing ? Boolean(existing.track_stock) : true);
+  return {
+    // Fields left out keep their current value, so a price-only update does not wipe or reactivate.
+    description: input.description === undefined ? (existing?.description ?? null) : input.description,
+    trackStock,
+    active: input.active ?? (existing ? Boolean(existing.active) : true),
+    switchesTracking: existing !== undefined && Boolean(existing.track_stock) !== trackStock,
+    changesCurrency: existing !== undefined && existing.currency !== input.currency,
+  };
+}
+
+/**
+ * Switching track_stock: refused while carts hold units (after expired holds were freed), and, to tracked,
+ * while a live cart has a line of it: that line holds nothing, and a live cart must not show such a line.
+ */
+export function assertTrackingSwitch(
+  sku: string,
+  toTracked: boolean,
+  reserved: number,
+  liveCarts: number,
+): void {
+  if (reserved > 0) {
+    throw refuse.invalid(
+      'track_stock',
+      `cannot change while carts hold ${reserved} units of "${sku}"; wait for them to close`,
+    );
+  }
+  if (toTracked && liveCarts > 0) {
+    throw refuse.invalid(
+      'track_stock',
+      `cannot change while ${liveCarts} open carts have "${sku}"; wait for them to close or expire`,
+    );
+  }
+}
+
+/** A product's currency can't change while an open or revivable cart could still sell it. */
+export function assertCurrencyChange(sku: string, carts: number): void {
+  if (carts > 0) {
+    throw refuse.invalid(
+      'currency',
+      `cannot change while ${carts} open or revivable carts hold "${sku}"; wait for them to close`,
+    );
   }
 }

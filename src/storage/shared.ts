@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { iso } from '../domain/rules.js';
 import type { TokenRecord } from '../domain/types.js';
+import type { IssuedToken } from './store.js';
 
 /** A stable digest of a request, to tell an idempotent replay from a reused key. */
 export function fingerprint(parts: unknown[]): string {
@@ -49,4 +50,13 @@ export function tokenRecord(row: StoredToken): TokenRecord {
     revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
     last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
   };
+}
+
+/** What `token create` returns: the secret, shown once, and the record of a token made at `now`. */
+export function issuedToken(
+  token: string,
+  record: { id: string; channel: string; admin: boolean; label: string | null },
+  now: number,
+): IssuedToken {
+  return { token, record: { ...record, created_at: iso(now), revoked_at: null, last_used_at: null } };
 }

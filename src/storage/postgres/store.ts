@@ -6,6 +6,8 @@ import pg from 'pg';
 import type { DatabaseTime } from '../../domain/clock.js';
 import {
   addToCartHoldSkus,
+  assertCurrencyChange,
+  assertTrackingSwitch,
   changeOnHand,
   checkChannelCap,
   decideAddToCart,
@@ -15,6 +17,7 @@ import {
   decideSweep,
   type ExpiredHolds,
   freeExpiredHolds,
+  productChange,
   type StoredCart,
   unheldLines,
 } from '../../domain/decisions.js';
@@ -24,7 +27,6 @@ import {
   assertImportRows,
   assertProduct,
   assertSku,
-  iso,
   MAX_QUANTITY,
   MAX_STOCK,
   newId,
@@ -59,6 +61,7 @@ import { redactUrl } from '../open.js';
 import {
   fingerprint,
   hashToken,
+  issuedToken,
   newTokenSecret,
   type StoredToken,
   searchTerms,
@@ -663,45 +666,28 @@ export class PostgresStore implements InventoryStore {
     await this.lockProducts(tx, [input.sku]);
     const now = await tx.clock();
     const existing = tx.products.get(input.sku);
-    const trackStock = input.track_stock ?? (existing ? Boolean(existing.track_stock) : true);
-    if (existing && Boolean(existing.track_stock) !== trackStock) {
+    const change = productChange(existing, input);
+    if (change.switchesTracking) {
       const writes = new Writes(tx.products);
       freeExpiredHolds(writes, await this.expiredOf(tx, [input.sku]), input.sku);
       await this.apply(tx, writes);
-      const reserved = (tx.products.get(input.sku) as ProductRow).reserved;
-      if (reserved > 0) {
-        throw refuse.invalid(
-          'track_stock',
-          `cannot change while carts hold ${reserved} units of "${input.sku}"; wait for them to close`,
-        );
-      }
-      // Their lines hold nothing, and a live cart must not show a tracked line that holds nothing.
       const live = (await tx.row<{ carts: number }>(S.liveCartsWithSku, [input.sku, now]))?.carts ?? 0;
-      if (trackStock && live > 0) {
-        throw refuse.invalid(
-          'track_stock',
-          `cannot change while ${live} open carts have "${input.sku}"; wait for them to close or expire`,
-        );
-      }
+      const { reserved } = tx.products.get(input.sku) as ProductRow;
+      assertTrackingSwitch(input.sku, change.trackStock, reserved, live);
     }
-    if (existing && existing.currency !== input.currency) {
+    if (change.changesCurrency) {
       const carts = (await tx.row<{ carts: number }>(S.cartsWithSku, [input.sku]))?.carts ?? 0;
-      if (carts > 0) {
-        throw refuse.invalid(
-          'currency',
-          `cannot change while ${carts} open or revivable carts hold "${input.sku}"; wait for them to close`,
-        );
-      }
+      assertCurrencyChange(input.sku, carts);
     }
+    const { sku, name, price_minor, currency } = input;
     const values = [
-      input.sku,
-      input.name,
-      // Fields left out keep their current value, so a price-only update does not wipe or reactivate.
-      input.description === undefined ? (existing?.description ?? null) : input.description,
-      input.price_minor,
-      input.currency,
-      trackStock,
-      input.active ?? (existing ? Boolean(existing.active) : true),
+      sku,
+      name,
+      change.description,
+      price_minor,
+      currency,
+      change.trackStock,
+      change.active,
       now,
     ];
     if (existing) {
@@ -917,18 +903,7 @@ export class PostgresStore implements InventoryStore {
     await this.write((tx) =>
       tx.run(S.insertToken, [id, hashToken(token), channel, admin, label ?? null, now]),
     );
-    return {
-      token,
-      record: {
-        id,
-        channel,
-        admin,
-        label: label ?? null,
-        created_at: iso(now),
-        revoked_at: null,
-        last_used_at: null,
-      },
-    };
+    return issuedToken(token, { id, channel, admin, label: label ?? null }, now);
   }
 
   async listTokens(): Promise<TokenRecord[]> {

@@ -8,6 +8,8 @@ import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import {
   addToCartHoldSkus,
+  assertCurrencyChange,
+  assertTrackingSwitch,
   changeOnHand,
   checkChannelCap,
   decideAddToCart,
@@ -17,6 +19,7 @@ import {
   decideSweep,
   type ExpiredHolds,
   freeExpiredHolds,
+  productChange,
   type StoredCart,
   unheldLines,
 } from '../../domain/decisions.js';
@@ -26,7 +29,6 @@ import {
   assertImportRows,
   assertProduct,
   assertSku,
-  iso,
   MAX_QUANTITY,
   MAX_STOCK,
   newId,
@@ -60,6 +62,7 @@ import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT
 import {
   fingerprint,
   hashToken,
+  issuedToken,
   newTokenSecret,
   type StoredToken,
   searchTerms,
@@ -463,45 +466,27 @@ export class SqliteStore implements InventoryStore {
   private upsertLocked(input: ProductInput, now: number): boolean {
     assertProduct(input);
     const existing = this.s.product.get(input.sku) as ProductRow | undefined;
-    const trackStock = input.track_stock ?? (existing ? Boolean(existing.track_stock) : true);
-    if (existing && Boolean(existing.track_stock) !== trackStock) {
+    const change = productChange(existing, input);
+    if (existing && change.switchesTracking) {
       const writes = this.writesFor([existing]);
       freeExpiredHolds(writes, this.expiredOf([input.sku], now), input.sku);
       this.apply(writes, now);
-      const reserved = this.requireProduct(input.sku, false).reserved;
-      if (reserved > 0) {
-        throw refuse.invalid(
-          'track_stock',
-          `cannot change while carts hold ${reserved} units of "${input.sku}"; wait for them to close`,
-        );
-      }
-      // Their lines hold nothing, and a live cart must not show a tracked line that holds nothing.
       const live = (this.s.liveCartsWithSku.get(input.sku, now) as { carts: number }).carts;
-      if (trackStock && live > 0) {
-        throw refuse.invalid(
-          'track_stock',
-          `cannot change while ${live} open carts have "${input.sku}"; wait for them to close or expire`,
-        );
-      }
+      const { reserved } = this.requireProduct(input.sku, false);
+      assertTrackingSwitch(input.sku, change.trackStock, reserved, live);
     }
-    if (existing && existing.currency !== input.currency) {
-      const carts = (this.s.cartsWithSku.get(input.sku) as { carts: number }).carts;
-      if (carts > 0) {
-        throw refuse.invalid(
-          'currency',
-          `cannot change while ${carts} open or revivable carts hold "${input.sku}"; wait for them to close`,
-        );
-      }
+    if (change.changesCurrency) {
+      assertCurrencyChange(input.sku, (this.s.cartsWithSku.get(input.sku) as { carts: number }).carts);
     }
+    const { sku, name, price_minor, currency } = input;
     this.s.upsertProduct.run({
-      sku: input.sku,
-      name: input.name,
-      // Fields left out keep their current value, so a price-only update does not wipe or reactivate.
-      description: input.description === undefined ? (existing?.description ?? null) : input.description,
-      price_minor: input.price_minor,
-      currency: input.currency,
-      track_stock: trackStock ? 1 : 0,
-      active: (input.active ?? (existing ? Boolean(existing.active) : true)) ? 1 : 0,
+      sku,
+      name,
+      price_minor,
+      currency,
+      description: change.description,
+      track_stock: change.trackStock ? 1 : 0,
+      active: change.active ? 1 : 0,
       now,
     });
     return existing !== undefined;
@@ -660,18 +645,7 @@ export class SqliteStore implements InventoryStore {
     await this.write(() =>
       this.s.insertToken.run(id, hashToken(token), channel, admin ? 1 : 0, label ?? null, now),
     );
-    return {
-      token,
-      record: {
-        id,
-        channel,
-        admin,
-        label: label ?? null,
-        created_at: iso(now),
-        revoked_at: null,
-        last_used_at: null,
-      },
-    };
+    return issuedToken(token, { id, channel, admin, label: label ?? null }, now);
   }
 
   async listTokens(): Promise<TokenRecord[]> {

@@ -6,24 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import {
-  addToCartHoldSkus,
-  assertCurrencyChange,
-  assertTrackingSwitch,
-  changeOnHand,
-  checkChannelCap,
-  decideAddToCart,
-  decideCheckout,
-  decideOnHand,
-  decideRelease,
-  decideSweep,
-  type ExpiredHolds,
-  freeExpiredHolds,
-  productChange,
-  type StoredCart,
-  unheldLines,
-} from '../../domain/decisions.js';
-import { inRow, refuse } from '../../domain/errors.js';
+import { refuse } from '../../domain/errors.js';
 import {
   assertCount,
   assertImportRows,
@@ -47,20 +30,9 @@ import type {
   SweepResult,
   TokenRecord,
 } from '../../domain/types.js';
-import {
-  type CartRow,
-  cartView,
-  effectiveStatus,
-  type LineRow,
-  orderView,
-  type ProductRow,
-  productView,
-  stockLevel,
-} from '../../domain/views.js';
-import { type Hold, type StoredLine, Writes } from '../../domain/writes.js';
+import { cartView, type ProductRow, productView, stockLevel } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
 import {
-  fingerprint,
   hashToken,
   issuedToken,
   newTokenSecret,
@@ -79,6 +51,7 @@ import type {
   StoreOptions,
 } from '../store.js';
 import { prepareStatements, type Statements } from './statements.js';
+import { Transactions } from './transactions.js';
 import { WriterQueue } from './writer-queue.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.url));
@@ -159,6 +132,8 @@ export function openSqliteStore(path: string, options: StoreOptions): SqliteStor
 export class SqliteStore implements InventoryStore {
   readonly dialect = 'sqlite' as const;
   private readonly s: Statements;
+  /** The transactions' bodies: read, decide, apply (transactions.ts). */
+  private readonly t: Transactions;
   private readonly tx;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
 
@@ -172,62 +147,28 @@ export class SqliteStore implements InventoryStore {
       Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
     ) as Record<AuditQuery, Database.Statement>;
     this.s = prepareStatements(db);
+    this.t = new Transactions(this.s, options);
 
     // Each transaction reads the clock once BEGIN IMMEDIATE has the lock, so a writer that waited decides with
     // the time it got the lock at, never one read before another writer's commit.
     const immediate = <A extends unknown[], R>(fn: (...args: A) => R) => db.transaction(fn).immediate;
     this.tx = {
       addToCart: immediate((ctx: CallContext, input: AddToCartInput) =>
-        this.addToCartLocked(ctx, input, this.now()),
+        this.t.addToCartLocked(ctx, input, this.now()),
       ),
       checkout: immediate((ctx: CallContext, input: CheckoutInput) =>
-        this.checkoutLocked(ctx, input, this.now()),
+        this.t.checkoutLocked(ctx, input, this.now()),
       ),
       release: immediate((ctx: CallContext, input: ReleaseInput) =>
-        this.releaseLocked(ctx, input, this.now()),
+        this.t.releaseLocked(ctx, input, this.now()),
       ),
-      restock: immediate((ctx: CallContext, change: StockChange) => {
-        const now = this.now();
-        const writes = this.writesFor([this.requireProduct(change.sku, false)]);
-        changeOnHand(writes, change.sku, 'restock', change.quantity, ctx.channel, change.note ?? null);
-        this.apply(writes, now);
-        return this.level(change.sku, now);
-      }),
-      setStock: immediate((ctx: CallContext, change: StockChange) => {
-        const now = this.now();
-        this.setOnHand(ctx.channel, change.sku, change.quantity, 'adjust', change.note ?? null, now);
-        return this.level(change.sku, now);
-      }),
-      upsert: immediate((product: ProductInput) => {
-        const now = this.now();
-        this.upsertLocked(product, now);
-        return productView(this.requireProduct(product.sku, false), this.expiredHeld(product.sku, now));
-      }),
-      import: immediate((ctx: CallContext, rows: ImportRow[]) => {
-        const now = this.now();
-        const result: ImportResult = { created: 0, updated: 0 };
-        rows.forEach((row, index) => {
-          try {
-            const existed = this.upsertLocked(row, now);
-            result[existed ? 'updated' : 'created'] += 1;
-            this.setOnHand(ctx.channel, row.sku, row.stock, 'import', 'catalog import', now);
-          } catch (error) {
-            // DESIGN: import errors name the line, also when a row fails only inside the transaction.
-            throw inRow(error, index);
-          }
-        });
-        return result;
-      }),
-      sweepBatch: immediate((batchSize: number) => {
-        const now = this.now();
-        const carts = (this.s.expiredCarts.all(now, batchSize) as { id: string; channel: string }[]).map(
-          (cart) => ({ ...cart, lines: this.s.lines.all(cart.id) as StoredLine[] }),
-        );
-        const { writes, units } = decideSweep(carts, new Map());
-        this.apply(writes, now);
-        for (const cart of carts) this.s.closeCart.run('expired', now, cart.id);
-        return { carts: carts.length, units };
-      }),
+      restock: immediate((ctx: CallContext, change: StockChange) => this.t.restock(ctx, change, this.now())),
+      setStock: immediate((ctx: CallContext, change: StockChange) =>
+        this.t.setStock(ctx, change, this.now()),
+      ),
+      upsert: immediate((product: ProductInput) => this.t.upsert(product, this.now())),
+      import: immediate((ctx: CallContext, rows: ImportRow[]) => this.t.importRows(ctx, rows, this.now())),
+      sweepBatch: immediate((batchSize: number) => this.t.sweepBatch(batchSize, this.now())),
       prune: immediate(
         (olderThanMs: number) => this.s.pruneIdempotency.run(this.now() - olderThanMs).changes,
       ),
@@ -280,234 +221,6 @@ export class SqliteStore implements InventoryStore {
     return this.options.clock.now();
   }
 
-  private requireProduct(sku: string, activeOnly = true): ProductRow {
-    const product = this.s.product.get(sku) as ProductRow | undefined;
-    if (!product || (activeOnly && !product.active)) throw refuse.unknownSku(sku);
-    return product;
-  }
-
-  private expiredHeld(sku: string, now: number): number {
-    return (this.s.expiredHeldSum.get(sku, now) as { held: number }).held;
-  }
-
-  /** The rows a decision needs, keyed by SKU (rows that do not exist are left out). */
-  private productsOf(skus: Iterable<string>): Map<string, ProductRow> {
-    const rows = new Map<string, ProductRow>();
-    for (const sku of skus) {
-      const row = this.s.product.get(sku) as ProductRow | undefined;
-      if (row) rows.set(sku, row);
-    }
-    return rows;
-  }
-
-  private writesFor(rows: ProductRow[]): Writes {
-    return new Writes(new Map(rows.map((row) => [row.sku, row])));
-  }
-
-  private expiredOf(skus: Iterable<string>, now: number): ExpiredHolds {
-    const holds = new Map<string, Hold[]>();
-    for (const sku of skus) holds.set(sku, this.s.expiredHolds.all(sku, now) as Hold[]);
-    return holds;
-  }
-
-  /** Applies a decision's writes: counts, holds, channel counters, then the ledger. */
-  private apply(writes: Writes, now: number): void {
-    for (const [sku, delta] of writes.stock) {
-      if (delta.touched) this.s.addStock.run(delta.onHand, delta.reserved, now, sku);
-      else if (delta.reserved !== 0) this.s.addReserved.run(delta.reserved, sku);
-    }
-    for (const line of writes.held.values()) this.s.setHeld.run(line.held, line.cart_id, line.sku);
-    for (const [channel, delta] of writes.channels) this.s.addChannelHeld.run(channel, delta);
-    for (const movement of writes.movements) this.s.movement.run({ at: now, ...movement });
-  }
-
-  private loadCart(ctx: CallContext, cartId: string): StoredCart {
-    const cart = this.s.cart.get(cartId, ctx.channel) as StoredCart | undefined;
-    if (!cart) throw refuse.cartNotFound(cartId);
-    return cart;
-  }
-
-  private replay(ctx: CallContext, tool: string, key: string | undefined, print: string): unknown {
-    if (key === undefined) return undefined;
-    const record = this.s.idempotency.get(ctx.channel, tool, key) as
-      | { fingerprint: string; result: string }
-      | undefined;
-    if (!record) return undefined;
-    if (record.fingerprint !== print) throw refuse.idempotencyConflict(key);
-    return JSON.parse(record.result);
-  }
-
-  private remember(
-    ctx: CallContext,
-    tool: string,
-    key: string | undefined,
-    print: string,
-    result: unknown,
-    now: number,
-  ) {
-    if (key !== undefined)
-      this.s.saveIdempotency.run(ctx.channel, tool, key, print, JSON.stringify(result), now);
-  }
-
-  private addToCartLocked(ctx: CallContext, input: AddToCartInput, now: number): CartView {
-    const print = fingerprint([input.sku, input.quantity, input.cartId ?? null]);
-    const replayed = this.replay(ctx, 'add_to_cart', input.idempotencyKey, print);
-    if (replayed) return replayed as CartView;
-
-    const cart =
-      input.cartId === undefined
-        ? undefined
-        : (this.s.cart.get(input.cartId, ctx.channel) as StoredCart | undefined);
-    const open = cart !== undefined && cart.status !== 'checked_out' && cart.status !== 'released';
-    const lines = open ? (this.s.lines.all(cart.id) as StoredLine[]) : [];
-    const reviving = open && effectiveStatus(cart, now) === 'expired';
-    const products = this.productsOf([
-      input.sku,
-      ...lines.filter((line) => reviving || line.held < line.quantity).map((line) => line.sku),
-    ]);
-    const state = {
-      now,
-      ttlMs: this.options.reservationTtlMs,
-      limits: this.options.limits,
-      channel: ctx.channel,
-      sku: input.sku,
-      quantity: input.quantity,
-      cart,
-      cartId: input.cartId,
-      lines,
-      products,
-      newCartId: newId('cart_'),
-    };
-    const decision = decideAddToCart({ ...state, expired: this.expiredOf(addToCartHoldSkus(state), now) });
-    const { cart: after, line } = decision;
-    // The channel's counter before this write, less what its other expired carts still hold.
-    checkChannelCap(this.options.limits, {
-      counted: (this.s.channelHeld.get(ctx.channel) as { held: number } | undefined)?.held ?? 0,
-      expiredElsewhere: (this.s.channelExpiredHeld.get(ctx.channel, now, after.id) as { held: number }).held,
-      adding: decision.adding,
-      reviving: decision.reviving,
-    });
-    if (decision.isNew) {
-      this.s.insertCart.run(after.id, ctx.channel, after.currency, now, now, after.expires_at);
-    }
-    this.apply(decision.writes, now);
-    this.s.upsertLine.run(after.id, line.sku, line.quantity, line.held);
-    if (!decision.isNew) this.s.touchCart.run('open', after.currency, now, after.expires_at, after.id);
-
-    const view = this.cartViewOf(after, now, null);
-    this.remember(ctx, 'add_to_cart', input.idempotencyKey, print, view, now);
-    return view;
-  }
-
-  private checkoutLocked(ctx: CallContext, input: CheckoutInput, now: number): OrderView {
-    const print = fingerprint([input.cartId]);
-    const replayed = this.replay(ctx, 'checkout', input.idempotencyKey, print);
-    if (replayed) return replayed as OrderView;
-
-    const cart = this.loadCart(ctx, input.cartId);
-    if (cart.status === 'checked_out') {
-      // Checkout is idempotent on the cart: a repeat returns the order it made.
-      const order = this.orderOf(cart.id);
-      this.remember(ctx, 'checkout', input.idempotencyKey, print, order, now);
-      return order;
-    }
-    if (cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
-    const lines = this.s.lines.all(cart.id) as StoredLine[];
-    const products = this.productsOf(lines.map((line) => line.sku));
-    const { writes, order, sold } = decideCheckout({
-      now,
-      channel: ctx.channel,
-      cart,
-      lines,
-      products,
-      expired: this.expiredOf(unheldLines(lines, products), now),
-      orderId: newId('ord_'),
-    });
-    this.apply(writes, now);
-    this.s.insertOrder.run(order.id, cart.id, ctx.channel, order.total, order.currency, now);
-    for (const line of sold) {
-      this.s.insertOrderLine.run(order.id, line.sku, line.name, line.quantity, line.unit_price_minor);
-    }
-    this.s.closeCart.run('checked_out', now, cart.id);
-
-    const view = orderView(order, sold);
-    this.remember(ctx, 'checkout', input.idempotencyKey, print, view, now);
-    return view;
-  }
-
-  private releaseLocked(ctx: CallContext, input: ReleaseInput, now: number): ReleaseResult {
-    const cart = this.loadCart(ctx, input.cartId);
-    const lines = cart.status === 'open' || cart.status === 'expired' ? this.s.lines.all(cart.id) : [];
-    const decision = decideRelease(cart, lines as StoredLine[], new Map(), input.sku);
-    this.apply(decision.writes, now);
-    for (const sku of decision.deleted) this.s.deleteLine.run(cart.id, sku);
-    if (decision.status !== cart.status) {
-      cart.status = decision.status;
-      this.s.closeCart.run(decision.status, now, cart.id);
-    }
-    return { cart: this.cartViewOf(cart, now, null), released: decision.released };
-  }
-
-  /** set_stock and import: the SKU's expired holds freed, then on-hand set (never below what carts hold). */
-  private setOnHand(
-    channel: string,
-    sku: string,
-    onHand: number,
-    kind: 'adjust' | 'import',
-    note: string | null,
-    now: number,
-  ): void {
-    const writes = this.writesFor([this.requireProduct(sku, false)]);
-    decideOnHand(writes, this.expiredOf([sku], now), { sku, onHand, kind, channel, note });
-    this.apply(writes, now);
-  }
-
-  /** Returns whether the product existed. */
-  private upsertLocked(input: ProductInput, now: number): boolean {
-    assertProduct(input);
-    const existing = this.s.product.get(input.sku) as ProductRow | undefined;
-    const change = productChange(existing, input);
-    if (existing && change.switchesTracking) {
-      const writes = this.writesFor([existing]);
-      freeExpiredHolds(writes, this.expiredOf([input.sku], now), input.sku);
-      this.apply(writes, now);
-      const live = (this.s.liveCartsWithSku.get(input.sku, now) as { carts: number }).carts;
-      const { reserved } = this.requireProduct(input.sku, false);
-      assertTrackingSwitch(input.sku, change.trackStock, reserved, live);
-    }
-    if (change.changesCurrency) {
-      assertCurrencyChange(input.sku, (this.s.cartsWithSku.get(input.sku) as { carts: number }).carts);
-    }
-    const { sku, name, price_minor, currency } = input;
-    this.s.upsertProduct.run({
-      sku,
-      name,
-      price_minor,
-      currency,
-      description: change.description,
-      track_stock: change.trackStock ? 1 : 0,
-      active: change.active ? 1 : 0,
-      now,
-    });
-    return existing !== undefined;
-  }
-
-  private cartViewOf(cart: CartRow, now: number, orderId: string | null): CartView {
-    return cartView(cart, this.s.lineViews.all(cart.id) as LineRow[], now, orderId);
-  }
-
-  private orderOf(cartId: string): OrderView {
-    const order = this.s.orderForCart.get(cartId) as
-      | { id: string; cart_id: string; currency: string; created_at: number }
-      | undefined;
-    if (!order) throw new Error(`checked-out cart ${cartId} has no order`);
-    return orderView(order, this.s.orderLines.all(order.id) as LineRow[]);
-  }
-
-  private level(sku: string, now: number): StockLevel {
-    return stockLevel(this.requireProduct(sku, false), this.expiredHeld(sku, now));
-  }
-
   // ---------------------------------------------------------------- InventoryStore
 
   async searchProducts(query: SearchQuery): Promise<ProductView[]> {
@@ -536,7 +249,7 @@ export class SqliteStore implements InventoryStore {
       const unknown: string[] = [];
       for (const sku of wanted) {
         const row = found.get(sku);
-        if (row) products.push(productView(row, row.track_stock ? this.expiredHeld(sku, now) : 0));
+        if (row) products.push(productView(row, row.track_stock ? this.t.expiredHeld(sku, now) : 0));
         else unknown.push(sku);
       }
       return { products, unknown_skus: unknown };
@@ -552,10 +265,10 @@ export class SqliteStore implements InventoryStore {
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
     const now = this.now();
     return this.read(() => {
-      const cart = this.loadCart(ctx, cartId);
-      if (cart.status !== 'checked_out') return this.cartViewOf(cart, now, null);
+      const cart = this.t.loadCart(ctx, cartId);
+      if (cart.status !== 'checked_out') return this.t.cartViewOf(cart, now, null);
       // A sold cart shows what was sold, at the prices of the sale.
-      const order = this.orderOf(cart.id);
+      const order = this.t.orderOf(cart.id);
       return cartView(cart, order.lines, now, order.order_id);
     });
   }
@@ -597,7 +310,7 @@ export class SqliteStore implements InventoryStore {
       const rows = (
         skus && skus.length > 0 ? this.s.productsIn.all(JSON.stringify(skus)) : this.s.allProducts.all()
       ) as ProductRow[];
-      return rows.map((row) => stockLevel(row, row.track_stock ? this.expiredHeld(row.sku, now) : 0));
+      return rows.map((row) => stockLevel(row, row.track_stock ? this.t.expiredHeld(row.sku, now) : 0));
     });
   }
 

@@ -1,7 +1,7 @@
 // The stock decisions, written once: each takes the rows a store read under its locks and the time, and returns
 // the writes (and the result) or throws the refusal. No SQL, no I/O: stores load, call, and apply.
 import { refuse, type ShortLine } from './errors.js';
-import { assertCartCaps, assertChannelCap, type Limits, MAX_STOCK } from './rules.js';
+import { assertCartCaps, assertChannelCap, type Limits, MAX_STOCK, newId } from './rules.js';
 import type { ProductInput } from './types.js';
 import { type CartRow, effectiveStatus, type LineRow, type ProductRow } from './views.js';
 import { type Hold, type StoredLine, Writes } from './writes.js';
@@ -117,6 +117,20 @@ export interface AddToCartDecision {
   /** Units the channel holds anew, and whether the whole cart counts again (a revived cart). */
   adding: number;
   reviving: boolean;
+}
+
+/** What an add_to_cart decides on, but for the expired holds (addToCartHoldSkus names the SKUs to read). */
+export function addToCartInputs(
+  call: { now: number; channel: string; ttlMs: number; limits: Limits },
+  input: { sku: string; quantity: number; cartId?: string },
+  read: {
+    cart: StoredCart | undefined;
+    lines: readonly StoredLine[];
+    products: ReadonlyMap<string, ProductRow>;
+  },
+): Omit<AddToCartState, 'expired'> {
+  const { sku, quantity, cartId } = input;
+  return { ...call, sku, quantity, cartId, ...read, newCartId: newId('cart_') };
 }
 
 /** SKUs whose expired holds an add_to_cart may free: the product added, and every short line's. */

@@ -3,6 +3,7 @@
 import type { DatabaseTime } from '../../domain/clock.js';
 import {
   addToCartHoldSkus,
+  addToCartInputs,
   assertCurrencyChange,
   assertTrackingSwitch,
   changeOnHand,
@@ -42,7 +43,7 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type Hold, type StoredLine, Writes } from '../../domain/writes.js';
-import { fingerprint } from '../shared.js';
+import { type KeyedCall, keyedCall, replayOf } from '../shared.js';
 import type { AddToCartInput, CheckoutInput, ReleaseInput, StockChange, StoreOptions } from '../store.js';
 import { S, type Statement } from './statements.js';
 import type { Tx } from './tx.js';
@@ -159,41 +160,26 @@ export class Transactions {
     return cart;
   }
 
-  async replay(
-    tx: Tx,
-    ctx: CallContext,
-    tool: string,
-    key: string | undefined,
-    print: string,
-  ): Promise<unknown> {
-    if (key === undefined) return undefined;
-    await tx.run(S.keyLock, [JSON.stringify([ctx.channel, tool, key])]);
-    const record = await tx.row<{ fingerprint: string; result: string }>(S.idempotency, [
-      ctx.channel,
-      tool,
-      key,
-    ]);
-    if (!record) return undefined;
-    if (record.fingerprint !== print) throw refuse.idempotencyConflict(key);
-    return JSON.parse(record.result);
+  async replay(tx: Tx, call: KeyedCall | undefined): Promise<unknown> {
+    if (!call) return undefined;
+    await tx.run(S.keyLock, [JSON.stringify([call.channel, call.tool, call.key])]);
+    const values = [call.channel, call.tool, call.key];
+    return replayOf(call, await tx.row<{ fingerprint: string; result: string }>(S.idempotency, values));
   }
 
-  async remember(
-    tx: Tx,
-    ctx: CallContext,
-    tool: string,
-    key: string | undefined,
-    print: string,
-    result: unknown,
-    now: number,
-  ): Promise<void> {
-    if (key === undefined) return;
-    await tx.run(S.saveIdempotency, [ctx.channel, tool, key, print, JSON.stringify(result), now]);
+  async remember(tx: Tx, call: KeyedCall | undefined, result: unknown, now: number): Promise<void> {
+    if (!call) return;
+    const { channel, tool, key, print } = call;
+    await tx.run(S.saveIdempotency, [channel, tool, key, print, JSON.stringify(result), now]);
   }
 
   async addToCartTx(tx: Tx, ctx: CallContext, input: AddToCartInput): Promise<CartView> {
-    const print = fingerprint([input.sku, input.quantity, input.cartId ?? null]);
-    const replayed = await this.replay(tx, ctx, 'add_to_cart', input.idempotencyKey, print);
+    const call = keyedCall(ctx.channel, 'add_to_cart', input.idempotencyKey, [
+      input.sku,
+      input.quantity,
+      input.cartId ?? null,
+    ]);
+    const replayed = await this.replay(tx, call);
     if (replayed) return replayed as CartView;
 
     // The cart row is locked before any product row, and its lines read under that lock (their holds stand,
@@ -213,19 +199,12 @@ export class Transactions {
     await this.lockProducts(tx, [input.sku]);
     // Set by the lock just taken; an unknown SKU locked nothing, and is refused before the time matters.
     const now = await tx.clock();
-    const state = {
-      now,
-      ttlMs: this.options.reservationTtlMs,
-      limits: this.options.limits,
-      channel: ctx.channel,
-      sku: input.sku,
-      quantity: input.quantity,
+    const { reservationTtlMs: ttlMs, limits } = this.options;
+    const state = addToCartInputs({ now, channel: ctx.channel, ttlMs, limits }, input, {
       cart,
-      cartId: input.cartId,
       lines,
       products: tx.products,
-      newCartId: newId('cart_'),
-    };
+    });
     // Only a decision that gets as far as holding needs the expired holds: refusals come first.
     const decision = decideAddToCart({
       ...state,
@@ -268,13 +247,13 @@ export class Transactions {
       cartId: after.id,
       reviving: decision.reviving,
     });
-    await this.remember(tx, ctx, 'add_to_cart', input.idempotencyKey, print, view, now);
+    await this.remember(tx, call, view, now);
     return view;
   }
 
   async checkoutTx(tx: Tx, ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    const print = fingerprint([input.cartId]);
-    const replayed = await this.replay(tx, ctx, 'checkout', input.idempotencyKey, print);
+    const call = keyedCall(ctx.channel, 'checkout', input.idempotencyKey, [input.cartId]);
+    const replayed = await this.replay(tx, call);
     if (replayed) return replayed as OrderView;
 
     const cart = await this.loadCart(tx, ctx, input.cartId);
@@ -282,7 +261,7 @@ export class Transactions {
     if (cart.status === 'checked_out') {
       // Checkout is idempotent on the cart: a repeat returns the order it made.
       const order = await this.orderOf(tx, cart.id);
-      await this.remember(tx, ctx, 'checkout', input.idempotencyKey, print, order, now);
+      await this.remember(tx, call, order, now);
       return order;
     }
     if (cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
@@ -312,7 +291,7 @@ export class Transactions {
     await tx.run(S.closeCarts, ['checked_out', now, [cart.id]]);
     const view = orderView(order, sold);
     await this.flush(tx);
-    await this.remember(tx, ctx, 'checkout', input.idempotencyKey, print, view, now);
+    await this.remember(tx, call, view, now);
     return view;
   }
 

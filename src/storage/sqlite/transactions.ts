@@ -2,6 +2,7 @@
 // writes. Running them (the writers queue, the lock, retries, the clock) is the store's (store.ts).
 import {
   addToCartHoldSkus,
+  addToCartInputs,
   assertCurrencyChange,
   assertTrackingSwitch,
   changeOnHand,
@@ -42,7 +43,7 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type Hold, type StoredLine, Writes } from '../../domain/writes.js';
-import { fingerprint } from '../shared.js';
+import { type KeyedCall, keyedCall, replayOf } from '../shared.js';
 import type { AddToCartInput, CheckoutInput, ReleaseInput, StockChange, StoreOptions } from '../store.js';
 import type { Statements } from './statements.js';
 
@@ -99,31 +100,24 @@ export class Transactions {
     return cart;
   }
 
-  replay(ctx: CallContext, tool: string, key: string | undefined, print: string): unknown {
-    if (key === undefined) return undefined;
-    const record = this.s.idempotency.get(ctx.channel, tool, key) as
-      | { fingerprint: string; result: string }
-      | undefined;
-    if (!record) return undefined;
-    if (record.fingerprint !== print) throw refuse.idempotencyConflict(key);
-    return JSON.parse(record.result);
+  replay(call: KeyedCall | undefined): unknown {
+    if (!call) return undefined;
+    const record = this.s.idempotency.get(call.channel, call.tool, call.key);
+    return replayOf(call, record as { fingerprint: string; result: string } | undefined);
   }
 
-  remember(
-    ctx: CallContext,
-    tool: string,
-    key: string | undefined,
-    print: string,
-    result: unknown,
-    now: number,
-  ) {
-    if (key !== undefined)
-      this.s.saveIdempotency.run(ctx.channel, tool, key, print, JSON.stringify(result), now);
+  remember(call: KeyedCall | undefined, result: unknown, now: number): void {
+    if (!call) return;
+    this.s.saveIdempotency.run(call.channel, call.tool, call.key, call.print, JSON.stringify(result), now);
   }
 
   addToCartLocked(ctx: CallContext, input: AddToCartInput, now: number): CartView {
-    const print = fingerprint([input.sku, input.quantity, input.cartId ?? null]);
-    const replayed = this.replay(ctx, 'add_to_cart', input.idempotencyKey, print);
+    const call = keyedCall(ctx.channel, 'add_to_cart', input.idempotencyKey, [
+      input.sku,
+      input.quantity,
+      input.cartId ?? null,
+    ]);
+    const replayed = this.replay(call);
     if (replayed) return replayed as CartView;
 
     const cart =
@@ -137,19 +131,12 @@ export class Transactions {
       input.sku,
       ...lines.filter((line) => reviving || line.held < line.quantity).map((line) => line.sku),
     ]);
-    const state = {
-      now,
-      ttlMs: this.options.reservationTtlMs,
-      limits: this.options.limits,
-      channel: ctx.channel,
-      sku: input.sku,
-      quantity: input.quantity,
+    const { reservationTtlMs: ttlMs, limits } = this.options;
+    const state = addToCartInputs({ now, channel: ctx.channel, ttlMs, limits }, input, {
       cart,
-      cartId: input.cartId,
       lines,
       products,
-      newCartId: newId('cart_'),
-    };
+    });
     const decision = decideAddToCart({ ...state, expired: this.expiredOf(addToCartHoldSkus(state), now) });
     const { cart: after, line } = decision;
     // The channel's counter before this write, less what its other expired carts still hold.
@@ -167,20 +154,20 @@ export class Transactions {
     if (!decision.isNew) this.s.touchCart.run('open', after.currency, now, after.expires_at, after.id);
 
     const view = this.cartViewOf(after, now, null);
-    this.remember(ctx, 'add_to_cart', input.idempotencyKey, print, view, now);
+    this.remember(call, view, now);
     return view;
   }
 
   checkoutLocked(ctx: CallContext, input: CheckoutInput, now: number): OrderView {
-    const print = fingerprint([input.cartId]);
-    const replayed = this.replay(ctx, 'checkout', input.idempotencyKey, print);
+    const call = keyedCall(ctx.channel, 'checkout', input.idempotencyKey, [input.cartId]);
+    const replayed = this.replay(call);
     if (replayed) return replayed as OrderView;
 
     const cart = this.loadCart(ctx, input.cartId);
     if (cart.status === 'checked_out') {
       // Checkout is idempotent on the cart: a repeat returns the order it made.
       const order = this.orderOf(cart.id);
-      this.remember(ctx, 'checkout', input.idempotencyKey, print, order, now);
+      this.remember(call, order, now);
       return order;
     }
     if (cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
@@ -203,7 +190,7 @@ export class Transactions {
     this.s.closeCart.run('checked_out', now, cart.id);
 
     const view = orderView(order, sold);
-    this.remember(ctx, 'checkout', input.idempotencyKey, print, view, now);
+    this.remember(call, view, now);
     return view;
   }
 

@@ -294,9 +294,13 @@ function isConnectionLost(error: unknown): boolean {
   const code = pgCode(error);
   if (code !== undefined) {
     // 08: connection exception; 57P01–57P03: the server is shutting down or was told to end this session.
-    return code.startsWith('08') || /^57P0[123]$/.test(code) || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
+    return (
+      code.startsWith('08') || /^57P0[123]$/.test(code) || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)
+    );
   }
-  return error instanceof Error && /Connection terminated|not queryable|connection error/i.test(error.message);
+  return (
+    error instanceof Error && /Connection terminated|not queryable|connection error/i.test(error.message)
+  );
 }
 
 /** A COMMIT that failed with one of these was rolled back by the server; any other failure leaves it unknown. */
@@ -316,7 +320,8 @@ function readOnlyRefusal(error: unknown): StockError | undefined {
       error,
     );
   }
-  if (code === '53100') return refuse.readOnly('disk_full', 'the disk of the PostgreSQL server is full', error);
+  if (code === '53100')
+    return refuse.readOnly('disk_full', 'the disk of the PostgreSQL server is full', error);
   return undefined;
 }
 

@@ -129,11 +129,11 @@ export const refuse = {
       { cause },
       { cause: error },
     ),
-  /** The connection failed during COMMIT: the write may or may not have happened. */
-  outcomeUnknown: (error: unknown) =>
+  /** COMMIT failed in a way that leaves it unknown whether the write happened (`what` says how). */
+  outcomeUnknown: (what: string, error: unknown) =>
     new StockError(
       ErrorCode.OUTCOME_UNKNOWN,
-      'The database connection failed while committing: the change may or may not have been made. Retry the same call with the same idempotency_key; without a key, look at the cart with get_cart before retrying.',
+      `${what} while committing: the change may or may not have been made. Retry the same call with the same idempotency_key; without a key, look at the cart with get_cart before retrying.`,
       {},
       { cause: error },
     ),

@@ -478,7 +478,8 @@ export class PostgresStore implements InventoryStore {
         await client.query('ROLLBACK').catch((rollbackError: Error) => {
           broken = rollbackError;
         });
-        if (committing && !isDefiniteRollback(error)) throw refuse.outcomeUnknown(error);
+        if (committing && !isDefiniteRollback(error))
+          throw refuse.outcomeUnknown('The database connection failed', error);
         if (error instanceof StockError) throw error;
         if (isLockWait(error)) throw busy();
         const readOnly = readOnlyRefusal(error);

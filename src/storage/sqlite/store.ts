@@ -122,7 +122,9 @@ function writeFailure(error: unknown, atCommit: boolean): unknown {
     );
   }
   if (code.startsWith('SQLITE_IOERR')) {
-    if (atCommit && code !== 'SQLITE_IOERR_WRITE') return refuse.outcomeUnknown(error);
+    if (atCommit && code !== 'SQLITE_IOERR_WRITE') {
+      return refuse.outcomeUnknown(`Writing the database file failed (${code})`, error);
+    }
     return refuse.readOnly(
       'write_failed',
       `writing the database file failed (${code}): its disk failed or its filesystem turned read-only`,

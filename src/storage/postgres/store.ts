@@ -503,10 +503,18 @@ export class PostgresStore implements InventoryStore {
     if (remaining <= 0) return Promise.reject(busy());
     return new Promise((resolve, reject) => {
       let gaveUp = false;
-      const timer = setTimeout(() => {
+      let timer: NodeJS.Timeout;
+      // The event loop's clock is coarse: a timer may fire a little before the deadline, so it checks.
+      const giveUpAtDeadline = () => {
+        const left = deadline - performance.now();
+        if (left > 0) {
+          timer = setTimeout(giveUpAtDeadline, Math.ceil(left));
+          return;
+        }
         gaveUp = true;
         reject(busy());
-      }, remaining);
+      };
+      timer = setTimeout(giveUpAtDeadline, Math.ceil(remaining));
       this.pool.connect((error, client, release) => {
         // pg-pool cannot withdraw a queued request: a connection that comes too late goes straight back.
         if (gaveUp) {

@@ -150,5 +150,7 @@ export const S = statements({
   tokenByHash: `SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens
     WHERE token_hash = $1 AND revoked_at IS NULL`,
   revokeToken: 'UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
-  touchToken: 'UPDATE api_tokens SET last_used_at = $1 WHERE id = $2',
+  // Authentication never queues behind a lock on the token row (a revoke, another server's touch): skip it.
+  touchToken: `UPDATE api_tokens SET last_used_at = $1
+    WHERE id = (SELECT id FROM api_tokens WHERE id = $2 FOR UPDATE SKIP LOCKED)`,
 });

@@ -65,6 +65,7 @@ const MAX_ATTEMPTS = 8;
 // The lock order and the time every write transaction keeps: see transactions.ts.
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+const ignoreLostConnection = () => undefined;
 
 function pgCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -88,6 +89,45 @@ function isLockWait(error: unknown): boolean {
   const code = pgCode(error);
   if (code === '55P03' || code === '57014') return true;
   return error instanceof Error && error.message.includes('timeout exceeded when trying to connect');
+}
+
+/**
+ * The connection died under the transaction (a restart, a failover, pg_terminate_backend, the network): whatever
+ * it had not committed is gone, so before COMMIT the whole transaction can run again on another connection.
+ */
+function isConnectionLost(error: unknown): boolean {
+  const code = pgCode(error);
+  if (code !== undefined) {
+    // 08: connection exception; 57P01–57P03: the server is shutting down or was told to end this session.
+    return (
+      code.startsWith('08') || /^57P0[123]$/.test(code) || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)
+    );
+  }
+  return (
+    error instanceof Error && /Connection terminated|not queryable|connection error/i.test(error.message)
+  );
+}
+
+/** A COMMIT that failed with one of these was rolled back by the server; any other failure leaves it unknown. */
+function isDefiniteRollback(error: unknown): boolean {
+  const code = pgCode(error);
+  // 23: a deferred constraint; 40: serialization failure or deadlock. Both roll back before the commit record.
+  return code !== undefined && (code.startsWith('23') || code.startsWith('40'));
+}
+
+/** The server takes no writes (a standby, default_transaction_read_only, a full disk): say so, not "internal". */
+function readOnlyRefusal(error: unknown): StockError | undefined {
+  const code = pgCode(error);
+  if (code === '25006') {
+    return refuse.readOnly(
+      'read_only_database',
+      'the PostgreSQL server accepts no writes (a read-only standby, or default_transaction_read_only is on)',
+      error,
+    );
+  }
+  if (code === '53100')
+    return refuse.readOnly('disk_full', 'the disk of the PostgreSQL server is full', error);
+  return undefined;
 }
 
 // int8 (COUNT, SUM, bigint columns) holds ms timestamps and minor units, all far below 2^53.
@@ -157,54 +197,85 @@ export class PostgresStore implements InventoryStore {
   // ---------------------------------------------------------------- the write path
 
   /**
-   * Runs `fn` in one transaction; deadlocks and serialization failures run it again, with jitter, a bounded
-   * number of times within the lock budget. A lock wait past the budget is STORE_BUSY.
+   * Runs `fn` in one transaction. Every wait of the call shares one deadline, --lock-timeout after it began: the
+   * pool, each lock, and the retries of deadlocks, serialization failures and lost connections (which run the
+   * whole transaction again, with jitter, a bounded number of times). Past it the call is STORE_BUSY. A
+   * connection lost during COMMIT is OUTCOME_UNKNOWN: the commit may have happened.
    */
   private async write<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
     const started = performance.now();
-    const budget = this.options.lockTimeoutMs;
-    let pooled = 0;
+    const deadline = started + this.options.lockTimeoutMs;
+    const busy = () => refuse.busy(Math.round(performance.now() - started));
     for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      const queued = performance.now();
-      try {
-        client = await this.pool.connect();
-      } catch (error) {
-        if (isLockWait(error)) throw refuse.busy(Math.round(performance.now() - started));
-        throw error;
-      }
-      // Waiting for a free connection is the pool's queue (bounded by connectionTimeoutMillis), not a lock wait.
-      pooled += performance.now() - queued;
-      const remaining = Math.ceil(budget - (performance.now() - started - pooled));
+      const client = await this.acquire(deadline, busy);
+      // A connection that dies between two statements emits 'error', which would crash the process unheard;
+      // the next statement fails with it instead.
+      client.on('error', ignoreLostConnection);
       let broken: Error | undefined;
+      let committing = false;
       try {
-        if (remaining <= 0) throw refuse.busy(Math.round(performance.now() - started));
-        // One round trip: each lock wait may use what is left of the budget, and no more.
-        await client.query(
-          `BEGIN; SET LOCAL lock_timeout = ${remaining}; SET LOCAL statement_timeout = ${budget + 5_000}`,
-        );
+        if (performance.now() >= deadline) throw busy();
         // Each attempt reads the database's time after its first lock (Tx.now): a call that waited for a
         // connection, a lock or a retry decides with the time it got the lock at.
-        const tx = new Tx(client, this.databaseTime());
+        const tx = new Tx(client, this.databaseTime(), deadline);
+        await tx.begin();
         const result = await fn(tx);
         await this.flush(tx);
+        committing = true;
         await client.query('COMMIT');
         return result;
       } catch (error) {
         await client.query('ROLLBACK').catch((rollbackError: Error) => {
           broken = rollbackError;
         });
-        const waited = Math.round(performance.now() - started);
+        if (committing && !isDefiniteRollback(error))
+          throw refuse.outcomeUnknown('The database connection failed', error);
         if (error instanceof StockError) throw error;
-        if (isLockWait(error)) throw refuse.busy(waited);
-        if (!isRetryable(error)) throw error;
-        if (attempt >= MAX_ATTEMPTS) throw refuse.busy(waited);
+        if (isLockWait(error)) throw busy();
+        const readOnly = readOnlyRefusal(error);
+        if (readOnly) throw readOnly;
+        if (!isRetryable(error) && !isConnectionLost(error)) throw error;
+        if (attempt >= MAX_ATTEMPTS) throw busy();
       } finally {
+        client.removeListener('error', ignoreLostConnection);
         client.release(broken);
       }
       // Jittered, growing backoff so the transactions that collided do not collide again in lockstep.
-      await sleep(Math.random() * Math.min(2 ** attempt, 50));
+      const backoff = Math.random() * Math.min(2 ** attempt, 50);
+      if (performance.now() + backoff >= deadline) throw busy();
+      await sleep(backoff);
     }
+  }
+
+  /** A pooled connection, waited for no later than the call's deadline (then STORE_BUSY). */
+  private acquire(deadline: number, busy: () => StockError): Promise<pg.PoolClient> {
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) return Promise.reject(busy());
+    return new Promise((resolve, reject) => {
+      let gaveUp = false;
+      let timer: NodeJS.Timeout;
+      // The event loop's clock is coarse: a timer may fire a little before the deadline, so it checks.
+      const giveUpAtDeadline = () => {
+        const left = deadline - performance.now();
+        if (left > 0) {
+          timer = setTimeout(giveUpAtDeadline, Math.ceil(left));
+          return;
+        }
+        gaveUp = true;
+        reject(busy());
+      };
+      timer = setTimeout(giveUpAtDeadline, Math.ceil(remaining));
+      this.pool.connect((error, client, release) => {
+        // pg-pool cannot withdraw a queued request: a connection that comes too late goes straight back.
+        if (gaveUp) {
+          if (client) release();
+          return;
+        }
+        clearTimeout(timer);
+        if (client) resolve(client);
+        else reject(isLockWait(error) ? busy() : error);
+      });
+    });
   }
 
   /**

@@ -45,6 +45,7 @@ import {
 import { type Hold, type StoredLine, Writes } from '../../domain/writes.js';
 import { type KeyedCall, keyedCall, replayOf } from '../shared.js';
 import type { AddToCartInput, CheckoutInput, ReleaseInput, StockChange, StoreOptions } from '../store.js';
+import { RetryTransaction } from './errors.js';
 import { S, type Statement } from './statements.js';
 import type { Tx } from './tx.js';
 
@@ -62,9 +63,6 @@ import type { Tx } from './tx.js';
  * cart someone else has locked. So a writer holding a cart lock can trust its lines' holds without locking
  * their products, and no cart's hold is freed while its owner is extending it.
  */
-
-/** Thrown inside a transaction to run it again from the start (a row another transaction just created). */
-export class RetryTransaction extends Error {}
 
 type Flush = (
   tx: Tx,

@@ -44,7 +44,10 @@ const dbOption = () =>
     .env('STOCKLOCK_DB')
     .default('./stocklock.db');
 const lockTimeoutOption = () =>
-  new Option('--lock-timeout <duration>', 'longest wait for the stock lock before STORE_BUSY')
+  new Option(
+    '--lock-timeout <duration>',
+    'longest a write may wait, all its waits together, before STORE_BUSY',
+  )
     .env('STOCKLOCK_LOCK_TIMEOUT')
     .default(DEFAULTS.lockTimeout);
 const synchronousOption = () =>

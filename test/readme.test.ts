@@ -10,7 +10,7 @@
 // whose comment says `leave it running` is started in the background, and the block goes on once its port
 // answers /healthz. Exported variables carry over from block to block, as in one terminal.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,7 @@ const ALL = blocks(README);
 const SHELL = ALL.filter((block) => ['sh', 'bash', 'shell'].includes(block.lang));
 
 const running: ChildProcess[] = [];
+const sandboxes: string[] = [];
 afterAll(() => {
   // Each block ran in its own process group; servers it left running are in it.
   for (const child of running) {
@@ -55,10 +56,12 @@ afterAll(() => {
       // Already gone.
     }
   }
+  for (const dir of sandboxes) rmSync(dir, { recursive: true, force: true });
 });
 
 function sandbox(): string {
   const dir = mkdtempSync(join(tmpdir(), 'stocklock-readme-'));
+  sandboxes.push(dir);
   for (const entry of ['package.json', 'dist', 'drizzle', 'examples', 'node_modules', 'mcp.json'])
     symlinkSync(join(ROOT, entry), join(dir, entry));
   return dir;

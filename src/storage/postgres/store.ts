@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
+import type { OAuthStore } from '../../auth/store.js';
 import { inRow, refuse, type ShortLine, StockError } from '../../domain/errors.js';
 import {
   assertCartCaps,
@@ -61,6 +62,7 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
+import { postgresOAuthStore } from './oauth.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/postgres', import.meta.url));
 
@@ -354,11 +356,14 @@ class Tx {
 export class PostgresStore implements InventoryStore {
   readonly dialect = 'postgres' as const;
   private closed = false;
+  readonly oauth: OAuthStore;
 
   constructor(
     private readonly pool: pg.Pool,
     readonly options: StoreOptions,
-  ) {}
+  ) {
+    this.oauth = postgresOAuthStore(pool);
+  }
 
   // ---------------------------------------------------------------- the write path
 

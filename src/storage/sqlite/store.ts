@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import type { OAuthStore } from '../../auth/store.js';
 import { inRow, refuse, type ShortLine } from '../../domain/errors.js';
 import {
   assertCartCaps,
@@ -63,6 +64,7 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
+import { sqliteOAuthStore } from './oauth.js';
 import { WriterQueue } from './writer-queue.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.url));
@@ -168,6 +170,7 @@ export class SqliteStore implements InventoryStore {
   private readonly s;
   private readonly tx;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
+  readonly oauth: OAuthStore;
 
   constructor(
     private readonly db: Database.Database,
@@ -175,6 +178,7 @@ export class SqliteStore implements InventoryStore {
     private readonly writers?: WriterQueue,
   ) {
     const q = (sql: string) => db.prepare(sql);
+    this.oauth = sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) });
     this.auditStatements = Object.fromEntries(
       Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
     ) as Record<AuditQuery, Database.Statement>;

@@ -855,12 +855,11 @@ export function createOAuthServer(options: OAuthOptions): OAuthServer {
       };
     },
     challenge(error) {
-      const parts = [`resource_metadata="${resourceMetadataUrl}"`, `scope="${Scope.SHOP}"`];
-      if (error)
-        parts.unshift(
-          `error="${error.code}"`,
-          `error_description="${error.description.replace(/["\\]/g, '')}"`,
-        );
+      const parts = ['realm="stocklock"'];
+      if (error) {
+        parts.push(`error="${error.code}"`, `error_description="${error.description.replace(/["\\]/g, '')}"`);
+      }
+      parts.push(`resource_metadata="${resourceMetadataUrl}"`, `scope="${Scope.SHOP}"`);
       return `Bearer ${parts.join(', ')}`;
     },
   };

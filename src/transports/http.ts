@@ -44,6 +44,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { createOAuthServer, type OAuthServer, parsePublicUrl } from '../auth/server.js';
 import type { Logger } from '../logger.js';
 import { createServer } from '../mcp/server.js';
 import { hashToken } from '../storage/shared.js';
@@ -67,6 +68,15 @@ export interface HttpOptions {
   tokenCacheMs?: number;
   /** How long close() waits for requests in flight; default 10 s. */
   drainMs?: number;
+  /**
+   * The origin clients reach this server at (--public-url), naming the OAuth issuer and resource. Required
+   * beyond loopback when auth is on; on loopback it defaults to the address served.
+   */
+  publicUrl?: string;
+  /** OAuth access token lifetime; default 1 hour. */
+  accessTokenTtlMs?: number;
+  /** Extra CA certificates (PEM) trusted when fetching OAuth client metadata documents. */
+  clientMetadataCa?: string;
 }
 
 export interface HttpServerHandle {
@@ -89,10 +99,12 @@ const LOOPBACK_BIND = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
 const LOOPBACK_HOSTNAMES = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
 interface Identity {
-  /** The token id, or 'no-auth' when auth is off. */
+  /** The static token id or the OAuth grant id, or 'no-auth' when auth is off. */
   tokenId: string;
   channel: string;
   admin: boolean;
+  /** Who owns carts inside the channel: the grant for OAuth, the whole channel for a static token. */
+  holder?: string;
 }
 
 interface Session {
@@ -193,7 +205,7 @@ class TokenCache {
   private readonly entries = new Map<string, { identity: Promise<Identity | undefined>; until: number }>();
 
   constructor(
-    private readonly store: InventoryStore,
+    private readonly lookup: (token: string) => Promise<Identity | undefined>,
     private readonly ttlMs: number,
   ) {}
 
@@ -203,11 +215,7 @@ class TokenCache {
     const hit = this.entries.get(key);
     if (hit && hit.until > now) return hit.identity;
     if (this.entries.size >= TOKEN_CACHE_MAX_ENTRIES) this.prune(now);
-    const identity = this.store
-      .verifyToken(token)
-      .then((record) =>
-        record ? { tokenId: record.id, channel: record.channel, admin: record.admin } : undefined,
-      );
+    const identity = this.lookup(token);
     const entry = { identity, until: now + this.ttlMs };
     this.entries.set(key, entry);
     // Only successes are remembered: a failure (or a store error) is asked again next time.
@@ -246,10 +254,26 @@ export async function serveHttp(
   }
   if (!(options.sessionIdleMs > 0))
     throw new Error(`--session-idle must be positive, got ${options.sessionIdleMs} ms`);
-  const rules = options.allowedHosts.map(parseHostRule);
+  if (options.auth && !loopback && !options.publicUrl) {
+    throw new Error(
+      `Binding to ${options.host} needs --public-url: the https origin clients reach this server at (e.g. --public-url https://shop.example.com), which names the OAuth issuer and resource.`,
+    );
+  }
+  const publicOrigin = options.publicUrl ? parsePublicUrl(options.publicUrl) : undefined;
+  const rules = [...options.allowedHosts, ...(publicOrigin ? [publicOrigin] : [])].map(parseHostRule);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
-  const tokens = new TokenCache(store, options.tokenCacheMs ?? DEFAULT_TOKEN_CACHE_MS);
+  // Set once listening (the loopback default needs the port); until then no request is served.
+  let oauth: OAuthServer | undefined;
+  const lookupToken = async (token: string): Promise<Identity | undefined> => {
+    if (oauth?.isAccessToken(token)) {
+      const grant = await oauth.verifyAccessToken(token);
+      return grant && { tokenId: grant.grantId, channel: grant.channel, admin: grant.admin, holder: grant.grantId };
+    }
+    const record = await store.verifyToken(token);
+    return record && { tokenId: record.id, channel: record.channel, admin: record.admin };
+  };
+  const tokens = new TokenCache(lookupToken, options.tokenCacheMs ?? DEFAULT_TOKEN_CACHE_MS);
   const noAuthIdentity: Identity = { tokenId: 'no-auth', channel: options.channel, admin: false };
 
   const sessions = new Map<string, Session>();
@@ -415,7 +439,15 @@ export async function serveHttp(
         token
           ? 'Unauthorized: the token is unknown or revoked. Create one with `stocklock token create --channel NAME`.'
           : 'Unauthorized: send Authorization: Bearer <token> (create one with `stocklock token create --channel NAME`).',
-        { 'WWW-Authenticate': token ? `${REALM}, error="invalid_token"` : REALM },
+        {
+          'WWW-Authenticate': oauth
+            ? oauth.challenge(
+                token ? { code: 'invalid_token', description: 'unknown, expired or revoked token' } : undefined,
+              )
+            : token
+              ? `${REALM}, error="invalid_token"`
+              : REALM,
+        },
       );
       return;
     }
@@ -424,6 +456,9 @@ export async function serveHttp(
   };
 
   const parseBody = express.json({ limit: maxBodyBytes });
+
+  // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
+  app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
 
   app.all('/mcp', trackRequest, authenticate, parseBody, async (req: Request, res: Response) => {
     const identity = res.locals.identity as Identity;
@@ -558,6 +593,19 @@ export async function serveHttp(
   const urlHost =
     options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
   const url = `http://${urlHost}:${listenPort}/mcp`;
+  if (options.auth) {
+    oauth = createOAuthServer({
+      publicUrl: publicOrigin ?? new URL(url).origin,
+      store: store.oauth,
+      clock: store.options.clock,
+      logger,
+      // Loopback metadata documents only for a development server: one behind a TLS proxy binds loopback too.
+      loopback: LOOPBACK_HOSTNAMES.has(new URL(publicOrigin ?? url).hostname),
+      isAdminToken: async (secret) => (await store.verifyToken(secret))?.admin === true,
+      ...(options.accessTokenTtlMs ? { accessTtlMs: options.accessTokenTtlMs } : {}),
+      ...(options.clientMetadataCa ? { clientMetadataCa: options.clientMetadataCa } : {}),
+    });
+  }
 
   const sweepEvery = Math.max(10, Math.min(60_000, Math.floor(options.sessionIdleMs / 2)));
   const sweeper = setInterval(() => {
@@ -580,6 +628,7 @@ export async function serveHttp(
     {
       url,
       auth: options.auth,
+      ...(oauth ? { oauthIssuer: oauth.issuer } : {}),
       allowedHosts: options.allowedHosts,
       maxSessions: options.maxSessions,
       sessionIdleMs: options.sessionIdleMs,

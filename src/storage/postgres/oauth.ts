@@ -11,7 +11,8 @@ import type {
 
 const GRANT_COLUMNS = `g.id, g.client_id, (c.metadata::jsonb ->> 'client_name') AS client_name, g.channel, g.scope,
   g.resource, g.redirect_host, g.created_at, g.last_used_at, g.revoked_at, g.revoke_reason`;
-const GRANT_FROM = 'oauth_grants g LEFT JOIN oauth_clients c ON c.client_id = g.client_id';
+const CLIENT_JOIN = 'LEFT JOIN oauth_clients c ON c.client_id = g.client_id';
+const GRANT_FROM = `oauth_grants g ${CLIENT_JOIN}`;
 
 const SQL = {
   saveClient: `INSERT INTO oauth_clients (client_id, kind, metadata, secret_hash, created_at, fetched_at)
@@ -29,12 +30,12 @@ const SQL = {
   insertTokens: `INSERT INTO oauth_tokens (token_hash, grant_id, kind, created_at, expires_at)
     VALUES ($1, $2, 'access', $3, $4), ($5, $2, 'refresh', $3, $6)`,
   refresh: `SELECT ${GRANT_COLUMNS}, t.expires_at AS token_expires_at, t.used_at AS token_used_at
-    FROM oauth_tokens t JOIN ${GRANT_FROM} ON g.id = t.grant_id WHERE t.token_hash = $1 AND t.kind = 'refresh'`,
+    FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id ${CLIENT_JOIN} WHERE t.token_hash = $1 AND t.kind = 'refresh'`,
   // One statement spends the token or finds it spent: of two racing rotations exactly one wins.
   spendRefresh: `UPDATE oauth_tokens SET used_at = $1 WHERE token_hash = $2 AND kind = 'refresh' AND used_at IS NULL
     RETURNING grant_id`,
   grantOfToken: 'SELECT grant_id FROM oauth_tokens WHERE token_hash = $1',
-  access: `SELECT ${GRANT_COLUMNS} FROM oauth_tokens t JOIN ${GRANT_FROM} ON g.id = t.grant_id
+  access: `SELECT ${GRANT_COLUMNS} FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id ${CLIENT_JOIN}
     WHERE t.token_hash = $1 AND t.kind = 'access' AND t.expires_at > $2 AND g.revoked_at IS NULL`,
   touchGrant: 'UPDATE oauth_grants SET last_used_at = $1 WHERE id = $2',
   grants: `SELECT ${GRANT_COLUMNS} FROM ${GRANT_FROM} ORDER BY g.created_at, g.id`,

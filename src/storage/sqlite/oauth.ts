@@ -21,7 +21,8 @@ export interface SqliteRunner {
 
 const GRANT_COLUMNS = `g.id, g.client_id, json_extract(c.metadata, '$.client_name') AS client_name, g.channel, g.scope,
   g.resource, g.redirect_host, g.created_at, g.last_used_at, g.revoked_at, g.revoke_reason`;
-const GRANT_FROM = 'oauth_grants g LEFT JOIN oauth_clients c ON c.client_id = g.client_id';
+const CLIENT_JOIN = 'LEFT JOIN oauth_clients c ON c.client_id = g.client_id';
+const GRANT_FROM = `oauth_grants g ${CLIENT_JOIN}`;
 
 export function sqliteOAuthStore(db: Database.Database, run: SqliteRunner): OAuthStore {
   const q = (sql: string) => db.prepare(sql);
@@ -50,14 +51,14 @@ export function sqliteOAuthStore(db: Database.Database, run: SqliteRunner): OAut
     ),
     refresh: q(
       `SELECT ${GRANT_COLUMNS}, t.expires_at AS token_expires_at, t.used_at AS token_used_at
-       FROM oauth_tokens t JOIN ${GRANT_FROM} ON g.id = t.grant_id WHERE t.token_hash = ? AND t.kind = 'refresh'`,
+       FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id ${CLIENT_JOIN} WHERE t.token_hash = ? AND t.kind = 'refresh'`,
     ),
     spendRefresh: q(
       "UPDATE oauth_tokens SET used_at = ? WHERE token_hash = ? AND kind = 'refresh' AND used_at IS NULL",
     ),
     grantOfToken: q('SELECT grant_id FROM oauth_tokens WHERE token_hash = ?'),
     access: q(
-      `SELECT ${GRANT_COLUMNS} FROM oauth_tokens t JOIN ${GRANT_FROM} ON g.id = t.grant_id
+      `SELECT ${GRANT_COLUMNS} FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id ${CLIENT_JOIN}
        WHERE t.token_hash = ? AND t.kind = 'access' AND t.expires_at > ? AND g.revoked_at IS NULL`,
     ),
     touchGrant: q('UPDATE oauth_grants SET last_used_at = ? WHERE id = ?'),

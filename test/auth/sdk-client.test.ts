@@ -1,0 +1,162 @@
+// The MCP SDK's own OAuth client signs in over real HTTP (DCR and CIMD), calls tools, refreshes, and is refused once revoked.
+
+import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ADMIN_TOOLS,
+  bearer,
+  CUSTOMER_TOOLS,
+  call,
+  INITIALIZE,
+  MCP_HEADERS,
+  raw,
+  startHttpPerTest,
+  waitFor,
+} from '../helpers/http.js';
+import {
+  connectWithOAuth,
+  type DocumentHost,
+  MemoryOAuthProvider,
+  publicClientMetadata,
+  signIn,
+  startDocumentHost,
+} from '../helpers/oauth.js';
+
+const start = startHttpPerTest();
+const REDIRECT = 'http://127.0.0.1:9/callback';
+
+let documents: DocumentHost | undefined;
+afterEach(async () => {
+  await documents?.close();
+  documents = undefined;
+});
+
+async function serverWithAgents(overrides = {}) {
+  const http = await start(overrides);
+  await http.store.oauth.setHostRule('127.0.0.1', 'agents', Date.now());
+  return http;
+}
+
+function cartChannels(dbPath: string): string[] {
+  const db = new Database(dbPath, { readonly: true });
+  try {
+    return (db.prepare('SELECT channel FROM carts ORDER BY created_at').all() as { channel: string }[]).map(
+      (row) => row.channel,
+    );
+  } finally {
+    db.close();
+  }
+}
+
+async function toolNames(client: Awaited<ReturnType<typeof connectWithOAuth>>) {
+  return (await client.listTools()).tools.map((tool) => tool.name).sort();
+}
+
+describe('the SDK OAuth client', () => {
+  it('registers by DCR, signs in with PKCE, shops as the mapped channel, refreshes, and is refused after revoke', async () => {
+    const http = await serverWithAgents();
+    const provider = new MemoryOAuthProvider(REDIRECT, publicClientMetadata(REDIRECT));
+    const back = await signIn(provider, http.url);
+
+    // RFC 9207: the authorization response names the issuer.
+    expect(back.searchParams.get('iss')).toBe(new URL(http.url).origin);
+    expect(provider.client?.client_id).toMatch(/^cli_/);
+    expect(provider.client).not.toHaveProperty('client_secret');
+    const first = provider.saved;
+    expect(first).toMatchObject({ token_type: 'Bearer', expires_in: 3600, scope: 'stock:shop' });
+    expect(first?.access_token).toMatch(/^sla_/);
+    expect(first?.refresh_token).toMatch(/^slr_/);
+
+    const client = await connectWithOAuth(http.url, provider);
+    expect(await toolNames(client)).toEqual(CUSTOMER_TOOLS);
+    const added = await call(client, 'add_to_cart', { sku: 'MUG-WHT', quantity: 2 });
+    expect(added.isError).toBeFalsy();
+    // The channel comes from the grant: the host map said 127.0.0.1 sells as "agents".
+    expect(cartChannels(http.dbPath)).toEqual(['agents']);
+    const grants = await http.store.oauth.listGrants();
+    expect(grants).toHaveLength(1);
+    expect(grants[0]).toMatchObject({
+      channel: 'agents',
+      scope: 'stock:shop',
+      client_name: 'stocklock test agent',
+    });
+
+    // Refresh: auth() with a refresh token rotates it; the new access token works.
+    expect(await auth(provider, { serverUrl: http.url })).toBe('AUTHORIZED');
+    expect(provider.saved?.access_token).not.toBe(first?.access_token);
+    expect(provider.saved?.refresh_token).not.toBe(first?.refresh_token);
+    const fresh = await connectWithOAuth(http.url, provider);
+    expect((await call(fresh, 'check_stock', { skus: ['MUG-WHT'] })).isError).toBeFalsy();
+
+    // Revoked: the access token stops working (within the 100 ms verification cache of the fixture).
+    expect(await http.store.oauth.revokeGrant(grants[0]?.id as string, Date.now(), 'test')).toBe(true);
+    const token = provider.saved?.access_token as string;
+    await waitFor(
+      async () =>
+        (await raw(http.url, { headers: { ...MCP_HEADERS, ...bearer(token) }, body: INITIALIZE })).status ===
+        401,
+    );
+    // And the SDK client cannot get a new one without the user: refreshing is refused.
+    await expect(call(fresh, 'check_stock', { skus: ['MUG-WHT'] })).rejects.toThrow();
+    await client.close();
+    await fresh.close();
+  });
+
+  it('signs in as a Client ID Metadata Document client fetched over https', async () => {
+    documents = await startDocumentHost();
+    const http = await serverWithAgents({ clientMetadataCa: documents.ca });
+    const clientId = `${documents.origin}/oauth/client.json`;
+    documents.serve('/oauth/client.json', {
+      client_id: clientId,
+      client_name: 'CIMD test agent',
+      redirect_uris: [REDIRECT],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    });
+    const provider = new MemoryOAuthProvider(REDIRECT, publicClientMetadata(REDIRECT), clientId);
+    await signIn(provider, http.url);
+    expect(provider.client?.client_id).toBe(clientId);
+    expect(documents.requests).toContain('/oauth/client.json');
+
+    const client = await connectWithOAuth(http.url, provider);
+    expect(await toolNames(client)).toEqual(CUSTOMER_TOOLS);
+    expect((await call(client, 'add_to_cart', { sku: 'TEE-BLK-M', quantity: 1 })).isError).toBeFalsy();
+    const [grant] = await http.store.oauth.listGrants();
+    expect(grant).toMatchObject({ client_id: clientId, client_name: 'CIMD test agent', channel: 'agents' });
+
+    expect(await auth(provider, { serverUrl: http.url })).toBe('AUTHORIZED');
+    const refreshed = await connectWithOAuth(http.url, provider);
+    expect((await call(refreshed, 'get_cart', { cart_id: 'cart_nonexistent00000000000' })).isError).toBe(
+      true,
+    );
+    await client.close();
+    await refreshed.close();
+  });
+
+  it('grants stock:admin only with an admin token typed on the consent page', async () => {
+    const http = await serverWithAgents();
+    const adminToken = await http.token('ops', true);
+    const provider = new MemoryOAuthProvider(REDIRECT, {
+      ...publicClientMetadata(REDIRECT),
+      scope: 'stock:shop stock:admin',
+    });
+    const first = await auth(provider, { serverUrl: http.url, scope: 'stock:shop stock:admin' });
+    expect(first).toBe('REDIRECT');
+    expect(provider.authorizationUrl?.searchParams.get('scope')).toBe('stock:shop stock:admin');
+    const { approve } = await import('../helpers/oauth.js');
+    const back = await approve(provider, 'allow_admin', { admin_token: adminToken });
+    expect(
+      await auth(provider, {
+        serverUrl: http.url,
+        authorizationCode: back.searchParams.get('code') as string,
+      }),
+    ).toBe('AUTHORIZED');
+    expect(provider.saved?.scope).toBe('stock:shop stock:admin');
+    const client = await connectWithOAuth(http.url, provider);
+    expect(await toolNames(client)).toEqual(ADMIN_TOOLS);
+    expect((await call(client, 'restock', { sku: 'MUG-WHT', quantity: 3 })).isError).toBeFalsy();
+    await client.close();
+  });
+});

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
+import { allowHost, denyHost, grantLine, grantRecord, hostLines, isGrantId } from './auth/admin.js';
 import { readCatalog } from './catalog.js';
 import { addStoreOptions, assertChannel, type StoreFlags, storeOptions } from './config.js';
 import { isStockError, StockError } from './domain/errors.js';
@@ -99,6 +100,12 @@ function addHttpOptions(command: Command): Command {
       ).env('STOCKLOCK_ALLOWED_HOSTS'),
     )
     .addOption(
+      new Option(
+        '--public-url <url>',
+        'the https origin clients reach this server at, e.g. behind a TLS proxy; names the OAuth issuer and resource (required beyond loopback)',
+      ).env('STOCKLOCK_PUBLIC_URL'),
+    )
+    .addOption(
       new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed')
         .env('STOCKLOCK_SESSION_IDLE')
         .default('30m'),
@@ -170,6 +177,7 @@ interface ServeFlags {
   port: string;
   host: string;
   allowedHosts?: string;
+  publicUrl?: string;
   auth: boolean;
   sessionIdle: string;
   maxSessions: string;
@@ -208,6 +216,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
       sessionIdleMs: parseDuration(flags.sessionIdle),
       maxSessions: Number(flags.maxSessions),
       version: VERSION,
+      ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
     },
     logger,
   );
@@ -372,7 +381,9 @@ addStoreOptions(
   process.stdout.write(`Backed up ${flags.db} to ${file} (${statSync(file).size} bytes).\n`);
 });
 
-const token = program.command('token').description('HTTP credentials: one token per channel');
+const token = program
+  .command('token')
+  .description('HTTP credentials: static tokens, one per channel, and OAuth grants');
 addStoreOptions(
   token
     .command('create')
@@ -391,11 +402,19 @@ addStoreOptions(
   process.stdout.write(`${issued.token}\n`);
 });
 addStoreOptions(
-  token.command('list').option('--json', 'print JSON').description('list tokens (never their secrets)'),
+  token
+    .command('list')
+    .option('--json', 'print JSON')
+    .description('list static tokens and OAuth grants (never their secrets)'),
 ).action(async (flags: StoreFlags & { json?: boolean }) => {
-  const tokens = await withStore(flags, (store) => store.listTokens());
+  const [tokens, grants] = await withStore(
+    flags,
+    async (store) => [await store.listTokens(), (await store.oauth.listGrants()).map(grantRecord)] as const,
+  );
   if (flags.json) {
-    process.stdout.write(`${JSON.stringify(tokens, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify([...tokens.map((t) => ({ kind: 'token', ...t })), ...grants], null, 2)}\n`,
+    );
     return;
   }
   for (const t of tokens) {
@@ -404,18 +423,55 @@ addStoreOptions(
       `${t.id}  ${t.channel}${t.admin ? ' (admin)' : ''}  created ${t.created_at}  ${state}  ${t.label ?? ''}\n`,
     );
   }
-  if (tokens.length === 0)
+  for (const g of grants) process.stdout.write(`${grantLine(g)}\n`);
+  if (tokens.length === 0 && grants.length === 0)
     process.stdout.write('No tokens. Create one with: stocklock token create --channel web\n');
 });
 addStoreOptions(
   token
     .command('revoke')
-    .argument('<id>', 'the token id from token list')
-    .description('revoke a token at once'),
+    .argument('<id>', 'the token (tok_…) or grant (grt_…) id from token list')
+    .description('revoke a token or an OAuth grant at once'),
 ).action(async (id: string, flags: StoreFlags) => {
-  const revoked = await withStore(flags, (store) => store.revokeToken(id));
+  const revoked = await withStore(flags, (store) =>
+    isGrantId(id)
+      ? store.oauth.revokeGrant(id, store.options.clock.now(), 'revoked by token revoke')
+      : store.revokeToken(id),
+  );
   if (!revoked) throw new Error(`no live token with id "${id}" (see stocklock token list)`);
   process.stdout.write(`Revoked ${id}.\n`);
+});
+
+const oauth = program
+  .command('oauth')
+  .description('which OAuth hosts (ChatGPT, Claude, …) may sign in, and as which channel');
+addStoreOptions(
+  oauth
+    .command('allow')
+    .argument('<host>', 'the host of the redirect URIs, e.g. chatgpt.com')
+    .requiredOption('--channel <name>', 'the sales channel its grants sell as')
+    .description('let clients returning to HOST sign in, selling as --channel'),
+).action(async (host: string, flags: StoreFlags & { channel: string }) => {
+  const channel = assertChannel(flags.channel);
+  const allowed = await withStore(flags, (store) =>
+    allowHost(store.oauth, host, channel, store.options.clock.now()),
+  );
+  process.stdout.write(`Clients returning to ${allowed} may sign in as channel "${channel}".\n`);
+});
+addStoreOptions(oauth.command('list').description('the host map: presets and your rules')).action(
+  async (flags: StoreFlags) => {
+    const lines = await withStore(flags, (store) => hostLines(store.oauth));
+    process.stdout.write(`${lines.join('\n')}\n`);
+  },
+);
+addStoreOptions(
+  oauth
+    .command('deny')
+    .argument('<host>', 'the host to refuse, e.g. chatgpt.com')
+    .description('refuse new sign-ins from HOST (existing grants stay until token revoke)'),
+).action(async (host: string, flags: StoreFlags) => {
+  const denied = await withStore(flags, (store) => denyHost(store.oauth, host, store.options.clock.now()));
+  process.stdout.write(`Clients returning to ${denied} may no longer sign in.\n`);
 });
 
 program.parseAsync().catch((error: unknown) => {

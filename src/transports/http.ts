@@ -268,7 +268,9 @@ export async function serveHttp(
   const lookupToken = async (token: string): Promise<Identity | undefined> => {
     if (oauth?.isAccessToken(token)) {
       const grant = await oauth.verifyAccessToken(token);
-      return grant && { tokenId: grant.grantId, channel: grant.channel, admin: grant.admin, holder: grant.grantId };
+      return (
+        grant && { tokenId: grant.grantId, channel: grant.channel, admin: grant.admin, holder: grant.grantId }
+      );
     }
     const record = await store.verifyToken(token);
     return record && { tokenId: record.id, channel: record.channel, admin: record.admin };
@@ -442,7 +444,9 @@ export async function serveHttp(
         {
           'WWW-Authenticate': oauth
             ? oauth.challenge(
-                token ? { code: 'invalid_token', description: 'unknown, expired or revoked token' } : undefined,
+                token
+                  ? { code: 'invalid_token', description: 'unknown, expired or revoked token' }
+                  : undefined,
               )
             : token
               ? `${REALM}, error="invalid_token"`

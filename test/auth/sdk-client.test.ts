@@ -3,6 +3,7 @@
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runCliAsync } from '../helpers/cli.js';
 import {
   ADMIN_TOOLS,
   bearer,
@@ -54,8 +55,20 @@ async function toolNames(client: Awaited<ReturnType<typeof connectWithOAuth>>) {
 }
 
 describe('the SDK OAuth client', () => {
-  it('registers by DCR, signs in with PKCE, shops as the mapped channel, refreshes, and is refused after revoke', async () => {
-    const http = await serverWithAgents();
+  it('registers by DCR, signs in with PKCE, shops as the mapped channel, refreshes, and is refused after token revoke', async () => {
+    const http = await start();
+    // The merchant maps the redirect host with the real CLI, on the same database file the server uses.
+    const allowed = await runCliAsync([
+      'oauth',
+      'allow',
+      '127.0.0.1',
+      '--channel',
+      'agents',
+      '--db',
+      http.dbPath,
+    ]);
+    expect(allowed.stderr).toBe('');
+    expect(allowed.stdout).toMatch(/127\.0\.0\.1 may sign in as channel "agents"/);
     const provider = new MemoryOAuthProvider(REDIRECT, publicClientMetadata(REDIRECT));
     const back = await signIn(provider, http.url);
 
@@ -89,8 +102,16 @@ describe('the SDK OAuth client', () => {
     const fresh = await connectWithOAuth(http.url, provider);
     expect((await call(fresh, 'check_stock', { skus: ['MUG-WHT'] })).isError).toBeFalsy();
 
-    // Revoked: the access token stops working (within the 100 ms verification cache of the fixture).
-    expect(await http.store.oauth.revokeGrant(grants[0]?.id as string, Date.now(), 'test')).toBe(true);
+    // token list shows the grant beside static tokens; token revoke ends it.
+    const grantId = grants[0]?.id as string;
+    const listed = await runCliAsync(['token', 'list', '--db', http.dbPath]);
+    expect(listed.stdout).toMatch(
+      new RegExp(`${grantId}  agents  OAuth "stocklock test agent" cli_\\w+ via 127\\.0\\.0\\.1`),
+    );
+    const revoked = await runCliAsync(['token', 'revoke', grantId, '--db', http.dbPath]);
+    expect(revoked.status).toBe(0);
+    expect(revoked.stdout).toBe(`Revoked ${grantId}.\n`);
+    // The access token stops working (within the 100 ms verification cache of the fixture).
     const token = provider.saved?.access_token as string;
     await waitFor(
       async () =>

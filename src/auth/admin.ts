@@ -1,8 +1,8 @@
 // What the merchant's commands show and change about OAuth: grants beside static tokens, and the host map.
 import { iso } from '../domain/rules.js';
+import type { OAuthStore, StoredGrant } from '../storage/oauth.js';
 import { effectiveHosts, normalizeHost, PRESET_HOSTS } from './hosts.js';
 import { Scope } from './server.js';
-import type { OAuthStore, StoredGrant } from './store.js';
 
 /** A grant as `token list` shows it, beside static tokens. */
 export interface GrantRecord {

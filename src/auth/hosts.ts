@@ -1,5 +1,5 @@
 // Which redirect hosts may sign in, and as which channel: presets plus the merchant's rules in the store.
-import type { HostRule } from './store.js';
+import type { HostRule } from '../storage/oauth.js';
 
 /** The hosted AI hosts stocklock exists for; `oauth deny HOST` overrides a preset. */
 export const PRESET_HOSTS: Readonly<Record<string, string>> = {

@@ -24,6 +24,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import type { Clock } from '../domain/clock.js';
 import { newId } from '../domain/rules.js';
 import type { Logger } from '../logger.js';
+import type { OAuthStore, StoredClient, StoredGrant, TokenPair } from '../storage/oauth.js';
 import {
   type ClientMetadata,
   ClientMetadataError,
@@ -43,7 +44,6 @@ import {
   SecretPrefix,
   sameHash,
 } from './secrets.js';
-import type { OAuthStore, StoredClient, StoredGrant, TokenPair } from './store.js';
 
 export const Scope = { SHOP: 'stock:shop', ADMIN: 'stock:admin' } as const;
 export type Scope = (typeof Scope)[keyof typeof Scope];

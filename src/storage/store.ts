@@ -1,5 +1,5 @@
 // The InventoryStore contract: everything a tool, the CLI or a transport may ask of the stock pool.
-import type { OAuthStore } from '../auth/store.js';
+
 import type { Clock } from '../domain/clock.js';
 import type { Limits } from '../domain/rules.js';
 import type {
@@ -16,6 +16,7 @@ import type {
   SweepResult,
   TokenRecord,
 } from '../domain/types.js';
+import type { OAuthStore } from './oauth.js';
 
 export interface StoreOptions {
   clock: Clock;

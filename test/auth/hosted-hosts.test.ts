@@ -2,15 +2,7 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { runCliAsync } from '../helpers/cli.js';
-import {
-  bearer,
-  call,
-  connectClient,
-  INITIALIZE,
-  MCP_HEADERS,
-  raw,
-  startHttpPerTest,
-} from '../helpers/http.js';
+import { call, connectClient, INITIALIZE, MCP_HEADERS, raw, startHttpPerTest } from '../helpers/http.js';
 import {
   authorizeUrl,
   openConsent,

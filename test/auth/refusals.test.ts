@@ -387,7 +387,7 @@ describe('OAuth refusals', () => {
       body: INITIALIZE,
     });
     expect(bad.headers['www-authenticate']).toMatch(
-      /error="invalid_token".*resource_metadata=.*scope="stock:shop"/,
+      /^Bearer realm="stocklock", resource_metadata="[^"]+", scope="stock:shop", error="invalid_token"$/,
     );
   });
 });

@@ -1,7 +1,7 @@
 // The OAuth store on SQLite and PostgreSQL: one contract, plus racing rotations of one refresh token across connections.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret, newSecret } from '../../src/auth/secrets.js';
-import type { NewGrant, OAuthStore, TokenPair } from '../../src/auth/store.js';
+import type { NewGrant, OAuthStore, TokenPair } from '../../src/storage/oauth.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore } from '../../src/storage/store.js';

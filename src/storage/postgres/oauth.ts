@@ -1,13 +1,6 @@
-// The PostgreSQL side of OAuth (src/auth/store.ts): shared by every server of a pool, so grants work on any of them.
+// The PostgreSQL side of OAuth (src/storage/oauth.ts): shared by every server of a pool, so grants work on any of them.
 import type pg from 'pg';
-import type {
-  HostRule,
-  OAuthStore,
-  StoredClient,
-  StoredCode,
-  StoredGrant,
-  TokenPair,
-} from '../../auth/store.js';
+import type { HostRule, OAuthStore, StoredClient, StoredCode, StoredGrant, TokenPair } from '../oauth.js';
 
 const GRANT_COLUMNS = `g.id, g.client_id, (c.metadata::jsonb ->> 'client_name') AS client_name, g.channel, g.scope,
   g.resource, g.redirect_host, g.created_at, g.last_used_at, g.revoked_at, g.revoke_reason`;

@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
-import type { OAuthStore } from '../../auth/store.js';
 import { inRow, refuse, type ShortLine, StockError } from '../../domain/errors.js';
 import {
   assertCartCaps,
@@ -43,6 +42,7 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
+import type { OAuthStore } from '../oauth.js';
 import { redactUrl } from '../open.js';
 import {
   fingerprint,

@@ -1,4 +1,4 @@
-// The SQLite side of OAuth (src/auth/store.ts): clients, codes, grants, tokens and the host map.
+// The SQLite side of OAuth (src/storage/oauth.ts): clients, codes, grants, tokens and the host map.
 import type Database from 'better-sqlite3';
 import type {
   HostRule,
@@ -11,7 +11,7 @@ import type {
   StoredGrant,
   StoredRefresh,
   TokenPair,
-} from '../../auth/store.js';
+} from '../oauth.js';
 
 /** How the owning store runs statements: writes take its writers' turn and retry on busy, like stock writes. */
 export interface SqliteRunner {

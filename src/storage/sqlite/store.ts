@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import type { OAuthStore } from '../../auth/store.js';
 import { inRow, refuse, type ShortLine } from '../../domain/errors.js';
 import {
   assertCartCaps,
@@ -46,6 +45,7 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
+import type { OAuthStore } from '../oauth.js';
 import {
   fingerprint,
   hashToken,

@@ -1,4 +1,4 @@
-// What OAuth asks of the store: clients, codes, grants and their tokens, and the host-to-channel map.
+// The OAuth part of the store contract: clients, codes, grants and their tokens, and the host-to-channel map.
 /*
  * Every secret (authorization codes, access and refresh tokens, client secrets) reaches the store
  * only as its SHA-256 hash: the store never sees a secret it could leak. Timestamps are epoch ms.

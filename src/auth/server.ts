@@ -442,7 +442,8 @@ export function createOAuthServer(options: OAuthOptions): OAuthServer {
       'Cache-Control': 'no-store',
       'Content-Security-Policy': `default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'${formTarget}; frame-ancestors 'none'; base-uri 'none'`,
       'X-Frame-Options': 'DENY',
-      'Referrer-Policy': 'no-referrer',
+      // Not no-referrer: browsers then send Origin: null on the form POST, which the Origin guard refuses.
+      'Referrer-Policy': 'same-origin',
       'X-Content-Type-Options': 'nosniff',
     });
   }

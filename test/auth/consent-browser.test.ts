@@ -74,6 +74,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI !== 'true')('the consent
     const response = await page.goto(url.href);
     expect(response?.status()).toBe(200);
     expect(await page.title()).toBe('Allow Claude to shop?');
+    // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the shopper reads.
     const text = await page.locator('main').innerText();
     expect(text).toContain('Allow Claude to shop here?');
     expect(text).toMatch(/Returns to\s+claude\.ai/);
@@ -136,7 +137,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI !== 'true')('the consent
     await page.goto(url.href);
     await page.getByLabel('Admin token').fill('slk_not-an-admin-token');
     await page.getByRole('button', { name: 'Sign in and allow administration' }).click();
-    await expect.poll(() => page.locator('[role=alert]').innerText()).toContain('not a live admin token');
+    await expect.poll(() => page.locator('[role=alert]').textContent()).toContain('not a live admin token');
     expect(page.url()).toBe(`${origin}/authorize`);
     // The typed token is never echoed back into the page.
     expect(await page.content()).not.toContain('slk_not-an-admin-token');

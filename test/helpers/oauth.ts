@@ -2,7 +2,12 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  createServer as createHttpsServer,
+  type Server as HttpsServer,
+  request as httpsRequest,
+} from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { auth, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -253,10 +258,10 @@ export interface DocumentHost {
   close(): Promise<void>;
 }
 
-export async function startDocumentHost(): Promise<DocumentHost> {
-  const tmp = tempDir('stocklock-cimd-');
-  const key = join(tmp.dir, 'key.pem');
-  const cert = join(tmp.dir, 'cert.pem');
+/** A self-signed certificate for 127.0.0.1 and localhost, made by openssl in `dir`; returns the file paths. */
+export function selfSignedCertificate(dir: string): { key: string; cert: string } {
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
   execFileSync(
     'openssl',
     [
@@ -274,12 +279,47 @@ export async function startDocumentHost(): Promise<DocumentHost> {
       '-days',
       '1',
       '-subj',
-      '/CN=127.0.0.1',
+      '/CN=localhost',
       '-addext',
       'subjectAltName=IP:127.0.0.1,DNS:localhost',
     ],
     { stdio: 'ignore' },
   );
+  return { key, cert };
+}
+
+/** One https request trusting `ca`, with full control of the headers. */
+export function httpsRaw(
+  url: string,
+  ca: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      { method: options.method ?? 'GET', headers: options.headers, ca, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(15_000, () => req.destroy(new Error(`no answer from ${url} within 15 s`)));
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+export async function startDocumentHost(): Promise<DocumentHost> {
+  const tmp = tempDir('stocklock-cimd-');
+  const { key, cert } = selfSignedCertificate(tmp.dir);
   const routes = new Map<string, { status: number; body: string; headers: Record<string, string> }>();
   const requests: string[] = [];
   const server: HttpsServer = createHttpsServer(

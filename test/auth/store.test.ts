@@ -1,4 +1,5 @@
 // The OAuth store on SQLite and PostgreSQL: one contract, plus racing rotations of one refresh token across connections.
+import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret, newSecret } from '../../src/auth/secrets.js';
 import type { NewGrant, OAuthStore, TokenPair } from '../../src/storage/oauth.js';
@@ -52,7 +53,11 @@ async function codeAndGrant(oauth: OAuthStore, id: string): Promise<{ codeHash: 
 }
 
 /** `open` gives two stores on one database: two connections, or two pools, racing for real. */
-function describeOAuthStore(name: string, open: () => Promise<[InventoryStore, InventoryStore]>) {
+function describeOAuthStore(
+  name: string,
+  open: () => Promise<[InventoryStore, InventoryStore]>,
+  countTokens: () => Promise<number>,
+) {
   describe(`OAuth store on ${name}`, () => {
     const stores: InventoryStore[] = [];
     afterEach(async () => {
@@ -106,6 +111,18 @@ function describeOAuthStore(name: string, open: () => Promise<[InventoryStore, I
       expect(await first.oauth.verifyAccess(tokens.access_hash, NOW + 11)).toBeUndefined();
     });
 
+    it('drops the expired tokens of a grant as it issues new ones, keeping live refresh tokens for reuse detection', async () => {
+      const [store] = await both();
+      const { codeHash, grant } = await codeAndGrant(store.oauth, 'grt_prune');
+      const first = pair();
+      await store.oauth.redeemCode(codeHash, NOW, grant, first);
+      // Two hours on: the first access token has expired, its refresh token (a day) has not.
+      const later = NOW + 7_200_000;
+      expect(await store.oauth.rotateRefresh(first.refresh_hash, later, pair(later))).toBe('issued');
+      expect(await countTokens()).toBe(3);
+      expect(await store.oauth.getRefresh(first.refresh_hash)).toMatchObject({ used_at: later });
+    });
+
     it('revokes a grant, lists it, and keeps the host map with denials', async () => {
       const [store] = await both();
       const { codeHash, grant } = await codeAndGrant(store.oauth, 'grt_list');
@@ -136,10 +153,22 @@ function describeOAuthStore(name: string, open: () => Promise<[InventoryStore, I
 const dir = tempDir('stocklock-oauth-store-');
 afterAll(() => dir.remove());
 let files = 0;
-describeOAuthStore('SQLite', async () => {
-  const path = `${dir.dir}/oauth-${files++}.db`;
-  return [openSqliteStore(path, storeOptions()), openSqliteStore(path, storeOptions())];
-});
+let sqlitePath = '';
+describeOAuthStore(
+  'SQLite',
+  async () => {
+    sqlitePath = `${dir.dir}/oauth-${files++}.db`;
+    return [openSqliteStore(sqlitePath, storeOptions()), openSqliteStore(sqlitePath, storeOptions())];
+  },
+  async () => {
+    const db = new Database(sqlitePath, { readonly: true });
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM oauth_tokens').get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  },
+);
 
 const unavailable = await postgresUnavailable();
 if (unavailable === undefined) {
@@ -150,11 +179,15 @@ if (unavailable === undefined) {
   afterAll(async () => {
     await db?.drop();
   });
-  describeOAuthStore('PostgreSQL', async () => {
-    const first = await openPostgresStore(db.url, storeOptions());
-    await db.reset();
-    return [first, await openPostgresStore(db.url, storeOptions())];
-  });
+  describeOAuthStore(
+    'PostgreSQL',
+    async () => {
+      const first = await openPostgresStore(db.url, storeOptions());
+      await db.reset();
+      return [first, await openPostgresStore(db.url, storeOptions())];
+    },
+    async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM oauth_tokens'))[0]?.n ?? -1,
+  );
 } else if (process.env.CI === 'true') {
   it('needs PostgreSQL, which CI must provide', () => {
     throw new Error(unavailable);

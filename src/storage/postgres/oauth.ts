@@ -20,6 +20,8 @@ const SQL = {
     RETURNING code_hash`,
   insertGrant: `INSERT INTO oauth_grants (id, client_id, channel, scope, resource, redirect_host, created_at, last_used_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+  // A grant's expired tokens (spent refresh tokens included) are dropped as it issues new ones.
+  pruneTokens: 'DELETE FROM oauth_tokens WHERE grant_id = $1 AND expires_at <= $2',
   insertTokens: `INSERT INTO oauth_tokens (token_hash, grant_id, kind, created_at, expires_at)
     VALUES ($1, $2, 'access', $3, $4), ($5, $2, 'refresh', $3, $6)`,
   refresh: `SELECT ${GRANT_COLUMNS}, t.expires_at AS token_expires_at, t.used_at AS token_used_at
@@ -64,8 +66,9 @@ export function postgresOAuthStore(pool: pg.Pool): OAuthStore {
     }
   }
 
-  const issue = (tx: Query, grantId: string, tokens: TokenPair, now: number) =>
-    tx(SQL.insertTokens, [
+  const issue = async (tx: Query, grantId: string, tokens: TokenPair, now: number) => {
+    await tx(SQL.pruneTokens, [grantId, now]);
+    await tx(SQL.insertTokens, [
       tokens.access_hash,
       grantId,
       now,
@@ -73,6 +76,7 @@ export function postgresOAuthStore(pool: pg.Pool): OAuthStore {
       tokens.refresh_hash,
       tokens.refresh_expires_at,
     ]);
+  };
   const revoke = async (tx: Query, id: string, now: number, reason: string) => {
     const changed = ((await tx(SQL.revokeGrant, [now, reason, id])).rowCount ?? 0) > 0;
     await tx(SQL.dropTokens, [id]);

@@ -46,6 +46,8 @@ export function sqliteOAuthStore(db: Database.Database, run: SqliteRunner): OAut
       `INSERT INTO oauth_grants (id, client_id, channel, scope, resource, redirect_host, created_at, last_used_at)
        VALUES (@id, @client_id, @channel, @scope, @resource, @redirect_host, @now, @now)`,
     ),
+    // A grant's expired tokens (spent refresh tokens included) are dropped as it issues new ones.
+    pruneTokens: q('DELETE FROM oauth_tokens WHERE grant_id = ? AND expires_at <= ?'),
     insertToken: q(
       'INSERT INTO oauth_tokens (token_hash, grant_id, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -76,6 +78,7 @@ export function sqliteOAuthStore(db: Database.Database, run: SqliteRunner): OAut
   };
 
   const issue = (grantId: string, tokens: TokenPair, now: number) => {
+    s.pruneTokens.run(grantId, now);
     s.insertToken.run(tokens.access_hash, grantId, 'access', now, tokens.access_expires_at);
     s.insertToken.run(tokens.refresh_hash, grantId, 'refresh', now, tokens.refresh_expires_at);
   };

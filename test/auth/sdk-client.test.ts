@@ -3,6 +3,8 @@
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { CallContext } from '../../src/domain/types.js';
+import type { SqliteStore } from '../../src/storage/sqlite/store.js';
 import { runCliAsync } from '../helpers/cli.js';
 import {
   ADMIN_TOOLS,
@@ -154,6 +156,33 @@ describe('the SDK OAuth client', () => {
     );
     await client.close();
     await refreshed.close();
+  });
+
+  it('hands the store each call with the grant as its holder; a static token has none', async () => {
+    const seen: CallContext[] = [];
+    // The real store, with addToCart's context noted on the way in.
+    const recording = (store: SqliteStore) =>
+      new Proxy(store, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver);
+          if (key !== 'addToCart') return typeof value === 'function' ? value.bind(target) : value;
+          return (ctx: CallContext, input: Parameters<SqliteStore['addToCart']>[1]) => {
+            seen.push(ctx);
+            return target.addToCart(ctx, input);
+          };
+        },
+      });
+    const http = await start({}, recording);
+    await http.store.oauth.setHostRule('127.0.0.1', 'agents', Date.now());
+    const provider = new MemoryOAuthProvider(REDIRECT, publicClientMetadata(REDIRECT));
+    await signIn(provider, http.url);
+    const oauthClient = await connectWithOAuth(http.url, provider);
+    expect((await call(oauthClient, 'add_to_cart', { sku: 'MUG-WHT', quantity: 1 })).isError).toBeFalsy();
+    const tokenClient = await http.connect(await http.token('web'));
+    expect((await call(tokenClient, 'add_to_cart', { sku: 'MUG-WHT', quantity: 1 })).isError).toBeFalsy();
+    const [grant] = await http.store.oauth.listGrants();
+    expect(seen).toEqual([{ channel: 'agents', holder: grant?.id }, { channel: 'web' }]);
+    await oauthClient.close();
   });
 
   it('grants stock:admin only with an admin token typed on the consent page', async () => {

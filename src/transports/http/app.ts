@@ -79,6 +79,7 @@ export async function serveHttp(
           store,
           channel: identity.channel,
           admin: identity.admin,
+          ...(identity.holder !== undefined ? { holder: identity.holder } : {}),
           logger,
           version: options.version,
         }),

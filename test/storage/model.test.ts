@@ -33,7 +33,7 @@ const CHANNELS = ['web', 'bot', 'voice'] as const;
 const ADMIN = { channel: 'ops' };
 /** Past this many carts in play (open or expired) a run reuses them instead of opening more. */
 const MAX_IN_PLAY = 10;
-/** Steps per store per run of the file; STOCKLOCK_MODEL_STEPS raises it for a deeper local run. */
+/** Steps per store per run of the file; STOCKLOCK_MODEL_STEPS changes it (deeper local runs, or quick ones). */
 const MIN_STEPS = Number(process.env.STOCKLOCK_MODEL_STEPS ?? 10_000);
 const MAX_COMMANDS = 250;
 const UNKNOWN = 'NOPE';
@@ -983,8 +983,8 @@ const STORE_OPTIONS: Omit<StoreOptions, 'clock'> = {
   lockTimeoutMs: 5_000,
   // Durability is not under test here; NORMAL keeps ten thousand commits fast.
   synchronous: 'NORMAL',
-  // Enough connections for one step's reads to run side by side.
-  poolSize: 6,
+  // A step's reads run side by side; three lanes of two instances stay well inside max_connections.
+  poolSize: 2,
 };
 
 /** Two instances of one kind of store on one database. */
@@ -1125,9 +1125,14 @@ async function replaySteps(backend: Backend, steps: Step[]): Promise<string[]> {
   }
 }
 
-function describeModel(name: string, makeBackend: () => Backend): void {
+/**
+ * `lanes` runs of the property go side by side, each on its own database: a PostgreSQL step spends most of
+ * its time waiting on round trips, which other lanes can use. The step count is shared.
+ */
+function describeModel(name: string, makeBackend: () => Backend, lanes = 1): void {
   describe(`${name} store against a reference model`, () => {
-    const backend = makeBackend();
+    const backends = Array.from({ length: lanes }, makeBackend);
+    const backend = backends[0] as Backend;
     it('reviving an expired cart whose holds were never released still counts them against the channel cap', async () => {
       // Cart 1 holds 3 ROOMY and expires unswept; cart 2 takes 3 SMALL, so the channel's live holds are 3;
       // adding an untracked e-book to cart 1 would revive its 3 ROOMY: 6 units, over the cap of 5.
@@ -1178,25 +1183,34 @@ function describeModel(name: string, makeBackend: () => Backend): void {
     it(`agrees with the model after every step of random command sequences (at least ${MIN_STEPS} steps)`, async () => {
       const started = performance.now();
       const stats: Stats = { runs: 0, steps: 0, outcomes: new Map() };
-      const property = fc.asyncProperty(
-        fc.commands([step], { maxCommands: MAX_COMMANDS, size: 'max' }),
-        async (cmds) => {
+      const property = (lane: Backend) =>
+        fc.asyncProperty(fc.commands([step], { maxCommands: MAX_COMMANDS, size: 'max' }), async (cmds) => {
           stats.runs += 1;
-          const real = await backend.fresh(stats);
+          const real = await lane.fresh(stats);
           const model: Model = { state: initialState(), log: [] };
           try {
             await expectSameState(model.state, real, real.stores[0]);
             await fc.asyncModelRun(() => ({ model, real }), cmds);
             await expectSameState(model.state, real, real.stores[0]);
           } finally {
-            await backend.done(real);
+            await lane.done(real);
           }
-        },
-      );
-      // fc.commands picks each run's length at random: keep drawing batches of runs until enough steps ran.
-      while (stats.steps < MIN_STEPS) {
-        await fc.assert(property, { numRuns: 10 });
-      }
+        });
+      // fc.commands picks each run's length at random: keep drawing small batches of runs until enough
+      // steps ran. A failing lane stops the others after their current batch, so its report stands alone.
+      let failed = false;
+      const drive = async (lane: Backend) => {
+        while (!failed && stats.steps < MIN_STEPS) {
+          try {
+            await fc.assert(property(lane), { numRuns: 1 });
+          } catch (error) {
+            failed = true;
+            throw error;
+          }
+        }
+      };
+      const settled = await Promise.allSettled(backends.map(drive));
+      for (const result of settled) if (result.status === 'rejected') throw result.reason;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const outcomes = Object.fromEntries([...stats.outcomes].sort(([a], [b]) => a.localeCompare(b)));
       console.info(
@@ -1204,7 +1218,11 @@ function describeModel(name: string, makeBackend: () => Backend): void {
         outcomes,
       );
 
-      for (const reached of MUST_REACH) expect(stats.outcomes.get(reached) ?? 0, reached).toBeGreaterThan(0);
+      // The rarest outcomes come up dozens of times in 10,000 steps; a shorter local run may miss one.
+      if (MIN_STEPS >= 10_000) {
+        for (const reached of MUST_REACH)
+          expect(stats.outcomes.get(reached) ?? 0, reached).toBeGreaterThan(0);
+      }
       expect(stats.steps).toBeGreaterThanOrEqual(MIN_STEPS);
     }, 600_000);
   });
@@ -1214,7 +1232,7 @@ describeModel('SQLite', sqliteBackend);
 
 const unavailable = await postgresUnavailable();
 if (unavailable === undefined) {
-  describeModel('PostgreSQL', postgresBackend);
+  describeModel('PostgreSQL', postgresBackend, 6);
 } else if (process.env.CI === 'true') {
   describe('PostgreSQL store against a reference model', () => {
     it('needs PostgreSQL, which CI must provide', () => {

@@ -20,7 +20,7 @@ import type {
 } from '../../src/domain/types.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
-import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
+import type { InventoryStore, SearchQuery, StoreOptions } from '../../src/storage/store.js';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
 
 // ---------------------------------------------------------------- the world
@@ -232,6 +232,43 @@ function productView(s: MState, sku: string) {
     available,
     in_stock: available === null || available > 0,
   };
+}
+
+const SEARCHES: SearchQuery[] = [
+  { query: '', limit: 50, inStockOnly: true },
+  { query: 'mark ii', limit: 50, inStockOnly: false },
+  { query: 'tiny', limit: 50, inStockOnly: true },
+  { query: 'SOFT', limit: 2, inStockOnly: false },
+  { query: '', limit: 50, inStockOnly: false },
+];
+
+/**
+ * search_products: active products where every term is in the SKU, name or description (ASCII letters
+ * folded), an exact SKU first, then by name and SKU.
+ */
+function searchResult(s: MState, { query, limit, inStockOnly }: SearchQuery) {
+  const terms = query
+    .trim()
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((term) => term.length > 0);
+  const whole = query.trim().toLowerCase();
+  const byte = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return SKUS.filter((sku) => s.products[sku]?.active)
+    .filter((sku) => {
+      const p = s.products[sku] as MProduct;
+      const fields = [sku, p.name, p.description ?? ''].map((field) => field.toLowerCase());
+      return terms.every((term) => fields.some((field) => field.includes(term)));
+    })
+    .map((sku) => productView(s, sku))
+    .filter((view) => !inStockOnly || view.in_stock)
+    .sort(
+      (a, b) =>
+        Number(b.sku.toLowerCase() === whole) - Number(a.sku.toLowerCase() === whole) ||
+        byte(a.name, b.name) ||
+        byte(a.sku, b.sku),
+    )
+    .slice(0, limit);
 }
 
 type Short = { sku: string; requested: number; available: number };
@@ -772,10 +809,13 @@ async function expectSameState(
   same(real.clock.now(), s.now, 'clock');
   const known = SKUS.filter((sku) => s.products[sku] !== undefined);
   const onSale = known.filter((sku) => s.products[sku]?.active);
-  const [views, stock, levels, report] = await Promise.all([
+  // Each step asks one of the searches in turn: they cover the terms, the exact-SKU ranking and the filter.
+  const search = SEARCHES[real.stats.steps % SEARCHES.length] as SearchQuery;
+  const [views, stock, levels, found, report] = await Promise.all([
     Promise.all(carts.map((cart) => store.getCart({ channel: cart.channel }, cart.id))),
     store.checkStock([...SKUS, UNKNOWN]),
     store.stockLevels(),
+    store.searchProducts(search),
     store.audit(),
   ]);
   same(
@@ -796,6 +836,7 @@ async function expectSameState(
     known.map((sku) => stockLevel(s, sku)),
     'stock levels',
   );
+  same(found.map(pickProduct), searchResult(s, search), `search_products ${JSON.stringify(search)}`);
   same(
     { ok: report.ok, violations: report.violations, ...report.checked, movements: undefined },
     {

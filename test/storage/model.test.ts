@@ -36,6 +36,18 @@ const MAX_IN_PLAY = 10;
 /** Steps per store per run of the file; STOCKLOCK_MODEL_STEPS changes it (deeper local runs, or quick ones). */
 const MIN_STEPS = Number(process.env.STOCKLOCK_MODEL_STEPS ?? 10_000);
 const MAX_COMMANDS = 250;
+/**
+ * STOCKLOCK_MODEL_SEED, STOCKLOCK_MODEL_PATH and STOCKLOCK_MODEL_REPLAY_PATH (the seed, path and replayPath
+ * of a failure's report) replay that one failing run.
+ */
+const REPRODUCE =
+  process.env.STOCKLOCK_MODEL_SEED === undefined
+    ? undefined
+    : {
+        seed: Number(process.env.STOCKLOCK_MODEL_SEED),
+        path: process.env.STOCKLOCK_MODEL_PATH,
+        endOnFailure: true,
+      };
 const UNKNOWN = 'NOPE';
 /** In no catalog row: only upsert_product or an import brings it into being. */
 const LATE = 'LATE';
@@ -1225,18 +1237,30 @@ function describeModel(name: string, makeBackend: () => Backend, lanes = 1): voi
       const started = performance.now();
       const stats: Stats = { runs: 0, steps: 0, outcomes: new Map() };
       const property = (lane: Backend) =>
-        fc.asyncProperty(fc.commands([step], { maxCommands: MAX_COMMANDS, size: 'max' }), async (cmds) => {
-          stats.runs += 1;
-          const real = await lane.fresh(stats);
-          const model: Model = { state: initialState(), log: [] };
-          try {
-            await expectSameState(model.state, real, real.stores[0]);
-            await fc.asyncModelRun(() => ({ model, real }), cmds);
-            await expectSameState(model.state, real, real.stores[0]);
-          } finally {
-            await lane.done(real);
-          }
-        });
+        fc.asyncProperty(
+          fc.commands([step], {
+            maxCommands: MAX_COMMANDS,
+            size: 'max',
+            replayPath: process.env.STOCKLOCK_MODEL_REPLAY_PATH,
+          }),
+          async (cmds) => {
+            stats.runs += 1;
+            const real = await lane.fresh(stats);
+            const model: Model = { state: initialState(), log: [] };
+            try {
+              await expectSameState(model.state, real, real.stores[0]);
+              await fc.asyncModelRun(() => ({ model, real }), cmds);
+              await expectSameState(model.state, real, real.stores[0]);
+            } finally {
+              await lane.done(real);
+            }
+          },
+        );
+      if (REPRODUCE) {
+        // One failing run again, from the seed and path fast-check reported; no step count to reach.
+        await fc.assert(property(backend), REPRODUCE);
+        return;
+      }
       // fc.commands picks each run's length at random: keep drawing small batches of runs until enough
       // steps ran. A failing lane stops the others after their current batch, so its report stands alone.
       let failed = false;

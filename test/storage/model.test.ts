@@ -1042,6 +1042,9 @@ const STORE_OPTIONS: Omit<StoreOptions, 'clock'> = {
 
 /** Two instances of one kind of store on one database. */
 interface Backend {
+  /** Before the first run and after the last (every lane's at once). */
+  setup?(): Promise<void>;
+  teardown(): Promise<void>;
   /** Two instances on an emptied database holding CATALOG, their shared clock at T0. */
   fresh(stats: Stats): Promise<Real>;
   /** Ends what `fresh` began. */
@@ -1065,12 +1068,18 @@ function initialState(): MState {
 }
 
 function sqliteBackend(): Backend {
-  const root = mkdtempSync(join(tmpdir(), 'stocklock-model-'));
+  let root: string | undefined;
   const dirs = new WeakMap<Real, string>();
   let counter = 0;
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
   return {
+    async setup() {
+      root = mkdtempSync(join(tmpdir(), 'stocklock-model-'));
+    },
+    async teardown() {
+      if (root) rmSync(root, { recursive: true, force: true });
+    },
     async fresh(stats) {
+      if (!root) throw new Error('setup() has not run');
       const dir = join(root, String(++counter));
       mkdirSync(dir);
       const clock = new ManualClock(T0);
@@ -1093,21 +1102,23 @@ function sqliteBackend(): Backend {
 }
 
 function postgresBackend(): Backend {
-  let db: TestDatabase;
-  let stores: [InventoryStore, InventoryStore];
   // Two servers of one pool with one clock: expiry is decided alike whichever instance a call reaches.
   const clock = new ManualClock(T0);
-  beforeAll(async () => {
-    db = await createTestDatabase('stocklock_model');
-    const first = await openPostgresStore(db.url, { ...STORE_OPTIONS, clock });
-    stores = [first, await openPostgresStore(db.url, { ...STORE_OPTIONS, clock })];
-  });
-  afterAll(async () => {
-    await Promise.all((stores ?? []).map((store) => store.close()));
-    await db?.drop();
-  });
+  let db: TestDatabase | undefined;
+  let stores: [InventoryStore, InventoryStore] | undefined;
   return {
+    async setup() {
+      db = await createTestDatabase('stocklock_model');
+      // One migrates first; the second then finds nothing to do.
+      const first = await openPostgresStore(db.url, { ...STORE_OPTIONS, clock });
+      stores = [first, await openPostgresStore(db.url, { ...STORE_OPTIONS, clock })];
+    },
+    async teardown() {
+      await Promise.all((stores ?? []).map((store) => store.close()));
+      await db?.drop();
+    },
     async fresh(stats) {
+      if (!db || !stores) throw new Error('setup() has not run');
       // TRUNCATE between runs: far cheaper than a new database, and the instances keep their pools.
       await db.reset();
       clock.set(T0);
@@ -1186,6 +1197,8 @@ function describeModel(name: string, makeBackend: () => Backend, lanes = 1): voi
   describe(`${name} store against a reference model`, () => {
     const backends = Array.from({ length: lanes }, makeBackend);
     const backend = backends[0] as Backend;
+    beforeAll(() => Promise.all(backends.map((lane) => lane.setup?.())));
+    afterAll(() => Promise.all(backends.map((lane) => lane.teardown())));
     it('reviving an expired cart whose holds were never released still counts them against the channel cap', async () => {
       // Cart 1 holds 3 ROOMY and expires unswept; cart 2 takes 3 SMALL, so the channel's live holds are 3;
       // adding an untracked e-book to cart 1 would revive its 3 ROOMY: 6 units, over the cap of 5.

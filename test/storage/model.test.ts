@@ -403,17 +403,29 @@ function keyUse(s: MState, call: Call): 'fresh' | 'replayed' | 'conflict' | unde
 
 // ---------------------------------------------------------------- predictions
 
+/** Tracked lines that hold less than their quantity. */
+const unheld = (s: MState, cart: MCart) =>
+  sortedSkus(cart).filter(
+    (sku) => tracked(s, sku) && (cart.lines[sku] as MLine).held < (cart.lines[sku] as MLine).quantity,
+  );
+
 /**
  * Makes every tracked line of a cart hold its full quantity again (all or nothing: the caller drops the
- * state on a refusal). Every line's product must be active, checked in SKU order.
+ * state on a refusal), in SKU order. `everyLine` (reviving, checkout): every line's product must still be
+ * sold; otherwise only the lines that hold less than their quantity are looked at.
  */
-function rehold(s: MState, cart: MCart): { unknown?: string; short: Short[]; units: number } {
+function rehold(
+  s: MState,
+  cart: MCart,
+  everyLine: boolean,
+): { unknown?: string; short: Short[]; units: number } {
   const short: Short[] = [];
   let units = 0;
   // A swept cart being revived holds again, so its holds count in `reserved` like any open cart's.
   cart.status = 'open';
   for (const sku of sortedSkus(cart)) {
     const line = cart.lines[sku] as MLine;
+    if (!everyLine && line.held === line.quantity) continue;
     if (!s.products[sku]?.active) return { unknown: sku, short, units };
     if (!tracked(s, sku) || line.held === line.quantity) continue;
     releaseExpired(s, sku, cart.id);
@@ -461,9 +473,11 @@ function predictAdd(s: MState, call: AddCall, newCartId: string | undefined): Ou
         cart_currency: cart.currency,
       });
     }
-    if (effectiveStatus(s, cart) === 'expired') {
-      reviving = true;
-      const result = rehold(s, cart);
+    // Reviving holds every line again; a live cart holds again any line that lost its hold (decisions.md:
+    // an open cart's tracked lines hold in full).
+    reviving = effectiveStatus(s, cart) === 'expired';
+    if (reviving || unheld(s, cart).length > 0) {
+      const result = rehold(s, cart, reviving);
       if (result.unknown !== undefined) return refused('UNKNOWN_SKU', { sku: result.unknown });
       if (result.short.length > 0) return outOfStock(result.short);
       revived = result.units;
@@ -511,7 +525,7 @@ function predictCheckout(s: MState, call: CheckoutCall, newOrderId: string | und
   if (cart.status === 'checked_out') return ok(cart.order);
   if (cart.status === 'released') return refused('CART_CLOSED', { cart_id: cart.id, status: 'released' });
   if (sortedSkus(cart).length === 0) return refused('CART_EMPTY', { cart_id: cart.id });
-  const result = rehold(s, cart);
+  const result = rehold(s, cart, true);
   if (result.unknown !== undefined) return refused('UNKNOWN_SKU', { sku: result.unknown });
   if (result.short.length > 0) return outOfStock(result.short);
   const lines: LineView[] = [];
@@ -592,6 +606,9 @@ function upsert(s: MState, input: ProductInput): Outcome | undefined {
   if (existing && existing.track_stock !== trackStock) {
     releaseExpired(s, input.sku);
     if (rowReserved(s, input.sku) > 0) return refused('INVALID_INPUT', { field: 'track_stock' });
+    // A live cart's line of it holds nothing, and would break the rule that open carts' tracked lines hold.
+    const live = s.carts.filter((cart) => isLive(s, cart) && cart.lines[input.sku] !== undefined);
+    if (trackStock && live.length > 0) return refused('INVALID_INPUT', { field: 'track_stock' });
   }
   if (existing && existing.currency !== input.currency) {
     const holding = s.carts.filter(

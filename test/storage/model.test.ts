@@ -751,6 +751,8 @@ function label(call: Call, outcome: Outcome, use: ReturnType<typeof keyUse>): st
   let detail = '';
   if (!outcome.ok && outcome.code === 'LIMIT_EXCEEDED') detail = `:${String(outcome.details.cap)}`;
   if (!outcome.ok && outcome.code === 'INVALID_INPUT') detail = `:${String(outcome.details.field)}`;
+  // A refusal naming several short lines (a revived cart, a checkout) is a case of its own.
+  if (!outcome.ok && outcome.code === 'OUT_OF_STOCK' && outcome.details.lines) detail = ':lines';
   return `${kind}:${outcome.ok ? 'ok' : outcome.code}${detail}`;
 }
 

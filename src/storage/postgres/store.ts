@@ -78,6 +78,20 @@ const MIGRATION_LOCK = '8319396884454862699';
 /** Deadlocks and serialization failures are retried this many times (within the lock budget), then STORE_BUSY. */
 const MAX_ATTEMPTS = 8;
 
+/**
+ * A call's lock budget is one deadline. PostgreSQL's timeouts count per statement (lock_timeout even per lock),
+ * so a transaction re-sends what is left of the budget before a statement once this long has passed since it
+ * last did: calls that wait on nothing pay no extra round trip, and a lock wait ends at most this late.
+ */
+const BUDGET_RESYNC_MS = 20;
+/**
+ * statement_timeout is what is left of the budget plus this much: it bounds a statement that waits on several
+ * locks in turn, while a statement doing work as the deadline passes still gets to finish it.
+ */
+const STATEMENT_GRACE_MS = 250;
+/** Past the deadline a statement may not wait for a lock at all (0 would mean "no limit"), only do its work. */
+const NO_WAIT_MS = 1;
+
 /*
  * Time: every server decides expiry by the database's clock (see DatabaseTime), read once a transaction's
  * first row lock (its cart, or its product) is granted and kept for the whole transaction.
@@ -239,7 +253,9 @@ const S = statements({
   tokenByHash: `SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens
     WHERE token_hash = $1 AND revoked_at IS NULL`,
   revokeToken: 'UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
-  touchToken: 'UPDATE api_tokens SET last_used_at = $1 WHERE id = $2',
+  // Authentication never queues behind a lock on the token row (a revoke, another server's touch): skip it.
+  touchToken: `UPDATE api_tokens SET last_used_at = $1
+    WHERE id = (SELECT id FROM api_tokens WHERE id = $2 FOR UPDATE SKIP LOCKED)`,
 });
 
 interface StoredCart extends CartRow {
@@ -274,6 +290,7 @@ interface Hold {
 class RetryTransaction extends Error {}
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+const ignoreLostConnection = () => undefined;
 
 function pgCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -297,6 +314,45 @@ function isLockWait(error: unknown): boolean {
   const code = pgCode(error);
   if (code === '55P03' || code === '57014') return true;
   return error instanceof Error && error.message.includes('timeout exceeded when trying to connect');
+}
+
+/**
+ * The connection died under the transaction (a restart, a failover, pg_terminate_backend, the network): whatever
+ * it had not committed is gone, so before COMMIT the whole transaction can run again on another connection.
+ */
+function isConnectionLost(error: unknown): boolean {
+  const code = pgCode(error);
+  if (code !== undefined) {
+    // 08: connection exception; 57P01–57P03: the server is shutting down or was told to end this session.
+    return (
+      code.startsWith('08') || /^57P0[123]$/.test(code) || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)
+    );
+  }
+  return (
+    error instanceof Error && /Connection terminated|not queryable|connection error/i.test(error.message)
+  );
+}
+
+/** A COMMIT that failed with one of these was rolled back by the server; any other failure leaves it unknown. */
+function isDefiniteRollback(error: unknown): boolean {
+  const code = pgCode(error);
+  // 23: a deferred constraint; 40: serialization failure or deadlock. Both roll back before the commit record.
+  return code !== undefined && (code.startsWith('23') || code.startsWith('40'));
+}
+
+/** The server takes no writes (a standby, default_transaction_read_only, a full disk): say so, not "internal". */
+function readOnlyRefusal(error: unknown): StockError | undefined {
+  const code = pgCode(error);
+  if (code === '25006') {
+    return refuse.readOnly(
+      'read_only_database',
+      'the PostgreSQL server accepts no writes (a read-only standby, or default_transaction_read_only is on)',
+      error,
+    );
+  }
+  if (code === '53100')
+    return refuse.readOnly('disk_full', 'the disk of the PostgreSQL server is full', error);
+  return undefined;
 }
 
 // int8 (COUNT, SUM, bigint columns) holds ms timestamps and minor units, all far below 2^53.
@@ -353,10 +409,20 @@ class Tx {
   readonly movements: Movement[] = [];
   private decidedAt: number | undefined;
 
+  /** When the timeouts last sent to the server were computed (performance.now()). */
+  private budgetSentAt = Number.NEGATIVE_INFINITY;
+
   constructor(
     readonly client: pg.PoolClient,
     private readonly time: DatabaseTime,
+    /** The call's one deadline (performance.now() ms) for every lock wait, on every attempt. */
+    readonly deadline: number,
   ) {}
+
+  /** BEGIN, with the lock timeouts set to what is left of the call's budget, in one round trip. */
+  async begin(): Promise<void> {
+    await this.client.query(`BEGIN; ${this.budgetSettings()}`);
+  }
 
   /** The time this transaction decides by: the database's, read once its first row lock was granted. */
   get now(): number {
@@ -387,6 +453,7 @@ class Tx {
   }
 
   async rows<T>(statement: Statement, values: unknown[]): Promise<T[]> {
+    await this.keepBudget();
     const result = await this.client.query({ name: statement.name, text: statement.text, values });
     return result.rows as T[];
   }
@@ -396,8 +463,25 @@ class Tx {
   }
 
   async run(statement: Statement, values: unknown[]): Promise<number> {
+    await this.keepBudget();
     const result = await this.client.query({ name: statement.name, text: statement.text, values });
     return result.rowCount ?? 0;
+  }
+
+  /** Re-sends the remaining budget when time has passed (a wait, or long work), so no wait outlives the deadline. */
+  private async keepBudget(): Promise<void> {
+    if (performance.now() - this.budgetSentAt < BUDGET_RESYNC_MS) return;
+    await this.client.query(this.budgetSettings());
+  }
+
+  private budgetSettings(): string {
+    this.budgetSentAt = performance.now();
+    const remaining = Math.ceil(this.deadline - this.budgetSentAt);
+    // statement_timeout bounds a statement that meets several locked rows in turn; past the deadline it only
+    // guards against a runaway statement, while lock_timeout forbids any further wait.
+    const lock = remaining > 0 ? remaining : NO_WAIT_MS;
+    const statement = remaining > 0 ? remaining + STATEMENT_GRACE_MS : STATEMENT_GRACE_MS * 20;
+    return `SET LOCAL lock_timeout = ${lock}; SET LOCAL statement_timeout = ${statement}`;
   }
 
   /** A channel whose holds changed at all keeps its row in the flush, even if the changes add up to zero. */
@@ -422,54 +506,85 @@ export class PostgresStore implements InventoryStore {
   // ---------------------------------------------------------------- the write path
 
   /**
-   * Runs `fn` in one transaction; deadlocks and serialization failures run it again, with jitter, a bounded
-   * number of times within the lock budget. A lock wait past the budget is STORE_BUSY.
+   * Runs `fn` in one transaction. Every wait of the call shares one deadline, --lock-timeout after it began: the
+   * pool, each lock, and the retries of deadlocks, serialization failures and lost connections (which run the
+   * whole transaction again, with jitter, a bounded number of times). Past it the call is STORE_BUSY. A
+   * connection lost during COMMIT is OUTCOME_UNKNOWN: the commit may have happened.
    */
   private async write<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
     const started = performance.now();
-    const budget = this.options.lockTimeoutMs;
-    let pooled = 0;
+    const deadline = started + this.options.lockTimeoutMs;
+    const busy = () => refuse.busy(Math.round(performance.now() - started));
     for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      const queued = performance.now();
-      try {
-        client = await this.pool.connect();
-      } catch (error) {
-        if (isLockWait(error)) throw refuse.busy(Math.round(performance.now() - started));
-        throw error;
-      }
-      // Waiting for a free connection is the pool's queue (bounded by connectionTimeoutMillis), not a lock wait.
-      pooled += performance.now() - queued;
-      const remaining = Math.ceil(budget - (performance.now() - started - pooled));
+      const client = await this.acquire(deadline, busy);
+      // A connection that dies between two statements emits 'error', which would crash the process unheard;
+      // the next statement fails with it instead.
+      client.on('error', ignoreLostConnection);
       let broken: Error | undefined;
+      let committing = false;
       try {
-        if (remaining <= 0) throw refuse.busy(Math.round(performance.now() - started));
-        // One round trip: each lock wait may use what is left of the budget, and no more.
-        await client.query(
-          `BEGIN; SET LOCAL lock_timeout = ${remaining}; SET LOCAL statement_timeout = ${budget + 5_000}`,
-        );
+        if (performance.now() >= deadline) throw busy();
         // Each attempt reads the database's time after its first lock (Tx.now): a call that waited for a
         // connection, a lock or a retry decides with the time it got the lock at.
-        const tx = new Tx(client, this.databaseTime());
+        const tx = new Tx(client, this.databaseTime(), deadline);
+        await tx.begin();
         const result = await fn(tx);
         await this.flush(tx);
+        committing = true;
         await client.query('COMMIT');
         return result;
       } catch (error) {
         await client.query('ROLLBACK').catch((rollbackError: Error) => {
           broken = rollbackError;
         });
-        const waited = Math.round(performance.now() - started);
+        if (committing && !isDefiniteRollback(error))
+          throw refuse.outcomeUnknown('The database connection failed', error);
         if (error instanceof StockError) throw error;
-        if (isLockWait(error)) throw refuse.busy(waited);
-        if (!isRetryable(error)) throw error;
-        if (attempt >= MAX_ATTEMPTS) throw refuse.busy(waited);
+        if (isLockWait(error)) throw busy();
+        const readOnly = readOnlyRefusal(error);
+        if (readOnly) throw readOnly;
+        if (!isRetryable(error) && !isConnectionLost(error)) throw error;
+        if (attempt >= MAX_ATTEMPTS) throw busy();
       } finally {
+        client.removeListener('error', ignoreLostConnection);
         client.release(broken);
       }
       // Jittered, growing backoff so the transactions that collided do not collide again in lockstep.
-      await sleep(Math.random() * Math.min(2 ** attempt, 50));
+      const backoff = Math.random() * Math.min(2 ** attempt, 50);
+      if (performance.now() + backoff >= deadline) throw busy();
+      await sleep(backoff);
     }
+  }
+
+  /** A pooled connection, waited for no later than the call's deadline (then STORE_BUSY). */
+  private acquire(deadline: number, busy: () => StockError): Promise<pg.PoolClient> {
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) return Promise.reject(busy());
+    return new Promise((resolve, reject) => {
+      let gaveUp = false;
+      let timer: NodeJS.Timeout;
+      // The event loop's clock is coarse: a timer may fire a little before the deadline, so it checks.
+      const giveUpAtDeadline = () => {
+        const left = deadline - performance.now();
+        if (left > 0) {
+          timer = setTimeout(giveUpAtDeadline, Math.ceil(left));
+          return;
+        }
+        gaveUp = true;
+        reject(busy());
+      };
+      timer = setTimeout(giveUpAtDeadline, Math.ceil(remaining));
+      this.pool.connect((error, client, release) => {
+        // pg-pool cannot withdraw a queued request: a connection that comes too late goes straight back.
+        if (gaveUp) {
+          if (client) release();
+          return;
+        }
+        clearTimeout(timer);
+        if (client) resolve(client);
+        else reject(isLockWait(error) ? busy() : error);
+      });
+    });
   }
 
   /**

@@ -102,6 +102,38 @@ function isBusy(error: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
+/**
+ * A write the disk or the file refused, said plainly (STORE_READ_ONLY), or OUTCOME_UNKNOWN when COMMIT itself failed
+ * after its commit frame may have reached the WAL file (a failed fsync): SQLite rolls the transaction back in
+ * memory, but a restart that recovers the WAL could still find it. A failed write (SQLITE_IOERR_WRITE,
+ * SQLITE_FULL) stops before the commit frame, which SQLite writes last, so nothing was committed.
+ */
+function writeFailure(error: unknown, atCommit: boolean): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return error;
+  if (code === 'SQLITE_FULL') {
+    return refuse.readOnly('disk_full', 'the disk holding the database file is full', error);
+  }
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
+    return refuse.readOnly(
+      'read_only_file',
+      `the database file or its directory cannot be written any more (${code})`,
+      error,
+    );
+  }
+  if (code.startsWith('SQLITE_IOERR')) {
+    if (atCommit && code !== 'SQLITE_IOERR_WRITE') {
+      return refuse.outcomeUnknown(`Writing the database file failed (${code})`, error);
+    }
+    return refuse.readOnly(
+      'write_failed',
+      `writing the database file failed (${code}): its disk failed or its filesystem turned read-only`,
+      error,
+    );
+  }
+  return error;
+}
+
 /** Turns SQLite's terse open-time failures into one line that names the file and what to do. */
 function openError(path: string, error: unknown): unknown {
   const code = (error as { code?: unknown } | null)?.code;
@@ -168,6 +200,8 @@ export class SqliteStore implements InventoryStore {
   private readonly s;
   private readonly tx;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
+  /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
+  private committing = false;
 
   constructor(
     private readonly db: Database.Database,
@@ -305,8 +339,14 @@ export class SqliteStore implements InventoryStore {
     };
 
     // Each transaction reads the clock once BEGIN IMMEDIATE has the lock, so a writer that waited decides with
-    // the time it got the lock at, never one read before another writer's commit.
-    const immediate = <A extends unknown[], R>(fn: (...args: A) => R) => db.transaction(fn).immediate;
+    // the time it got the lock at, never one read before another writer's commit. The body's end is marked, so
+    // a failure after it is known to come from COMMIT itself.
+    const immediate = <A extends unknown[], R>(fn: (...args: A) => R) =>
+      db.transaction((...args: A) => {
+        const result = fn(...args);
+        this.committing = true;
+        return result;
+      }).immediate;
     this.tx = {
       addToCart: immediate((ctx: CallContext, input: AddToCartInput) =>
         this.addToCartLocked(ctx, input, this.now()),
@@ -410,10 +450,11 @@ export class SqliteStore implements InventoryStore {
         const turn = queue.take(remaining, () => refuse.busy(Math.round(performance.now() - started)));
         if (turn) await turn;
       }
+      this.committing = false;
       try {
         return fn();
       } catch (error) {
-        if (!isBusy(error)) throw error;
+        if (!isBusy(error)) throw writeFailure(error, this.committing);
       } finally {
         // Given back before any wait: the turn is never held across an await.
         queue?.give();
@@ -1017,11 +1058,14 @@ export class SqliteStore implements InventoryStore {
     const now = this.now();
     // last_used_at is advisory: refreshing it at most once a minute keeps auth off the write lock.
     if (row.last_used_at === null || now - row.last_used_at > 60_000) {
+      // One try, no waiting at all: authentication must not queue behind another process's write lock.
+      this.db.pragma('busy_timeout = 0');
       try {
-        // One try, no waiting: authentication must not queue behind another process's write lock.
         this.s.touchToken.run(now, row.id);
       } catch {
         // The next request refreshes it.
+      } finally {
+        this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
       }
     }
     return tokenRecord(row);

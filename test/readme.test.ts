@@ -31,12 +31,17 @@ function blocks(markdown: string): Block[] {
   const found: Block[] = [];
   const lines = markdown.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const open = /^```(\w*)\s*$/.exec(lines[i] ?? '');
+    // Fences indented inside a list item count too; their indentation is not part of the commands.
+    const open = /^( *)```(\w*)\s*$/.exec(lines[i] ?? '');
     if (!open) continue;
+    const indent = open[1] ?? '';
     const start = i;
     const body: string[] = [];
-    for (i++; i < lines.length && !/^```\s*$/.test(lines[i] ?? ''); i++) body.push(lines[i] ?? '');
-    found.push({ lang: open[1] ?? '', line: start + 1, text: body.join('\n') });
+    for (i++; i < lines.length && !/^ *```\s*$/.test(lines[i] ?? ''); i++)
+      body.push(
+        (lines[i] ?? '').startsWith(indent) ? (lines[i] ?? '').slice(indent.length) : (lines[i] ?? ''),
+      );
+    found.push({ lang: open[2] ?? '', line: start + 1, text: body.join('\n') });
   }
   return found;
 }

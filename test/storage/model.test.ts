@@ -824,8 +824,8 @@ function normalize(call: Call, outcome: Outcome): Outcome {
     case 'upsert':
       return ok(pickProduct(outcome.value as ProductView));
     case 'import': {
-      const { created, updated } = outcome.value as ImportResult;
-      return ok({ created, updated });
+      const { created, updated, stock } = outcome.value as ImportResult;
+      return ok({ created, updated, stock });
     }
     case 'sweep': {
       const { carts, units } = outcome.value as SweepResult;

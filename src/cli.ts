@@ -133,6 +133,7 @@ addStoreOptions(
       .addOption(
         new Option('--admin', 'stdio: offer the admin tools on this connection (env STOCKLOCK_ADMIN=true)'),
       )
+      .addOption(new Option('--no-console', 'HTTP: do not serve the merchant console at /console (env STOCKLOCK_NO_CONSOLE=true)'))
       .addOption(
         new Option(
           '--no-auth',
@@ -147,6 +148,7 @@ addStoreOptions(
       ...flags,
       admin: flags.admin ?? envFlag('STOCKLOCK_ADMIN'),
       auth: flags.auth === false ? false : !envFlag('STOCKLOCK_NO_AUTH'),
+      console: flags.console === false ? false : !envFlag('STOCKLOCK_NO_CONSOLE'),
     },
     false,
   );
@@ -159,7 +161,7 @@ addStoreOptions(
       .description('serve HTTP; on a brand-new database load the demo catalog and print a development token'),
   ),
 ).action(async (flags: StoreFlags & ServeFlags) => {
-  await serve({ ...flags, http: true, auth: true, channel: 'default' }, true);
+  await serve({ ...flags, http: true, auth: true, channel: 'default', console: true }, true);
 });
 
 interface ServeFlags {
@@ -171,6 +173,8 @@ interface ServeFlags {
   host: string;
   allowedHosts?: string;
   auth: boolean;
+  /** false (--no-console): no merchant console at /console. */
+  console: boolean;
   sessionIdle: string;
   maxSessions: string;
   sweepInterval: string;
@@ -193,6 +197,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
     return;
   }
   const { serveHttp } = await import('./transports/http.js');
+  const merchantConsole = flags.console ? await openConsole(flags.db, store, logger) : undefined;
   const server = await serveHttp(
     store,
     {
@@ -208,18 +213,22 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
       sessionIdleMs: parseDuration(flags.sessionIdle),
       maxSessions: Number(flags.maxSessions),
       version: VERSION,
+      console: merchantConsole?.console,
     },
     logger,
   );
+  const consoleUrl = merchantConsole ? server.url.replace(/\/mcp$/, '/console/') : undefined;
+  if (consoleUrl) logger.info({ url: consoleUrl }, 'serving the merchant console');
   if (demo) {
     // Made only once the port is bound: a start that fails leaves no admin token nobody was shown.
     const devToken = brandNew
       ? (await store.createToken('web', true, 'development token from npm start')).token
       : undefined;
-    printAttachHelp(server.url, devToken);
+    printAttachHelp(server.url, devToken, consoleUrl);
   }
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'shutting down: finishing requests in flight');
+    await merchantConsole?.close();
     await server.close();
     await stopSweeper();
     await store.close();
@@ -239,7 +248,28 @@ async function serveStdio(
   await run(store, { channel, admin, version: VERSION }, logger);
 }
 
-function printAttachHelp(url: string, token: string | undefined): void {
+/** The console and its own read connection; a database it cannot open is logged and the console left out. */
+async function openConsole(db: string, store: InventoryStore, logger: ReturnType<typeof createLogger>) {
+  const { openConsoleQueries } = await import('./storage/console-queries.js');
+  const { createConsole } = await import('./console/console.js');
+  let queries: Awaited<ReturnType<typeof openConsoleQueries>>;
+  try {
+    queries = await openConsoleQueries(db, store.options.clock);
+  } catch (error) {
+    logger.warn({ err: (error as Error).message }, 'the merchant console is off');
+    return undefined;
+  }
+  const handle = createConsole({ store, queries, logger });
+  return {
+    console: handle,
+    close: async () => {
+      await handle.close();
+      await queries.close();
+    },
+  };
+}
+
+function printAttachHelp(url: string, token: string | undefined, consoleUrl?: string): void {
   const auth = token ?? '<a token from: npx stocklock token create --channel web>';
   const lines = [
     '',
@@ -254,6 +284,7 @@ function printAttachHelp(url: string, token: string | undefined): void {
     `  MCP inspector:  npx -y @modelcontextprotocol/inspector@0.16.6 --cli ${url} --transport http --header "Authorization: Bearer ${auth}" --method tools/list`,
     `  curl:           curl -s ${url.replace(/\/mcp$/, '/healthz')}`,
     '',
+    ...(consoleUrl ? [`Merchant console: ${consoleUrl} (sign in with an admin token)`, ''] : []),
   ];
   process.stderr.write(`${lines.join('\n')}\n`);
 }

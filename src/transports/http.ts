@@ -43,7 +43,7 @@ import type { AddressInfo } from 'node:net';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from '../logger.js';
 import { createServer } from '../mcp/server.js';
 import { hashToken } from '../storage/shared.js';
@@ -67,6 +67,8 @@ export interface HttpOptions {
   tokenCacheMs?: number;
   /** How long close() waits for requests in flight; default 10 s. */
   drainMs?: number;
+  /** The merchant console (src/console/), mounted at /console behind the same Host/Origin checks. */
+  console?: { router: RequestHandler };
 }
 
 export interface HttpServerHandle {
@@ -424,6 +426,8 @@ export async function serveHttp(
   };
 
   const parseBody = express.json({ limit: maxBodyBytes });
+
+  if (options.console) app.use('/console', options.console.router);
 
   app.all('/mcp', trackRequest, authenticate, parseBody, async (req: Request, res: Response) => {
     const identity = res.locals.identity as Identity;

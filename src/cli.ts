@@ -133,7 +133,12 @@ addStoreOptions(
       .addOption(
         new Option('--admin', 'stdio: offer the admin tools on this connection (env STOCKLOCK_ADMIN=true)'),
       )
-      .addOption(new Option('--no-console', 'HTTP: do not serve the merchant console at /console (env STOCKLOCK_NO_CONSOLE=true)'))
+      .addOption(
+        new Option(
+          '--no-console',
+          'HTTP: do not serve the merchant console at /console (env STOCKLOCK_NO_CONSOLE=true)',
+        ),
+      )
       .addOption(
         new Option(
           '--no-auth',

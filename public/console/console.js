@@ -27,7 +27,8 @@ const SVG = 'http://www.w3.org/2000/svg';
 function s(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG, tag);
   for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
-  for (const child of children) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  for (const child of children)
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   return el;
 }
 
@@ -76,7 +77,16 @@ function when(ms) {
 
 function status(el, kind, message, problems = []) {
   el.className = `status ${kind}`;
-  el.replaceChildren(message, problems.length ? h('ul', { class: 'problems' }, problems.map((p) => h('li', {}, p))) : '');
+  el.replaceChildren(
+    message,
+    problems.length
+      ? h(
+          'ul',
+          { class: 'problems' },
+          problems.map((p) => h('li', {}, p)),
+        )
+      : '',
+  );
 }
 
 function statusRegion() {
@@ -85,7 +95,12 @@ function statusRegion() {
 
 /** Shows an action's refusal next to the form, as the server phrased it. */
 function failed(el, error) {
-  status(el, 'problem', error instanceof ApiError ? `${error.code ?? 'ERROR'}: ${error.message}` : String(error), error.problems);
+  status(
+    el,
+    'problem',
+    error instanceof ApiError ? `${error.code ?? 'ERROR'}: ${error.message}` : String(error),
+    error.problems,
+  );
 }
 
 // ---------------------------------------------------------------- pages
@@ -93,7 +108,13 @@ function failed(el, error) {
 const pages = {};
 
 pages.stock = () => {
-  const search = h('input', { id: 'stock-search', type: 'search', name: 'q', autocomplete: 'off', placeholder: 'SKU or name' });
+  const search = h('input', {
+    id: 'stock-search',
+    type: 'search',
+    name: 'q',
+    autocomplete: 'off',
+    placeholder: 'SKU or name',
+  });
   const note = statusRegion();
   const body = h('tbody');
   const count = h('p', { class: 'hint' });
@@ -105,8 +126,21 @@ pages.stock = () => {
   });
 
   function adjustForm(sku) {
-    const qty = h('input', { type: 'number', name: 'quantity', min: 0, step: 1, required: true, id: `qty-${sku}` });
-    const why = h('input', { type: 'text', name: 'note', maxlength: 500, id: `note-${sku}`, placeholder: 'note' });
+    const qty = h('input', {
+      type: 'number',
+      name: 'quantity',
+      min: 0,
+      step: 1,
+      required: true,
+      id: `qty-${sku}`,
+    });
+    const why = h('input', {
+      type: 'text',
+      name: 'note',
+      maxlength: 500,
+      id: `note-${sku}`,
+      placeholder: 'note',
+    });
     const form = h(
       'form',
       { class: 'adjust', 'data-sku': sku },
@@ -115,8 +149,16 @@ pages.stock = () => {
       h('label', { class: 'sr-only', for: `note-${sku}` }, `Note for ${sku}`),
       why,
       h('input', { type: 'hidden', name: '_csrf', value: csrf }),
-      h('button', { type: 'submit', name: 'action', value: 'restock', 'aria-label': `Restock ${sku}` }, 'Restock'),
-      h('button', { type: 'submit', name: 'action', value: 'set', class: 'quiet', 'aria-label': `Set stock of ${sku}` }, 'Set'),
+      h(
+        'button',
+        { type: 'submit', name: 'action', value: 'restock', 'aria-label': `Restock ${sku}` },
+        'Restock',
+      ),
+      h(
+        'button',
+        { type: 'submit', name: 'action', value: 'set', class: 'quiet', 'aria-label': `Set stock of ${sku}` },
+        'Set',
+      ),
     );
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
@@ -133,7 +175,11 @@ pages.stock = () => {
           method: 'POST',
           body: { quantity, note: why.value || undefined },
         });
-        status(note, 'success', `${action === 'set' ? 'Set' : 'Restocked'} ${sku}: on hand ${level.on_hand}, available ${level.available ?? 'untracked'}.`);
+        status(
+          note,
+          'success',
+          `${action === 'set' ? 'Set' : 'Restocked'} ${sku}: on hand ${level.on_hand}, available ${level.available ?? 'untracked'}.`,
+        );
         qty.value = '';
         why.value = '';
         refresh();
@@ -173,12 +219,19 @@ pages.stock = () => {
       const signature = JSON.stringify(p);
       if (!row) {
         row = { tr: h('tr', { 'data-sku': p.sku }), signature: '' };
-        row.cells = cells(p).map(([label]) => h('td', { 'data-label': label, class: ['On hand', 'Reserved', 'Available', 'Price'].includes(label) ? 'num' : '' }));
+        row.cells = cells(p).map(([label]) =>
+          h('td', {
+            'data-label': label,
+            class: ['On hand', 'Reserved', 'Available', 'Price'].includes(label) ? 'num' : '',
+          }),
+        );
         row.tr.append(...row.cells, h('td', { 'data-label': 'Adjust' }, adjustForm(p.sku)));
         rows.set(p.sku, row);
       }
       if (row.signature !== signature) {
-        cells(p).forEach(([, value], i) => row.cells[i].replaceChildren(value));
+        cells(p).forEach(([, value], i) => {
+          row.cells[i].replaceChildren(value);
+        });
         if (row.signature) {
           row.tr.classList.remove('flash');
           void row.tr.offsetWidth;
@@ -205,7 +258,11 @@ pages.stock = () => {
 
   main.replaceChildren(
     h('h1', {}, 'Stock'),
-    h('p', { class: 'hint' }, 'Live: sales and holds on every channel show here within a second. Restock adds received units; Set records a stock take. Both go to the ledger with your note.'),
+    h(
+      'p',
+      { class: 'hint' },
+      'Live: sales and holds on every channel show here within a second. Restock adds received units; Set records a stock take. Both go to the ledger with your note.',
+    ),
     h('div', { class: 'row' }, h('div', {}, h('label', { for: 'stock-search' }, 'Search'), search)),
     note,
     count,
@@ -213,8 +270,21 @@ pages.stock = () => {
       'table',
       { class: 'stack', id: 'stock-table' },
       h('caption', { class: 'sr-only' }, 'Stock per SKU'),
-      h('thead', {}, h('tr', {}, ['SKU', 'Name', 'Price', 'On hand', 'Reserved', 'Available', 'Tracked', 'Adjust'].map((c) =>
-        h('th', { scope: 'col', class: ['Price', 'On hand', 'Reserved', 'Available'].includes(c) ? 'num' : '' }, c)))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['SKU', 'Name', 'Price', 'On hand', 'Reserved', 'Available', 'Tracked', 'Adjust'].map((c) =>
+            h(
+              'th',
+              { scope: 'col', class: ['Price', 'On hand', 'Reserved', 'Available'].includes(c) ? 'num' : '' },
+              c,
+            ),
+          ),
+        ),
+      ),
       body,
     ),
   );
@@ -246,9 +316,16 @@ pages.holds = () => {
   async function release(cart, button) {
     button.disabled = true;
     try {
-      const result = await api(`holds/${encodeURIComponent(cart.cart_id)}/release`, { method: 'POST', body: {} });
+      const result = await api(`holds/${encodeURIComponent(cart.cart_id)}/release`, {
+        method: 'POST',
+        body: {},
+      });
       const units = result.released.reduce((n, l) => n + l.quantity, 0);
-      status(note, 'success', `Released cart ${cart.cart_id} (${cart.channel}): ${units} unit${units === 1 ? '' : 's'} back in stock.`);
+      status(
+        note,
+        'success',
+        `Released cart ${cart.cart_id} (${cart.channel}): ${units} unit${units === 1 ? '' : 's'} back in stock.`,
+      );
       refresh();
     } catch (error) {
       failed(note, error);
@@ -266,17 +343,50 @@ pages.holds = () => {
       let row = rows.get(cart.cart_id);
       if (row && row.signature === signature) continue;
       const clock = h('span', { class: 'countdown' });
-      const button = h('button', { type: 'button', class: 'danger', 'aria-label': `Release cart ${cart.cart_id} of ${cart.channel}` }, 'Release');
+      const button = h(
+        'button',
+        { type: 'button', class: 'danger', 'aria-label': `Release cart ${cart.cart_id} of ${cart.channel}` },
+        'Release',
+      );
       button.addEventListener('click', () => release(cart, button));
       const units = cart.lines.reduce((n, l) => n + l.held, 0);
       const tr = h(
         'tr',
         { 'data-cart': cart.cart_id },
-        h('td', { 'data-label': 'Channel' }, cart.channel, cart.customer_ref ? h('div', { class: 'hint' }, cart.customer_ref) : ''),
+        h(
+          'td',
+          { 'data-label': 'Channel' },
+          cart.channel,
+          cart.customer_ref ? h('div', { class: 'hint' }, cart.customer_ref) : '',
+        ),
         h('td', { 'data-label': 'Cart' }, h('code', {}, cart.cart_id)),
-        h('td', { 'data-label': 'Lines' }, h('ul', { class: 'problems' }, cart.lines.map((l) => h('li', {}, `${l.quantity} × `, h('code', {}, l.sku), ` ${l.name}`, l.held === l.quantity ? '' : h('span', { class: 'tag warn' }, ` holds ${l.held}`))))),
+        h(
+          'td',
+          { 'data-label': 'Lines' },
+          h(
+            'ul',
+            { class: 'problems' },
+            cart.lines.map((l) =>
+              h(
+                'li',
+                {},
+                `${l.quantity} × `,
+                h('code', {}, l.sku),
+                ` ${l.name}`,
+                l.held === l.quantity ? '' : h('span', { class: 'tag warn' }, ` holds ${l.held}`),
+              ),
+            ),
+          ),
+        ),
         h('td', { 'data-label': 'Units held', class: 'num' }, units),
-        h('td', { 'data-label': 'Expires in' }, clock, cart.expired ? h('div', {}, h('span', { class: 'tag bad' }, 'expired, not yet swept')) : h('div', { class: 'hint' }, when(cart.expires_at))),
+        h(
+          'td',
+          { 'data-label': 'Expires in' },
+          clock,
+          cart.expired
+            ? h('div', {}, h('span', { class: 'tag bad' }, 'expired, not yet swept'))
+            : h('div', { class: 'hint' }, when(cart.expires_at)),
+        ),
         h('td', { 'data-label': 'Release' }, button),
       );
       row = { tr, clock, expiresAt: cart.expires_at, signature };
@@ -292,19 +402,39 @@ pages.holds = () => {
     }
     // Keep the server's order (soonest expiry first).
     for (const cart of data.carts) list.append(rows.get(cart.cart_id).tr);
-    empty.textContent = data.carts.length === 0 ? 'No open carts: nothing is held right now.' : `${data.carts.length} open cart${data.carts.length === 1 ? '' : 's'}, soonest expiry first.`;
+    empty.textContent =
+      data.carts.length === 0
+        ? 'No open carts: nothing is held right now.'
+        : `${data.carts.length} open cart${data.carts.length === 1 ? '' : 's'}, soonest expiry first.`;
     tick();
   }
 
   main.replaceChildren(
     h('h1', {}, 'Holds'),
-    h('p', { class: 'hint' }, 'Open carts on every channel and what they hold. Releasing a cart puts its units back on sale and tells the channel nothing: its next call sees the cart released.'),
+    h(
+      'p',
+      { class: 'hint' },
+      'Open carts on every channel and what they hold. Releasing a cart puts its units back on sale and tells the channel nothing: its next call sees the cart released.',
+    ),
     note,
     empty,
-    h('table', { class: 'stack', id: 'holds-table' },
+    h(
+      'table',
+      { class: 'stack', id: 'holds-table' },
       h('caption', { class: 'sr-only' }, 'Open carts'),
-      h('thead', {}, h('tr', {}, ['Channel', 'Cart', 'Lines', 'Units held', 'Expires in', 'Release'].map((c) => h('th', { scope: 'col', class: c === 'Units held' ? 'num' : '' }, c)))),
-      list),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Channel', 'Cart', 'Lines', 'Units held', 'Expires in', 'Release'].map((c) =>
+            h('th', { scope: 'col', class: c === 'Units held' ? 'num' : '' }, c),
+          ),
+        ),
+      ),
+      list,
+    ),
   );
   return Object.assign(refresh, { stop: () => clearInterval(ticker) });
 };
@@ -313,14 +443,36 @@ function chart(days, fromDay, today) {
   const max = Math.max(1, ...days.map((d) => d.orders));
   const width = 280;
   const barW = width / days.length;
-  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} 70`, role: 'img', preserveAspectRatio: 'none' });
-  const summary = days.map((d, i) => `${new Date((fromDay + i) * DAY_MS).toISOString().slice(5, 10)}: ${d.orders}`).join(', ');
+  const svg = s('svg', {
+    class: 'chart',
+    viewBox: `0 0 ${width} 70`,
+    role: 'img',
+    preserveAspectRatio: 'none',
+  });
+  const summary = days
+    .map((d, i) => `${new Date((fromDay + i) * DAY_MS).toISOString().slice(5, 10)}: ${d.orders}`)
+    .join(', ');
   svg.setAttribute('aria-label', `Orders per day, last ${days.length} days: ${summary}`);
   days.forEach((d, i) => {
     const hgt = Math.round((d.orders / max) * 52);
-    const rect = s('rect', { x: i * barW + 3, y: 56 - hgt, width: barW - 6, height: Math.max(hgt, 1), class: fromDay + i === today ? 'today' : '' });
-    rect.append(s('title', {}, `${new Date((fromDay + i) * DAY_MS).toISOString().slice(0, 10)}: ${d.orders} orders`));
-    svg.append(rect, s('text', { x: i * barW + barW / 2, y: 68, 'text-anchor': 'middle' }, new Date((fromDay + i) * DAY_MS).toISOString().slice(8, 10)));
+    const rect = s('rect', {
+      x: i * barW + 3,
+      y: 56 - hgt,
+      width: barW - 6,
+      height: Math.max(hgt, 1),
+      class: fromDay + i === today ? 'today' : '',
+    });
+    rect.append(
+      s('title', {}, `${new Date((fromDay + i) * DAY_MS).toISOString().slice(0, 10)}: ${d.orders} orders`),
+    );
+    svg.append(
+      rect,
+      s(
+        'text',
+        { x: i * barW + barW / 2, y: 68, 'text-anchor': 'middle' },
+        new Date((fromDay + i) * DAY_MS).toISOString().slice(8, 10),
+      ),
+    );
   });
   return svg;
 }
@@ -331,25 +483,67 @@ pages.channels = () => {
   const note = statusRegion();
   const once = h('div', { id: 'token-once' });
 
-  const channelInput = h('input', { id: 'token-channel', type: 'text', name: 'channel', required: true, maxlength: 64, pattern: '[a-z0-9][a-z0-9._\\-]{0,63}', autocomplete: 'off', placeholder: 'e.g. telegram' });
-  const labelInput = h('input', { id: 'token-label', type: 'text', name: 'label', maxlength: 100, autocomplete: 'off' });
+  const channelInput = h('input', {
+    id: 'token-channel',
+    type: 'text',
+    name: 'channel',
+    required: true,
+    maxlength: 64,
+    pattern: '[a-z0-9][a-z0-9._\\-]{0,63}',
+    autocomplete: 'off',
+    placeholder: 'e.g. telegram',
+  });
+  const labelInput = h('input', {
+    id: 'token-label',
+    type: 'text',
+    name: 'label',
+    maxlength: 100,
+    autocomplete: 'off',
+  });
   const adminInput = h('input', { id: 'token-admin', type: 'checkbox', name: 'admin' });
-  const createForm = h('form', { class: 'row card', id: 'token-form' },
+  const createForm = h(
+    'form',
+    { class: 'row card', id: 'token-form' },
     h('input', { type: 'hidden', name: '_csrf', value: csrf }),
     h('div', {}, h('label', { for: 'token-channel' }, 'Channel'), channelInput),
     h('div', {}, h('label', { for: 'token-label' }, 'Label (optional)'), labelInput),
-    h('div', {}, h('label', { class: 'check', for: 'token-admin' }, adminInput, 'Admin (restock, set stock, console)')),
+    h(
+      'div',
+      {},
+      h('label', { class: 'check', for: 'token-admin' }, adminInput, 'Admin (restock, set stock, console)'),
+    ),
     h('div', {}, h('button', { type: 'submit' }, 'Create token')),
   );
   createForm.addEventListener('submit', async (event) => {
     event.preventDefault();
     try {
-      const issued = await api('tokens', { method: 'POST', body: { channel: channelInput.value.trim(), admin: adminInput.checked, label: labelInput.value || undefined } });
+      const issued = await api('tokens', {
+        method: 'POST',
+        body: {
+          channel: channelInput.value.trim(),
+          admin: adminInput.checked,
+          label: labelInput.value || undefined,
+        },
+      });
       const copy = h('button', { type: 'button', class: 'quiet' }, 'Copy');
-      copy.addEventListener('click', () => navigator.clipboard?.writeText(issued.token).then(() => { copy.textContent = 'Copied'; }));
-      once.replaceChildren(h('div', { class: 'token-once', role: 'alert' },
-        h('strong', {}, `New ${issued.record.admin ? 'admin' : 'customer'} token for channel "${issued.record.channel}" (${issued.record.id}). Copy it now: it is shown only once, only its hash is stored.`),
-        h('code', { id: 'new-token' }, issued.token), copy));
+      copy.addEventListener('click', () =>
+        navigator.clipboard?.writeText(issued.token).then(() => {
+          copy.textContent = 'Copied';
+        }),
+      );
+      once.replaceChildren(
+        h(
+          'div',
+          { class: 'token-once', role: 'alert' },
+          h(
+            'strong',
+            {},
+            `New ${issued.record.admin ? 'admin' : 'customer'} token for channel "${issued.record.channel}" (${issued.record.id}). Copy it now: it is shown only once, only its hash is stored.`,
+          ),
+          h('code', { id: 'new-token' }, issued.token),
+          copy,
+        ),
+      );
       channelInput.value = '';
       labelInput.value = '';
       adminInput.checked = false;
@@ -364,7 +558,11 @@ pages.channels = () => {
     button.disabled = true;
     try {
       await api(`tokens/${encodeURIComponent(token.id)}/revoke`, { method: 'POST', body: {} });
-      status(note, 'success', `Revoked ${token.id} (${token.channel}): it stops working within a few seconds.`);
+      status(
+        note,
+        'success',
+        `Revoked ${token.id} (${token.channel}): it stops working within a few seconds.`,
+      );
       refresh();
     } catch (error) {
       failed(note, error);
@@ -375,68 +573,141 @@ pages.channels = () => {
   async function refresh() {
     const data = await api('channels');
     const days = data.today - data.from_day + 1;
-    const names = new Set([...data.held.map((x) => x.channel), ...data.sales.map((x) => x.channel), ...data.tokens.filter((t) => !t.revoked_at).map((t) => t.channel)]);
+    const names = new Set([
+      ...data.held.map((x) => x.channel),
+      ...data.sales.map((x) => x.channel),
+      ...data.tokens.filter((t) => !t.revoked_at).map((t) => t.channel),
+    ]);
     const list = [...names].sort();
-    cards.replaceChildren(...list.map((name) => {
-      const held = data.held.find((x) => x.channel === name)?.units ?? 0;
-      const perDay = Array.from({ length: days }, () => ({ orders: 0 }));
-      const todayRevenue = {};
-      const weekRevenue = {};
-      let todayOrders = 0;
-      let weekOrders = 0;
-      for (const row of data.sales.filter((x) => x.channel === name)) {
-        perDay[row.day - data.from_day].orders += row.orders;
-        weekOrders += row.orders;
-        weekRevenue[row.currency] = (weekRevenue[row.currency] ?? 0) + row.revenue_minor;
-        if (row.day === data.today) {
-          todayOrders += row.orders;
-          todayRevenue[row.currency] = (todayRevenue[row.currency] ?? 0) + row.revenue_minor;
+    cards.replaceChildren(
+      ...list.map((name) => {
+        const held = data.held.find((x) => x.channel === name)?.units ?? 0;
+        const perDay = Array.from({ length: days }, () => ({ orders: 0 }));
+        const todayRevenue = {};
+        const weekRevenue = {};
+        let todayOrders = 0;
+        let weekOrders = 0;
+        for (const row of data.sales.filter((x) => x.channel === name)) {
+          perDay[row.day - data.from_day].orders += row.orders;
+          weekOrders += row.orders;
+          weekRevenue[row.currency] = (weekRevenue[row.currency] ?? 0) + row.revenue_minor;
+          if (row.day === data.today) {
+            todayOrders += row.orders;
+            todayRevenue[row.currency] = (todayRevenue[row.currency] ?? 0) + row.revenue_minor;
+          }
         }
-      }
-      return h('section', { class: 'card', 'aria-labelledby': `ch-${name}`, 'data-channel': name },
-        h('h2', { id: `ch-${name}` }, name),
-        h('dl', { class: 'stats' },
-          h('dt', {}, 'Held now'), h('dd', { 'data-stat': 'held' }, `${held} unit${held === 1 ? '' : 's'}`),
-          h('dt', {}, 'Today'), h('dd', { 'data-stat': 'today' }, `${todayOrders} order${todayOrders === 1 ? '' : 's'}, ${moneyList(todayRevenue)}`),
-          h('dt', {}, `Last ${days} days`), h('dd', { 'data-stat': 'week' }, `${weekOrders} order${weekOrders === 1 ? '' : 's'}, ${moneyList(weekRevenue)}`)),
-        chart(perDay, data.from_day, data.today));
-    }));
-    if (list.length === 0) cards.replaceChildren(h('p', { class: 'hint' }, 'No channel has a token, a hold or an order yet.'));
-    tokenBody.replaceChildren(...data.tokens.map((t) => {
-      const button = h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke ${t.id} (${t.channel})` }, 'Revoke');
-      button.addEventListener('click', () => revoke(t, button));
-      return h('tr', { 'data-token': t.id },
-        h('td', { 'data-label': 'Id' }, h('code', {}, t.id)),
-        h('td', { 'data-label': 'Channel' }, t.channel),
-        h('td', { 'data-label': 'Kind' }, t.admin ? h('span', { class: 'tag warn' }, 'admin') : 'customer'),
-        h('td', { 'data-label': 'Label' }, t.label ?? ''),
-        h('td', { 'data-label': 'Created' }, t.created_at.slice(0, 16).replace('T', ' ')),
-        h('td', { 'data-label': 'Last used' }, t.last_used_at ? t.last_used_at.slice(0, 16).replace('T', ' ') : 'never'),
-        h('td', { 'data-label': 'Status' }, t.revoked_at ? h('span', { class: 'tag bad' }, 'revoked') : button));
-    }));
+        return h(
+          'section',
+          { class: 'card', 'aria-labelledby': `ch-${name}`, 'data-channel': name },
+          h('h2', { id: `ch-${name}` }, name),
+          h(
+            'dl',
+            { class: 'stats' },
+            h('dt', {}, 'Held now'),
+            h('dd', { 'data-stat': 'held' }, `${held} unit${held === 1 ? '' : 's'}`),
+            h('dt', {}, 'Today'),
+            h(
+              'dd',
+              { 'data-stat': 'today' },
+              `${todayOrders} order${todayOrders === 1 ? '' : 's'}, ${moneyList(todayRevenue)}`,
+            ),
+            h('dt', {}, `Last ${days} days`),
+            h(
+              'dd',
+              { 'data-stat': 'week' },
+              `${weekOrders} order${weekOrders === 1 ? '' : 's'}, ${moneyList(weekRevenue)}`,
+            ),
+          ),
+          chart(perDay, data.from_day, data.today),
+        );
+      }),
+    );
+    if (list.length === 0)
+      cards.replaceChildren(h('p', { class: 'hint' }, 'No channel has a token, a hold or an order yet.'));
+    tokenBody.replaceChildren(
+      ...data.tokens.map((t) => {
+        const button = h(
+          'button',
+          { type: 'button', class: 'danger', 'aria-label': `Revoke ${t.id} (${t.channel})` },
+          'Revoke',
+        );
+        button.addEventListener('click', () => revoke(t, button));
+        return h(
+          'tr',
+          { 'data-token': t.id },
+          h('td', { 'data-label': 'Id' }, h('code', {}, t.id)),
+          h('td', { 'data-label': 'Channel' }, t.channel),
+          h('td', { 'data-label': 'Kind' }, t.admin ? h('span', { class: 'tag warn' }, 'admin') : 'customer'),
+          h('td', { 'data-label': 'Label' }, t.label ?? ''),
+          h('td', { 'data-label': 'Created' }, t.created_at.slice(0, 16).replace('T', ' ')),
+          h(
+            'td',
+            { 'data-label': 'Last used' },
+            t.last_used_at ? t.last_used_at.slice(0, 16).replace('T', ' ') : 'never',
+          ),
+          h(
+            'td',
+            { 'data-label': 'Status' },
+            t.revoked_at ? h('span', { class: 'tag bad' }, 'revoked') : button,
+          ),
+        );
+      }),
+    );
   }
 
   main.replaceChildren(
     h('h1', {}, 'Channels'),
-    h('p', { class: 'hint' }, 'Per channel: units its live carts hold, orders and revenue today and over the last 7 days (UTC days).'),
+    h(
+      'p',
+      { class: 'hint' },
+      'Per channel: units its live carts hold, orders and revenue today and over the last 7 days (UTC days).',
+    ),
     cards,
     h('h2', {}, 'Tokens'),
-    h('p', { class: 'hint' }, 'A token decides its channel. Customer tokens sell; admin tokens also restock and sign in here.'),
+    h(
+      'p',
+      { class: 'hint' },
+      'A token decides its channel. Customer tokens sell; admin tokens also restock and sign in here.',
+    ),
     createForm,
     once,
     note,
-    h('table', { class: 'stack', id: 'tokens-table' },
+    h(
+      'table',
+      { class: 'stack', id: 'tokens-table' },
       h('caption', { class: 'sr-only' }, 'Tokens'),
-      h('thead', {}, h('tr', {}, ['Id', 'Channel', 'Kind', 'Label', 'Created', 'Last used', 'Status'].map((c) => h('th', { scope: 'col' }, c)))),
-      tokenBody),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Id', 'Channel', 'Kind', 'Label', 'Created', 'Last used', 'Status'].map((c) =>
+            h('th', { scope: 'col' }, c),
+          ),
+        ),
+      ),
+      tokenBody,
+    ),
   );
   return refresh;
 };
 
 pages.ledger = () => {
   const sku = h('input', { id: 'ledger-sku', type: 'text', name: 'sku', autocomplete: 'off', maxlength: 64 });
-  const channel = h('input', { id: 'ledger-channel', type: 'text', name: 'channel', autocomplete: 'off', maxlength: 64 });
-  const kind = h('select', { id: 'ledger-kind', name: 'kind' }, h('option', { value: '' }, 'any'), KINDS.map((k) => h('option', { value: k }, k)));
+  const channel = h('input', {
+    id: 'ledger-channel',
+    type: 'text',
+    name: 'channel',
+    autocomplete: 'off',
+    maxlength: 64,
+  });
+  const kind = h(
+    'select',
+    { id: 'ledger-kind', name: 'kind' },
+    h('option', { value: '' }, 'any'),
+    KINDS.map((k) => h('option', { value: k }, k)),
+  );
   const csv = h('a', { href: 'api/ledger.csv', download: '', id: 'ledger-csv' }, 'Download CSV');
   const body = h('tbody');
   const note = statusRegion();
@@ -454,16 +725,39 @@ pages.ledger = () => {
 
   function render(fresh) {
     const rows = [...shown.values()].sort((a, b) => b.id - a.id);
-    body.replaceChildren(...rows.map((m) => h('tr', { class: fresh.has(m.id) ? 'flash' : '' },
-      h('td', { 'data-label': 'When' }, when(m.at)),
-      h('td', { 'data-label': 'SKU' }, h('code', {}, m.sku)),
-      h('td', { 'data-label': 'Kind' }, h('span', { class: `tag ${m.kind === 'sale' ? 'good' : m.kind === 'expire' ? 'warn' : ''}` }, m.kind)),
-      h('td', { 'data-label': 'Qty', class: 'num' }, m.quantity),
-      h('td', { 'data-label': 'On hand Δ', class: 'num' }, m.on_hand_delta > 0 ? `+${m.on_hand_delta}` : m.on_hand_delta),
-      h('td', { 'data-label': 'Reserved Δ', class: 'num' }, m.reserved_delta > 0 ? `+${m.reserved_delta}` : m.reserved_delta),
-      h('td', { 'data-label': 'Channel' }, m.channel ?? ''),
-      h('td', { 'data-label': 'Cart / order' }, m.order_id ?? m.cart_id ?? ''),
-      h('td', { 'data-label': 'Note' }, m.note ?? ''))));
+    body.replaceChildren(
+      ...rows.map((m) =>
+        h(
+          'tr',
+          { class: fresh.has(m.id) ? 'flash' : '' },
+          h('td', { 'data-label': 'When' }, when(m.at)),
+          h('td', { 'data-label': 'SKU' }, h('code', {}, m.sku)),
+          h(
+            'td',
+            { 'data-label': 'Kind' },
+            h(
+              'span',
+              { class: `tag ${m.kind === 'sale' ? 'good' : m.kind === 'expire' ? 'warn' : ''}` },
+              m.kind,
+            ),
+          ),
+          h('td', { 'data-label': 'Qty', class: 'num' }, m.quantity),
+          h(
+            'td',
+            { 'data-label': 'On hand Δ', class: 'num' },
+            m.on_hand_delta > 0 ? `+${m.on_hand_delta}` : m.on_hand_delta,
+          ),
+          h(
+            'td',
+            { 'data-label': 'Reserved Δ', class: 'num' },
+            m.reserved_delta > 0 ? `+${m.reserved_delta}` : m.reserved_delta,
+          ),
+          h('td', { 'data-label': 'Channel' }, m.channel ?? ''),
+          h('td', { 'data-label': 'Cart / order' }, m.order_id ?? m.cart_id ?? ''),
+          h('td', { 'data-label': 'Note' }, m.note ?? ''),
+        ),
+      ),
+    );
   }
 
   async function refresh() {
@@ -490,12 +784,15 @@ pages.ledger = () => {
     }
   });
 
-  const filters = h('form', { class: 'row card', id: 'ledger-filters', role: 'search' },
+  const filters = h(
+    'form',
+    { class: 'row card', id: 'ledger-filters', role: 'search' },
     h('div', {}, h('label', { for: 'ledger-sku' }, 'SKU'), sku),
     h('div', {}, h('label', { for: 'ledger-channel' }, 'Channel'), channel),
     h('div', {}, h('label', { for: 'ledger-kind' }, 'Kind'), kind),
     h('div', {}, h('button', { type: 'submit' }, 'Filter')),
-    h('div', {}, csv));
+    h('div', {}, csv),
+  );
   const apply = (event) => {
     event?.preventDefault();
     shown = new Map();
@@ -507,29 +804,71 @@ pages.ledger = () => {
 
   main.replaceChildren(
     h('h1', {}, 'Ledger'),
-    h('p', { class: 'hint' }, 'Every unit that moved, newest first, live. The CSV has every movement that matches the filters.'),
+    h(
+      'p',
+      { class: 'hint' },
+      'Every unit that moved, newest first, live. The CSV has every movement that matches the filters.',
+    ),
     filters,
     note,
-    h('table', { class: 'stack', id: 'ledger-table' },
+    h(
+      'table',
+      { class: 'stack', id: 'ledger-table' },
       h('caption', { class: 'sr-only' }, 'Stock movements'),
-      h('thead', {}, h('tr', {}, ['When (UTC)', 'SKU', 'Kind', 'Qty', 'On hand Δ', 'Reserved Δ', 'Channel', 'Cart / order', 'Note'].map((c) => h('th', { scope: 'col', class: ['Qty', 'On hand Δ', 'Reserved Δ'].includes(c) ? 'num' : '' }, c)))),
-      body),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          [
+            'When (UTC)',
+            'SKU',
+            'Kind',
+            'Qty',
+            'On hand Δ',
+            'Reserved Δ',
+            'Channel',
+            'Cart / order',
+            'Note',
+          ].map((c) =>
+            h('th', { scope: 'col', class: ['Qty', 'On hand Δ', 'Reserved Δ'].includes(c) ? 'num' : '' }, c),
+          ),
+        ),
+      ),
+      body,
+    ),
     more,
   );
   return refresh;
 };
 
 pages.import = () => {
-  const file = h('input', { id: 'import-file', type: 'file', name: 'catalog', accept: '.csv,.json,text/csv,application/json', required: true });
+  const file = h('input', {
+    id: 'import-file',
+    type: 'file',
+    name: 'catalog',
+    accept: '.csv,.json,text/csv,application/json',
+    required: true,
+  });
   const progress = h('progress', { max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress' });
   const note = statusRegion();
   note.id = 'import-result';
   const button = h('button', { type: 'submit' }, 'Import');
-  const form = h('form', { class: 'card', id: 'import-form' },
+  const form = h(
+    'form',
+    { class: 'card', id: 'import-form' },
     h('input', { type: 'hidden', name: '_csrf', value: csrf }),
-    h('label', { for: 'import-file' }, 'Catalog file (CSV or JSON)'), file,
-    h('p', { class: 'hint' }, 'Fields: sku, name, price (12.50) or price_minor (1250), currency, stock, and optionally track_stock, description, active. All rows or none: if any line fails, nothing changes and every failing line is listed.'),
-    h('div', { class: 'row' }, button), progress);
+    h('label', { for: 'import-file' }, 'Catalog file (CSV or JSON)'),
+    file,
+    h(
+      'p',
+      { class: 'hint' },
+      'Fields: sku, name, price (12.50) or price_minor (1250), currency, stock, and optionally track_stock, description, active. All rows or none: if any line fails, nothing changes and every failing line is listed.',
+    ),
+    h('div', { class: 'row' }, button),
+    progress,
+  );
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -555,10 +894,16 @@ pages.import = () => {
       button.disabled = false;
       progress.hidden = true;
       let data = {};
-      try { data = JSON.parse(xhr.responseText); } catch {}
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {}
       if (xhr.status === 401) return location.reload();
       if (xhr.status >= 400) return failed(note, new ApiError(xhr.status, data));
-      status(note, 'success', `Imported ${data.rows} products from ${chosen.name}: ${data.created} new, ${data.updated} updated.`);
+      status(
+        note,
+        'success',
+        `Imported ${data.rows} products from ${chosen.name}: ${data.created} new, ${data.updated} updated.`,
+      );
     };
     xhr.onerror = () => {
       button.disabled = false;
@@ -581,14 +926,49 @@ pages.audit = () => {
     status(note, '', 'Auditing…');
     try {
       const report = await api('audit', { method: 'POST', body: {} });
-      status(note, report.ok ? 'success' : 'problem', report.ok ? 'The books balance: every invariant holds.' : `${report.violations.length} violation${report.violations.length === 1 ? '' : 's'} found.`);
+      status(
+        note,
+        report.ok ? 'success' : 'problem',
+        report.ok
+          ? 'The books balance: every invariant holds.'
+          : `${report.violations.length} violation${report.violations.length === 1 ? '' : 's'} found.`,
+      );
       const c = report.checked;
       result.replaceChildren(
-        h('p', {}, `Checked ${c.products} products, ${c.carts} carts, ${c.orders} orders, ${c.movements} movements at ${when(Date.now())} UTC.`),
+        h(
+          'p',
+          {},
+          `Checked ${c.products} products, ${c.carts} carts, ${c.orders} orders, ${c.movements} movements at ${when(Date.now())} UTC.`,
+        ),
         report.violations.length
-          ? h('table', { class: 'stack' }, h('thead', {}, h('tr', {}, ['Invariant', 'Subject', 'Problem'].map((x) => h('th', { scope: 'col' }, x)))),
-              h('tbody', {}, report.violations.map((v) => h('tr', {}, h('td', { 'data-label': 'Invariant' }, v.invariant), h('td', { 'data-label': 'Subject' }, h('code', {}, v.subject)), h('td', { 'data-label': 'Problem' }, v.message)))))
-          : '');
+          ? h(
+              'table',
+              { class: 'stack' },
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Invariant', 'Subject', 'Problem'].map((x) => h('th', { scope: 'col' }, x)),
+                ),
+              ),
+              h(
+                'tbody',
+                {},
+                report.violations.map((v) =>
+                  h(
+                    'tr',
+                    {},
+                    h('td', { 'data-label': 'Invariant' }, v.invariant),
+                    h('td', { 'data-label': 'Subject' }, h('code', {}, v.subject)),
+                    h('td', { 'data-label': 'Problem' }, v.message),
+                  ),
+                ),
+              ),
+            )
+          : '',
+      );
     } catch (error) {
       failed(note, error);
     } finally {
@@ -597,7 +977,11 @@ pages.audit = () => {
   });
   main.replaceChildren(
     h('h1', {}, 'Audit'),
-    h('p', { class: 'hint' }, 'Checks every invariant: no SKU oversold, reservations equal open holds, stock equals the sum of its ledger, every checkout has exactly one matching order. Read-only; sales go on while it runs.'),
+    h(
+      'p',
+      { class: 'hint' },
+      'Checks every invariant: no SKU oversold, reservations equal open holds, stock equals the sum of its ledger, every checkout has exactly one matching order. Read-only; sales go on while it runs.',
+    ),
     h('div', { class: 'row' }, button),
     note,
     result,

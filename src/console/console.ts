@@ -186,7 +186,9 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     return liveTokens.ids.then((ids) => ids.has(tokenId));
   }
 
-  async function currentSession(req: Request): Promise<{ session: ConsoleSession; secret: string } | undefined> {
+  async function currentSession(
+    req: Request,
+  ): Promise<{ session: ConsoleSession; secret: string } | undefined> {
     const secret = cookies(req)[SESSION_COOKIE];
     const session = sessions.find(secret);
     if (!session || !secret) return undefined;
@@ -301,8 +303,16 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
   const requireCsrf = (req: Request, res: Response, next: NextFunction) => {
     const session = res.locals.session as ConsoleSession;
     if (!sameSecret(csrfFrom(req), session.csrf)) {
-      logger.warn({ path: req.path, tokenId: session.tokenId }, 'console request refused: missing or wrong CSRF token');
-      apiError(res, 403, 'CSRF', 'Refused: the request lacks this page’s CSRF token. Reload the page and try again.');
+      logger.warn(
+        { path: req.path, tokenId: session.tokenId },
+        'console request refused: missing or wrong CSRF token',
+      );
+      apiError(
+        res,
+        403,
+        'CSRF',
+        'Refused: the request lacks this page’s CSRF token. Reload the page and try again.',
+      );
       return;
     }
     next();
@@ -413,7 +423,13 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     const before = text('before');
     const beforeId = before === undefined ? undefined : Number(before);
     if (beforeId !== undefined && !Number.isSafeInteger(beforeId)) return 'before must be a movement id';
-    return { sku: text('sku'), channel: text('channel'), kind: kind as MovementKind | undefined, beforeId, limit };
+    return {
+      sku: text('sku'),
+      channel: text('channel'),
+      kind: kind as MovementKind | undefined,
+      beforeId,
+      limit,
+    };
   }
 
   api.get('/ledger', async (req, res) => {
@@ -443,37 +459,39 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     res.end();
   });
 
-  api.post(
-    '/import',
-    express.text({ type: () => true, limit: maxImportBytes }),
-    async (req, res) => {
-      const text = typeof req.body === 'string' ? req.body : '';
-      if (text.trim() === '') {
-        apiError(res, 400, ErrorCode.INVALID_INPUT, 'The file is empty.', { problems: ['the file is empty'] });
-        return;
-      }
-      const { catalog, problems } = checkCatalog(text, catalogFormat(text, req.headers['content-type']));
-      if (problems.length > 0) {
-        apiError(res, 400, ErrorCode.INVALID_INPUT, `Nothing was imported: ${problems.length} line(s) failed.`, {
+  api.post('/import', express.text({ type: () => true, limit: maxImportBytes }), async (req, res) => {
+    const text = typeof req.body === 'string' ? req.body : '';
+    if (text.trim() === '') {
+      apiError(res, 400, ErrorCode.INVALID_INPUT, 'The file is empty.', { problems: ['the file is empty'] });
+      return;
+    }
+    const { catalog, problems } = checkCatalog(text, catalogFormat(text, req.headers['content-type']));
+    if (problems.length > 0) {
+      apiError(
+        res,
+        400,
+        ErrorCode.INVALID_INPUT,
+        `Nothing was imported: ${problems.length} line(s) failed.`,
+        {
           problems,
-        });
-        return;
-      }
-      try {
-        const result = await store.importProducts(CONSOLE_CHANNEL, catalog.rows);
-        logger.info({ ...result, rows: catalog.rows.length }, 'console imported a catalog');
-        res.json({ ...result, rows: catalog.rows.length });
-      } catch (error) {
-        // The store names the failing row by its index; the merchant needs the line of the file.
-        const row = isStockError(error) ? error.details.row : undefined;
-        if (!isStockError(error) || typeof row !== 'number') throw error;
-        const message = error.message.replace(/^row \d+: /, `${catalog.where[row - 1]}: `);
-        apiError(res, stockErrorStatus(error.code), error.code, `Nothing was imported: ${message}`, {
-          problems: [message],
-        });
-      }
-    },
-  );
+        },
+      );
+      return;
+    }
+    try {
+      const result = await store.importProducts(CONSOLE_CHANNEL, catalog.rows);
+      logger.info({ ...result, rows: catalog.rows.length }, 'console imported a catalog');
+      res.json({ ...result, rows: catalog.rows.length });
+    } catch (error) {
+      // The store names the failing row by its index; the merchant needs the line of the file.
+      const row = isStockError(error) ? error.details.row : undefined;
+      if (!isStockError(error) || typeof row !== 'number') throw error;
+      const message = error.message.replace(/^row \d+: /, `${catalog.where[row - 1]}: `);
+      apiError(res, stockErrorStatus(error.code), error.code, `Nothing was imported: ${message}`, {
+        problems: [message],
+      });
+    }
+  });
 
   api.post('/audit', json, async (_req, res) => {
     res.json(await store.audit());
@@ -496,7 +514,12 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     }
     const { type, status } = (err ?? {}) as { type?: string; status?: number };
     if (type === 'entity.too.large') {
-      apiError(res, 413, 'TOO_LARGE', `The file or request is too large (at most ${maxImportBytes} bytes for an import).`);
+      apiError(
+        res,
+        413,
+        'TOO_LARGE',
+        `The file or request is too large (at most ${maxImportBytes} bytes for an import).`,
+      );
       return;
     }
     if (type === 'entity.parse.failed') {

@@ -83,7 +83,8 @@ beforeEach(async () => {
   page = await browser.context.newPage();
   // A page that reloads loses this marker: "appears without a reload" is checked with it.
   await page.addInitScript(() => {
-    (window as unknown as { bootedAt: number }).bootedAt = (window as unknown as { bootedAt?: number }).bootedAt ?? Math.random();
+    (window as unknown as { bootedAt: number }).bootedAt =
+      (window as unknown as { bootedAt?: number }).bootedAt ?? Math.random();
   });
 });
 
@@ -130,7 +131,9 @@ describe('the merchant console in Chromium', () => {
     const cart = await call(http, 'add_to_cart', { sku: 'POSTER-A2', quantity: 2 });
     expect(cart.isError, firstText(cart)).toBeFalsy();
     await expect.poll(text(cell('POSTER-A2', 'Reserved')), WAIT).toBe('2');
-    const order = await call(http, 'checkout', { cart_id: (cart.structuredContent as { cart_id: string }).cart_id });
+    const order = await call(http, 'checkout', {
+      cart_id: (cart.structuredContent as { cart_id: string }).cart_id,
+    });
     expect(order.isError, firstText(order)).toBeFalsy();
     await expect.poll(text(cell('POSTER-A2', 'On hand')), WAIT).toBe('5');
     await expect.poll(text(cell('POSTER-A2', 'Available')), WAIT).toBe('5');
@@ -170,9 +173,13 @@ describe('the merchant console in Chromium', () => {
     await expect.poll(text(ledger.nth(1)), WAIT).toContain('delivery 4711');
     await expect.poll(text(ledger.nth(1)), WAIT).toContain('console');
 
-    const csv = await page.evaluate(async () => (await fetch('api/ledger.csv?sku=SOCKS-3PK&kind=restock')).text());
+    const csv = await page.evaluate(async () =>
+      (await fetch('api/ledger.csv?sku=SOCKS-3PK&kind=restock')).text(),
+    );
     const lines = csv.trim().split('\r\n');
-    expect(lines[0]).toBe('id,at,sku,kind,quantity,on_hand_delta,reserved_delta,channel,cart_id,order_id,note');
+    expect(lines[0]).toBe(
+      'id,at,sku,kind,quantity,on_hand_delta,reserved_delta,channel,cart_id,order_id,note',
+    );
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(/,SOCKS-3PK,restock,15,15,0,console,,,delivery 4711$/);
   });
@@ -183,7 +190,9 @@ describe('the merchant console in Chromium', () => {
     cleanups.push(() => http.close());
     const cart = await call(http, 'add_to_cart', { sku: 'CAP-NVY', quantity: 4 });
     expect(cart.isError, firstText(cart)).toBeFalsy();
-    cleanups.push(() => call(http, 'release_cart', { cart_id: (cart.structuredContent as { cart_id: string }).cart_id }));
+    cleanups.push(() =>
+      call(http, 'release_cart', { cart_id: (cart.structuredContent as { cart_id: string }).cart_id }),
+    );
     await expect.poll(text(cell('CAP-NVY', 'Reserved')), WAIT).toBe('4');
     const before = await available('CAP-NVY');
     const row = page.locator('#stock-table tr[data-sku="CAP-NVY"]');
@@ -237,7 +246,9 @@ describe('the merchant console in Chromium', () => {
     expect(id, tokens.stdout).toBeDefined();
     // Shown once: a reload lists the token by id only.
     await page.reload();
-    await expect.poll(text(page.locator(`#tokens-table tr[data-token="${id}"]`)), WAIT).toContain('bot backend');
+    await expect
+      .poll(text(page.locator(`#tokens-table tr[data-token="${id}"]`)), WAIT)
+      .toContain('bot backend');
     await expect.poll(() => page.locator('#new-token').count(), WAIT).toBe(0);
 
     await page.getByRole('button', { name: `Revoke ${id} (telegram)` }).click();
@@ -297,7 +308,9 @@ describe('the merchant console in Chromium', () => {
       'NEW-TWO,Second new product,abc,EUR,2',
       '',
     ].join('\n');
-    await page.getByLabel('Catalog file (CSV or JSON)').setInputFiles({ name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from(bad) });
+    await page
+      .getByLabel('Catalog file (CSV or JSON)')
+      .setInputFiles({ name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from(bad) });
     await page.getByRole('button', { name: 'Import' }).click();
     const result = page.locator('#import-result');
     await expect.poll(text(result), WAIT).toContain('Nothing was imported: 2 line(s) failed');
@@ -306,8 +319,12 @@ describe('the merchant console in Chromium', () => {
     await expect.poll(text(result.locator('li').nth(1)), WAIT).toContain('line 4');
     expect(await available('NEW-ONE')).toBeUndefined();
 
-    const good = JSON.stringify([{ sku: 'NEW-ONE', name: 'First new product', price: '10.00', currency: 'EUR', stock: 5 }]);
-    await page.getByLabel('Catalog file (CSV or JSON)').setInputFiles({ name: 'good.json', mimeType: 'application/json', buffer: Buffer.from(good) });
+    const good = JSON.stringify([
+      { sku: 'NEW-ONE', name: 'First new product', price: '10.00', currency: 'EUR', stock: 5 },
+    ]);
+    await page
+      .getByLabel('Catalog file (CSV or JSON)')
+      .setInputFiles({ name: 'good.json', mimeType: 'application/json', buffer: Buffer.from(good) });
     await page.getByRole('button', { name: 'Import' }).click();
     await expect.poll(text(result), WAIT).toContain('Imported 1 products from good.json: 1 new, 0 updated.');
     expect(await available('NEW-ONE')).toBe(5);

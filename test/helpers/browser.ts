@@ -25,7 +25,9 @@ export interface Browser {
 /** A fresh browser profile; `viewport` defaults to a desktop window. */
 export async function launchBrowser(viewport = { width: 1280, height: 800 }): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does`);
+    throw new Error(
+      `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), as .ci/run does`,
+    );
   }
   const profile = mkdtempSync(join(tmpdir(), 'stocklock-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {

@@ -18,6 +18,8 @@ export const CHANGES_CHANNEL = 'stocklock_changes';
 /** Tables whose writes a console page shows: stock and the ledger, carts, products, tokens. */
 const WATCHED_TABLES = ['stock_movements', 'products', 'carts', 'api_tokens'] as const;
 const TRIGGER_LOCK = 0x51c0_7501;
+/** The application_name of a console's listening connection, which the trigger looks for. */
+const LISTENER_NAME = 'stocklock-console-listen';
 const RECONNECT_MS = 1_000;
 
 // int8 (COUNT, SUM, bigint columns) holds ms timestamps and minor units, all far below 2^53.
@@ -29,8 +31,8 @@ const types = {
 };
 
 /**
- * Statement-level triggers (one NOTIFY per writing statement; PostgreSQL folds identical notifications of
- * one transaction into one), created once and idempotently: the first console on a database installs them,
+ * Statement-level triggers (one NOTIFY per writing statement while a console listens; PostgreSQL folds
+ * identical notifications of one transaction into one), created once and idempotently: the first console on a database installs them,
  * under an advisory lock so servers starting together do not race on the DDL.
  */
 async function installTriggers(pool: pg.Pool): Promise<void> {
@@ -42,19 +44,25 @@ async function installTriggers(pool: pg.Pool): Promise<void> {
       `SELECT tgname FROM pg_trigger WHERE tgname LIKE 'stocklock_console_notify_%' AND NOT tgisinternal`,
     );
     const have = new Set(existing.rows.map((row) => row.tgname));
-    if (have.size < WATCHED_TABLES.length) {
+    // A NOTIFY queues at commit under a cluster-wide lock even when nobody listens, so the trigger
+    // sends one only while a console's listening connection is open (pg_stat_activity is in memory).
+    await client.query(
+      `CREATE OR REPLACE FUNCTION stocklock_console_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF EXISTS (SELECT 1 FROM pg_stat_activity
+                    WHERE application_name = '${LISTENER_NAME}' AND datname = current_database()) THEN
+           PERFORM pg_notify('${CHANGES_CHANNEL}', '');
+         END IF;
+         RETURN NULL;
+       END $$`,
+    );
+    for (const table of WATCHED_TABLES) {
+      const name = `stocklock_console_notify_${table}`;
+      if (have.has(name)) continue;
       await client.query(
-        `CREATE OR REPLACE FUNCTION stocklock_console_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN PERFORM pg_notify('${CHANGES_CHANNEL}', ''); RETURN NULL; END $$`,
+        `CREATE TRIGGER ${name} AFTER INSERT OR UPDATE OR DELETE ON ${table}
+         FOR EACH STATEMENT EXECUTE FUNCTION stocklock_console_notify()`,
       );
-      for (const table of WATCHED_TABLES) {
-        const name = `stocklock_console_notify_${table}`;
-        if (have.has(name)) continue;
-        await client.query(
-          `CREATE TRIGGER ${name} AFTER INSERT OR UPDATE OR DELETE ON ${table}
-           FOR EACH STATEMENT EXECUTE FUNCTION stocklock_console_notify()`,
-        );
-      }
     }
     await client.query('COMMIT');
   } catch (error) {
@@ -111,7 +119,7 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
   };
 
   async function listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: url, application_name: 'stocklock-console-listen' });
+    const client = new pg.Client({ connectionString: url, application_name: LISTENER_NAME });
     listener = client;
     const retry = () => {
       if (listener !== client) return;

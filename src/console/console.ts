@@ -166,11 +166,6 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
   const { store, queries, logger } = options;
   const secure = options.publicUrl?.startsWith('https:') ?? false;
   const sessions = new SessionTable({ ...DEFAULT_SESSION_LIMITS, ...options.sessions });
-  const feed = new ChangeFeed(queries, options.throttleMs ?? DEFAULT_THROTTLE_MS);
-  const maxImportBytes = options.maxImportBytes ?? DEFAULT_MAX_IMPORT_BYTES;
-  const clock = store.options.clock;
-  const cookieBase = { httpOnly: true, sameSite: 'strict' as const, secure, path: COOKIE_PATH };
-
   // Revoked tokens end their sessions: the token list is asked at most every few seconds.
   let liveTokens: { ids: Promise<Set<string>>; at: number } | undefined;
   function tokenLive(tokenId: string): Promise<boolean> {
@@ -185,6 +180,17 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     }
     return liveTokens.ids.then((ids) => ids.has(tokenId));
   }
+
+  const feed = new ChangeFeed(queries, options.throttleMs ?? DEFAULT_THROTTLE_MS, async () => {
+    if (sessions.size === 0) return;
+    liveTokens = undefined;
+    for (const tokenId of sessions.tokenIds()) {
+      if (!(await tokenLive(tokenId))) sessions.deleteByToken(tokenId);
+    }
+  });
+  const maxImportBytes = options.maxImportBytes ?? DEFAULT_MAX_IMPORT_BYTES;
+  const clock = store.options.clock;
+  const cookieBase = { httpOnly: true, sameSite: 'strict' as const, secure, path: COOKIE_PATH };
 
   async function currentSession(
     req: Request,

@@ -23,9 +23,14 @@ export class ChangeFeed {
   private lastSent = 0;
   private readonly heartbeat: NodeJS.Timeout;
 
+  /**
+   * `beforeEmit` runs once per change before the pages hear of it: the console rechecks its sessions'
+   * tokens there, so a token revoked anywhere (the CLI, another server) closes its pages at once.
+   */
   constructor(
     private readonly queries: ConsoleQueries,
     private readonly throttleMs = DEFAULT_THROTTLE_MS,
+    private readonly beforeEmit: () => Promise<void> = async () => undefined,
   ) {
     this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     this.heartbeat.unref();
@@ -70,7 +75,8 @@ export class ChangeFeed {
   private changed(): void {
     if (this.timer) return;
     const wait = Math.max(0, this.lastSent + this.throttleMs - Date.now());
-    this.timer = setTimeout(() => {
+    this.timer = setTimeout(async () => {
+      await this.beforeEmit().catch(() => undefined);
       this.timer = undefined;
       this.lastSent = Date.now();
       const data = `event: change\ndata: ${JSON.stringify({ at: this.lastSent })}\n\n`;

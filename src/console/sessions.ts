@@ -91,6 +91,15 @@ export class SessionTable {
     return !session.ended && now < session.expiresAt && now - session.lastSeenAt < this.limits.idleMs;
   }
 
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** The tokens that live sessions were opened with. */
+  tokenIds(): Set<string> {
+    return new Set([...this.sessions.values()].map((session) => session.tokenId));
+  }
+
   delete(secret: string | undefined): void {
     if (secret) this.end(hashToken(secret));
   }

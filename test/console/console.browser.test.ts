@@ -119,6 +119,19 @@ describe('the merchant console in Chromium', () => {
     expect(server.stderr()).not.toContain(adminToken);
   });
 
+  it("ends an open page's session when its admin token is revoked", async () => {
+    const second = await cli('token', 'create', '--channel', 'backoffice', '--admin');
+    await signIn(second);
+    await expect.poll(text(page.locator('#live')), WAIT).toBe('live');
+    const tokens = await cli('token', 'list');
+    const id = /tok_\w+(?=\s+backoffice)/.exec(tokens)?.[0] ?? '';
+    expect(id, tokens).toMatch(/^tok_/);
+    // Revoked by another process: the revocation is itself a change, and the page goes back to sign-in.
+    await cli('token', 'revoke', id);
+    await page.getByLabel('Admin token').waitFor({ timeout: 20_000 });
+    expect((await page.request.get(`${base}/console/api/stock`)).status()).toBe(401);
+  });
+
   it('shows a sale made through the HTTP server and one made by another process on the file, without a reload', async () => {
     await signIn();
     await expect.poll(text(page.locator('#live')), WAIT).toBe('live');

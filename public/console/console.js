@@ -133,6 +133,7 @@ pages.stock = () => {
       step: 1,
       required: true,
       id: `qty-${sku}`,
+      placeholder: 'units',
     });
     const why = h('input', {
       type: 'text',
@@ -222,10 +223,14 @@ pages.stock = () => {
         row.cells = cells(p).map(([label]) =>
           h('td', {
             'data-label': label,
-            class: ['On hand', 'Reserved', 'Available', 'Price'].includes(label) ? 'num' : '',
+            class: ['On hand', 'Reserved', 'Available', 'Price'].includes(label)
+              ? 'num'
+              : label === 'Name'
+                ? 'wide'
+                : '',
           }),
         );
-        row.tr.append(...row.cells, h('td', { 'data-label': 'Adjust' }, adjustForm(p.sku)));
+        row.tr.append(...row.cells, h('td', { 'data-label': 'Adjust', class: 'wide' }, adjustForm(p.sku)));
         rows.set(p.sku, row);
       }
       if (row.signature !== signature) {
@@ -359,10 +364,10 @@ pages.holds = () => {
           cart.channel,
           cart.customer_ref ? h('div', { class: 'hint' }, cart.customer_ref) : '',
         ),
-        h('td', { 'data-label': 'Cart' }, h('code', {}, cart.cart_id)),
+        h('td', { 'data-label': 'Cart', class: 'wide' }, h('code', {}, cart.cart_id)),
         h(
           'td',
-          { 'data-label': 'Lines' },
+          { 'data-label': 'Lines', class: 'wide' },
           h(
             'ul',
             { class: 'problems' },
@@ -753,8 +758,8 @@ pages.ledger = () => {
             m.reserved_delta > 0 ? `+${m.reserved_delta}` : m.reserved_delta,
           ),
           h('td', { 'data-label': 'Channel' }, m.channel ?? ''),
-          h('td', { 'data-label': 'Cart / order' }, m.order_id ?? m.cart_id ?? ''),
-          h('td', { 'data-label': 'Note' }, m.note ?? ''),
+          h('td', { 'data-label': 'Cart / order', class: 'wide' }, m.order_id ?? m.cart_id ?? ''),
+          h('td', { 'data-label': 'Note', class: 'wide' }, m.note ?? ''),
         ),
       ),
     );

@@ -58,9 +58,9 @@ class HeadlessConsole {
       .map((c) => c.split(';')[0] ?? '')
       .find((c) => c.startsWith('stocklock_console='));
     if (!session) throw new Error(`console sign-in failed: HTTP ${signedIn.status}`);
-    const console = new HeadlessConsole(base, session);
-    await console.listen();
-    return console;
+    const page = new HeadlessConsole(base, session);
+    await page.listen();
+    return page;
   }
 
   private listen(): Promise<void> {

@@ -1,7 +1,6 @@
-// The merchant console's read side: what its pages show, and a feed that says when any writer changed the data.
+// The merchant console's read side, as an interface: what its pages show, and a feed saying when any writer changed the data.
 import type { Clock } from '../domain/clock.js';
 import type { MovementKind } from '../domain/types.js';
-import { isPostgresUrl } from './open.js';
 
 export interface ConsoleStockRow {
   sku: string;
@@ -98,16 +97,6 @@ export interface ConsoleQueries {
 }
 
 export const DAY_MS = 86_400_000;
-
-/** Opens the console's own connection to the database the store uses. */
-export async function openConsoleQueries(db: string, clock: Clock): Promise<ConsoleQueries> {
-  if (isPostgresUrl(db)) {
-    const { openPostgresConsoleQueries } = await import('./postgres/console-queries.js');
-    return openPostgresConsoleQueries(db, clock);
-  }
-  const { openSqliteConsoleQueries } = await import('./sqlite/console-queries.js');
-  return openSqliteConsoleQueries(db, clock);
-}
 
 /** Escapes LIKE's wildcards so a search for "50%" means the text "50%". */
 export function likePattern(search: string): string {

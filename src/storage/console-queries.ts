@@ -1,5 +1,4 @@
 // The merchant console's read side, as an interface: what its pages show, and a feed saying when any writer changed the data.
-import type { Clock } from '../domain/clock.js';
 import type { MovementKind } from '../domain/types.js';
 
 export interface ConsoleStockRow {

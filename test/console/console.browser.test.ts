@@ -343,6 +343,28 @@ describe('the merchant console in Chromium', () => {
     expect(await available('NEW-ONE')).toBe(5);
   });
 
+  it('imports a large catalog in one go; the progress bar is gone once it is done', async () => {
+    await signIn();
+    await page.getByRole('link', { name: 'Import' }).click();
+    const rows = Array.from(
+      { length: 10_000 },
+      (_, i) =>
+        `BULK-${String(i).padStart(5, '0')},Bulk product number ${i} with a longer name,${(i % 90) + 10}.50,EUR,${i % 7}`,
+    );
+    const csv = ['sku,name,price,currency,stock', ...rows, ''].join('\n');
+    await page.getByLabel('Catalog file (CSV or JSON)').setInputFiles({
+      name: 'bulk.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(csv),
+    });
+    await page.getByRole('button', { name: 'Import' }).click();
+    await expect
+      .poll(text(page.locator('#import-result')), { timeout: 60_000, interval: 100 })
+      .toBe('Imported 10000 products from bulk.csv: 10000 new, 0 updated.');
+    expect(await page.locator('#import-form progress').isHidden()).toBe(true);
+    expect(await available('BULK-09999')).toBe(9_999 % 7);
+  });
+
   it('runs the audit and shows that the books balance', async () => {
     await signIn();
     await page.getByRole('link', { name: 'Audit' }).click();

@@ -1,5 +1,7 @@
 // The merchant console in a real browser against the built CLI's HTTP server on a SQLite file.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Locator, Page } from 'playwright-core';
@@ -9,6 +11,7 @@ import { CLI, ROOT, type RunningCli, spawnCli, stdioClient, waitHealthy } from '
 import { call, connectClient, firstText, freePort, tempDir, waitFor } from '../helpers/http.js';
 
 const run = promisify(execFile);
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const DEMO = join(ROOT, 'examples', 'demo-catalog.json');
 
 let tmp: { dir: string; remove: () => void };
@@ -371,5 +374,55 @@ describe('the merchant console in Chromium', () => {
     await page.getByRole('button', { name: 'Run the audit' }).click();
     await page.getByRole('status').filter({ hasText: 'The books balance' }).waitFor();
     await expect.poll(text(page.locator('#audit-result')), WAIT).toMatch(/Checked \d+ products/);
+  });
+
+  it("passes axe-core's accessibility checks on every page, at desktop and phone width", async () => {
+    await signIn();
+    await expect.poll(text(page.locator('#live')), WAIT).toBe('live');
+    const found: string[] = [];
+    for (const viewport of [
+      { width: 1280, height: 800 },
+      { width: 390, height: 844 },
+    ]) {
+      await page.setViewportSize(viewport);
+      for (const name of ['stock', 'holds', 'channels', 'ledger', 'import', 'audit']) {
+        await page.goto(`${base}/console/#${name}`);
+        await page.locator('h1').waitFor();
+        await page.waitForLoadState('networkidle');
+        // Evaluated through the DevTools protocol, which the page's Content-Security-Policy does not govern.
+        await page.evaluate(AXE);
+        const violations = await page.evaluate(async () => {
+          const axe = (
+            window as unknown as {
+              axe: {
+                run: (
+                  ctx: Document,
+                ) => Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }>;
+              };
+            }
+          ).axe;
+          const result = await axe.run(document);
+          return result.violations.map(
+            (v) =>
+              `${v.impact} ${v.id}: ${v.nodes
+                .map((n) => n.target.join(' '))
+                .slice(0, 3)
+                .join(', ')}`,
+          );
+        });
+        found.push(...violations.map((v) => `${name} @${viewport.width}px: ${v}`));
+      }
+    }
+    const signInPage = await browser.context.newPage();
+    await signInPage.goto(`${base}/console/`);
+    await signInPage.evaluate(AXE);
+    const signInViolations = await signInPage.evaluate(async () => {
+      const axe = (
+        window as unknown as { axe: { run: (ctx: Document) => Promise<{ violations: { id: string }[] }> } }
+      ).axe;
+      return (await axe.run(document)).violations.map((v) => v.id);
+    });
+    await signInPage.close();
+    expect([...found, ...signInViolations.map((v) => `sign-in: ${v}`)]).toEqual([]);
   });
 });

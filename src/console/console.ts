@@ -166,19 +166,24 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
   const { store, queries, logger } = options;
   const secure = options.publicUrl?.startsWith('https:') ?? false;
   const sessions = new SessionTable({ ...DEFAULT_SESSION_LIMITS, ...options.sessions });
-  // Revoked tokens end their sessions: the token list is asked at most every few seconds.
+  // Revoked tokens end their sessions. A token found live is trusted for a few seconds; one not found is
+  // asked about again at once, so a token made a moment ago (after the list was read) signs in.
   let liveTokens: { ids: Promise<Set<string>>; at: number } | undefined;
-  function tokenLive(tokenId: string): Promise<boolean> {
-    if (!liveTokens || Date.now() - liveTokens.at > TOKEN_CHECK_MS) {
-      const ids = store
-        .listTokens()
-        .then((list) => new Set(list.filter((t) => t.admin && t.revoked_at === null).map((t) => t.id)));
-      liveTokens = { ids, at: Date.now() };
-      ids.catch(() => {
-        liveTokens = undefined;
-      });
+  function readLiveTokens(): Promise<Set<string>> {
+    const ids = store
+      .listTokens()
+      .then((list) => new Set(list.filter((t) => t.admin && t.revoked_at === null).map((t) => t.id)));
+    liveTokens = { ids, at: Date.now() };
+    ids.catch(() => {
+      liveTokens = undefined;
+    });
+    return ids;
+  }
+  async function tokenLive(tokenId: string): Promise<boolean> {
+    if (liveTokens && Date.now() - liveTokens.at <= TOKEN_CHECK_MS && (await liveTokens.ids).has(tokenId)) {
+      return true;
     }
-    return liveTokens.ids.then((ids) => ids.has(tokenId));
+    return (await readLiveTokens()).has(tokenId);
   }
 
   const feed = new ChangeFeed(queries, options.throttleMs ?? DEFAULT_THROTTLE_MS, async () => {
@@ -189,7 +194,6 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     }
   });
   const maxImportBytes = options.maxImportBytes ?? DEFAULT_MAX_IMPORT_BYTES;
-  const clock = store.options.clock;
   const cookieBase = { httpOnly: true, sameSite: 'strict' as const, secure, path: COOKIE_PATH };
 
   async function currentSession(
@@ -348,7 +352,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
   api.get('/stock', async (req, res) => {
     const search = typeof req.query.q === 'string' ? req.query.q.slice(0, 100) : '';
     const products = await queries.stock(search, STOCK_LIMIT);
-    res.json({ now: clock.now(), products, limit: STOCK_LIMIT });
+    res.json({ now: await queries.now(), products, limit: STOCK_LIMIT });
   });
 
   api.post('/stock/:sku/restock', json, async (req, res) => {
@@ -374,7 +378,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
   });
 
   api.get('/holds', async (_req, res) => {
-    res.json({ now: clock.now(), carts: await queries.holds(HOLDS_LIMIT), limit: HOLDS_LIMIT });
+    res.json({ now: await queries.now(), carts: await queries.holds(HOLDS_LIMIT), limit: HOLDS_LIMIT });
   });
 
   api.post('/holds/:cartId/release', json, async (req, res) => {
@@ -392,7 +396,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
 
   api.get('/channels', async (_req, res) => {
     const [activity, tokens] = await Promise.all([queries.channelActivity(7), store.listTokens()]);
-    res.json({ now: clock.now(), ...activity, tokens });
+    res.json({ now: await queries.now(), ...activity, tokens });
   });
 
   api.post('/tokens', json, async (req, res) => {
@@ -449,7 +453,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     if (typeof filter === 'string') return apiError(res, 400, ErrorCode.INVALID_INPUT, filter);
     res.set({
       'Content-Type': 'text/csv; charset=utf-8',
-      'Content-Disposition': `attachment; filename="stocklock-ledger-${new Date(clock.now()).toISOString().slice(0, 10)}.csv"`,
+      'Content-Disposition': `attachment; filename="stocklock-ledger-${new Date(await queries.now()).toISOString().slice(0, 10)}.csv"`,
     });
     res.write(`${CSV_COLUMNS.map(([key]) => key).join(',')}\r\n`);
     // Newest first in batches by id, so a long export never holds a read open or the whole ledger in memory.

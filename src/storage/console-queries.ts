@@ -77,6 +77,8 @@ export interface ConsoleMovement {
 }
 
 export interface ConsoleQueries {
+  /** The time the store decides expiry by: this machine's clock on SQLite, the database's on PostgreSQL. */
+  now(): Promise<number>;
   /** Products whose SKU or name contains `search` (case-insensitive), by SKU, at most `limit`. */
   stock(search: string, limit: number): Promise<ConsoleStockRow[]>;
   /** Open carts (including expired ones not yet swept) with their lines, soonest expiry first. */

@@ -1,6 +1,7 @@
 // The console's reads on PostgreSQL: a small pool of its own, and LISTEN on a channel that statement triggers NOTIFY.
 import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
+import { databaseNow } from '../audit.js';
 import {
   type ConsoleChannelActivity,
   type ConsoleHold,
@@ -98,7 +99,14 @@ interface HoldSqlRow {
 }
 
 export async function openPostgresConsoleQueries(url: string, clock: Clock): Promise<ConsoleQueries> {
-  const pool = new pg.Pool({ connectionString: url, max: 2, types, application_name: 'stocklock-console' });
+  // Idle connections close after a second: a console nobody looks at holds no connection of the server's.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 2,
+    idleTimeoutMillis: 1_000,
+    types,
+    application_name: 'stocklock-console',
+  });
   pool.on('error', () => undefined);
   try {
     await installTriggers(pool);
@@ -150,7 +158,19 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
     client?.end().catch(() => undefined);
   }
 
+  /** Every server decides expiry by the database's clock (docs/decisions.md): so does the console. */
+  async function now(): Promise<number> {
+    const time = clock.databaseTime?.() ?? { fixedAt: null, offsetMs: 0 };
+    const { rows } = await pool.query<{ now: number }>(`SELECT ${databaseNow('$1', '$2')} AS now`, [
+      time.fixedAt,
+      time.offsetMs,
+    ]);
+    return rows[0]?.now ?? Date.now();
+  }
+
   return {
+    now,
+
     async stock(search: string, limit: number): Promise<ConsoleStockRow[]> {
       const { rows } = await pool.query<StockSqlRow>(
         `SELECT p.sku, p.name, p.price_minor, p.currency, p.on_hand, p.reserved, p.track_stock, p.active,
@@ -159,7 +179,7 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
          FROM products p
          WHERE p.sku ILIKE $2 OR p.name ILIKE $2
          ORDER BY p.sku COLLATE "C" LIMIT $3`,
-        [clock.now(), likePattern(search), limit],
+        [await now(), likePattern(search), limit],
       );
       return rows.map((row) => {
         const reserved = row.reserved - row.expired_held;
@@ -178,7 +198,7 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
     },
 
     async holds(limit: number): Promise<ConsoleHold[]> {
-      const now = clock.now();
+      const at = await now();
       const { rows } = await pool.query<HoldSqlRow>(
         `WITH open_carts AS (SELECT * FROM carts WHERE status = 'open' ORDER BY expires_at, id LIMIT $1)
          SELECT c.id, c.channel, c.customer_ref, c.created_at, c.expires_at, l.sku, p.name, l.quantity, l.held
@@ -196,7 +216,7 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
             customer_ref: row.customer_ref,
             created_at: row.created_at,
             expires_at: row.expires_at,
-            expired: row.expires_at <= now,
+            expired: row.expires_at <= at,
             lines: [],
           };
           carts.set(row.id, cart);
@@ -207,15 +227,15 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
     },
 
     async channelActivity(days: number): Promise<ConsoleChannelActivity> {
-      const now = clock.now();
-      const today = Math.floor(now / DAY_MS);
+      const at = await now();
+      const today = Math.floor(at / DAY_MS);
       const fromDay = today - days + 1;
       const [held, sales] = await Promise.all([
         pool.query<{ channel: string; units: number }>(
           `SELECT c.channel, SUM(l.held)::int8 AS units FROM carts c JOIN cart_lines l ON l.cart_id = c.id
            WHERE c.status = 'open' AND c.expires_at > $1 AND l.held > 0
            GROUP BY c.channel ORDER BY c.channel`,
-          [now],
+          [at],
         ),
         pool.query<ConsoleChannelActivity['sales'][number]>(
           `SELECT channel, (created_at / ${DAY_MS})::int8 AS day, currency, COUNT(*)::int8 AS orders,

@@ -97,6 +97,10 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
   }
 
   return {
+    async now(): Promise<number> {
+      return clock.now();
+    },
+
     async stock(search: string, limit: number): Promise<ConsoleStockRow[]> {
       const rows = stockQuery.all({ now: clock.now(), pattern: likePattern(search), limit }) as StockSqlRow[];
       return rows.map((row) => {

@@ -41,7 +41,10 @@ export function addStoreOptions(command: Command): Command {
         .default('15m'),
     )
     .addOption(
-      new Option('--lock-timeout <duration>', 'longest wait for the stock lock before STORE_BUSY')
+      new Option(
+        '--lock-timeout <duration>',
+        'longest a write may wait, all its waits together, before STORE_BUSY',
+      )
         .env('STOCKLOCK_LOCK_TIMEOUT')
         .default('5s'),
     )

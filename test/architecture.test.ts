@@ -28,6 +28,7 @@ function partOf(file: string): Part | undefined {
   if (
     file === 'src/storage/store.ts' ||
     file === 'src/storage/shared.ts' ||
+    file === 'src/storage/oauth.ts' ||
     file === 'src/storage/console-queries.ts'
   )
     return 'storage/interface';
@@ -90,7 +91,7 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
     parts: ['domain', 'storage/interface', 'mcp', 'logger'],
     packages: ['@modelcontextprotocol/sdk', 'zod'],
   },
-  // OAuth (to come): grants live in the store, behind its interface.
+  // OAuth: grants live in the store, behind its interface (src/storage/oauth.ts).
   auth: { parts: ['domain', 'storage/interface', 'auth', 'logger'], packages: ['express', 'zod'] },
   // The merchant console: its reads through ConsoleQueries, its changes through the InventoryStore.
   console: {
@@ -106,7 +107,7 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
   config: { parts: ['domain', 'storage/interface'], packages: ['commander'] },
   catalog: { parts: ['domain'], packages: ['csv-parse'] },
   logger: { parts: [], packages: ['pino'] },
-  sweeper: { parts: ['storage/interface', 'logger'], packages: [] },
+  sweeper: { parts: ['domain', 'storage/interface', 'logger'], packages: [] },
 };
 
 /** Every module specifier a file names: static imports and re-exports, bare imports, import(). */

@@ -20,6 +20,7 @@ interface ServeFlags {
   port: string;
   host: string;
   allowedHosts?: string;
+  publicUrl?: string;
   auth: boolean;
   /** false (--no-console): no merchant console at /console. */
   console: boolean;
@@ -48,6 +49,12 @@ function addHttpOptions(command: Command): Command {
         '--allowed-hosts <list>',
         'comma-separated Host/Origin names to accept (required beyond loopback)',
       ).env('STOCKLOCK_ALLOWED_HOSTS'),
+    )
+    .addOption(
+      new Option(
+        '--public-url <url>',
+        'the https origin clients reach this server at, e.g. behind a TLS proxy; names the OAuth issuer and resource (required beyond loopback)',
+      ).env('STOCKLOCK_PUBLIC_URL'),
     )
     .addOption(
       new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed')
@@ -141,7 +148,9 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
     return;
   }
   const { serveHttp } = await import('../transports/http.js');
-  const merchantConsole = flags.console ? await openConsole(flags.db, store, logger) : undefined;
+  const merchantConsole = flags.console
+    ? await openConsole(flags.db, store, logger, flags.publicUrl)
+    : undefined;
   const server = await serveHttp(
     store,
     {
@@ -158,6 +167,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
       maxSessions: Number(flags.maxSessions),
       version: VERSION,
       console: merchantConsole?.handle,
+      ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
     },
     logger,
   );
@@ -188,7 +198,7 @@ async function serveStdio(store: InventoryStore, channel: string, admin: boolean
 }
 
 /** The console and its own read connection; a database it cannot open is logged and the console left out. */
-async function openConsole(db: string, store: InventoryStore, logger: Logger) {
+async function openConsole(db: string, store: InventoryStore, logger: Logger, publicUrl?: string) {
   const { openConsoleQueries } = await import('../storage/open-console.js');
   const { createConsole } = await import('../console/console.js');
   let queries: Awaited<ReturnType<typeof openConsoleQueries>>;
@@ -198,7 +208,7 @@ async function openConsole(db: string, store: InventoryStore, logger: Logger) {
     logger.warn({ err: (error as Error).message }, 'the merchant console is off');
     return undefined;
   }
-  const handle = createConsole({ store, queries, logger });
+  const handle = createConsole({ store, queries, logger, publicUrl });
   return {
     handle,
     close: async () => {

@@ -22,6 +22,8 @@ interface ServeFlags {
   allowedHosts?: string;
   publicUrl?: string;
   auth: boolean;
+  /** false (--no-console): no merchant console at /console. */
+  console: boolean;
   sessionIdle: string;
   maxSessions: string;
   sweepInterval: string;
@@ -92,6 +94,12 @@ export function addServeCommands(program: Command): void {
         )
         .addOption(
           new Option(
+            '--no-console',
+            'HTTP: do not serve the merchant console at /console (env STOCKLOCK_NO_CONSOLE=true)',
+          ),
+        )
+        .addOption(
+          new Option(
             '--no-auth',
             'HTTP without tokens, loopback only: every connection is a customer on --channel (env STOCKLOCK_NO_AUTH=true)',
           ),
@@ -105,6 +113,7 @@ export function addServeCommands(program: Command): void {
         ...flags,
         admin: flags.admin ?? envFlag('STOCKLOCK_ADMIN'),
         auth: flags.auth === false ? false : !envFlag('STOCKLOCK_NO_AUTH'),
+        console: flags.console === false ? false : !envFlag('STOCKLOCK_NO_CONSOLE'),
       },
       false,
       command,
@@ -120,7 +129,7 @@ export function addServeCommands(program: Command): void {
         ),
     ),
   ).action(async (flags: StoreFlags & ServeFlags, command: Command) => {
-    await serve({ ...flags, http: true, auth: true, channel: 'default' }, true, command);
+    await serve({ ...flags, http: true, auth: true, channel: 'default', console: true }, true, command);
   });
 }
 
@@ -177,6 +186,9 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
     return;
   }
   const { serveHttp } = await import('../transports/http.js');
+  const merchantConsole = flags.console
+    ? await openConsole(flags.db, store, logger, flags.publicUrl)
+    : undefined;
   const server = await serveHttp(
     store,
     {
@@ -192,21 +204,25 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
       sessionIdleMs: parseDuration(flags.sessionIdle),
       maxSessions: Number(flags.maxSessions),
       version: VERSION,
+      console: merchantConsole?.handle,
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
     },
     logger,
   ).catch((error: unknown) => {
     throw listenError(error, flags.host, port, command);
   });
+  const consoleUrl = merchantConsole ? server.url.replace(/\/mcp$/, '/console/') : undefined;
+  if (consoleUrl) logger.info({ url: consoleUrl }, 'serving the merchant console');
   if (demo) {
     // Made only once the port is bound: a start that fails leaves no admin token nobody was shown.
     const devToken = brandNew
       ? (await store.createToken('web', true, 'development token from npm start')).token
       : undefined;
-    printAttachHelp(server.url, flags.db, devToken);
+    printAttachHelp(server.url, flags.db, devToken, consoleUrl);
   }
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'shutting down: finishing requests in flight');
+    await merchantConsole?.close();
     await server.close();
     await stopSweeper();
     await store.close();
@@ -221,11 +237,37 @@ async function serveStdio(store: InventoryStore, channel: string, admin: boolean
   await run(store, { channel, admin, version: VERSION }, logger);
 }
 
+/** The console and its own read connection; a database it cannot open is logged and the console left out. */
+async function openConsole(db: string, store: InventoryStore, logger: Logger, publicUrl?: string) {
+  const { openConsoleQueries } = await import('../storage/open-console.js');
+  const { createConsole } = await import('../console/console.js');
+  let queries: Awaited<ReturnType<typeof openConsoleQueries>>;
+  try {
+    queries = await openConsoleQueries(db, store.options.clock);
+  } catch (error) {
+    logger.warn({ err: (error as Error).message }, 'the merchant console is off');
+    return undefined;
+  }
+  const handle = createConsole({ store, queries, logger, publicUrl });
+  return {
+    handle,
+    close: async () => {
+      await handle.close();
+      await queries.close();
+    },
+  };
+}
+
 /**
  * What `npm start` prints: lines that work as printed, for the database and port it was started with.
  * The token goes into the shell's environment once, so every later line reads it from there.
  */
-export function printAttachHelp(url: string, db: string, token: string | undefined): void {
+export function printAttachHelp(
+  url: string,
+  db: string,
+  token: string | undefined,
+  consoleUrl?: string,
+): void {
   const on = dbFlag(db);
   const header = '--header "Authorization: Bearer $STOCKLOCK_TOKEN"';
   const lines = [
@@ -248,6 +290,7 @@ export function printAttachHelp(url: string, db: string, token: string | undefin
     `  npx stocklock audit${on}`,
     `  claude mcp add --transport http stocklock ${url} ${header}`,
     '',
+    ...(consoleUrl ? [`Merchant console: ${consoleUrl} (sign in with an admin token)`, ''] : []),
   ];
   process.stderr.write(`${lines.join('\n')}\n`);
 }

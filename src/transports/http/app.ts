@@ -11,7 +11,7 @@
  */
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { createOAuthServer, type OAuthServer, parsePublicUrl } from '../../auth/server.js';
 import type { Logger } from '../../logger.js';
 import { createServer } from '../../mcp/server.js';
@@ -39,6 +39,8 @@ export interface HttpOptions {
   tokenCacheMs?: number;
   /** How long close() waits for requests in flight; default 10 s. */
   drainMs?: number;
+  /** The merchant console (src/console/), mounted at /console behind the same Host/Origin checks. */
+  console?: { router: RequestHandler };
   /**
    * The origin clients reach this server at (--public-url), naming the OAuth issuer and resource. Required
    * beyond loopback when auth is on; on loopback it defaults to the address served.
@@ -152,6 +154,7 @@ export async function serveHttp(
   app.use(guard);
   // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
   app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
+  if (options.console) app.use('/console', options.console.router);
   app.all(
     '/mcp',
     trackRequest,

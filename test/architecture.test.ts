@@ -24,7 +24,8 @@ type Part =
 /** Which part a file under src/ belongs to; a new file outside these is refused until it is placed here. */
 function partOf(file: string): Part | undefined {
   if (file.startsWith('src/domain/')) return 'domain';
-  if (file === 'src/storage/store.ts' || file === 'src/storage/shared.ts') return 'storage/interface';
+  if (file === 'src/storage/store.ts' || file === 'src/storage/shared.ts' || file === 'src/storage/oauth.ts')
+    return 'storage/interface';
   if (file.startsWith('src/storage/sqlite/')) return 'storage/sqlite';
   if (file.startsWith('src/storage/postgres/')) return 'storage/postgres';
   if (file.startsWith('src/storage/')) return 'storage';
@@ -82,7 +83,7 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
     parts: ['domain', 'storage/interface', 'mcp', 'logger'],
     packages: ['@modelcontextprotocol/sdk', 'zod'],
   },
-  // OAuth (to come): grants live in the store, behind its interface.
+  // OAuth: grants live in the store, behind its interface (src/storage/oauth.ts).
   auth: { parts: ['domain', 'storage/interface', 'auth', 'logger'], packages: ['express', 'zod'] },
   transports: {
     parts: ['domain', 'storage/interface', 'mcp', 'auth', 'transports', 'logger'],
@@ -93,7 +94,7 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
   config: { parts: ['domain', 'storage/interface'], packages: ['commander'] },
   catalog: { parts: ['domain'], packages: ['csv-parse'] },
   logger: { parts: [], packages: ['pino'] },
-  sweeper: { parts: ['storage/interface', 'logger'], packages: [] },
+  sweeper: { parts: ['domain', 'storage/interface', 'logger'], packages: [] },
 };
 
 /** Every module specifier a file names: static imports and re-exports, bare imports, import(). */

@@ -20,6 +20,7 @@ interface ServeFlags {
   port: string;
   host: string;
   allowedHosts?: string;
+  publicUrl?: string;
   auth: boolean;
   sessionIdle: string;
   maxSessions: string;
@@ -46,6 +47,12 @@ function addHttpOptions(command: Command): Command {
         '--allowed-hosts <list>',
         'comma-separated Host/Origin names to accept (required beyond loopback)',
       ).env('STOCKLOCK_ALLOWED_HOSTS'),
+    )
+    .addOption(
+      new Option(
+        '--public-url <url>',
+        'the https origin clients reach this server at, e.g. behind a TLS proxy; names the OAuth issuer and resource (required beyond loopback)',
+      ).env('STOCKLOCK_PUBLIC_URL'),
     )
     .addOption(
       new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed')
@@ -147,6 +154,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
       sessionIdleMs: parseDuration(flags.sessionIdle),
       maxSessions: Number(flags.maxSessions),
       version: VERSION,
+      ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
     },
     logger,
   );

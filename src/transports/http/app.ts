@@ -12,11 +12,12 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { createOAuthServer, type OAuthServer, parsePublicUrl } from '../../auth/server.js';
 import type { Logger } from '../../logger.js';
 import { createServer } from '../../mcp/server.js';
 import type { InventoryStore } from '../../storage/store.js';
-import { createAuthenticate, requireIdentity, staticTokens } from './credentials.js';
-import { assertSafeBind, hostGuard } from './guard.js';
+import { type BearerVerifier, createAuthenticate, requireIdentity, staticTokens } from './credentials.js';
+import { assertSafeBind, hostGuard, isLoopbackUrl } from './guard.js';
 import { jsonErrors, notFound, sendRpcError } from './replies.js';
 import { Sessions } from './sessions.js';
 
@@ -38,6 +39,15 @@ export interface HttpOptions {
   tokenCacheMs?: number;
   /** How long close() waits for requests in flight; default 10 s. */
   drainMs?: number;
+  /**
+   * The origin clients reach this server at (--public-url), naming the OAuth issuer and resource. Required
+   * beyond loopback when auth is on; on loopback it defaults to the address served.
+   */
+  publicUrl?: string;
+  /** OAuth access token lifetime; default 1 hour. */
+  accessTokenTtlMs?: number;
+  /** Extra CA certificates (PEM) trusted when fetching OAuth client metadata documents. */
+  clientMetadataCa?: string;
 }
 
 export interface HttpServerHandle {
@@ -69,6 +79,7 @@ export async function serveHttp(
           store,
           channel: identity.channel,
           admin: identity.admin,
+          ...(identity.holder !== undefined ? { holder: identity.holder } : {}),
           logger,
           version: options.version,
         }),
@@ -76,14 +87,36 @@ export async function serveHttp(
     logger,
   );
   let listenPort = options.port;
-  const guard = hostGuard(options.allowedHosts, () => listenPort, logger);
+  const publicOrigin = options.publicUrl ? parsePublicUrl(options.publicUrl) : undefined;
+  // The public origin is where browsers post the consent form from, so Host and Origin accept it.
+  const guard = hostGuard(
+    [...options.allowedHosts, ...(publicOrigin ? [publicOrigin] : [])],
+    () => listenPort,
+    logger,
+  );
+  // Created once listening: the loopback default for the issuer needs the port. No request is served before.
+  let oauth: OAuthServer | undefined;
+  const oauthTokens: BearerVerifier = async (token) => {
+    if (!oauth?.isAccessToken(token)) return undefined;
+    const grant = await oauth.verifyAccessToken(token);
+    // Each grant is its own holder; sessions bind to the grant, which outlives its rotating tokens.
+    return (
+      grant && {
+        credentialId: grant.grantId,
+        channel: grant.channel,
+        admin: grant.admin,
+        holder: grant.grantId,
+      }
+    );
+  };
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
   const authenticate = createAuthenticate({
     auth: options.auth,
     channel: options.channel,
-    verifiers: [staticTokens(store)],
+    verifiers: [oauthTokens, staticTokens(store)],
     cacheMs: options.tokenCacheMs ?? DEFAULT_TOKEN_CACHE_MS,
+    challenge: () => oauth?.challenge() ?? 'Bearer realm="stocklock"',
   });
 
   let closing = false;
@@ -117,6 +150,8 @@ export async function serveHttp(
     });
   });
   app.use(guard);
+  // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
+  app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
   app.all(
     '/mcp',
     trackRequest,
@@ -139,6 +174,20 @@ export async function serveHttp(
   const urlHost =
     options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
   const url = `http://${urlHost}:${listenPort}/mcp`;
+  if (options.auth) {
+    const issuer = publicOrigin ?? new URL(url).origin;
+    oauth = createOAuthServer({
+      publicUrl: issuer,
+      store: store.oauth,
+      clock: store.options.clock,
+      logger,
+      // Loopback metadata documents only for a development server: one behind a TLS proxy binds loopback too.
+      loopback: isLoopbackUrl(issuer),
+      isAdminToken: async (secret) => (await store.verifyToken(secret))?.admin === true,
+      ...(options.accessTokenTtlMs ? { accessTtlMs: options.accessTokenTtlMs } : {}),
+      ...(options.clientMetadataCa ? { clientMetadataCa: options.clientMetadataCa } : {}),
+    });
+  }
   sessions.startIdleExpiry();
 
   if (!options.auth) {
@@ -151,6 +200,7 @@ export async function serveHttp(
     {
       url,
       auth: options.auth,
+      ...(oauth ? { oauthIssuer: oauth.issuer } : {}),
       allowedHosts: options.allowedHosts,
       maxSessions: options.maxSessions,
       sessionIdleMs: options.sessionIdleMs,

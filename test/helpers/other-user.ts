@@ -21,10 +21,14 @@ import { type CliResult, ROOT } from './cli.js';
 export const NOBODY = 65534;
 
 /**
- * What a shop's install of the package holds (package.json `files` plus the production dependencies):
- * the CLI resolves its migrations, demo catalog and version from import.meta.url, and loads two native addons.
+ * What a shop's install of the package holds: package.json, what its `files` lists (dist, drizzle, …) and the
+ * production dependencies. The CLI resolves its migrations, demo catalog and version from import.meta.url,
+ * and loads two native addons.
  */
-const PACKAGE_FILES = ['package.json', 'dist', 'drizzle', 'examples'];
+function packageFiles(): string[] {
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { files?: string[] };
+  return ['package.json', ...(manifest.files ?? [])].filter((entry) => existsSync(join(ROOT, entry)));
+}
 
 export interface OtherUserCli {
   /** A directory that user can enter; make the files under test here. */
@@ -45,7 +49,7 @@ export function cliForUser(uid: number, gid: number): OtherUserCli | { unavailab
     chmodSync(base, 0o711);
     const install = join(base, 'stocklock');
     mkdirSync(install);
-    for (const entry of PACKAGE_FILES) mirror(join(ROOT, entry), join(install, entry));
+    for (const entry of packageFiles()) mirror(join(ROOT, entry), join(install, entry));
     for (const dir of productionPackages()) mirror(dir, join(install, relative(ROOT, dir)), ['node_modules']);
     openDirectories(install);
     const cli = join(install, 'dist/cli.js');

@@ -64,6 +64,14 @@ export interface HttpServerHandle {
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const DEFAULT_TOKEN_CACHE_MS = 5_000;
 const DEFAULT_DRAIN_MS = 10_000;
+/**
+ * How long an idle keep-alive connection stays open. Node 20's 5 s is shorter than what clients
+ * and proxies keep idle connections for (httpx 5 s, load balancers 60 s), and even undici, which
+ * follows the advertised `Keep-Alive: timeout=5` less 2 s, reuses a socket the server is closing
+ * once a loaded machine delays its timers: the POST on it fails with "other side closed" and is
+ * never retried. 65 s (Node 26's new default, nodejs/node#62782) outlasts them all; close() still ends idle sockets at once.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 /** Serves MCP over Streamable HTTP until close(); throws at once on an unsafe configuration. */
 export async function serveHttp(
@@ -165,7 +173,7 @@ export async function serveHttp(
   app.use(notFound);
   app.use(jsonErrors(maxBodyBytes, logger));
 
-  const httpServer = createHttpServer(app);
+  const httpServer = createHttpServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, app);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.host, () => {

@@ -43,7 +43,8 @@ export interface Goal {
   name: string;
   target: string;
   measured: string;
-  met: boolean;
+  /** Left out for a figure reported beside the goals without one (a distance to a limit). */
+  met?: boolean;
 }
 
 export function section(title: string, intro: string, headers: string[]): Section {

@@ -66,7 +66,12 @@ function render(sections: Section[], meta: string[]): string {
     '',
     table(
       ['goal', 'target', 'measured', ''],
-      goals.map((g) => [g.name, g.target, g.measured, g.met ? 'met' : '**missed**']),
+      goals.map((g) => [
+        g.name,
+        g.target,
+        g.measured,
+        g.met === undefined ? '—' : g.met ? 'met' : '**missed**',
+      ]),
     ),
     '',
     readFileSync(FINDINGS, 'utf8').trim(),
@@ -144,7 +149,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nGoals\n${table(
       ['goal', 'target', 'measured', ''],
-      goals.map((g) => [g.name, g.target, g.measured, g.met ? 'met' : 'MISSED']),
+      goals.map((g) => [g.name, g.target, g.measured, g.met === undefined ? '—' : g.met ? 'met' : 'MISSED']),
     )}\n`,
   );
 }

@@ -327,6 +327,16 @@ export async function captureShop(
   } finally {
     capture.close();
   }
+  verifyReplays(twin, scripts);
+  return scripts;
+}
+
+/**
+ * Proves the replays on `twin` (a database prepared like the store's): every script replayed as captured must
+ * make SQLite trace exactly what the store made it trace (same statements, same values, same count), and a
+ * replay with fresh ids and times must trace the same with only those replaced. Throws on any difference.
+ */
+export function verifyReplays(twin: string, scripts: Map<string, ShopScripts>): void {
   const all = [...scripts.values()];
   const replayed = traceOf(twin, (db) => {
     for (const { reserve, checkout } of all) {
@@ -340,19 +350,23 @@ export async function captureShop(
     replayed,
   );
   const first = all[0] as ShopScripts;
-  const now = Date.now();
-  const reserveFresh = freshFor(first.reserve, now);
-  const checkoutFresh = freshFor(first.checkout, now);
-  const cart = first.reserve.ids[0] as string;
-  checkoutFresh.ids.set(cart, reserveFresh.ids.get(cart) as string);
+  const { reserve, checkout } = freshShop(first, Date.now());
   const freshTrace = traceOf(twin, (db) => {
-    compileReplay(db, first.reserve)(reserveFresh);
-    compileReplay(db, first.checkout)(checkoutFresh);
+    compileReplay(db, first.reserve)(reserve);
+    compileReplay(db, first.checkout)(checkout);
   });
   assertSameTrace(
     'a call with fresh ids and times',
-    [...expectedTrace(first.reserve, reserveFresh), ...expectedTrace(first.checkout, checkoutFresh)],
+    [...expectedTrace(first.reserve, reserve), ...expectedTrace(first.checkout, checkout)],
     freshTrace,
   );
-  return scripts;
+}
+
+/** Fresh ids and times for a reserve and the checkout of the cart that reserve makes. */
+export function freshShop(scripts: ShopScripts, now: number): { reserve: Fresh; checkout: Fresh } {
+  const reserve = freshFor(scripts.reserve, now);
+  const checkout = freshFor(scripts.checkout, now);
+  const [cart] = scripts.checkout.ids as [string, string];
+  checkout.ids.set(cart, reserve.ids.get(cart) as string);
+  return { reserve, checkout };
 }

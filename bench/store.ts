@@ -7,7 +7,7 @@ import {
   captureShop,
   compileReplay,
   freshFor,
-  freshLike,
+  freshShop,
   label,
   type Script,
   type ShopScripts,
@@ -89,7 +89,13 @@ function replayShop(db: Database.Database, scripts: Map<string, ShopScripts>): S
   const compiled = new Map(
     [...scripts].map(([sku, { reserve, checkout }]) => [
       sku,
-      { reserve, checkout, runReserve: compileReplay(db, reserve), runCheckout: compileReplay(db, checkout) },
+      {
+        reserve,
+        checkout,
+        scripts: { reserve, checkout },
+        runReserve: compileReplay(db, reserve),
+        runCheckout: compileReplay(db, checkout),
+      },
     ]),
   );
   const of = (sku: string) => {
@@ -105,20 +111,10 @@ function replayShop(db: Database.Database, scripts: Map<string, ShopScripts>): S
     prepareCheckouts: async (count, skuOf) => {
       const checkouts: (() => unknown)[] = [];
       for (let i = 0; i < count; i++) {
-        const { reserve, checkout, runReserve, runCheckout } = of(skuOf(i));
-        const reserved = freshFor(reserve, Date.now());
-        runReserve(reserved);
-        const [cart, order] = checkout.ids as [string, string];
-        const cartId = reserved.ids.get(cart) as string;
-        checkouts.push(() =>
-          runCheckout({
-            ids: new Map([
-              [cart, cartId],
-              [order, freshLike(order)],
-            ]),
-            shift: Date.now() - checkout.startedAt,
-          }),
-        );
+        const { checkout, runReserve, runCheckout, scripts } = of(skuOf(i));
+        const fresh = freshShop(scripts, Date.now());
+        runReserve(fresh.reserve);
+        checkouts.push(() => runCheckout({ ...fresh.checkout, shift: Date.now() - checkout.startedAt }));
       }
       return checkouts;
     },

@@ -1,6 +1,7 @@
 // stdio: one connection, one channel, for Claude Desktop, Claude Code and other local hosts.
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+
 import type { Logger } from '../logger.js';
+import { StdioServerTransport } from '../mcp/sdk.js';
 import { createServer } from '../mcp/server.js';
 import type { InventoryStore } from '../storage/store.js';
 

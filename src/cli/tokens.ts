@@ -1,0 +1,53 @@
+// `stocklock token create|list|revoke`: the HTTP credentials; a secret is printed once and only its hash stored.
+import type { Command } from 'commander';
+import { addStoreOptions, assertChannel, type StoreFlags } from '../config.js';
+import { printJson } from './output.js';
+import { withStore } from './shared.js';
+
+export function addTokenCommands(program: Command): void {
+  const token = program.command('token').description('HTTP credentials: one token per channel');
+  addStoreOptions(
+    token
+      .command('create')
+      .requiredOption('--channel <name>', 'the sales channel this token speaks for')
+      .option('--admin', 'also allow the admin tools')
+      .option('--label <text>', 'a note for token list')
+      .description('create a token and print it once (only its hash is stored)'),
+  ).action(async (flags: StoreFlags & { channel: string; admin?: boolean; label?: string }) => {
+    const channel = assertChannel(flags.channel);
+    const issued = await withStore(flags, (store) =>
+      store.createToken(channel, Boolean(flags.admin), flags.label),
+    );
+    process.stderr.write(
+      `Created ${issued.record.id} for channel "${channel}"${flags.admin ? ' (admin)' : ''}. It is shown only now:\n`,
+    );
+    process.stdout.write(`${issued.token}\n`);
+  });
+  addStoreOptions(
+    token.command('list').option('--json', 'print JSON').description('list tokens (never their secrets)'),
+  ).action(async (flags: StoreFlags & { json?: boolean }) => {
+    const tokens = await withStore(flags, (store) => store.listTokens());
+    if (flags.json) {
+      printJson(tokens);
+      return;
+    }
+    for (const t of tokens) {
+      const state = t.revoked_at ? `revoked ${t.revoked_at}` : `last used ${t.last_used_at ?? 'never'}`;
+      process.stdout.write(
+        `${t.id}  ${t.channel}${t.admin ? ' (admin)' : ''}  created ${t.created_at}  ${state}  ${t.label ?? ''}\n`,
+      );
+    }
+    if (tokens.length === 0)
+      process.stdout.write('No tokens. Create one with: stocklock token create --channel web\n');
+  });
+  addStoreOptions(
+    token
+      .command('revoke')
+      .argument('<id>', 'the token id from token list')
+      .description('revoke a token at once'),
+  ).action(async (id: string, flags: StoreFlags) => {
+    const revoked = await withStore(flags, (store) => store.revokeToken(id));
+    if (!revoked) throw new Error(`no live token with id "${id}" (see stocklock token list)`);
+    process.stdout.write(`Revoked ${id}.\n`);
+  });
+}

@@ -1,0 +1,192 @@
+// serveHttp(): wires the guard, credentials, sessions and replies into one express app, listens, and drains on close.
+/*
+ * - /healthz needs no token and skips the Host/Origin checks, so load balancer and container
+ *   probes that address the server by IP work; it tells only the session count.
+ * - Our own body parser (default 1 MB) so that the limit, malformed JSON (-32700) and wrong
+ *   content types all answer JSON-RPC errors, never express's HTML pages.
+ * - close(): new requests get 503 and the listener stops; POSTs already received (tool calls
+ *   included) are waited for up to `drainMs` (10 s); then every session is closed and the
+ *   remaining sockets (GET streams, idle keep-alives) are closed. The store stays open: the
+ *   caller owns it.
+ */
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from '../../logger.js';
+import { createServer } from '../../mcp/server.js';
+import type { InventoryStore } from '../../storage/store.js';
+import { createAuthenticate, requireIdentity, staticTokens } from './credentials.js';
+import { assertSafeBind, hostGuard } from './guard.js';
+import { jsonErrors, notFound, sendRpcError } from './replies.js';
+import { Sessions } from './sessions.js';
+
+export interface HttpOptions {
+  host: string;
+  port: number;
+  /** Host/Origin names to accept besides loopback; required when binding beyond loopback. */
+  allowedHosts: string[];
+  /** false (--no-auth): no tokens, loopback only, every session a customer on `channel`. */
+  auth: boolean;
+  /** The channel of every session when auth is off. */
+  channel: string;
+  sessionIdleMs: number;
+  maxSessions: number;
+  version: string;
+  /** Largest request body; default 1 MB. */
+  maxBodyBytes?: number;
+  /** How long a verified token is trusted without asking the store again; default 5 s. */
+  tokenCacheMs?: number;
+  /** How long close() waits for requests in flight; default 10 s. */
+  drainMs?: number;
+}
+
+export interface HttpServerHandle {
+  /** The MCP endpoint, e.g. http://127.0.0.1:3000/mcp. */
+  url: string;
+  /** The port actually bound (useful with port 0). */
+  port: number;
+  /** Stops taking requests, finishes those in flight, closes every session. Leaves the store open. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+const DEFAULT_TOKEN_CACHE_MS = 5_000;
+const DEFAULT_DRAIN_MS = 10_000;
+
+/** Serves MCP over Streamable HTTP until close(); throws at once on an unsafe configuration. */
+export async function serveHttp(
+  store: InventoryStore,
+  options: HttpOptions,
+  logger: Logger,
+): Promise<HttpServerHandle> {
+  assertSafeBind(options);
+  const sessions = new Sessions(
+    {
+      maxSessions: options.maxSessions,
+      idleMs: options.sessionIdleMs,
+      createServer: (identity) =>
+        createServer({
+          store,
+          channel: identity.channel,
+          admin: identity.admin,
+          logger,
+          version: options.version,
+        }),
+    },
+    logger,
+  );
+  let listenPort = options.port;
+  const guard = hostGuard(options.allowedHosts, () => listenPort, logger);
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
+  const authenticate = createAuthenticate({
+    auth: options.auth,
+    channel: options.channel,
+    verifiers: [staticTokens(store)],
+    cacheMs: options.tokenCacheMs ?? DEFAULT_TOKEN_CACHE_MS,
+  });
+
+  let closing = false;
+  // POSTs received and not yet answered (tool calls among them): close() waits for these.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const requestDone = () => {
+    inFlight -= 1;
+    if (inFlight === 0) drained?.();
+  };
+  const trackRequest = (req: Request, res: Response, next: NextFunction) => {
+    if (req.method === 'POST') {
+      inFlight += 1;
+      res.once('close', requestDone);
+    }
+    next();
+  };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', (_req, res) => {
+    res.status(closing ? 503 : 200).json({ status: closing ? 'closing' : 'ok', sessions: sessions.size });
+  });
+  app.use((_req, res, next) => {
+    if (!closing) return next();
+    sendRpcError(res, 503, -32000, 'Service unavailable: the server is shutting down; retry shortly.', {
+      'Retry-After': '5',
+      Connection: 'close',
+    });
+  });
+  app.use(guard);
+  app.all(
+    '/mcp',
+    trackRequest,
+    requireIdentity(authenticate, logger),
+    express.json({ limit: maxBodyBytes }),
+    (req: Request, res: Response) => sessions.handle(req, res),
+  );
+  app.use(notFound);
+  app.use(jsonErrors(maxBodyBytes, logger));
+
+  const httpServer = createHttpServer(app);
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port, options.host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  listenPort = (httpServer.address() as AddressInfo).port;
+  const urlHost =
+    options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
+  const url = `http://${urlHost}:${listenPort}/mcp`;
+  sessions.startIdleExpiry();
+
+  if (!options.auth) {
+    logger.warn(
+      { channel: options.channel, host: options.host },
+      `AUTHENTICATION IS OFF (--no-auth): every HTTP connection is a customer on channel "${options.channel}". For local development and test suites only.`,
+    );
+  }
+  logger.info(
+    {
+      url,
+      auth: options.auth,
+      allowedHosts: options.allowedHosts,
+      maxSessions: options.maxSessions,
+      sessionIdleMs: options.sessionIdleMs,
+    },
+    'serving MCP over Streamable HTTP',
+  );
+
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      closing = true;
+      sessions.stopIdleExpiry();
+      // Stops listening and drops idle keep-alive sockets; resolves once every socket is gone.
+      const serverClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      if (inFlight > 0) {
+        logger.info({ inFlight }, 'waiting for requests in flight');
+        const finished = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), drainMs);
+          drained = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+        });
+        if (!finished)
+          logger.warn(
+            { inFlight, drainMs },
+            'requests still in flight after the drain deadline; closing anyway',
+          );
+      }
+      await sessions.closeAll('server shutting down');
+      httpServer.closeAllConnections();
+      await serverClosed;
+      logger.info({ url }, 'HTTP server closed');
+    })();
+    return closed;
+  };
+
+  return { url, port: listenPort, close };
+}

@@ -1,0 +1,193 @@
+// The import rules of docs/architecture.md, checked on every file under src/: which part may import which.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, posix, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+type Part =
+  | 'domain'
+  | 'storage/interface'
+  | 'storage'
+  | 'storage/sqlite'
+  | 'storage/postgres'
+  | 'mcp'
+  | 'auth'
+  | 'transports'
+  | 'cli'
+  | 'config'
+  | 'catalog'
+  | 'logger'
+  | 'sweeper';
+
+/** Which part a file under src/ belongs to; a new file outside these is refused until it is placed here. */
+function partOf(file: string): Part | undefined {
+  if (file.startsWith('src/domain/')) return 'domain';
+  if (file === 'src/storage/store.ts' || file === 'src/storage/shared.ts') return 'storage/interface';
+  if (file.startsWith('src/storage/sqlite/')) return 'storage/sqlite';
+  if (file.startsWith('src/storage/postgres/')) return 'storage/postgres';
+  if (file.startsWith('src/storage/')) return 'storage';
+  if (file.startsWith('src/mcp/')) return 'mcp';
+  if (file.startsWith('src/auth/')) return 'auth';
+  if (file.startsWith('src/transports/')) return 'transports';
+  if (file === 'src/cli.ts' || file.startsWith('src/cli/')) return 'cli';
+  const single: Record<string, Part> = {
+    'src/config.ts': 'config',
+    'src/catalog.ts': 'catalog',
+    'src/logger.ts': 'logger',
+    'src/sweeper.ts': 'sweeper',
+  };
+  return single[file];
+}
+
+const ALL_PARTS: Part[] = [
+  'domain',
+  'storage/interface',
+  'storage',
+  'storage/sqlite',
+  'storage/postgres',
+  'mcp',
+  'auth',
+  'transports',
+  'cli',
+  'config',
+  'catalog',
+  'logger',
+  'sweeper',
+];
+const DATABASE = ['drizzle-orm', 'better-sqlite3', 'pg', 'fs-native-extensions'];
+
+/** What each part may import: parts of src/ and npm packages (node: builtins are open to all). */
+const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
+  // Pure rules: no SDK, no database, no framework.
+  domain: { parts: ['domain'], packages: [] },
+  // The InventoryStore interface and the helpers both dialects share.
+  'storage/interface': { parts: ['domain', 'storage/interface'], packages: [] },
+  // open.ts picks a dialect; audit.ts holds the queries both share.
+  storage: {
+    parts: ['domain', 'storage/interface', 'storage', 'storage/sqlite', 'storage/postgres'],
+    packages: DATABASE,
+  },
+  'storage/sqlite': {
+    parts: ['domain', 'storage/interface', 'storage', 'storage/sqlite'],
+    packages: DATABASE,
+  },
+  'storage/postgres': {
+    parts: ['domain', 'storage/interface', 'storage', 'storage/postgres'],
+    packages: DATABASE,
+  },
+  // The only part that imports the MCP SDK (src/mcp/sdk.ts lends its transports to src/transports).
+  mcp: {
+    parts: ['domain', 'storage/interface', 'mcp', 'logger'],
+    packages: ['@modelcontextprotocol/sdk', 'zod'],
+  },
+  // OAuth (to come): grants live in the store, behind its interface.
+  auth: { parts: ['domain', 'storage/interface', 'auth', 'logger'], packages: ['express', 'zod'] },
+  transports: {
+    parts: ['domain', 'storage/interface', 'mcp', 'auth', 'transports', 'logger'],
+    packages: ['express'],
+  },
+  // The composition root: it alone picks a store and a transport.
+  cli: { parts: ALL_PARTS, packages: ['commander'] },
+  config: { parts: ['domain', 'storage/interface'], packages: ['commander'] },
+  catalog: { parts: ['domain'], packages: ['csv-parse'] },
+  logger: { parts: [], packages: ['pino'] },
+  sweeper: { parts: ['storage/interface', 'logger'], packages: [] },
+};
+
+/** Every module specifier a file names: static imports and re-exports, bare imports, import(). */
+function specifiersOf(source: string): string[] {
+  const found = [
+    ...source.matchAll(/^\s*(?:import|export)\b[^;'"]*?\bfrom\s*['"]([^'"]+)['"]/gm),
+    ...source.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm),
+    ...source.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
+  ];
+  return found.map((match) => match[1] as string);
+}
+
+function packageOf(specifier: string): string {
+  const segments = specifier.split('/');
+  return (specifier.startsWith('@') ? segments.slice(0, 2) : segments.slice(0, 1)).join('/');
+}
+
+/** The rule an import from `file` (a path under src/) to `specifier` breaks, or undefined. */
+function violation(file: string, specifier: string): string | undefined {
+  const part = partOf(file);
+  if (!part)
+    return `${file} belongs to no part: place it in test/architecture.test.ts and docs/architecture.md`;
+  const rule = RULES[part];
+  if (specifier.startsWith('node:')) return undefined;
+  if (specifier.startsWith('.')) {
+    const target = posix.normalize(posix.join(posix.dirname(file), specifier)).replace(/\.js$/, '.ts');
+    const targetPart = partOf(target);
+    if (targetPart && rule.parts.includes(targetPart)) return undefined;
+    return `${file} (${part}) imports ${target} (${targetPart ?? 'outside src'}); ${part} may import ${rule.parts.length > 0 ? `only ${rule.parts.join(', ')}` : 'nothing in src/'}`;
+  }
+  if (rule.packages.includes(packageOf(specifier))) return undefined;
+  return `${file} (${part}) imports the package ${specifier}; ${part} may import ${rule.packages.join(', ') || 'no package'} besides node: builtins`;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(path);
+    return entry.name.endsWith('.ts') ? [relative(ROOT, path).split('\\').join('/')] : [];
+  });
+}
+
+describe('architecture: what each part of src/ may import', () => {
+  it('holds for every file under src/', () => {
+    const files = sourceFiles(join(ROOT, 'src'));
+    expect(files.length).toBeGreaterThan(30);
+    const broken = files.flatMap((file) =>
+      specifiersOf(readFileSync(join(ROOT, file), 'utf8'))
+        .map((specifier) => violation(file, specifier))
+        .filter((message) => message !== undefined),
+    );
+    expect(broken).toEqual([]);
+  });
+
+  it('sees the imports it checks, multi-line and dynamic ones too', () => {
+    const source = readFileSync(join(ROOT, 'src/cli/serve.ts'), 'utf8');
+    expect(specifiersOf(source)).toEqual(
+      expect.arrayContaining([
+        'commander',
+        '../config.js',
+        '../transports/http.js',
+        '../transports/stdio.js',
+      ]),
+    );
+    expect(specifiersOf('import {\n  a,\n  b,\n} from \'./x.js\';\nexport * from "../y.js";')).toEqual([
+      './x.js',
+      '../y.js',
+    ]);
+  });
+
+  it.each([
+    ['src/domain/rules.ts', '@modelcontextprotocol/sdk/types.js', 'the SDK in the domain'],
+    ['src/domain/rules.ts', 'pg', 'a database driver in the domain'],
+    ['src/domain/rules.ts', '../storage/store.js', 'storage from the domain'],
+    ['src/mcp/server.ts', 'drizzle-orm', 'drizzle in mcp'],
+    ['src/mcp/server.ts', '../storage/sqlite/store.js', 'a store implementation in mcp'],
+    ['src/mcp/server.ts', '../transports/http.js', 'a transport in mcp'],
+    ['src/transports/http/sessions.ts', '@modelcontextprotocol/sdk/server/mcp.js', 'the SDK beside src/mcp'],
+    ['src/transports/http/app.ts', '../../storage/open.js', 'choosing a store in a transport'],
+    ['src/storage/sqlite/store.ts', '../postgres/store.js', 'one dialect from the other'],
+    ['src/storage/store.ts', '../mcp/server.js', 'mcp from storage'],
+    ['src/auth/grants.ts', '../storage/postgres/store.js', 'a dialect from auth'],
+    ['src/console/page.ts', './x.js', 'a file in no part'],
+  ])('refuses %s importing %s (%s)', (file, specifier) => {
+    expect(violation(file, specifier)).toBeDefined();
+  });
+
+  it.each([
+    ['src/transports/http/sessions.ts', '../../mcp/sdk.js'],
+    ['src/transports/http/credentials.ts', '../../storage/shared.js'],
+    ['src/cli/serve.ts', '../storage/open.js'],
+    ['src/storage/open.ts', './sqlite/store.js'],
+    ['src/domain/rules.ts', 'node:crypto'],
+  ])('allows %s importing %s', (file, specifier) => {
+    expect(violation(file, specifier)).toBeUndefined();
+  });
+});

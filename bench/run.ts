@@ -110,7 +110,11 @@ async function main(): Promise<void> {
       } catch (error) {
         // One broken scenario must not cost the figures of the others; the run still fails at the end.
         process.exitCode = 1;
-        process.stderr.write(`bench: ${name} failed: ${(error as Error).stack ?? String(error)}\n`);
+        // fetch's "fetch failed" says nothing by itself: the reason is in its cause.
+        const cause = (error as { cause?: unknown }).cause;
+        process.stderr.write(
+          `bench: ${name} failed: ${(error as Error).stack ?? String(error)}${cause ? `\ncaused by: ${String((cause as Error).stack ?? cause)}` : ''}\n`,
+        );
         produced = [
           {
             ...section(`${name} (failed)`, `This scenario failed: ${(error as Error).message}`, []),

@@ -16,14 +16,13 @@ import {
   benchStoreOptions,
   fmt,
   HOT_SKU,
-  interleaved,
   type RunSettings,
+  roundRobin,
   type Section,
   SPREAD_SKUS,
   type Sync,
   section,
   spreadSku,
-  throughput,
 } from './lib.js';
 import { carefulShop, openRaw, prepareDatabase, smallestSafe } from './raw.js';
 
@@ -142,16 +141,6 @@ async function countStatements(dir: string, run: (db: Database.Database) => void
   }
 }
 
-async function timedCheckouts(shop: Shop, count: number, skuOf: (i: number) => string): Promise<number> {
-  const checkouts = await shop.prepareCheckouts(count, skuOf);
-  const started = performance.now();
-  for (const checkout of checkouts) {
-    const result = checkout();
-    if (result instanceof Promise) await result;
-  }
-  return (checkouts.length * 1000) / (performance.now() - started);
-}
-
 export async function storeScenario(settings: RunSettings): Promise<Section[]> {
   const out = section(
     '1–2. Store transactions (one process)',
@@ -165,7 +154,9 @@ export async function storeScenario(settings: RunSettings): Promise<Section[]> {
       'ran for the same call, captured from it in this run and replayed with fresh ids and times (no stocklock ' +
       "code). **careful raw**: issue 15's reference, the same rows as the store (cart, line, product, channel " +
       'counter, ledger, the expired-holds scan from the expiry index) written carefully on raw statements ' +
-      '(`carefulShop` in bench/raw.ts).',
+      '(`carefulShop` in bench/raw.ts). The four take turns call by call for the whole measurement (the order ' +
+      "rotating every round; a checkout's turn first makes its cart, untimed), so a busy moment of the shared " +
+      'machine falls on all of them alike: tx/s is 10⁶ ÷ the mean µs per call, not a median of windows.',
     [
       'transaction',
       'SKUs',
@@ -208,22 +199,41 @@ export async function storeScenario(settings: RunSettings): Promise<Section[]> {
       replay: replayShop(openRaw(pathOf('replay'), sync), scripts),
       careful: carefulRawShop(openRaw(pathOf('careful'), sync)),
     };
-    // fdatasync per commit makes FULL an order of magnitude slower: shorter checkout batches keep the run short.
-    const checkoutBatch = Math.round((sync === 'FULL' ? 800 : 2_500) * (settings.quick ? 0.1 : 1));
+    // Contestants take turns call by call, so a busy moment of the shared machine hits them all alike.
+    const turnsMs = settings.windowMs * settings.repeats * Object.keys(shops).length;
     try {
       for (const spread of [false, true]) {
         const skuOf = spread ? spreadSku : () => HOT_SKU;
-        const each = (measure: (shop: Shop) => Promise<number>) =>
-          Object.fromEntries(
-            Object.entries(shops).map(([who, shop]) => [who, () => measure(shop)]),
-          ) as Record<Contestant, () => Promise<number>>;
-        const reserve = await interleaved(
-          settings.repeats,
-          each((shop) => throughput(settings.windowMs, (i) => shop.reserve(skuOf(i), i))),
+        const rate = (us: Record<Contestant, number>) =>
+          Object.fromEntries(Object.entries(us).map(([who, t]) => [who, 1e6 / (t as number)])) as Record<
+            Contestant,
+            number
+          >;
+        const reserve = rate(
+          await roundRobin(
+            turnsMs,
+            Object.fromEntries(
+              Object.entries(shops).map(([who, shop]) => [
+                who,
+                (round: number) => shop.reserve(skuOf(round), round),
+              ]),
+            ) as Record<Contestant, (round: number) => unknown>,
+          ),
         );
-        const checkout = await interleaved(
-          settings.repeats,
-          each((shop) => timedCheckouts(shop, checkoutBatch, skuOf)),
+        // A checkout's turn first reserves its cart (untimed), then times the checkout alone.
+        const checkout = rate(
+          await roundRobin(
+            turnsMs,
+            Object.fromEntries(
+              Object.keys(shops).map((who) => [who, (_: number, sell: unknown) => (sell as () => unknown)()]),
+            ) as Record<Contestant, (round: number, prepared: unknown) => unknown>,
+            Object.fromEntries(
+              Object.entries(shops).map(([who, shop]) => [
+                who,
+                async (round: number) => (await shop.prepareCheckouts(1, () => skuOf(round)))[0],
+              ]),
+            ) as Record<Contestant, (round: number) => Promise<unknown>>,
+          ),
         );
         for (const [name, figures] of [
           ['reserve', reserve],
@@ -280,34 +290,6 @@ export async function storeScenario(settings: RunSettings): Promise<Section[]> {
       `per reserve; the careful raw reserve ${carefulReserveCount} and checkout ${counts.careful - carefulReserveCount}.`,
   );
   return [out, await breakdownScenario(settings, hot.reserve)];
-}
-
-/**
- * Runs the contestants in turn, one call each per round (the order rotating), for `totalMs`; returns each one's
- * mean µs per call. Finer than alternating windows: drift on a shared machine hits every contestant alike.
- */
-async function roundRobin<K extends string>(
-  totalMs: number,
-  contestants: Record<K, () => unknown>,
-): Promise<Record<K, number>> {
-  const names = Object.keys(contestants) as K[];
-  const spent = new Map<K, number>(names.map((name) => [name, 0]));
-  let rounds = 0;
-  const deadline = performance.now() + totalMs;
-  while (performance.now() < deadline) {
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(rounds + k) % names.length] as K;
-      const started = performance.now();
-      const result = contestants[name]();
-      if (result instanceof Promise) await result;
-      spent.set(name, (spent.get(name) ?? 0) + performance.now() - started);
-    }
-    rounds += 1;
-  }
-  return Object.fromEntries(names.map((name) => [name, ((spent.get(name) ?? 0) * 1000) / rounds])) as Record<
-    K,
-    number
-  >;
 }
 
 /**

@@ -1,7 +1,7 @@
 // Shared command-line options; each has a STOCKLOCK_ environment twin (flags beat environment beat defaults).
 import { type Command, Option } from 'commander';
 import { systemClock } from './domain/clock.js';
-import { DEFAULT_LIMITS, parseDuration } from './domain/rules.js';
+import { DEFAULT_LIMITS, MAX_RESERVATION_TTL_MS, parseDuration } from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
 
 export interface StoreFlags {
@@ -14,9 +14,6 @@ export interface StoreFlags {
   maxChannelReserved: string;
   poolSize: string;
 }
-
-/** Thirty days: a longer hold is a hoard, and the timestamps it makes must stay representable. */
-const MAX_RESERVATION_TTL_MS = 30 * 86_400_000;
 
 function boundedDuration(text: string, flag: string, maxMs: number): number {
   const ms = parseDuration(text);
@@ -44,7 +41,10 @@ export function addStoreOptions(command: Command): Command {
         .default('15m'),
     )
     .addOption(
-      new Option('--lock-timeout <duration>', 'longest wait for the stock lock before STORE_BUSY')
+      new Option(
+        '--lock-timeout <duration>',
+        'longest a write may wait, all its waits together, before STORE_BUSY',
+      )
         .env('STOCKLOCK_LOCK_TIMEOUT')
         .default('5s'),
     )

@@ -1,9 +1,14 @@
 // Background upkeep: releases expired carts and forgets idempotency records past their retention.
+import { IDEMPOTENCY_RETENTION_MS } from './domain/rules.js';
 import type { Logger } from './logger.js';
 import type { InventoryStore } from './storage/store.js';
 
-/** DESIGN keeps idempotency records at least 24 hours. */
-export const IDEMPOTENCY_RETENTION_MS = 24 * 3_600_000;
+/** One round of upkeep: expired carts released, idempotency records past IDEMPOTENCY_RETENTION_MS dropped. */
+export async function sweepOnce(store: InventoryStore, logger: Logger): Promise<void> {
+  const swept = await store.sweepExpired();
+  if (swept.carts > 0) logger.info(swept, 'released expired carts');
+  await store.pruneIdempotency(IDEMPOTENCY_RETENTION_MS);
+}
 
 export function startSweeper(store: InventoryStore, intervalMs: number, logger: Logger): () => Promise<void> {
   let running: Promise<void> | undefined;
@@ -11,9 +16,7 @@ export function startSweeper(store: InventoryStore, intervalMs: number, logger: 
     if (running) return;
     running = (async () => {
       try {
-        const swept = await store.sweepExpired();
-        if (swept.carts > 0) logger.info(swept, 'released expired carts');
-        await store.pruneIdempotency(IDEMPOTENCY_RETENTION_MS);
+        await sweepOnce(store, logger);
       } catch (error) {
         // A busy store now is fine: the next tick tries again, and writes release expired holds themselves.
         logger.warn({ err: error }, 'sweep failed');

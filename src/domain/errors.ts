@@ -11,6 +11,8 @@ export const ErrorCode = {
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   BELOW_RESERVED: 'BELOW_RESERVED',
   STORE_BUSY: 'STORE_BUSY',
+  STORE_READ_ONLY: 'STORE_READ_ONLY',
+  OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   INVALID_INPUT: 'INVALID_INPUT',
 } as const;
 
@@ -23,8 +25,9 @@ export class StockError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetails;
 
-  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
-    super(message);
+  /** `options.cause` keeps the database's own error for the log; it never reaches the caller. */
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'StockError';
     this.code = code;
     this.details = details;
@@ -43,6 +46,9 @@ export function inRow(error: unknown, index: number): unknown {
     row: index + 1,
   });
 }
+
+/** Why the database takes no writes: reported as STORE_READ_ONLY's `cause`. */
+export type ReadOnlyCause = 'disk_full' | 'read_only_database' | 'read_only_file' | 'write_failed';
 
 export interface ShortLine {
   sku: string;
@@ -114,6 +120,22 @@ export const refuse = {
       ErrorCode.STORE_BUSY,
       `The store is busy (waited ${waitedMs} ms for the lock). Nothing changed; retry the same call shortly.`,
       { waited_ms: waitedMs },
+    ),
+  /** The database refuses every write right now (a standby, a full disk, …); `cause` names why, for the operator. */
+  readOnly: (cause: ReadOnlyCause, why: string, error?: unknown) =>
+    new StockError(
+      ErrorCode.STORE_READ_ONLY,
+      `The store cannot record changes right now: ${why}. Nothing was changed and stock can still be read; retry later (the operator must fix the database).`,
+      { cause },
+      { cause: error },
+    ),
+  /** COMMIT failed in a way that leaves it unknown whether the write happened (`what` says how). */
+  outcomeUnknown: (what: string, error: unknown) =>
+    new StockError(
+      ErrorCode.OUTCOME_UNKNOWN,
+      `${what} while committing: the change may or may not have been made. Retry the same call with the same idempotency_key; without a key, look at the cart with get_cart before retrying.`,
+      {},
+      { cause: error },
     ),
   invalid: (field: string, message: string) =>
     new StockError(ErrorCode.INVALID_INPUT, `${field}: ${message}`, { field }),

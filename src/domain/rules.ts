@@ -30,6 +30,16 @@ export const DEFAULT_LIMITS: Limits = {
 
 export const DEFAULT_RESERVATION_TTL_MS = 15 * 60_000;
 
+/** Thirty days: a longer hold is a hoard, and the timestamps it makes must stay representable. */
+export const MAX_RESERVATION_TTL_MS = 30 * 86_400_000;
+
+/**
+ * How long idempotency records are kept: at least 24 hours, and never less than the longest reservation TTL
+ * any server may be configured with, so a retry can always find the cart it made, whichever server of a
+ * shared database prunes and whatever its own TTL.
+ */
+export const IDEMPOTENCY_RETENTION_MS = Math.max(24 * 3_600_000, MAX_RESERVATION_TTL_MS);
+
 /** Refuses a cart line or a cart that would grow past its cap (units after this add). */
 export function assertCartCaps(limits: Limits, lineQuantity: number, cartUnits: number): void {
   if (lineQuantity > limits.maxLineQuantity) {

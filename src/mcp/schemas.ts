@@ -36,7 +36,7 @@ export const cartIdInput = storableText(
 export const idempotencyKeyInput = storableText(
   z.string().min(1, 'must not be empty').max(200, 'is at most 200 characters'),
 ).describe(
-  'Optional. A unique string you make up for this request (a UUID is ideal). Send the same key again when retrying after a timeout or lost reply, and the call is applied only once.',
+  'Optional but recommended. A unique string you make up for this request (a UUID is ideal). Send the same key again when retrying after a timeout, a lost reply or an OUTCOME_UNKNOWN error, and the call is applied only once.',
 );
 
 const money = {

@@ -116,7 +116,19 @@ export function createServer(options: ConnectionOptions): McpServer {
         } catch (error) {
           if (isStockError(error)) {
             log(error.code);
-            return refusalResult(error);
+            if (error.code === ErrorCode.OUTCOME_UNKNOWN || error.code === ErrorCode.STORE_READ_ONLY) {
+              // Not the caller's doing: the operator must hear of a failing or read-only database.
+              logger.error(
+                { channel: ctx.channel, tool: tool.name, err: error.cause ?? error },
+                error.message,
+              );
+            }
+            // DESIGN: OUTCOME_UNKNOWN names the tool, so an agent knows which call to repeat with its key.
+            const details =
+              error.code === ErrorCode.OUTCOME_UNKNOWN
+                ? { ...error.details, tool: tool.name }
+                : error.details;
+            return refusalResult({ code: error.code, message: error.message, details });
           }
           logger.error({ channel: ctx.channel, tool: tool.name, err: error }, 'tool call failed');
           return {

@@ -1,7 +1,19 @@
 // The audit, written once: the queries that recompute DESIGN's invariants and the report built from their rows.
+import { iso } from '../domain/rules.js';
 import type { AuditReport, AuditViolation } from '../domain/types.js';
 
 type Dialect = 'sqlite' | 'postgres';
+
+/**
+ * The time on PostgreSQL: the database's clock, unless the store's clock fixes it ($1) or shifts it ($2);
+ * see DatabaseTime in domain/clock.ts. Every server of one database decides expiry by it.
+ */
+export function databaseNow(fixedAt: string, offsetMs: string): string {
+  return `COALESCE(${fixedAt}::bigint, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint + ${offsetMs}::bigint)`;
+}
+
+/** Checks that depend on the time: run last, with the time read inside the audit's snapshot. */
+export const TIMED_AUDIT_QUERIES = ['liveUnheld'] as const;
 
 /** One query per check; each returns only the rows that break its invariant. */
 export function auditQueries(dialect: Dialect) {
@@ -41,6 +53,11 @@ export function auditQueries(dialect: Dialect) {
     orderTotals: `SELECT o.id, o.total_minor, COALESCE(SUM(l.quantity * l.unit_price_minor), 0)${int} AS lines_total
       FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
       GROUP BY o.id, o.total_minor HAVING o.total_minor != COALESCE(SUM(l.quantity * l.unit_price_minor), 0)`,
+    // DESIGN: an open cart never shows a line that holds nothing. Only a cart past its expiry may have lost holds.
+    liveUnheld: `SELECT c.id AS cart_id, c.expires_at, l.sku, l.quantity, l.held
+      FROM carts c JOIN cart_lines l ON l.cart_id = c.id JOIN products p ON p.sku = l.sku
+      WHERE c.status = 'open' AND c.expires_at > ${dialect === 'sqlite' ? '@now' : databaseNow('$1', '$2')}
+        AND ${tracked} AND l.held < l.quantity`,
     counts: `SELECT (SELECT COUNT(*) FROM products) AS products, (SELECT COUNT(*) FROM carts) AS carts,
       (SELECT COUNT(*) FROM orders) AS orders, (SELECT COUNT(*) FROM stock_movements) AS movements`,
   };
@@ -62,6 +79,13 @@ export function auditReport(rows: AuditRows): AuditReport {
   for (const p of rows.holds) add(2, p.sku, `reserved ${p.reserved} but open carts hold ${p.held}`);
   for (const l of rows.closedHolds)
     add(2, l.sku, `cart ${l.cart_id} is ${l.status} but still holds ${l.held}`);
+  for (const l of rows.liveUnheld) {
+    add(
+      2,
+      l.cart_id,
+      `cart is open until ${iso(Number(l.expires_at))} but its line ${l.sku} holds ${l.held} of ${l.quantity}`,
+    );
+  }
   for (const c of rows.channelHolds) {
     add(2, `channel ${c.channel}`, `channel hold counter ${c.counted} but its carts hold ${c.held}`);
   }

@@ -349,6 +349,17 @@ if (unavailable !== undefined) {
       };
       const unexpected: string[] = [];
       const allowed = new Set(['OUT_OF_STOCK', 'LIMIT_EXCEEDED', 'CART_CLOSED']);
+      // --lock-timeout bounds a whole call, so on a loaded machine a call can be refused STORE_BUSY (nothing
+      // changed); the worker retries it as a client would, a bounded number of times.
+      const retryBusy = async <T>(operation: () => Promise<T>): Promise<T> => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await operation();
+          } catch (error) {
+            if (!(error instanceof StockError) || error.code !== 'STORE_BUSY' || attempt >= 5) throw error;
+          }
+        }
+      };
       const worker = async (id: number) => {
         const store = at(stores, id);
         const ctx: CallContext = { channel: `channel-${id % 5}` };
@@ -359,7 +370,8 @@ if (unavailable !== undefined) {
             for (let l = 0; l < lines; l++) {
               const sku = at(catalog, random(catalog.length)).sku;
               try {
-                const cart = await store.addToCart(ctx, { sku, quantity: 1 + random(3), cartId });
+                const quantity = 1 + random(3);
+                const cart = await retryBusy(() => store.addToCart(ctx, { sku, quantity, cartId }));
                 cartId = cart.cart_id;
               } catch (error) {
                 if (!(error instanceof StockError) || !allowed.has(error.code)) throw error;
@@ -367,14 +379,19 @@ if (unavailable !== undefined) {
             }
             if (cartId === undefined) continue;
             const action = random(10);
-            if (action < 6) await store.checkout(ctx, { cartId });
-            else if (action < 8) await store.releaseCart(ctx, { cartId });
-            else if (action < 9) await store.releaseCart(ctx, { cartId, sku: at(catalog, random(5)).sku });
+            if (action < 6) await retryBusy(() => store.checkout(ctx, { cartId }));
+            else if (action < 8) await retryBusy(() => store.releaseCart(ctx, { cartId }));
+            else if (action < 9) {
+              const sku = at(catalog, random(5)).sku;
+              await retryBusy(() => store.releaseCart(ctx, { cartId, sku }));
+            }
             // else: abandoned, left to expire.
             if (random(8) === 0) clock.advance(TTL / 2);
-            if (random(6) === 0) await store.sweepExpired(3);
-            if (random(10) === 0)
-              await store.restock(admin, { sku: at(catalog, random(5)).sku, quantity: 2 });
+            if (random(6) === 0) await retryBusy(() => store.sweepExpired(3));
+            if (random(10) === 0) {
+              const sku = at(catalog, random(5)).sku;
+              await retryBusy(() => store.restock(admin, { sku, quantity: 2 }));
+            }
           } catch (error) {
             if (!(error instanceof StockError) || !allowed.has(error.code)) {
               unexpected.push(

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
+import type { DatabaseTime } from '../../domain/clock.js';
 import { inRow, refuse, type ShortLine, StockError } from '../../domain/errors.js';
 import {
   assertCartCaps,
@@ -41,7 +42,14 @@ import {
   productView,
   stockLevel,
 } from '../../domain/views.js';
-import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
+import {
+  type AuditQuery,
+  type AuditRows,
+  auditQueries,
+  auditReport,
+  databaseNow,
+  TIMED_AUDIT_QUERIES,
+} from '../audit.js';
 import { redactUrl } from '../open.js';
 import {
   fingerprint,
@@ -70,14 +78,33 @@ const MIGRATION_LOCK = '8319396884454862699';
 /** Deadlocks and serialization failures are retried this many times (within the lock budget), then STORE_BUSY. */
 const MAX_ATTEMPTS = 8;
 
+/**
+ * A call's lock budget is one deadline. PostgreSQL's timeouts count per statement (lock_timeout even per lock),
+ * so a transaction re-sends what is left of the budget before a statement once this long has passed since it
+ * last did: calls that wait on nothing pay no extra round trip, and a lock wait ends at most this late.
+ */
+const BUDGET_RESYNC_MS = 20;
+/**
+ * statement_timeout is what is left of the budget plus this much: it bounds a statement that waits on several
+ * locks in turn, while a statement doing work as the deadline passes still gets to finish it.
+ */
+const STATEMENT_GRACE_MS = 250;
+/** Past the deadline a statement may not wait for a lock at all (0 would mean "no limit"), only do its work. */
+const NO_WAIT_MS = 1;
+
 /*
+ * Time: every server decides expiry by the database's clock (see DatabaseTime), read once a transaction's
+ * first row lock (its cart, or its product) is granted and kept for the whole transaction.
+ *
  * Lock order, the same in every write transaction, so that waits cannot form a cycle:
  *   idempotency key (advisory) → cart row → product rows in SKU order → channel_holds rows in channel order.
  * Product rows are locked with one `ORDER BY sku COLLATE "C" FOR UPDATE`. Channel rows are written by one
  * statement at the end (flush), in channel order; after it only the idempotency record is written, and no
  * other transaction can be writing that one (its key lock came first), so nothing waits holding a channel row.
- * `cart_lines.held` of a SKU changes only under that product's row lock, and a line's quantity only under its
- * cart's row lock: each is read after its lock is taken, never before.
+ * `cart_lines.held` changes only under both its product's row lock and its cart's row lock: freeing another
+ * cart's expired hold takes that cart's lock with SKIP LOCKED (never waiting, so the order holds), and skips a
+ * cart someone else has locked. So a writer holding a cart lock can trust its lines' holds without locking
+ * their products, and no cart's hold is freed while its owner is extending it.
  */
 
 const PRODUCT_COLUMNS =
@@ -87,6 +114,10 @@ const PRODUCT_COLUMNS =
 const asciiLower = (expr: string) =>
   `translate(${expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
 const asciiLowerJs = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+/** Locks rows with `locking` (a SELECT … FOR UPDATE), then reads the time, after the locks, into `now`. */
+const thenNow = (locking: string, fixedAt: string, offsetMs: string) =>
+  `WITH locked AS MATERIALIZED (${locking}) SELECT locked.*, ${databaseNow(fixedAt, offsetMs)} AS now FROM locked`;
 
 /** Expired holds of one SKU: free stock that no sweep has released yet (p is the products row). */
 const EXPIRED_HELD = `(SELECT COALESCE(SUM(l.held), 0)::bigint FROM carts c JOIN cart_lines l ON l.cart_id = c.id
@@ -108,12 +139,18 @@ const S = statements({
   // Carts that may still sell this SKU: open ones, and expired ones a later call can revive.
   cartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
     WHERE l.sku = $1 AND c.status IN ('open', 'expired')`,
-  lockProduct: `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = $1 FOR UPDATE`,
-  lockProducts: `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
+  lockProduct: thenNow(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = $1 FOR UPDATE`, '$2', '$3'),
+  lockProducts: thenNow(
+    `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
+    '$2',
+    '$3',
+  ),
+  // A cart someone else has locked is theirs to decide on (its owner may be extending it): skipped, not awaited.
   expiredHolds: `SELECT l.cart_id, l.held, c.channel FROM carts c JOIN cart_lines l ON l.cart_id = c.id
     WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2 AND l.held > 0
       AND ($3::text IS NULL OR c.id <> $3::text)
-    ORDER BY c.expires_at, c.id COLLATE "C"`,
+    ORDER BY c.expires_at, c.id COLLATE "C"
+    FOR UPDATE OF c SKIP LOCKED`,
   expiredHeldSum: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
     WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2`,
   releaseLines: 'UPDATE cart_lines SET held = 0 WHERE sku = $1 AND cart_id = ANY($2::text[])',
@@ -139,9 +176,13 @@ const S = statements({
     SELECT d.channel, d.delta FROM unnest($11::text[], $12::bigint[]) AS d(channel, delta) ORDER BY d.channel COLLATE "C"
     ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held
     RETURNING channel, held`,
-  cart: 'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2',
-  lockCart:
+  cart: `SELECT id, channel, status, currency, created_at, updated_at, expires_at, ${databaseNow('$3', '$4')} AS now
+    FROM carts WHERE id = $1 AND channel = $2`,
+  lockCart: thenNow(
     'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2 FOR UPDATE',
+    '$3',
+    '$4',
+  ),
   // A new cart and its first line in one statement (the line's foreign key is checked at its end).
   insertCartWithLine: `WITH cart AS (
       INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
@@ -150,8 +191,6 @@ const S = statements({
   touchCart: 'UPDATE carts SET status = $1, currency = $2, updated_at = $3, expires_at = $4 WHERE id = $5',
   closeCarts: 'UPDATE carts SET status = $1, updated_at = $2 WHERE id = ANY($3::text[])',
   lines: 'SELECT sku, quantity, held FROM cart_lines WHERE cart_id = $1 ORDER BY sku COLLATE "C"',
-  line: 'SELECT sku, quantity, held FROM cart_lines WHERE cart_id = $1 AND sku = $2',
-  cartUnits: 'SELECT COALESCE(SUM(quantity), 0)::bigint AS units FROM cart_lines WHERE cart_id = $1',
   upsertLine: `INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES ($1, $2, $3, $4)
     ON CONFLICT (cart_id, sku) DO UPDATE
       SET quantity = cart_lines.quantity + excluded.quantity, held = cart_lines.held + excluded.held`,
@@ -172,7 +211,11 @@ const S = statements({
     'SELECT fingerprint, result FROM idempotency_records WHERE channel = $1 AND tool = $2 AND key = $3',
   saveIdempotency: `INSERT INTO idempotency_records (channel, tool, key, fingerprint, result, created_at)
     VALUES ($1, $2, $3, $4, $5, $6)`,
-  pruneIdempotency: 'DELETE FROM idempotency_records WHERE created_at < $1',
+  pruneIdempotency: `DELETE FROM idempotency_records WHERE created_at < ${databaseNow('$2', '$3')} - $1::bigint`,
+  now: `SELECT ${databaseNow('$1', '$2')} AS now`,
+  // Open, unexpired carts with a line of this SKU.
+  liveCartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at > $2`,
   // Several sweepers at once each take different carts: a locked cart belongs to whoever locked it.
   expiredCarts: `SELECT id, channel FROM carts WHERE status = 'open' AND expires_at <= $1
     ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
@@ -184,8 +227,8 @@ const S = statements({
     active = $7, updated_at = $8 WHERE sku = $1 RETURNING ${PRODUCT_COLUMNS}`,
   // Every term must match the SKU, name or description; expired holds count as available.
   search: `SELECT * FROM (
-      SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')}, ${EXPIRED_HELD.replace('$NOW', '$3')} AS expired_held
-      FROM products p
+      SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')}, ${EXPIRED_HELD.replace('$NOW', 'n.now')} AS expired_held
+      FROM products p, (SELECT ${databaseNow('$3', '$6')} AS now) n
       WHERE p.active AND NOT EXISTS (
         SELECT 1 FROM unnest($1::text[]) AS t(term)
         WHERE NOT (${asciiLower('p.sku')} LIKE '%' || t.term || '%' ESCAPE '\\'
@@ -196,11 +239,12 @@ const S = statements({
     ORDER BY (${asciiLower('sku')} = $2::text) DESC, name COLLATE "C", sku COLLATE "C"
     LIMIT $5`,
   productsIn: `SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')},
-      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', '$2')} ELSE 0 END AS expired_held
-    FROM products p WHERE p.sku = ANY($1::text[]) ORDER BY p.sku COLLATE "C"`,
+      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', 'n.now')} ELSE 0 END AS expired_held
+    FROM products p, (SELECT ${databaseNow('$2', '$3')} AS now) n
+    WHERE p.sku = ANY($1::text[]) ORDER BY p.sku COLLATE "C"`,
   allProducts: `SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')},
-      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', '$1')} ELSE 0 END AS expired_held
-    FROM products p ORDER BY p.sku COLLATE "C"`,
+      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', 'n.now')} ELSE 0 END AS expired_held
+    FROM products p, (SELECT ${databaseNow('$1', '$2')} AS now) n ORDER BY p.sku COLLATE "C"`,
   anyProduct: 'SELECT 1 FROM products LIMIT 1',
   insertToken:
     'INSERT INTO api_tokens (id, token_hash, channel, admin, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
@@ -209,7 +253,9 @@ const S = statements({
   tokenByHash: `SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens
     WHERE token_hash = $1 AND revoked_at IS NULL`,
   revokeToken: 'UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
-  touchToken: 'UPDATE api_tokens SET last_used_at = $1 WHERE id = $2',
+  // Authentication never queues behind a lock on the token row (a revoke, another server's touch): skip it.
+  touchToken: `UPDATE api_tokens SET last_used_at = $1
+    WHERE id = (SELECT id FROM api_tokens WHERE id = $2 FOR UPDATE SKIP LOCKED)`,
 });
 
 interface StoredCart extends CartRow {
@@ -244,6 +290,7 @@ interface Hold {
 class RetryTransaction extends Error {}
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+const ignoreLostConnection = () => undefined;
 
 function pgCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -267,6 +314,45 @@ function isLockWait(error: unknown): boolean {
   const code = pgCode(error);
   if (code === '55P03' || code === '57014') return true;
   return error instanceof Error && error.message.includes('timeout exceeded when trying to connect');
+}
+
+/**
+ * The connection died under the transaction (a restart, a failover, pg_terminate_backend, the network): whatever
+ * it had not committed is gone, so before COMMIT the whole transaction can run again on another connection.
+ */
+function isConnectionLost(error: unknown): boolean {
+  const code = pgCode(error);
+  if (code !== undefined) {
+    // 08: connection exception; 57P01–57P03: the server is shutting down or was told to end this session.
+    return (
+      code.startsWith('08') || /^57P0[123]$/.test(code) || ['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code)
+    );
+  }
+  return (
+    error instanceof Error && /Connection terminated|not queryable|connection error/i.test(error.message)
+  );
+}
+
+/** A COMMIT that failed with one of these was rolled back by the server; any other failure leaves it unknown. */
+function isDefiniteRollback(error: unknown): boolean {
+  const code = pgCode(error);
+  // 23: a deferred constraint; 40: serialization failure or deadlock. Both roll back before the commit record.
+  return code !== undefined && (code.startsWith('23') || code.startsWith('40'));
+}
+
+/** The server takes no writes (a standby, default_transaction_read_only, a full disk): say so, not "internal". */
+function readOnlyRefusal(error: unknown): StockError | undefined {
+  const code = pgCode(error);
+  if (code === '25006') {
+    return refuse.readOnly(
+      'read_only_database',
+      'the PostgreSQL server accepts no writes (a read-only standby, or default_transaction_read_only is on)',
+      error,
+    );
+  }
+  if (code === '53100')
+    return refuse.readOnly('disk_full', 'the disk of the PostgreSQL server is full', error);
+  return undefined;
 }
 
 // int8 (COUNT, SUM, bigint columns) holds ms timestamps and minor units, all far below 2^53.
@@ -321,13 +407,53 @@ class Tx {
   /** Changes to channel_holds, written last in channel order (see the lock order above). */
   readonly channelDeltas = new Map<string, number>();
   readonly movements: Movement[] = [];
+  private decidedAt: number | undefined;
+
+  /** When the timeouts last sent to the server were computed (performance.now()). */
+  private budgetSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly client: pg.PoolClient,
-    readonly now: number,
+    private readonly time: DatabaseTime,
+    /** The call's one deadline (performance.now() ms) for every lock wait, on every attempt. */
+    readonly deadline: number,
   ) {}
 
+  /** BEGIN, with the lock timeouts set to what is left of the call's budget, in one round trip. */
+  async begin(): Promise<void> {
+    await this.client.query(`BEGIN; ${this.budgetSettings()}`);
+  }
+
+  /** The time this transaction decides by: the database's, read once its first row lock was granted. */
+  get now(): number {
+    if (this.decidedAt === undefined) throw new Error('a write transaction decided before it read the time');
+    return this.decidedAt;
+  }
+
+  /** Runs a locking statement built with thenNow(); the first one that finds rows sets the time. */
+  async locked<T>(statement: Statement, values: unknown[]): Promise<T[]> {
+    const rows = await this.rows<T & { now: number }>(statement, [
+      ...values,
+      this.time.fixedAt,
+      this.time.offsetMs,
+    ]);
+    if (this.decidedAt === undefined && rows.length > 0) {
+      this.decidedAt = Math.max(...rows.map((row) => row.now));
+    }
+    return rows;
+  }
+
+  /** The transaction's time, read now if no lock has set it (a transaction that found nothing to lock). */
+  async clock(): Promise<number> {
+    if (this.decidedAt === undefined) {
+      const row = await this.row<{ now: number }>(S.now, [this.time.fixedAt, this.time.offsetMs]);
+      this.decidedAt = row?.now ?? 0;
+    }
+    return this.decidedAt;
+  }
+
   async rows<T>(statement: Statement, values: unknown[]): Promise<T[]> {
+    await this.keepBudget();
     const result = await this.client.query({ name: statement.name, text: statement.text, values });
     return result.rows as T[];
   }
@@ -337,8 +463,25 @@ class Tx {
   }
 
   async run(statement: Statement, values: unknown[]): Promise<number> {
+    await this.keepBudget();
     const result = await this.client.query({ name: statement.name, text: statement.text, values });
     return result.rowCount ?? 0;
+  }
+
+  /** Re-sends the remaining budget when time has passed (a wait, or long work), so no wait outlives the deadline. */
+  private async keepBudget(): Promise<void> {
+    if (performance.now() - this.budgetSentAt < BUDGET_RESYNC_MS) return;
+    await this.client.query(this.budgetSettings());
+  }
+
+  private budgetSettings(): string {
+    this.budgetSentAt = performance.now();
+    const remaining = Math.ceil(this.deadline - this.budgetSentAt);
+    // statement_timeout bounds a statement that meets several locked rows in turn; past the deadline it only
+    // guards against a runaway statement, while lock_timeout forbids any further wait.
+    const lock = remaining > 0 ? remaining : NO_WAIT_MS;
+    const statement = remaining > 0 ? remaining + STATEMENT_GRACE_MS : STATEMENT_GRACE_MS * 20;
+    return `SET LOCAL lock_timeout = ${lock}; SET LOCAL statement_timeout = ${statement}`;
   }
 
   /** A channel whose holds changed at all keeps its row in the flush, even if the changes add up to zero. */
@@ -363,54 +506,85 @@ export class PostgresStore implements InventoryStore {
   // ---------------------------------------------------------------- the write path
 
   /**
-   * Runs `fn` in one transaction; deadlocks and serialization failures run it again, with jitter, a bounded
-   * number of times within the lock budget. A lock wait past the budget is STORE_BUSY.
+   * Runs `fn` in one transaction. Every wait of the call shares one deadline, --lock-timeout after it began: the
+   * pool, each lock, and the retries of deadlocks, serialization failures and lost connections (which run the
+   * whole transaction again, with jitter, a bounded number of times). Past it the call is STORE_BUSY. A
+   * connection lost during COMMIT is OUTCOME_UNKNOWN: the commit may have happened.
    */
   private async write<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
     const started = performance.now();
-    const budget = this.options.lockTimeoutMs;
-    let pooled = 0;
+    const deadline = started + this.options.lockTimeoutMs;
+    const busy = () => refuse.busy(Math.round(performance.now() - started));
     for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      const queued = performance.now();
-      try {
-        client = await this.pool.connect();
-      } catch (error) {
-        if (isLockWait(error)) throw refuse.busy(Math.round(performance.now() - started));
-        throw error;
-      }
-      // Waiting for a free connection is the pool's queue (bounded by connectionTimeoutMillis), not a lock wait.
-      pooled += performance.now() - queued;
-      const remaining = Math.ceil(budget - (performance.now() - started - pooled));
+      const client = await this.acquire(deadline, busy);
+      // A connection that dies between two statements emits 'error', which would crash the process unheard;
+      // the next statement fails with it instead.
+      client.on('error', ignoreLostConnection);
       let broken: Error | undefined;
+      let committing = false;
       try {
-        if (remaining <= 0) throw refuse.busy(Math.round(performance.now() - started));
-        // One round trip: each lock wait may use what is left of the budget, and no more.
-        await client.query(
-          `BEGIN; SET LOCAL lock_timeout = ${remaining}; SET LOCAL statement_timeout = ${budget + 5_000}`,
-        );
-        // The clock is read once the transaction has begun, on every attempt: a call that waited for a
-        // connection or retried decides with the time it runs at.
-        const tx = new Tx(client, this.now());
+        if (performance.now() >= deadline) throw busy();
+        // Each attempt reads the database's time after its first lock (Tx.now): a call that waited for a
+        // connection, a lock or a retry decides with the time it got the lock at.
+        const tx = new Tx(client, this.databaseTime(), deadline);
+        await tx.begin();
         const result = await fn(tx);
         await this.flush(tx);
+        committing = true;
         await client.query('COMMIT');
         return result;
       } catch (error) {
         await client.query('ROLLBACK').catch((rollbackError: Error) => {
           broken = rollbackError;
         });
-        const waited = Math.round(performance.now() - started);
+        if (committing && !isDefiniteRollback(error))
+          throw refuse.outcomeUnknown('The database connection failed', error);
         if (error instanceof StockError) throw error;
-        if (isLockWait(error)) throw refuse.busy(waited);
-        if (!isRetryable(error)) throw error;
-        if (attempt >= MAX_ATTEMPTS) throw refuse.busy(waited);
+        if (isLockWait(error)) throw busy();
+        const readOnly = readOnlyRefusal(error);
+        if (readOnly) throw readOnly;
+        if (!isRetryable(error) && !isConnectionLost(error)) throw error;
+        if (attempt >= MAX_ATTEMPTS) throw busy();
       } finally {
+        client.removeListener('error', ignoreLostConnection);
         client.release(broken);
       }
       // Jittered, growing backoff so the transactions that collided do not collide again in lockstep.
-      await sleep(Math.random() * Math.min(2 ** attempt, 50));
+      const backoff = Math.random() * Math.min(2 ** attempt, 50);
+      if (performance.now() + backoff >= deadline) throw busy();
+      await sleep(backoff);
     }
+  }
+
+  /** A pooled connection, waited for no later than the call's deadline (then STORE_BUSY). */
+  private acquire(deadline: number, busy: () => StockError): Promise<pg.PoolClient> {
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) return Promise.reject(busy());
+    return new Promise((resolve, reject) => {
+      let gaveUp = false;
+      let timer: NodeJS.Timeout;
+      // The event loop's clock is coarse: a timer may fire a little before the deadline, so it checks.
+      const giveUpAtDeadline = () => {
+        const left = deadline - performance.now();
+        if (left > 0) {
+          timer = setTimeout(giveUpAtDeadline, Math.ceil(left));
+          return;
+        }
+        gaveUp = true;
+        reject(busy());
+      };
+      timer = setTimeout(giveUpAtDeadline, Math.ceil(remaining));
+      this.pool.connect((error, client, release) => {
+        // pg-pool cannot withdraw a queued request: a connection that comes too late goes straight back.
+        if (gaveUp) {
+          if (client) release();
+          return;
+        }
+        clearTimeout(timer);
+        if (client) resolve(client);
+        else reject(isLockWait(error) ? busy() : error);
+      });
+    });
   }
 
   /**
@@ -460,6 +634,10 @@ export class PostgresStore implements InventoryStore {
     return this.options.clock.now();
   }
 
+  private databaseTime(): DatabaseTime {
+    return this.options.clock.databaseTime?.() ?? { fixedAt: null, offsetMs: 0 };
+  }
+
   private async query<T>(statement: Statement, values: unknown[]): Promise<T[]> {
     const result = await this.pool.query({ name: statement.name, text: statement.text, values });
     return result.rows as T[];
@@ -471,8 +649,8 @@ export class PostgresStore implements InventoryStore {
     if (wanted.length === 0) return;
     const rows =
       wanted.length === 1
-        ? await tx.rows<ProductRow>(S.lockProduct, [wanted[0]])
-        : await tx.rows<ProductRow>(S.lockProducts, [wanted]);
+        ? await tx.locked<ProductRow>(S.lockProduct, [wanted[0]])
+        : await tx.locked<ProductRow>(S.lockProducts, [wanted]);
     for (const row of rows) tx.products.set(row.sku, row);
   }
 
@@ -542,22 +720,43 @@ export class PostgresStore implements InventoryStore {
     return { sku: product.sku, requested: units, available: Math.max(0, current.on_hand - current.reserved) };
   }
 
-  private async loadCart(tx: Tx | undefined, ctx: CallContext, cartId: string): Promise<StoredCart> {
-    const cart = tx
-      ? await tx.row<StoredCart>(S.lockCart, [cartId, ctx.channel])
-      : (await this.query<StoredCart>(S.cart, [cartId, ctx.channel]))[0];
+  /** The cart, locked inside a transaction (which then has its time); outside one, with the database's time. */
+  private async loadCart(
+    tx: Tx | undefined,
+    ctx: CallContext,
+    cartId: string,
+  ): Promise<StoredCart & { now: number }> {
+    const time = this.databaseTime();
+    const [cart] = tx
+      ? await tx.locked<StoredCart & { now: number }>(S.lockCart, [cartId, ctx.channel])
+      : await this.query<StoredCart & { now: number }>(S.cart, [
+          cartId,
+          ctx.channel,
+          time.fixedAt,
+          time.offsetMs,
+        ]);
     if (!cart) throw refuse.cartNotFound(cartId);
     return cart;
   }
 
   /**
-   * Makes every tracked line of the cart hold its full quantity again (an expired cart being revived):
-   * all or nothing, naming every short line. The lines' products must be locked already.
+   * Makes every tracked line of the cart hold its full quantity again (an expired cart being revived, or a
+   * line whose hold was freed): all or nothing, naming every short line. `lines` were read under the cart's
+   * lock. `everyLine` (reviving, checkout) checks every line's product is still sold; otherwise only the lines
+   * that hold less than their quantity are looked at.
    */
-  private async holdAllLines(tx: Tx, cart: StoredCart, ctx: CallContext, now: number): Promise<number> {
+  private async holdAllLines(
+    tx: Tx,
+    cart: StoredCart,
+    ctx: CallContext,
+    lines: StoredLine[],
+    everyLine: boolean,
+  ): Promise<number> {
+    const { now } = tx;
     const short: ShortLine[] = [];
     let added = 0;
-    for (const line of await tx.rows<StoredLine>(S.lines, [cart.id])) {
+    for (const line of lines) {
+      if (!everyLine && line.held === line.quantity) continue;
       const product = await this.requireProduct(tx, line.sku);
       if (!product.track_stock || line.held === line.quantity) continue;
       await this.releaseExpired(tx, line.sku, now, cart.id);
@@ -577,7 +776,7 @@ export class PostgresStore implements InventoryStore {
         cart_id: cart.id,
         order_id: null,
         channel: ctx.channel,
-        note: 'cart revived',
+        note: everyLine ? 'cart revived' : 'hold restored',
       });
       added += need;
     }
@@ -617,29 +816,32 @@ export class PostgresStore implements InventoryStore {
     await tx.run(S.saveIdempotency, [ctx.channel, tool, key, print, JSON.stringify(result), now]);
   }
 
-  private async addToCartTx(tx: Tx, ctx: CallContext, input: AddToCartInput, now: number): Promise<CartView> {
+  private async addToCartTx(tx: Tx, ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     const print = fingerprint([input.sku, input.quantity, input.cartId ?? null]);
     const replayed = await this.replay(tx, ctx, 'add_to_cart', input.idempotencyKey, print);
     if (replayed) return replayed as CartView;
 
     const { limits } = this.options;
-    // The cart row is locked before any product row; an expired cart locks all its lines' products at once.
+    // The cart row is locked before any product row, and its lines read under that lock (their holds stand,
+    // see the lock order above). An expired cart then locks every line's product at once, a live one those
+    // of lines that hold less than their quantity.
     let found: StoredCart | undefined;
+    let lines: StoredLine[] = [];
     if (input.cartId !== undefined) {
-      found = await tx.row<StoredCart>(S.lockCart, [input.cartId, ctx.channel]);
-      const open = found && found.status !== 'checked_out' && found.status !== 'released';
-      if (found && open && effectiveStatus(found, now) === 'expired') {
-        const lines = await tx.rows<StoredLine>(S.lines, [found.id]);
-        await this.lockProducts(tx, [input.sku, ...lines.map((line) => line.sku)]);
+      found = (await tx.locked<StoredCart>(S.lockCart, [input.cartId, ctx.channel]))[0];
+      if (found && found.status !== 'checked_out' && found.status !== 'released') {
+        lines = await tx.rows<StoredLine>(S.lines, [found.id]);
+        const expired = effectiveStatus(found, tx.now) === 'expired';
+        const short = lines.filter((line) => expired || line.held < line.quantity);
+        await this.lockProducts(tx, [input.sku, ...short.map((line) => line.sku)]);
       }
     }
     const product = await this.requireProduct(tx, input.sku);
+    const { now } = tx;
 
     let cart: StoredCart;
     let revived = 0;
     let reviving = false;
-    let line: StoredLine | undefined;
-    let cartUnits = input.quantity;
     if (input.cartId === undefined) {
       cart = {
         id: newId('cart_'),
@@ -659,10 +861,15 @@ export class PostgresStore implements InventoryStore {
         throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
       }
       reviving = effectiveStatus(cart, now) === 'expired';
-      if (reviving) revived = await this.holdAllLines(tx, cart, ctx, now);
-      line = await tx.row<StoredLine>(S.line, [cart.id, product.sku]);
-      cartUnits += (await tx.row<{ units: number }>(S.cartUnits, [cart.id]))?.units ?? 0;
+      // Reviving holds every line again; a live cart re-holds any line that lost its hold, so an open cart
+      // never shows a tracked line that holds nothing.
+      const unheld = lines.some(
+        (line) => line.held < line.quantity && Boolean(tx.products.get(line.sku)?.track_stock),
+      );
+      if (reviving || unheld) revived = await this.holdAllLines(tx, cart, ctx, lines, reviving);
     }
+    const line = lines.find((l) => l.sku === product.sku);
+    const cartUnits = lines.reduce((sum, l) => sum + l.quantity, 0) + input.quantity;
 
     const lineQuantity = (line?.quantity ?? 0) + input.quantity;
     assertCartCaps(limits, lineQuantity, cartUnits);
@@ -724,12 +931,13 @@ export class PostgresStore implements InventoryStore {
     return view;
   }
 
-  private async checkoutTx(tx: Tx, ctx: CallContext, input: CheckoutInput, now: number): Promise<OrderView> {
+  private async checkoutTx(tx: Tx, ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
     const print = fingerprint([input.cartId]);
     const replayed = await this.replay(tx, ctx, 'checkout', input.idempotencyKey, print);
     if (replayed) return replayed as OrderView;
 
     const cart = await this.loadCart(tx, ctx, input.cartId);
+    const { now } = tx;
     if (cart.status === 'checked_out') {
       // Checkout is idempotent on the cart: a repeat returns the order it made.
       const order = await this.orderOf(tx, cart.id);
@@ -743,8 +951,8 @@ export class PostgresStore implements InventoryStore {
     // Read again under the product locks: an expiry elsewhere may have released a hold meanwhile.
     const lines = await tx.rows<StoredLine>(S.lines, [cart.id]);
 
-    // Re-holds whatever expiry (or a product becoming tracked) released; all or nothing.
-    const revived = await this.holdAllLines(tx, cart, ctx, now);
+    // Re-holds whatever expiry released; all or nothing.
+    const revived = await this.holdAllLines(tx, cart, ctx, lines, true);
     if (revived > 0) tx.addChannel(ctx.channel, revived);
 
     const orderId = newId('ord_');
@@ -802,13 +1010,9 @@ export class PostgresStore implements InventoryStore {
     return order;
   }
 
-  private async releaseTx(
-    tx: Tx,
-    ctx: CallContext,
-    input: ReleaseInput,
-    now: number,
-  ): Promise<ReleaseResult> {
+  private async releaseTx(tx: Tx, ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
     const cart = await this.loadCart(tx, ctx, input.cartId);
+    const { now } = tx;
     if (cart.status === 'checked_out') throw refuse.cartClosed(cart.id, cart.status);
     // Releasing twice is a no-op, so a retried call is safe.
     if (cart.status === 'released') return { cart: await this.cartViewOf(tx, cart, now, null), released: [] };
@@ -841,7 +1045,10 @@ export class PostgresStore implements InventoryStore {
     return { cart: await this.cartViewOf(tx, cart, now, null), released };
   }
 
-  private async sweepBatchTx(tx: Tx, now: number, batchSize: number): Promise<SweepResult> {
+  private async sweepBatchTx(tx: Tx, batchSize: number): Promise<SweepResult> {
+    // Read before the carts are locked: a cart another writer extends meanwhile is checked again under its
+    // lock (FOR UPDATE re-reads the row), so an early time only ever sweeps less.
+    const now = await tx.clock();
     const carts = await tx.rows<{ id: string; channel: string }>(S.expiredCarts, [now, batchSize]);
     if (carts.length === 0) return { carts: 0, units: 0 };
     const ids = carts.map((cart) => cart.id);
@@ -910,9 +1117,10 @@ export class PostgresStore implements InventoryStore {
   }
 
   /** Returns whether the product existed. */
-  private async upsertLocked(tx: Tx, input: ProductInput, now: number): Promise<boolean> {
+  private async upsertLocked(tx: Tx, input: ProductInput): Promise<boolean> {
     assertProduct(input);
     await this.lockProducts(tx, [input.sku]);
+    const now = await tx.clock();
     const existing = tx.products.get(input.sku);
     const trackStock = input.track_stock ?? (existing ? Boolean(existing.track_stock) : true);
     if (existing && Boolean(existing.track_stock) !== trackStock) {
@@ -922,6 +1130,14 @@ export class PostgresStore implements InventoryStore {
         throw refuse.invalid(
           'track_stock',
           `cannot change while carts hold ${reserved} units of "${input.sku}"; wait for them to close`,
+        );
+      }
+      // Their lines hold nothing, and a live cart must not show a tracked line that holds nothing.
+      const live = (await tx.row<{ carts: number }>(S.liveCartsWithSku, [input.sku, now]))?.carts ?? 0;
+      if (trackStock && live > 0) {
+        throw refuse.invalid(
+          'track_stock',
+          `cannot change while ${live} open carts have "${input.sku}"; wait for them to close or expire`,
         );
       }
     }
@@ -985,12 +1201,14 @@ export class PostgresStore implements InventoryStore {
   // ---------------------------------------------------------------- InventoryStore
 
   async searchProducts(query: SearchQuery): Promise<ProductView[]> {
+    const time = this.databaseTime();
     const rows = await this.query<ProductRow & { expired_held: number }>(S.search, [
       searchTerms(query.query).map(asciiLowerJs),
       asciiLowerJs(query.query.trim()),
-      this.now(),
+      time.fixedAt,
       query.inStockOnly,
       query.limit,
+      time.offsetMs,
     ]);
     return rows.map((row) => productView(row, row.expired_held));
   }
@@ -998,7 +1216,12 @@ export class PostgresStore implements InventoryStore {
   async checkStock(skus: string[]): Promise<{ products: ProductView[]; unknown_skus: string[] }> {
     const wanted = [...new Set(skus)];
     // One statement, so every figure comes from one snapshot.
-    const rows = await this.query<ProductRow & { expired_held: number }>(S.productsIn, [wanted, this.now()]);
+    const time = this.databaseTime();
+    const rows = await this.query<ProductRow & { expired_held: number }>(S.productsIn, [
+      wanted,
+      time.fixedAt,
+      time.offsetMs,
+    ]);
     const found = new Map(rows.filter((row) => row.active).map((row) => [row.sku, row]));
     const products: ProductView[] = [];
     const unknown: string[] = [];
@@ -1013,12 +1236,12 @@ export class PostgresStore implements InventoryStore {
   async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     assertSku(input.sku);
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    return this.write((tx) => this.addToCartTx(tx, ctx, input, tx.now));
+    return this.write((tx) => this.addToCartTx(tx, ctx, input));
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
-    const now = this.now();
     const cart = await this.loadCart(undefined, ctx, cartId);
+    const { now } = cart;
     if (cart.status !== 'checked_out') return this.cartViewOf(undefined, cart, now, null);
     // A sold cart shows what was sold, at the prices of the sale.
     const order = await this.orderOf(undefined, cart.id);
@@ -1026,20 +1249,20 @@ export class PostgresStore implements InventoryStore {
   }
 
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    return this.write((tx) => this.checkoutTx(tx, ctx, input, tx.now));
+    return this.write((tx) => this.checkoutTx(tx, ctx, input));
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
     if (input.sku !== undefined) assertSku(input.sku);
-    return this.write((tx) => this.releaseTx(tx, ctx, input, tx.now));
+    return this.write((tx) => this.releaseTx(tx, ctx, input));
   }
 
   async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
     return this.write(async (tx) => {
-      const { now } = tx;
       const product = await this.requireProduct(tx, change.sku, false);
+      const { now } = tx;
       await this.changeStock(tx, product, 'restock', change.quantity, ctx.channel, change.note ?? null, now);
       return this.level(tx, change.sku, now);
     });
@@ -1049,8 +1272,8 @@ export class PostgresStore implements InventoryStore {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
     return this.write(async (tx) => {
-      const { now } = tx;
       const product = await this.requireProduct(tx, change.sku, false);
+      const { now } = tx;
       await this.setOnHand(tx, ctx, product, change.quantity, 'adjust', change.note, now);
       return this.level(tx, change.sku, now);
     });
@@ -1059,8 +1282,8 @@ export class PostgresStore implements InventoryStore {
   async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
     assertProduct(product);
     return this.write(async (tx) => {
+      await this.upsertLocked(tx, product);
       const { now } = tx;
-      await this.upsertLocked(tx, product, now);
       const row = await this.requireProduct(tx, product.sku, false);
       return productView(row, await this.expiredHeld(tx, product.sku, now));
     });
@@ -1069,16 +1292,16 @@ export class PostgresStore implements InventoryStore {
   async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
     assertImportRows(rows);
     return this.write(async (tx) => {
-      const { now } = tx;
       // Existing rows are locked up front in SKU order; new ones are created as the rows come.
       await this.lockProducts(
         tx,
         rows.map((row) => row.sku),
       );
+      const now = await tx.clock();
       const result: ImportResult = { created: 0, updated: 0 };
       for (const [index, row] of rows.entries()) {
         try {
-          const existed = await this.upsertLocked(tx, row, now);
+          const existed = await this.upsertLocked(tx, row);
           result[existed ? 'updated' : 'created'] += 1;
           const product = await this.requireProduct(tx, row.sku, false);
           await this.setOnHand(tx, ctx, product, row.stock, 'import', 'catalog import', now);
@@ -1092,18 +1315,18 @@ export class PostgresStore implements InventoryStore {
   }
 
   async stockLevels(skus?: string[]): Promise<StockLevel[]> {
-    const now = this.now();
+    const { fixedAt, offsetMs } = this.databaseTime();
     const rows =
       skus && skus.length > 0
-        ? await this.query<ProductRow & { expired_held: number }>(S.productsIn, [skus, now])
-        : await this.query<ProductRow & { expired_held: number }>(S.allProducts, [now]);
+        ? await this.query<ProductRow & { expired_held: number }>(S.productsIn, [skus, fixedAt, offsetMs])
+        : await this.query<ProductRow & { expired_held: number }>(S.allProducts, [fixedAt, offsetMs]);
     return rows.map((row) => stockLevel(row, row.expired_held));
   }
 
   async sweepExpired(batchSize = 100): Promise<SweepResult> {
     const total: SweepResult = { carts: 0, units: 0 };
     for (;;) {
-      const batch = await this.write((tx) => this.sweepBatchTx(tx, tx.now, batchSize));
+      const batch = await this.write((tx) => this.sweepBatchTx(tx, batchSize));
       total.carts += batch.carts;
       total.units += batch.units;
       // Fewer than a batch: none left, or another sweeper has the rest locked and is releasing them.
@@ -1112,8 +1335,8 @@ export class PostgresStore implements InventoryStore {
   }
 
   async pruneIdempotency(olderThanMs: number): Promise<number> {
-    const before = this.now() - olderThanMs;
-    return this.write((tx) => tx.run(S.pruneIdempotency, [before]));
+    const { fixedAt, offsetMs } = this.databaseTime();
+    return this.write((tx) => tx.run(S.pruneIdempotency, [olderThanMs, fixedAt, offsetMs]));
   }
 
   async audit(): Promise<AuditReport> {
@@ -1124,8 +1347,12 @@ export class PostgresStore implements InventoryStore {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const queries = auditQueries('postgres');
       const rows = {} as AuditRows;
-      for (const key of Object.keys(queries) as AuditQuery[])
-        rows[key] = (await client.query(queries[key])).rows;
+      const timed: readonly AuditQuery[] = TIMED_AUDIT_QUERIES;
+      const { fixedAt, offsetMs } = this.databaseTime();
+      for (const key of Object.keys(queries) as AuditQuery[]) {
+        const values = timed.includes(key) ? [fixedAt, offsetMs] : [];
+        rows[key] = (await client.query(queries[key], values)).rows;
+      }
       const report = auditReport(rows);
       await client.query('COMMIT');
       return report;

@@ -44,7 +44,7 @@ import {
   productView,
   stockLevel,
 } from '../../domain/views.js';
-import { type AuditQuery, type AuditRows, auditQueries, auditReport } from '../audit.js';
+import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
 import {
   fingerprint,
   hashToken,
@@ -101,6 +101,38 @@ function isBusy(error: unknown): boolean {
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/**
+ * A write the disk or the file refused, said plainly (STORE_READ_ONLY), or OUTCOME_UNKNOWN when COMMIT itself failed
+ * after its commit frame may have reached the WAL file (a failed fsync): SQLite rolls the transaction back in
+ * memory, but a restart that recovers the WAL could still find it. A failed write (SQLITE_IOERR_WRITE,
+ * SQLITE_FULL) stops before the commit frame, which SQLite writes last, so nothing was committed.
+ */
+function writeFailure(error: unknown, atCommit: boolean): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return error;
+  if (code === 'SQLITE_FULL') {
+    return refuse.readOnly('disk_full', 'the disk holding the database file is full', error);
+  }
+  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
+    return refuse.readOnly(
+      'read_only_file',
+      `the database file or its directory cannot be written any more (${code})`,
+      error,
+    );
+  }
+  if (code.startsWith('SQLITE_IOERR')) {
+    if (atCommit && code !== 'SQLITE_IOERR_WRITE') {
+      return refuse.outcomeUnknown(`Writing the database file failed (${code})`, error);
+    }
+    return refuse.readOnly(
+      'write_failed',
+      `writing the database file failed (${code}): its disk failed or its filesystem turned read-only`,
+      error,
+    );
+  }
+  return error;
+}
 
 /** Turns SQLite's terse open-time failures into one line that names the file and what to do. */
 function openError(path: string, error: unknown): unknown {
@@ -168,6 +200,8 @@ export class SqliteStore implements InventoryStore {
   private readonly s;
   private readonly tx;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
+  /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
+  private committing = false;
 
   constructor(
     private readonly db: Database.Database,
@@ -222,8 +256,6 @@ export class SqliteStore implements InventoryStore {
       touchCart: q('UPDATE carts SET status = ?, currency = ?, updated_at = ?, expires_at = ? WHERE id = ?'),
       closeCart: q('UPDATE carts SET status = ?, updated_at = ? WHERE id = ?'),
       lines: q('SELECT sku, quantity, held FROM cart_lines WHERE cart_id = ? ORDER BY sku'),
-      line: q('SELECT sku, quantity, held FROM cart_lines WHERE cart_id = ? AND sku = ?'),
-      cartUnits: q('SELECT COALESCE(SUM(quantity), 0) AS units FROM cart_lines WHERE cart_id = ?'),
       upsertLine: q(
         `INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES (?, ?, ?, ?)
          ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = quantity + excluded.quantity, held = held + excluded.held`,
@@ -233,6 +265,11 @@ export class SqliteStore implements InventoryStore {
       cartsWithSku: q(
         `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
          WHERE l.sku = ? AND c.status IN ('open', 'expired')`,
+      ),
+      // Carts that are open and unexpired with a line of this SKU.
+      liveCartsWithSku: q(
+        `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+         WHERE l.sku = ? AND c.status = 'open' AND c.expires_at > ?`,
       ),
       lineViews: q(
         `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
@@ -301,23 +338,33 @@ export class SqliteStore implements InventoryStore {
       touchToken: q('UPDATE api_tokens SET last_used_at = ? WHERE id = ?'),
     };
 
-    const immediate = <A extends unknown[], R>(fn: (...args: A) => R) => db.transaction(fn).immediate;
+    // Each transaction reads the clock once BEGIN IMMEDIATE has the lock, so a writer that waited decides with
+    // the time it got the lock at, never one read before another writer's commit. The body's end is marked, so
+    // a failure after it is known to come from COMMIT itself.
+    const immediate = <A extends unknown[], R>(fn: (...args: A) => R) =>
+      db.transaction((...args: A) => {
+        const result = fn(...args);
+        this.committing = true;
+        return result;
+      }).immediate;
     this.tx = {
-      addToCart: immediate((ctx: CallContext, input: AddToCartInput, now: number) =>
-        this.addToCartLocked(ctx, input, now),
+      addToCart: immediate((ctx: CallContext, input: AddToCartInput) =>
+        this.addToCartLocked(ctx, input, this.now()),
       ),
-      checkout: immediate((ctx: CallContext, input: CheckoutInput, now: number) =>
-        this.checkoutLocked(ctx, input, now),
+      checkout: immediate((ctx: CallContext, input: CheckoutInput) =>
+        this.checkoutLocked(ctx, input, this.now()),
       ),
-      release: immediate((ctx: CallContext, input: ReleaseInput, now: number) =>
-        this.releaseLocked(ctx, input, now),
+      release: immediate((ctx: CallContext, input: ReleaseInput) =>
+        this.releaseLocked(ctx, input, this.now()),
       ),
-      restock: immediate((ctx: CallContext, change: StockChange, now: number) => {
+      restock: immediate((ctx: CallContext, change: StockChange) => {
+        const now = this.now();
         const product = this.requireProduct(change.sku, false);
         this.changeStock(product, 'restock', change.quantity, ctx.channel, change.note ?? null, now);
         return this.level(change.sku, now);
       }),
-      setStock: immediate((ctx: CallContext, change: StockChange, now: number) => {
+      setStock: immediate((ctx: CallContext, change: StockChange) => {
+        const now = this.now();
         this.setOnHand(
           ctx,
           this.requireProduct(change.sku, false),
@@ -328,11 +375,13 @@ export class SqliteStore implements InventoryStore {
         );
         return this.level(change.sku, now);
       }),
-      upsert: immediate((product: ProductInput, now: number) => {
+      upsert: immediate((product: ProductInput) => {
+        const now = this.now();
         this.upsertLocked(product, now);
         return productView(this.requireProduct(product.sku, false), this.expiredHeld(product.sku, now));
       }),
-      import: immediate((ctx: CallContext, rows: ImportRow[], now: number) => {
+      import: immediate((ctx: CallContext, rows: ImportRow[]) => {
+        const now = this.now();
         const result: ImportResult = { created: 0, updated: 0 };
         rows.forEach((row, index) => {
           try {
@@ -353,7 +402,8 @@ export class SqliteStore implements InventoryStore {
         });
         return result;
       }),
-      sweepBatch: immediate((now: number, batchSize: number) => {
+      sweepBatch: immediate((batchSize: number) => {
+        const now = this.now();
         const carts = this.s.expiredCarts.all(now, batchSize) as { id: string; channel: string }[];
         let units = 0;
         for (const cart of carts) {
@@ -367,7 +417,9 @@ export class SqliteStore implements InventoryStore {
         }
         return { carts: carts.length, units };
       }),
-      prune: immediate((before: number) => this.s.pruneIdempotency.run(before).changes),
+      prune: immediate(
+        (olderThanMs: number) => this.s.pruneIdempotency.run(this.now() - olderThanMs).changes,
+      ),
       revoke: immediate((id: string, now: number) => this.s.revokeToken.run(now, id).changes > 0),
     };
   }
@@ -398,10 +450,11 @@ export class SqliteStore implements InventoryStore {
         const turn = queue.take(remaining, () => refuse.busy(Math.round(performance.now() - started)));
         if (turn) await turn;
       }
+      this.committing = false;
       try {
         return fn();
       } catch (error) {
-        if (!isBusy(error)) throw error;
+        if (!isBusy(error)) throw writeFailure(error, this.committing);
       } finally {
         // Given back before any wait: the turn is never held across an await.
         queue?.give();
@@ -415,6 +468,10 @@ export class SqliteStore implements InventoryStore {
 
   private now(): number {
     return this.options.clock.now();
+  }
+
+  private isTracked(sku: string): boolean {
+    return Boolean((this.s.product.get(sku) as ProductRow | undefined)?.track_stock);
   }
 
   private requireProduct(sku: string, activeOnly = true): ProductRow {
@@ -487,13 +544,15 @@ export class SqliteStore implements InventoryStore {
   }
 
   /**
-   * Makes every tracked line of the cart hold its full quantity again (an expired cart being revived):
-   * all or nothing, naming every short line.
+   * Makes every tracked line of the cart hold its full quantity again (an expired cart being revived, or a
+   * line whose hold was freed): all or nothing, naming every short line. `everyLine` (reviving, checkout)
+   * checks every line's product is still sold; otherwise only lines that hold less than their quantity.
    */
-  private holdAllLines(cart: StoredCart, ctx: CallContext, now: number): number {
+  private holdAllLines(cart: StoredCart, ctx: CallContext, now: number, everyLine: boolean): number {
     const short: ShortLine[] = [];
     let added = 0;
     for (const line of this.s.lines.all(cart.id) as StoredLine[]) {
+      if (!everyLine && line.held === line.quantity) continue;
       const product = this.requireProduct(line.sku);
       if (!product.track_stock || line.held === line.quantity) continue;
       const freed = this.releaseExpired(line.sku, now, cart.id);
@@ -515,7 +574,7 @@ export class SqliteStore implements InventoryStore {
         cart_id: cart.id,
         order_id: null,
         channel: ctx.channel,
-        note: 'cart revived',
+        note: everyLine ? 'cart revived' : 'hold restored',
       });
       added += need;
     }
@@ -590,25 +649,29 @@ export class SqliteStore implements InventoryStore {
       if (cart.currency !== null && cart.currency !== product.currency) {
         throw refuse.currencyMismatch(product.sku, product.currency, cart.currency);
       }
-      if (effectiveStatus(cart, now) === 'expired') {
-        reviving = true;
-        revived = this.holdAllLines(cart, ctx, now);
-      }
     }
 
     // A cart made by this call has no lines yet: its line and unit counts are known without a read.
     const isNew = input.cartId === undefined;
-    const line = isNew ? undefined : (this.s.line.get(cart.id, product.sku) as StoredLine | undefined);
+    const lines = isNew ? [] : (this.s.lines.all(cart.id) as StoredLine[]);
+    if (!isNew) {
+      reviving = effectiveStatus(cart, now) === 'expired';
+      // Reviving holds every line again; a live cart re-holds any line that lost its hold (a server whose
+      // clock ran ahead released it), so an open cart never shows a line that holds nothing.
+      if (reviving || lines.some((l) => l.held < l.quantity && this.isTracked(l.sku))) {
+        revived = this.holdAllLines(cart, ctx, now, reviving);
+      }
+    }
+    const line = lines.find((l) => l.sku === product.sku);
     const lineQuantity = (line?.quantity ?? 0) + input.quantity;
-    const cartUnits =
-      (isNew ? 0 : (this.s.cartUnits.get(cart.id) as { units: number }).units) + input.quantity;
+    const cartUnits = lines.reduce((sum, l) => sum + l.quantity, 0) + input.quantity;
     assertCartCaps(limits, lineQuantity, cartUnits);
 
     let held = 0;
     if (product.track_stock) {
       const freed = this.releaseExpired(product.sku, now, cart.id);
-      // The row read above is stale if holds of it were just freed, or held again by reviving the cart.
-      const current = freed || reviving ? this.requireProduct(product.sku) : product;
+      // The row read above is stale if holds of it were just freed, or held again by re-holding the cart.
+      const current = freed || revived > 0 ? this.requireProduct(product.sku) : product;
       const missing = this.tryHold(current, input.quantity);
       if (missing) throw refuse.outOfStock([missing]);
       held = input.quantity;
@@ -657,7 +720,7 @@ export class SqliteStore implements InventoryStore {
     if (lines.length === 0) throw refuse.cartEmpty(cart.id);
 
     // Re-holds whatever expiry (or a product becoming tracked) released; all or nothing.
-    const revived = this.holdAllLines(cart, ctx, now);
+    const revived = this.holdAllLines(cart, ctx, now, true);
     if (revived > 0) this.s.addChannelHeld.run(ctx.channel, revived);
 
     const orderId = newId('ord_');
@@ -782,6 +845,14 @@ export class SqliteStore implements InventoryStore {
           `cannot change while carts hold ${reserved} units of "${input.sku}"; wait for them to close`,
         );
       }
+      // Their lines hold nothing, and a live cart must not show a tracked line that holds nothing.
+      const live = (this.s.liveCartsWithSku.get(input.sku, now) as { carts: number }).carts;
+      if (trackStock && live > 0) {
+        throw refuse.invalid(
+          'track_stock',
+          `cannot change while ${live} open carts have "${input.sku}"; wait for them to close or expire`,
+        );
+      }
     }
     if (existing && existing.currency !== input.currency) {
       const carts = (this.s.cartsWithSku.get(input.sku) as { carts: number }).carts;
@@ -860,7 +931,7 @@ export class SqliteStore implements InventoryStore {
   async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     assertSku(input.sku);
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    return this.write(() => this.tx.addToCart(ctx, input, this.now()));
+    return this.write(() => this.tx.addToCart(ctx, input));
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
@@ -875,34 +946,34 @@ export class SqliteStore implements InventoryStore {
   }
 
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    return this.write(() => this.tx.checkout(ctx, input, this.now()));
+    return this.write(() => this.tx.checkout(ctx, input));
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
     if (input.sku !== undefined) assertSku(input.sku);
-    return this.write(() => this.tx.release(ctx, input, this.now()));
+    return this.write(() => this.tx.release(ctx, input));
   }
 
   async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
-    return this.write(() => this.tx.restock(ctx, change, this.now()));
+    return this.write(() => this.tx.restock(ctx, change));
   }
 
   async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
-    return this.write(() => this.tx.setStock(ctx, change, this.now()));
+    return this.write(() => this.tx.setStock(ctx, change));
   }
 
   async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
     assertProduct(product);
-    return this.write(() => this.tx.upsert(product, this.now()));
+    return this.write(() => this.tx.upsert(product));
   }
 
   async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
     assertImportRows(rows);
-    return this.write(() => this.tx.import(ctx, rows, this.now()));
+    return this.write(() => this.tx.import(ctx, rows));
   }
 
   async stockLevels(skus?: string[]): Promise<StockLevel[]> {
@@ -918,7 +989,7 @@ export class SqliteStore implements InventoryStore {
   async sweepExpired(batchSize = 100): Promise<SweepResult> {
     const total: SweepResult = { carts: 0, units: 0 };
     for (;;) {
-      const batch = await this.write(() => this.tx.sweepBatch(this.now(), batchSize));
+      const batch = await this.write(() => this.tx.sweepBatch(batchSize));
       total.carts += batch.carts;
       total.units += batch.units;
       if (batch.carts < batchSize) return total;
@@ -928,7 +999,7 @@ export class SqliteStore implements InventoryStore {
   }
 
   async pruneIdempotency(olderThanMs: number): Promise<number> {
-    return this.write(() => this.tx.prune(this.now() - olderThanMs));
+    return this.write(() => this.tx.prune(olderThanMs));
   }
 
   async audit(): Promise<AuditReport> {
@@ -936,9 +1007,13 @@ export class SqliteStore implements InventoryStore {
     return this.read(() =>
       this.db.transaction(() => {
         const rows = {} as AuditRows;
+        const timed: readonly AuditQuery[] = TIMED_AUDIT_QUERIES;
         for (const key of Object.keys(this.auditStatements) as AuditQuery[]) {
-          rows[key] = this.auditStatements[key].all();
+          if (!timed.includes(key)) rows[key] = this.auditStatements[key].all();
         }
+        // Read once the snapshot exists: a hold released before it was released at an earlier time.
+        const now = this.now();
+        for (const key of timed) rows[key] = this.auditStatements[key].all({ now });
         return auditReport(rows);
       })(),
     );
@@ -983,11 +1058,14 @@ export class SqliteStore implements InventoryStore {
     const now = this.now();
     // last_used_at is advisory: refreshing it at most once a minute keeps auth off the write lock.
     if (row.last_used_at === null || now - row.last_used_at > 60_000) {
+      // One try, no waiting at all: authentication must not queue behind another process's write lock.
+      this.db.pragma('busy_timeout = 0');
       try {
-        // One try, no waiting: authentication must not queue behind another process's write lock.
         this.s.touchToken.run(now, row.id);
       } catch {
         // The next request refreshes it.
+      } finally {
+        this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
       }
     }
     return tokenRecord(row);

@@ -93,7 +93,7 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
   config: { parts: ['domain', 'storage/interface'], packages: ['commander'] },
   catalog: { parts: ['domain'], packages: ['csv-parse'] },
   logger: { parts: [], packages: ['pino'] },
-  sweeper: { parts: ['storage/interface', 'logger'], packages: [] },
+  sweeper: { parts: ['domain', 'storage/interface', 'logger'], packages: [] },
 };
 
 /** Every module specifier a file names: static imports and re-exports, bare imports, import(). */

@@ -1,11 +1,41 @@
 // Helpers every store uses the same way: request fingerprints, token hashing, search terms.
 import { createHash, randomBytes } from 'node:crypto';
+import { refuse } from '../domain/errors.js';
 import { iso } from '../domain/rules.js';
 import type { TokenRecord } from '../domain/types.js';
+import type { IssuedToken } from './store.js';
 
 /** A stable digest of a request, to tell an idempotent replay from a reused key. */
 export function fingerprint(parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
+}
+
+/** A call that may carry an idempotency key: its record is scoped by channel and tool. */
+export interface KeyedCall {
+  channel: string;
+  tool: string;
+  key: string;
+  print: string;
+}
+
+/** The keyed call of a tool, or undefined when the caller sent no key. */
+export function keyedCall(
+  channel: string,
+  tool: string,
+  key: string | undefined,
+  request: unknown[],
+): KeyedCall | undefined {
+  return key === undefined ? undefined : { channel, tool, key, print: fingerprint(request) };
+}
+
+/** The result stored for this call's key, or undefined; the key reused for another request is refused. */
+export function replayOf(
+  call: KeyedCall,
+  record: { fingerprint: string; result: string } | undefined,
+): unknown {
+  if (!record) return undefined;
+  if (record.fingerprint !== call.print) throw refuse.idempotencyConflict(call.key);
+  return JSON.parse(record.result);
 }
 
 /** Tokens carry 256 random bits, so one SHA-256 is enough: there is nothing to brute-force. */
@@ -49,4 +79,13 @@ export function tokenRecord(row: StoredToken): TokenRecord {
     revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
     last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
   };
+}
+
+/** What `token create` returns: the secret, shown once, and the record of a token made at `now`. */
+export function issuedToken(
+  token: string,
+  record: { id: string; channel: string; admin: boolean; label: string | null },
+  now: number,
+): IssuedToken {
+  return { token, record: { ...record, created_at: iso(now), revoked_at: null, last_used_at: null } };
 }

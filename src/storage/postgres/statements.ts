@@ -1,0 +1,156 @@
+// Every SQL statement of the PostgreSQL store, named so that each connection parses and plans it once.
+import { databaseNow } from '../audit.js';
+
+const PRODUCT_COLUMNS =
+  'sku, name, description, price_minor, currency, on_hand, reserved, track_stock, active';
+
+/** SQLite's LIKE and lower() fold ASCII letters only; this does the same, so both stores match alike. */
+const asciiLower = (expr: string) =>
+  `translate(${expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')`;
+export const asciiLowerJs = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+/** Locks rows with `locking` (a SELECT … FOR UPDATE), then reads the time, after the locks, into `now`. */
+const thenNow = (locking: string, fixedAt: string, offsetMs: string) =>
+  `WITH locked AS MATERIALIZED (${locking}) SELECT locked.*, ${databaseNow(fixedAt, offsetMs)} AS now FROM locked`;
+
+/** Expired holds of one SKU: free stock that no sweep has released yet (p is the products row). */
+const EXPIRED_HELD = `(SELECT COALESCE(SUM(l.held), 0)::bigint FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+  WHERE l.sku = p.sku AND c.status = 'open' AND c.expires_at <= $NOW)`;
+
+export interface Statement {
+  name: string;
+  text: string;
+}
+
+function statements<K extends string>(texts: Record<K, string>): Record<K, Statement> {
+  const out = {} as Record<K, Statement>;
+  for (const key of Object.keys(texts) as K[]) out[key] = { name: `stocklock_${key}`, text: texts[key] };
+  return out;
+}
+
+// Every statement is named, so each connection parses and plans it once: the hot path builds no SQL.
+export const S = statements({
+  // Carts that may still sell this SKU: open ones, and expired ones a later call can revive.
+  cartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+    WHERE l.sku = $1 AND c.status IN ('open', 'expired')`,
+  lockProduct: thenNow(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = $1 FOR UPDATE`, '$2', '$3'),
+  lockProducts: thenNow(
+    `SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = ANY($1::text[]) ORDER BY sku COLLATE "C" FOR UPDATE`,
+    '$2',
+    '$3',
+  ),
+  // A cart someone else has locked is theirs to decide on (its owner may be extending it): skipped, not awaited.
+  expiredHolds: `SELECT l.cart_id, l.held, c.channel FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2 AND l.held > 0
+      AND ($3::text IS NULL OR c.id <> $3::text)
+    ORDER BY c.expires_at, c.id COLLATE "C"
+    FOR UPDATE OF c SKIP LOCKED`,
+  expiredHeldSum: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2`,
+  channelExpiredHeld: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+    WHERE c.channel = $1 AND c.status = 'open' AND c.expires_at <= $2 AND c.id <> $3`,
+  // A decision's row changes in one round trip: products' counts (returning the rows) and lines' holds.
+  applyRows: `WITH stock AS (
+      UPDATE products p SET on_hand = p.on_hand + d.on_hand, reserved = p.reserved + d.reserved,
+        updated_at = CASE WHEN d.touched THEN $1 ELSE p.updated_at END
+      FROM unnest($2::text[], $3::integer[], $4::integer[], $5::boolean[]) AS d(sku, on_hand, reserved, touched)
+      WHERE p.sku = d.sku
+      RETURNING ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')}),
+    held AS (
+      UPDATE cart_lines l SET held = d.held
+      FROM unnest($6::text[], $7::text[], $8::integer[]) AS d(cart_id, sku, held)
+      WHERE l.cart_id = d.cart_id AND l.sku = d.sku)
+    SELECT * FROM stock`,
+  // The end of every write, in one round trip: the ledger rows, then the channel counters in channel order.
+  flush: `WITH ledger AS (
+      INSERT INTO stock_movements
+        (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
+      SELECT $1, m.sku, m.kind, m.quantity, m.on_hand_delta, m.reserved_delta, m.cart_id, m.order_id, m.channel, m.note
+      FROM unnest($2::text[], $3::text[], $4::integer[], $5::integer[], $6::integer[], $7::text[], $8::text[],
+                  $9::text[], $10::text[])
+        AS m(sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note))
+    INSERT INTO channel_holds (channel, held)
+    SELECT d.channel, d.delta FROM unnest($11::text[], $12::bigint[]) AS d(channel, delta) ORDER BY d.channel COLLATE "C"
+    ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held
+    RETURNING channel, held`,
+  cart: `SELECT id, channel, status, currency, created_at, updated_at, expires_at, ${databaseNow('$3', '$4')} AS now
+    FROM carts WHERE id = $1 AND channel = $2`,
+  lockCart: thenNow(
+    'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2 FOR UPDATE',
+    '$3',
+    '$4',
+  ),
+  // A new cart and its first line in one statement (the line's foreign key is checked at its end).
+  insertCartWithLine: `WITH cart AS (
+      INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
+      VALUES ($1, $2, 'open', $3, $4, $4, $5))
+    INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES ($1, $6, $7, $8)`,
+  touchCart: 'UPDATE carts SET status = $1, currency = $2, updated_at = $3, expires_at = $4 WHERE id = $5',
+  closeCarts: 'UPDATE carts SET status = $1, updated_at = $2 WHERE id = ANY($3::text[])',
+  lines: 'SELECT sku, quantity, held FROM cart_lines WHERE cart_id = $1 ORDER BY sku COLLATE "C"',
+  upsertLine: `INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (cart_id, sku) DO UPDATE
+      SET quantity = cart_lines.quantity + excluded.quantity, held = cart_lines.held + excluded.held`,
+  deleteLine: 'DELETE FROM cart_lines WHERE cart_id = $1 AND sku = $2',
+  lineViews: `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
+    FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = $1 ORDER BY l.sku COLLATE "C"`,
+  orderForCart: 'SELECT id, cart_id, currency, created_at FROM orders WHERE cart_id = $1',
+  orderLines:
+    'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY sku COLLATE "C"',
+  insertOrder:
+    'INSERT INTO orders (id, cart_id, channel, total_minor, currency, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+  insertOrderLines: `INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor)
+    SELECT $1, l.sku, l.name, l.quantity, l.unit_price_minor
+    FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[]) AS l(sku, name, quantity, unit_price_minor)`,
+  // Calls with one idempotency key queue here, so the second finds the first's record instead of a duplicate key.
+  keyLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
+  idempotency:
+    'SELECT fingerprint, result FROM idempotency_records WHERE channel = $1 AND tool = $2 AND key = $3',
+  saveIdempotency: `INSERT INTO idempotency_records (channel, tool, key, fingerprint, result, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6)`,
+  pruneIdempotency: `DELETE FROM idempotency_records WHERE created_at < ${databaseNow('$2', '$3')} - $1::bigint`,
+  now: `SELECT ${databaseNow('$1', '$2')} AS now`,
+  // Open, unexpired carts with a line of this SKU.
+  liveCartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+    WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at > $2`,
+  // Several sweepers at once each take different carts: a locked cart belongs to whoever locked it.
+  expiredCarts: `SELECT id, channel FROM carts WHERE status = 'open' AND expires_at <= $1
+    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+  heldLinesOf: `SELECT cart_id, sku, held FROM cart_lines WHERE cart_id = ANY($1::text[]) AND held > 0
+    ORDER BY sku COLLATE "C", cart_id COLLATE "C"`,
+  insertProduct: `INSERT INTO products (sku, name, description, price_minor, currency, track_stock, active, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (sku) DO NOTHING RETURNING ${PRODUCT_COLUMNS}`,
+  updateProduct: `UPDATE products SET name = $2, description = $3, price_minor = $4, currency = $5, track_stock = $6,
+    active = $7, updated_at = $8 WHERE sku = $1 RETURNING ${PRODUCT_COLUMNS}`,
+  // Every term must match the SKU, name or description; expired holds count as available.
+  search: `SELECT * FROM (
+      SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')}, ${EXPIRED_HELD.replace('$NOW', 'n.now')} AS expired_held
+      FROM products p, (SELECT ${databaseNow('$3', '$6')} AS now) n
+      WHERE p.active AND NOT EXISTS (
+        SELECT 1 FROM unnest($1::text[]) AS t(term)
+        WHERE NOT (${asciiLower('p.sku')} LIKE '%' || t.term || '%' ESCAPE '\\'
+          OR ${asciiLower('p.name')} LIKE '%' || t.term || '%' ESCAPE '\\'
+          OR ${asciiLower("COALESCE(p.description, '')")} LIKE '%' || t.term || '%' ESCAPE '\\'))
+    ) s
+    WHERE NOT $4::boolean OR NOT track_stock OR on_hand - reserved + expired_held > 0
+    ORDER BY (${asciiLower('sku')} = $2::text) DESC, name COLLATE "C", sku COLLATE "C"
+    LIMIT $5`,
+  productsIn: `SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')},
+      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', 'n.now')} ELSE 0 END AS expired_held
+    FROM products p, (SELECT ${databaseNow('$2', '$3')} AS now) n
+    WHERE p.sku = ANY($1::text[]) ORDER BY p.sku COLLATE "C"`,
+  allProducts: `SELECT ${PRODUCT_COLUMNS.replace(/(\w+)/g, 'p.$1')},
+      CASE WHEN p.track_stock THEN ${EXPIRED_HELD.replace('$NOW', 'n.now')} ELSE 0 END AS expired_held
+    FROM products p, (SELECT ${databaseNow('$1', '$2')} AS now) n ORDER BY p.sku COLLATE "C"`,
+  anyProduct: 'SELECT 1 FROM products LIMIT 1',
+  insertToken:
+    'INSERT INTO api_tokens (id, token_hash, channel, admin, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+  tokens:
+    'SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens ORDER BY created_at, id COLLATE "C"',
+  tokenByHash: `SELECT id, channel, admin, label, created_at, revoked_at, last_used_at FROM api_tokens
+    WHERE token_hash = $1 AND revoked_at IS NULL`,
+  revokeToken: 'UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
+  // Authentication never queues behind a lock on the token row (a revoke, another server's touch): skip it.
+  touchToken: `UPDATE api_tokens SET last_used_at = $1
+    WHERE id = (SELECT id FROM api_tokens WHERE id = $2 FOR UPDATE SKIP LOCKED)`,
+});

@@ -185,11 +185,17 @@ export class MinimalHttpSession {
   private constructor(
     private readonly url: URL,
     private readonly headers: Record<string, string>,
+    private readonly agent: http.Agent,
   ) {}
 
-  static async open(url: string, token?: string): Promise<MinimalHttpSession> {
+  /** `agent`: the connection pool; the default one holds at most 256 sockets per server. */
+  static async open(
+    url: string,
+    token?: string,
+    agent: http.Agent = MinimalHttpSession.agent,
+  ): Promise<MinimalHttpSession> {
     const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    const init = await MinimalHttpSession.post(new URL(url), auth, {
+    const init = await MinimalHttpSession.post(agent, new URL(url), auth, {
       jsonrpc: '2.0',
       id: 0,
       method: 'initialize',
@@ -202,12 +208,12 @@ export class MinimalHttpSession {
     const sessionId = init.headers['mcp-session-id'];
     if (init.status !== 200 || typeof sessionId !== 'string')
       throw new Error(`initialize failed (${init.status}): ${init.body.slice(0, 200)}`);
-    const session = new MinimalHttpSession(new URL(url), {
-      ...auth,
-      'mcp-session-id': sessionId,
-      'mcp-protocol-version': LATEST_PROTOCOL_VERSION,
-    });
-    await MinimalHttpSession.post(session.url, session.headers, {
+    const session = new MinimalHttpSession(
+      new URL(url),
+      { ...auth, 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_PROTOCOL_VERSION },
+      agent,
+    );
+    await MinimalHttpSession.post(agent, session.url, session.headers, {
       jsonrpc: '2.0',
       method: 'notifications/initialized',
     });
@@ -216,21 +222,26 @@ export class MinimalHttpSession {
 
   /** One tools/call; throws unless it answered 200 with a result that is not an error. */
   async call(name: string, args: Record<string, unknown>): Promise<void> {
-    const { status, body } = await MinimalHttpSession.post(this.url, this.headers, {
+    const { status, body } = await this.send(name, args);
+    if (status !== 200 || !body.includes('"result"') || body.includes('"isError":true'))
+      throw new Error(`${name} failed (${status}): ${body.slice(0, 300)}`);
+  }
+
+  /** One tools/call whatever its outcome: the HTTP status and the body as it came (JSON or one SSE event). */
+  send(name: string, args: Record<string, unknown>): Promise<{ status: number; body: string }> {
+    return MinimalHttpSession.post(this.agent, this.url, this.headers, {
       jsonrpc: '2.0',
       id: this.nextId++,
       method: 'tools/call',
       params: { name, arguments: args },
     });
-    if (status !== 200 || !body.includes('"result"') || body.includes('"isError":true'))
-      throw new Error(`${name} failed (${status}): ${body.slice(0, 300)}`);
   }
 
   close(): Promise<unknown> {
     return new Promise((done) => {
       const request = http.request(
         this.url,
-        { method: 'DELETE', agent: MinimalHttpSession.agent, headers: this.headers },
+        { method: 'DELETE', agent: this.agent, headers: this.headers },
         (response) => response.resume().on('end', done),
       );
       request.on('error', done);
@@ -239,6 +250,7 @@ export class MinimalHttpSession {
   }
 
   private static post(
+    agent: http.Agent,
     url: URL,
     headers: Record<string, string>,
     message: unknown,
@@ -249,7 +261,7 @@ export class MinimalHttpSession {
         url,
         {
           method: 'POST',
-          agent: MinimalHttpSession.agent,
+          agent,
           headers: {
             ...headers,
             'content-type': 'application/json',

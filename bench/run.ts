@@ -1,11 +1,12 @@
 // `npm run bench`: runs every scenario in one process tree, prints the tables and writes BENCHMARKS.md.
 // Flags (after `npm run bench --`): --quick (short windows, one repeat: a smoke test for CI, under a minute),
-// --only store,processes,mcp,race,memory,postgres (some scenarios), --out FILE (write the report there).
+// --only store,processes,mcp,race,memory,postgres,flash-sale (some scenarios), --out FILE (write the report there).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { flashSaleScenario } from './flash-sale.js';
 import { POSTGRES_REPEATS, ROOT, type RunSettings, type Section, scratchDir, section } from './lib.js';
 import { mcpScenario } from './mcp.js';
 import { memoryScenario } from './memory.js';
@@ -26,6 +27,7 @@ const SCENARIOS: Record<string, Scenario> = {
   race: raceScenario,
   memory: memoryScenario,
   postgres: postgresScenario,
+  'flash-sale': flashSaleScenario,
 };
 
 const { values } = parseArgs({

@@ -181,3 +181,44 @@ export function readCatalog(path: string): Catalog {
   const text = readFileSync(path, 'utf8');
   return parseCatalog(text, /\.csv$/i.test(path) || !/^\s*[[{]/.test(text) ? 'csv' : 'json');
 }
+
+/** Like parseCatalog, but names every failing line (up to `max`), for a form that shows them all. */
+export function checkCatalog(
+  text: string,
+  format: 'json' | 'csv',
+  max = 100,
+): { catalog: Catalog; problems: string[] } {
+  const catalog: Catalog = { rows: [], where: [] };
+  const problems: string[] = [];
+  let parsed: { raw: RawRow; where: string }[];
+  try {
+    parsed = entries(text, format);
+  } catch (error) {
+    if (error instanceof CatalogError) return { catalog, problems: [error.message] };
+    throw error;
+  }
+  const seen = new Map<string, string>();
+  for (const { raw, where } of parsed) {
+    if (problems.length >= max) break;
+    try {
+      const row = toImportRow(raw, where);
+      const first = seen.get(row.sku);
+      if (first !== undefined)
+        throw new CatalogError(`${where}: SKU "${row.sku}" appears twice (first at ${first})`);
+      seen.set(row.sku, where);
+      catalog.rows.push(row);
+      catalog.where.push(where);
+    } catch (error) {
+      if (!(error instanceof CatalogError)) throw error;
+      problems.push(error.message);
+    }
+  }
+  return { catalog, problems };
+}
+
+/** A catalog's format from its declared type, else from its first character. */
+export function catalogFormat(text: string, contentType = ''): 'json' | 'csv' {
+  if (/json/i.test(contentType)) return 'json';
+  if (/csv/i.test(contentType)) return 'csv';
+  return /^\s*[[{]/.test(text) ? 'json' : 'csv';
+}

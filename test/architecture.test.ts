@@ -14,6 +14,7 @@ type Part =
   | 'storage/postgres'
   | 'mcp'
   | 'auth'
+  | 'console'
   | 'transports'
   | 'cli'
   | 'config'
@@ -24,12 +25,19 @@ type Part =
 /** Which part a file under src/ belongs to; a new file outside these is refused until it is placed here. */
 function partOf(file: string): Part | undefined {
   if (file.startsWith('src/domain/')) return 'domain';
-  if (file === 'src/storage/store.ts' || file === 'src/storage/shared.ts') return 'storage/interface';
+  if (
+    file === 'src/storage/store.ts' ||
+    file === 'src/storage/shared.ts' ||
+    file === 'src/storage/oauth.ts' ||
+    file === 'src/storage/console-queries.ts'
+  )
+    return 'storage/interface';
   if (file.startsWith('src/storage/sqlite/')) return 'storage/sqlite';
   if (file.startsWith('src/storage/postgres/')) return 'storage/postgres';
   if (file.startsWith('src/storage/')) return 'storage';
   if (file.startsWith('src/mcp/')) return 'mcp';
   if (file.startsWith('src/auth/')) return 'auth';
+  if (file.startsWith('src/console/')) return 'console';
   if (file.startsWith('src/transports/')) return 'transports';
   if (file === 'src/cli.ts' || file.startsWith('src/cli/')) return 'cli';
   const single: Record<string, Part> = {
@@ -49,6 +57,7 @@ const ALL_PARTS: Part[] = [
   'storage/postgres',
   'mcp',
   'auth',
+  'console',
   'transports',
   'cli',
   'config',
@@ -82,8 +91,13 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
     parts: ['domain', 'storage/interface', 'mcp', 'logger'],
     packages: ['@modelcontextprotocol/sdk', 'zod'],
   },
-  // OAuth (to come): grants live in the store, behind its interface.
+  // OAuth: grants live in the store, behind its interface (src/storage/oauth.ts).
   auth: { parts: ['domain', 'storage/interface', 'auth', 'logger'], packages: ['express', 'zod'] },
+  // The merchant console: its reads through ConsoleQueries, its changes through the InventoryStore.
+  console: {
+    parts: ['domain', 'storage/interface', 'catalog', 'config', 'logger', 'console'],
+    packages: ['express', 'zod'],
+  },
   transports: {
     parts: ['domain', 'storage/interface', 'mcp', 'auth', 'transports', 'logger'],
     packages: ['express'],
@@ -176,7 +190,9 @@ describe('architecture: what each part of src/ may import', () => {
     ['src/storage/sqlite/store.ts', '../postgres/store.js', 'one dialect from the other'],
     ['src/storage/store.ts', '../mcp/server.js', 'mcp from storage'],
     ['src/auth/grants.ts', '../storage/postgres/store.js', 'a dialect from auth'],
-    ['src/console/page.ts', './x.js', 'a file in no part'],
+    ['src/reports/page.ts', './x.js', 'a file in no part'],
+    ['src/console/console.ts', '../storage/sqlite/console-queries.js', 'a dialect in the console'],
+    ['src/console/console.ts', '../mcp/server.js', 'mcp in the console'],
   ])('refuses %s importing %s (%s)', (file, specifier) => {
     expect(violation(file, specifier)).toBeDefined();
   });

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { isStockError } from '../domain/errors.js';
 import { addImportCommand } from './catalog.js';
 import { addAuditCommand, addBackupCommand, addMigrateCommand, addSweepCommand } from './maintenance.js';
+import { addOAuthCommands } from './oauth.js';
 import { addServeCommands } from './serve.js';
 import { VERSION } from './shared.js';
 import { addStockChangeCommands, addStockCommand } from './stock.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   addAuditCommand(program);
   addBackupCommand(program);
   addTokenCommands(program);
+  addOAuthCommands(program);
   return program;
 }
 

@@ -20,7 +20,10 @@ interface ServeFlags {
   port: string;
   host: string;
   allowedHosts?: string;
+  publicUrl?: string;
   auth: boolean;
+  /** false (--no-console): no merchant console at /console. */
+  console: boolean;
   sessionIdle: string;
   maxSessions: string;
   sweepInterval: string;
@@ -46,6 +49,12 @@ function addHttpOptions(command: Command): Command {
         '--allowed-hosts <list>',
         'comma-separated Host/Origin names to accept (required beyond loopback)',
       ).env('STOCKLOCK_ALLOWED_HOSTS'),
+    )
+    .addOption(
+      new Option(
+        '--public-url <url>',
+        'the https origin clients reach this server at, e.g. behind a TLS proxy; names the OAuth issuer and resource (required beyond loopback)',
+      ).env('STOCKLOCK_PUBLIC_URL'),
     )
     .addOption(
       new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed')
@@ -85,6 +94,12 @@ export function addServeCommands(program: Command): void {
         )
         .addOption(
           new Option(
+            '--no-console',
+            'HTTP: do not serve the merchant console at /console (env STOCKLOCK_NO_CONSOLE=true)',
+          ),
+        )
+        .addOption(
+          new Option(
             '--no-auth',
             'HTTP without tokens, loopback only: every connection is a customer on --channel (env STOCKLOCK_NO_AUTH=true)',
           ),
@@ -97,6 +112,7 @@ export function addServeCommands(program: Command): void {
         ...flags,
         admin: flags.admin ?? envFlag('STOCKLOCK_ADMIN'),
         auth: flags.auth === false ? false : !envFlag('STOCKLOCK_NO_AUTH'),
+        console: flags.console === false ? false : !envFlag('STOCKLOCK_NO_CONSOLE'),
       },
       false,
     );
@@ -111,7 +127,7 @@ export function addServeCommands(program: Command): void {
         ),
     ),
   ).action(async (flags: StoreFlags & ServeFlags) => {
-    await serve({ ...flags, http: true, auth: true, channel: 'default' }, true);
+    await serve({ ...flags, http: true, auth: true, channel: 'default', console: true }, true);
   });
 }
 
@@ -132,6 +148,9 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
     return;
   }
   const { serveHttp } = await import('../transports/http.js');
+  const merchantConsole = flags.console
+    ? await openConsole(flags.db, store, logger, flags.publicUrl)
+    : undefined;
   const server = await serveHttp(
     store,
     {
@@ -147,18 +166,23 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
       sessionIdleMs: parseDuration(flags.sessionIdle),
       maxSessions: Number(flags.maxSessions),
       version: VERSION,
+      console: merchantConsole?.handle,
+      ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
     },
     logger,
   );
+  const consoleUrl = merchantConsole ? server.url.replace(/\/mcp$/, '/console/') : undefined;
+  if (consoleUrl) logger.info({ url: consoleUrl }, 'serving the merchant console');
   if (demo) {
     // Made only once the port is bound: a start that fails leaves no admin token nobody was shown.
     const devToken = brandNew
       ? (await store.createToken('web', true, 'development token from npm start')).token
       : undefined;
-    printAttachHelp(server.url, devToken);
+    printAttachHelp(server.url, devToken, consoleUrl);
   }
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'shutting down: finishing requests in flight');
+    await merchantConsole?.close();
     await server.close();
     await stopSweeper();
     await store.close();
@@ -173,7 +197,28 @@ async function serveStdio(store: InventoryStore, channel: string, admin: boolean
   await run(store, { channel, admin, version: VERSION }, logger);
 }
 
-function printAttachHelp(url: string, token: string | undefined): void {
+/** The console and its own read connection; a database it cannot open is logged and the console left out. */
+async function openConsole(db: string, store: InventoryStore, logger: Logger, publicUrl?: string) {
+  const { openConsoleQueries } = await import('../storage/open-console.js');
+  const { createConsole } = await import('../console/console.js');
+  let queries: Awaited<ReturnType<typeof openConsoleQueries>>;
+  try {
+    queries = await openConsoleQueries(db, store.options.clock);
+  } catch (error) {
+    logger.warn({ err: (error as Error).message }, 'the merchant console is off');
+    return undefined;
+  }
+  const handle = createConsole({ store, queries, logger, publicUrl });
+  return {
+    handle,
+    close: async () => {
+      await handle.close();
+      await queries.close();
+    },
+  };
+}
+
+function printAttachHelp(url: string, token: string | undefined, consoleUrl?: string): void {
   const auth = token ?? '<a token from: npx stocklock token create --channel web>';
   const lines = [
     '',
@@ -188,6 +233,7 @@ function printAttachHelp(url: string, token: string | undefined): void {
     `  MCP inspector:  npx -y @modelcontextprotocol/inspector@0.16.6 --cli ${url} --transport http --header "Authorization: Bearer ${auth}" --method tools/list`,
     `  curl:           curl -s ${url.replace(/\/mcp$/, '/healthz')}`,
     '',
+    ...(consoleUrl ? [`Merchant console: ${consoleUrl} (sign in with an admin token)`, ''] : []),
   ];
   process.stderr.write(`${lines.join('\n')}\n`);
 }

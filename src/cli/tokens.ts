@@ -1,11 +1,14 @@
 // `stocklock token create|list|revoke`: the HTTP credentials; a secret is printed once and only its hash stored.
 import type { Command } from 'commander';
+import { grantLine, grantRecord, isGrantId } from '../auth/admin.js';
 import { addStoreOptions, assertChannel, type StoreFlags } from '../config.js';
 import { printJson } from './output.js';
 import { withStore } from './shared.js';
 
 export function addTokenCommands(program: Command): void {
-  const token = program.command('token').description('HTTP credentials: one token per channel');
+  const token = program
+    .command('token')
+    .description('HTTP credentials: static tokens, one per channel, and OAuth grants');
   addStoreOptions(
     token
       .command('create')
@@ -24,11 +27,18 @@ export function addTokenCommands(program: Command): void {
     process.stdout.write(`${issued.token}\n`);
   });
   addStoreOptions(
-    token.command('list').option('--json', 'print JSON').description('list tokens (never their secrets)'),
+    token
+      .command('list')
+      .option('--json', 'print JSON')
+      .description('list static tokens and OAuth grants (never their secrets)'),
   ).action(async (flags: StoreFlags & { json?: boolean }) => {
-    const tokens = await withStore(flags, (store) => store.listTokens());
+    const [tokens, grants] = await withStore(
+      flags,
+      async (store) => [await store.listTokens(), (await store.oauth.listGrants()).map(grantRecord)] as const,
+    );
     if (flags.json) {
-      printJson(tokens);
+      // Static tokens first, as before; grants after them, told apart by kind.
+      printJson([...tokens.map((t) => ({ kind: 'token', ...t })), ...grants]);
       return;
     }
     for (const t of tokens) {
@@ -37,16 +47,21 @@ export function addTokenCommands(program: Command): void {
         `${t.id}  ${t.channel}${t.admin ? ' (admin)' : ''}  created ${t.created_at}  ${state}  ${t.label ?? ''}\n`,
       );
     }
-    if (tokens.length === 0)
+    for (const g of grants) process.stdout.write(`${grantLine(g)}\n`);
+    if (tokens.length === 0 && grants.length === 0)
       process.stdout.write('No tokens. Create one with: stocklock token create --channel web\n');
   });
   addStoreOptions(
     token
       .command('revoke')
-      .argument('<id>', 'the token id from token list')
-      .description('revoke a token at once'),
+      .argument('<id>', 'the token (tok_…) or grant (grt_…) id from token list')
+      .description('revoke a token or an OAuth grant at once'),
   ).action(async (id: string, flags: StoreFlags) => {
-    const revoked = await withStore(flags, (store) => store.revokeToken(id));
+    const revoked = await withStore(flags, (store) =>
+      isGrantId(id)
+        ? store.oauth.revokeGrant(id, store.options.clock.now(), 'revoked by token revoke')
+        : store.revokeToken(id),
+    );
     if (!revoked) throw new Error(`no live token with id "${id}" (see stocklock token list)`);
     process.stdout.write(`Revoked ${id}.\n`);
   });

@@ -22,6 +22,11 @@ export type MovementKind = (typeof MovementKind)[keyof typeof MovementKind];
 /** Who is calling: fixed by the connection, never by a tool argument. */
 export interface CallContext {
   channel: string;
+  /**
+   * Who owns carts inside the channel: an OAuth grant's id; absent for a static token or stdio (the
+   * whole channel). Carried to the store already; scoping carts and the per-holder cap by it is to come.
+   */
+  holder?: string;
 }
 
 export interface ProductView {

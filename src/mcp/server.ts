@@ -2,6 +2,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { ErrorCode, isStockError, type StockError } from '../domain/errors.js';
+import type { CallContext } from '../domain/types.js';
 import type { Logger } from '../logger.js';
 import type { InventoryStore } from '../storage/store.js';
 import type { Scope, ToolDefinition } from './tool.js';
@@ -13,6 +14,8 @@ export interface ConnectionOptions {
   store: InventoryStore;
   channel: string;
   admin: boolean;
+  /** The OAuth grant behind this connection, if any (see CallContext.holder). */
+  holder?: string;
   logger: Logger;
   version: string;
 }
@@ -66,7 +69,10 @@ function assertCoherent(tool: ToolDefinition): void {
 
 export function createServer(options: ConnectionOptions): McpServer {
   const { store, logger } = options;
-  const ctx = { channel: options.channel };
+  const ctx: CallContext = {
+    channel: options.channel,
+    ...(options.holder !== undefined ? { holder: options.holder } : {}),
+  };
   const server = new McpServer(
     { name: SERVER_NAME, title: 'stocklock inventory', version: options.version },
     {

@@ -1,4 +1,5 @@
 // The InventoryStore contract: everything a tool, the CLI or a transport may ask of the stock pool.
+
 import type { Clock } from '../domain/clock.js';
 import type { Limits } from '../domain/rules.js';
 import type {
@@ -15,6 +16,7 @@ import type {
   SweepResult,
   TokenRecord,
 } from '../domain/types.js';
+import type { OAuthStore } from './oauth.js';
 
 export interface StoreOptions {
   clock: Clock;
@@ -102,6 +104,9 @@ export interface InventoryStore {
   revokeToken(id: string): Promise<boolean>;
   /** The live token record whose secret this is, or undefined. */
   verifyToken(token: string): Promise<TokenRecord | undefined>;
+
+  /** OAuth clients, codes, grants and the host map (src/auth/), kept in the same database. */
+  readonly oauth: OAuthStore;
 
   /**
    * SQLite only: writes an online, consistent copy of the database to `path` (replacing it) while the

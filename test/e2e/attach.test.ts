@@ -1,5 +1,5 @@
 // The README's bot-backend example (examples/bot-backend.ts) run as its own process against a live server.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type HttpFixture, startHttp } from '../helpers/http.js';
@@ -34,18 +34,23 @@ function runExample(env: Record<string, string>): Promise<Exit> {
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString('utf8');
   });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  // No timer of its own: on a loaded machine tsx alone can take many seconds to start. A hang is bounded
+  // by the test's timeout, and afterEach kills whatever is left.
+  running.add(child);
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => {
-      clearTimeout(timer);
+      running.delete(child);
       resolve({ code, stdout, stderr });
     });
   });
 }
 
+const running = new Set<ChildProcess>();
 let fixture: HttpFixture | undefined;
 afterEach(async () => {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
   await fixture?.dispose();
   fixture = undefined;
 });

@@ -2,36 +2,40 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI, type CliResult, ROOT, runCli, stdioClient } from '../helpers/cli.js';
 import { call, details, refusalCode, text } from '../helpers/mcp.js';
+import { cliForUser, NOBODY } from '../helpers/other-user.js';
 import { tempDir } from '../helpers/sqlite.js';
 
 const DEMO = join(ROOT, 'examples/demo-catalog.json');
-const NOBODY = 65534;
 
 /**
  * Root ignores file modes, so a chmod proves nothing when the tests run as root (CI containers do):
- * there the CLI runs as `nobody`, the way a shop's service account would meet a read-only file.
+ * there the CLI runs as `nobody`, the way a shop's service account would meet a read-only file, from
+ * an installed copy nobody can reach (the clone itself may sit in a directory only its owner may enter).
  */
 const isRoot = process.getuid?.() === 0;
-const canBeNobody =
-  isRoot && spawnSync(process.execPath, ['-e', ''], { uid: NOBODY, gid: NOBODY }).status === 0;
-const readOnlySkip = isRoot && !canBeNobody ? 'running as root without the right to switch to nobody' : '';
+const asNobody = isRoot ? cliForUser(NOBODY, NOBODY) : undefined;
+const readOnlySkip = asNobody && 'unavailable' in asNobody ? asNobody.unavailable : '';
+afterAll(() => {
+  if (asNobody && !('unavailable' in asNobody)) asNobody.remove();
+});
 
 function runCliRestricted(args: string[]): CliResult {
+  if (asNobody && !('unavailable' in asNobody)) return asNobody.run(args);
   const result = spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
     env: { ...process.env, STOCKLOCK_LOG_LEVEL: 'warn' },
     input: '',
     timeout: 30_000,
-    ...(isRoot ? { uid: NOBODY, gid: NOBODY } : {}),
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/** A shop the restricted user can reach: under the copy's work area when that user is nobody. */
 function shop(): { dir: string; db: string } {
-  const dir = tempDir();
+  const dir = asNobody && !('unavailable' in asNobody) ? asNobody.workDir() : tempDir();
   const db = join(dir, 'shop.db');
   expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
   return { dir, db };

@@ -242,7 +242,10 @@ if (unavailable !== undefined) {
     });
   }
 } else {
-  describe(`${SERVERS} stocklock HTTP servers on one PostgreSQL database, ${CLIENTS} clients`, () => {
+  // Three servers and 48 clients start per test: on a loaded two-core machine that alone can take most of a minute.
+  describe(`${SERVERS} stocklock HTTP servers on one PostgreSQL database, ${CLIENTS} clients`, {
+    timeout: 180_000,
+  }, () => {
     const CATALOG = [
       { sku: 'LAST-ONES', name: 'The last ones', price: '10.00', currency: 'EUR', stock: LAST_UNITS },
       { sku: 'MUG-WHT', name: 'Enamel camp mug', price: '14.50', currency: 'EUR', stock: MUGS },

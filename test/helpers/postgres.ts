@@ -17,6 +17,11 @@ const TABLES = [
   'idempotency_records',
   'api_tokens',
   'products',
+  'oauth_tokens',
+  'oauth_grants',
+  'oauth_codes',
+  'oauth_clients',
+  'oauth_hosts',
 ];
 
 /** Why PostgreSQL cannot be used, or undefined when it answers. */

@@ -384,7 +384,10 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         await expectAuditOk(store);
       });
 
-      it('the last unit: two channels race for one unit and exactly one wins', async () => {
+      // Two calls on one store instance, issued without awaiting each other: on SQLite they run one after
+      // the other in this process. Real races (processes, separate connections) are in sqlite.test.ts,
+      // postgres.test.ts and test/e2e/race.test.ts.
+      it('the last unit: of two channels asking without awaiting each other, exactly one gets it', async () => {
         const { store } = await setup();
         const results = await Promise.allSettled([
           store.addToCart(web, { sku: 'LAST-ONE', quantity: 1 }),

@@ -1,14 +1,27 @@
-// Model-based property test: random command sequences run against a real SQLite store, compared after every step with a small reference model.
+// Model-based property test: random command sequences against two store instances sharing one database (a SQLite file, a PostgreSQL database), compared with one reference model and audited after every step.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
 import { isStockError } from '../../src/domain/errors.js';
 import type { Limits } from '../../src/domain/rules.js';
-import type { CartView, ImportRow, OrderView, ReleaseResult, StockLevel } from '../../src/domain/types.js';
-import { openSqliteStore, type SqliteStore } from '../../src/storage/sqlite/store.js';
+import type {
+  CartView,
+  ImportResult,
+  ImportRow,
+  OrderView,
+  ProductInput,
+  ProductView,
+  ReleaseResult,
+  StockLevel,
+  SweepResult,
+} from '../../src/domain/types.js';
+import { openPostgresStore } from '../../src/storage/postgres/store.js';
+import { openSqliteStore } from '../../src/storage/sqlite/store.js';
+import type { InventoryStore, SearchQuery, StoreOptions } from '../../src/storage/store.js';
+import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
 
 // ---------------------------------------------------------------- the world
 
@@ -17,13 +30,30 @@ const TTL = 10 * 60_000;
 /** Small caps, so every kind of LIMIT_EXCEEDED is reachable in a few steps. */
 const LIMITS: Limits = { maxLineQuantity: 4, maxCartQuantity: 6, maxChannelReserved: 5 };
 const CHANNELS = ['web', 'bot', 'voice'] as const;
+const ADMIN = { channel: 'ops' };
 /** Past this many carts in play (open or expired) a run reuses them instead of opening more. */
 const MAX_IN_PLAY = 10;
-/** STOCKLOCK_MODEL_STEPS raises it for a deeper local run. */
+/** Steps per store per run of the file; STOCKLOCK_MODEL_STEPS changes it (deeper local runs, or quick ones). */
 const MIN_STEPS = Number(process.env.STOCKLOCK_MODEL_STEPS ?? 10_000);
 const MAX_COMMANDS = 250;
+/**
+ * STOCKLOCK_MODEL_SEED, STOCKLOCK_MODEL_PATH and STOCKLOCK_MODEL_REPLAY_PATH (the seed, path and replayPath
+ * of a failure's report) replay that one failing run.
+ */
+const REPRODUCE =
+  process.env.STOCKLOCK_MODEL_SEED === undefined
+    ? undefined
+    : {
+        seed: Number(process.env.STOCKLOCK_MODEL_SEED),
+        path: process.env.STOCKLOCK_MODEL_PATH,
+        endOnFailure: true,
+      };
 const UNKNOWN = 'NOPE';
+/** In no catalog row: only upsert_product or an import brings it into being. */
+const LATE = 'LATE';
 const BOGUS_CART = 'cart_0000000000doesNotExist';
+/** Few keys per channel, so keys get reused: for replays, and for conflicts with a different request. */
+const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4'] as const;
 
 const CATALOG: ImportRow[] = [
   { sku: 'EBOOK', name: 'Untracked e-book', price_minor: 500, currency: 'EUR', stock: 0, track_stock: false },
@@ -32,25 +62,41 @@ const CATALOG: ImportRow[] = [
   { sku: 'TINY', name: 'The last one', price_minor: 9900, currency: 'EUR', stock: 1 },
   { sku: 'USD-CAP', name: 'Priced in dollars', price_minor: 2000, currency: 'USD', stock: 3 },
 ];
-/** Sorted as SQLite's BINARY collation sorts them, the order every store listing uses. */
-const SKUS = CATALOG.map((row) => row.sku).sort();
-const PRODUCTS = new Map(CATALOG.map((row) => [row.sku, row]));
-const tracked = (sku: string) => PRODUCTS.get(sku)?.track_stock !== false;
+/** Every SKU a run can know, sorted bytewise as both stores list them (SQLite BINARY, PostgreSQL "C"). */
+const SKUS = [...CATALOG.map((row) => row.sku), LATE].sort();
 
 // ---------------------------------------------------------------- the model
 
 type Status = 'open' | 'checked_out' | 'released' | 'expired';
 
+interface MProduct {
+  name: string;
+  description: string | null;
+  price_minor: number;
+  currency: string;
+  track_stock: boolean;
+  active: boolean;
+  onHand: number;
+}
+
 interface MLine {
   quantity: number;
-  /** Units the line holds right now: only the sweep's unit count depends on it. */
+  /** Units the line holds right now (less than its quantity once released, expired, or if the product became tracked). */
   held: number;
+}
+
+interface LineView {
+  sku: string;
+  name: string;
+  quantity: number;
+  unit_price_minor: number;
+  line_total_minor: number;
 }
 
 interface MOrder {
   order_id: string;
   cart_id: string;
-  lines: ExpectedLine[];
+  lines: LineView[];
   total_minor: number;
   currency: string;
   created_at: string;
@@ -59,7 +105,7 @@ interface MOrder {
 interface MCart {
   id: string;
   channel: string;
-  /** As stored: 'open' past its expiry still reads as 'expired'. */
+  /** As stored: 'open' past its expiry still reads as 'expired'; 'expired' is a swept cart. */
   status: Status;
   currency: string;
   createdAt: number;
@@ -68,11 +114,21 @@ interface MCart {
   order: MOrder | null;
 }
 
+/** A successful keyed call: what a replay must send to get `result` back. */
+interface MRecord {
+  channel: string;
+  tool: 'add_to_cart' | 'checkout';
+  key: string;
+  call: AddCall | CheckoutCall;
+  result: Outcome;
+}
+
 interface MState {
   now: number;
-  onHand: Record<string, number>;
+  products: Record<string, MProduct>;
   carts: MCart[];
   orders: number;
+  records: MRecord[];
 }
 
 interface Model {
@@ -81,16 +137,17 @@ interface Model {
   log: string[];
 }
 
-interface Real {
-  store: SqliteStore;
-  clock: ManualClock;
+interface Stats {
+  runs: number;
+  steps: number;
+  outcomes: Map<string, number>;
 }
 
-interface ExpectedLine {
-  sku: string;
-  quantity: number;
-  unit_price_minor: number;
-  line_total_minor: number;
+interface Real {
+  /** Two instances on one database; each step writes through one and reads back through the other. */
+  stores: [InventoryStore, InventoryStore];
+  clock: ManualClock;
+  stats: Stats;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; code: string; details: Record<string, unknown> };
@@ -106,30 +163,20 @@ const effectiveStatus = (s: MState, cart: MCart): Status =>
 const sortedSkus = (cart: MCart) => Object.keys(cart.lines).sort();
 /** Checked-out and released carts are final: no operation changes them again. */
 const inPlay = (cart: MCart) => cart.status === 'open' || cart.status === 'expired';
+const tracked = (s: MState, sku: string) => s.products[sku]?.track_stock === true;
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
 
-/** Units of a SKU that live (open, unexpired) carts reserve, other than `except`: the spec's "reserved". */
-function liveHeld(s: MState, sku: string, except?: string): number {
-  if (!tracked(sku)) return 0;
-  let units = 0;
-  for (const cart of s.carts) {
-    if (cart.id !== except && isLive(s, cart)) units += cart.lines[sku]?.quantity ?? 0;
-  }
-  return units;
+/** The SKU's `reserved` column: what lines of carts stored as open hold, live or expired. */
+function rowReserved(s: MState, sku: string): number {
+  return sum(s.carts.filter((cart) => cart.status === 'open').map((cart) => cart.lines[sku]?.held ?? 0));
 }
 
-/** Tracked units a cart holds once it is live. */
-function trackedUnits(cart: MCart): number {
-  return sortedSkus(cart)
-    .filter(tracked)
-    .reduce((sum, sku) => sum + (cart.lines[sku]?.quantity ?? 0), 0);
+/** What live (open, unexpired) carts hold of a SKU: the `reserved` every read reports. */
+function liveHeld(s: MState, sku: string): number {
+  return sum(s.carts.filter((cart) => isLive(s, cart)).map((cart) => cart.lines[sku]?.held ?? 0));
 }
 
-/** Tracked units the channel's live carts other than `except` hold: what its cap counts. */
-function channelLoad(s: MState, channel: string, except: string): number {
-  return s.carts
-    .filter((cart) => cart.channel === channel && cart.id !== except && isLive(s, cart))
-    .reduce((sum, cart) => sum + trackedUnits(cart), 0);
-}
+const cartHeld = (cart: MCart) => sum(Object.values(cart.lines).map((line) => line.held));
 
 /** A write that needs a SKU first frees that SKU's expired holds (other than the cart it works on). */
 function releaseExpired(s: MState, sku: string, keep?: string): void {
@@ -139,23 +186,32 @@ function releaseExpired(s: MState, sku: string, keep?: string): void {
   }
 }
 
-function lineViews(cart: MCart): ExpectedLine[] {
+function lineViews(s: MState, cart: MCart): LineView[] {
+  // A sold cart shows what was sold, at the prices of the sale; any other shows today's names and prices.
+  if (cart.order) return cart.order.lines;
   return sortedSkus(cart).map((sku) => {
     const quantity = cart.lines[sku]?.quantity ?? 0;
-    const price = PRODUCTS.get(sku)?.price_minor ?? 0;
-    return { sku, quantity, unit_price_minor: price, line_total_minor: quantity * price };
+    const product = s.products[sku];
+    const price = product?.price_minor ?? 0;
+    return {
+      sku,
+      name: product?.name ?? '',
+      quantity,
+      unit_price_minor: price,
+      line_total_minor: quantity * price,
+    };
   });
 }
 
 function cartView(s: MState, cart: MCart) {
-  const lines = lineViews(cart);
+  const lines = lineViews(s, cart);
   return {
     cart_id: cart.id,
     status: effectiveStatus(s, cart),
     lines,
-    total_minor: lines.reduce((sum, line) => sum + line.line_total_minor, 0),
+    total_minor: sum(lines.map((line) => line.line_total_minor)),
     currency: cart.currency,
-    item_count: lines.reduce((sum, line) => sum + line.quantity, 0),
+    item_count: sum(lines.map((line) => line.quantity)),
     order_id: cart.order?.order_id ?? null,
     created_at: iso(cart.createdAt),
     expires_at: iso(cart.expiresAt),
@@ -163,18 +219,73 @@ function cartView(s: MState, cart: MCart) {
 }
 
 function stockLevel(s: MState, sku: string) {
-  const onHand = s.onHand[sku] ?? 0;
+  const product = s.products[sku] as MProduct;
   const reserved = liveHeld(s, sku);
   return {
     sku,
-    on_hand: onHand,
+    name: product.name,
+    on_hand: product.onHand,
     reserved,
-    available: tracked(sku) ? onHand - reserved : null,
-    track_stock: tracked(sku),
+    available: product.track_stock ? product.onHand - reserved : null,
+    track_stock: product.track_stock,
+    active: product.active,
   };
 }
 
-function outOfStock(short: { sku: string; requested: number; available: number }[]): Outcome {
+function productView(s: MState, sku: string) {
+  const product = s.products[sku] as MProduct;
+  const available = product.track_stock ? Math.max(0, product.onHand - liveHeld(s, sku)) : null;
+  return {
+    sku,
+    name: product.name,
+    description: product.description,
+    price_minor: product.price_minor,
+    currency: product.currency,
+    available,
+    in_stock: available === null || available > 0,
+  };
+}
+
+const SEARCHES: SearchQuery[] = [
+  { query: '', limit: 50, inStockOnly: true },
+  { query: 'mark ii', limit: 50, inStockOnly: false },
+  { query: 'tiny', limit: 50, inStockOnly: true },
+  { query: 'SOFT', limit: 2, inStockOnly: false },
+  { query: '', limit: 50, inStockOnly: false },
+];
+
+/**
+ * search_products: active products where every term is in the SKU, name or description (ASCII letters
+ * folded), an exact SKU first, then by name and SKU.
+ */
+function searchResult(s: MState, { query, limit, inStockOnly }: SearchQuery) {
+  const terms = query
+    .trim()
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((term) => term.length > 0);
+  const whole = query.trim().toLowerCase();
+  const byte = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return SKUS.filter((sku) => s.products[sku]?.active)
+    .filter((sku) => {
+      const p = s.products[sku] as MProduct;
+      const fields = [sku, p.name, p.description ?? ''].map((field) => field.toLowerCase());
+      return terms.every((term) => fields.some((field) => field.includes(term)));
+    })
+    .map((sku) => productView(s, sku))
+    .filter((view) => !inStockOnly || view.in_stock)
+    .sort(
+      (a, b) =>
+        Number(b.sku.toLowerCase() === whole) - Number(a.sku.toLowerCase() === whole) ||
+        byte(a.name, b.name) ||
+        byte(a.sku, b.sku),
+    )
+    .slice(0, limit);
+}
+
+type Short = { sku: string; requested: number; available: number };
+
+function outOfStock(short: Short[]): Outcome {
   const [first] = short;
   return refused('OUT_OF_STOCK', short.length === 1 ? { ...first } : { ...first, lines: short });
 }
@@ -187,65 +298,160 @@ type CartRef =
   | { kind: 'any'; index: number }
   | { kind: 'bogus' };
 
+/** What the generators draw: carts by reference, resolved against the model's state when the step runs. */
 type Op =
-  | { kind: 'add'; channel: number; cart: CartRef; sku: string; quantity: number }
-  | { kind: 'checkout'; channel: number; cart: CartRef }
+  | { kind: 'add'; channel: number; cart: CartRef; sku: string; quantity: number; key?: string }
+  | { kind: 'checkout'; channel: number; cart: CartRef; key?: string }
   | { kind: 'release'; channel: number; cart: CartRef; sku?: string }
+  /** Sends a recorded keyed call again, on its own channel or (elsewhere) the next one. */
+  | { kind: 'replay'; index: number; elsewhere: boolean }
   | { kind: 'advance'; ms: number }
   | { kind: 'sweep'; batch: number }
   | { kind: 'restock'; sku: string; quantity: number }
-  | { kind: 'setStock'; sku: string; quantity: number };
+  | { kind: 'setStock'; sku: string; quantity: number }
+  /** `invalid` names the field the generator broke on purpose. */
+  | { kind: 'upsert'; product: ProductInput; invalid?: string }
+  | { kind: 'import'; rows: ImportRow[]; invalid?: { row: number; field: string } };
 
-type Target = { kind: 'new' } | { kind: 'cart'; cart: MCart } | { kind: 'bogus' };
+type AddCall = { kind: 'add'; channel: string; sku: string; quantity: number; cartId?: string; key?: string };
+type CheckoutCall = { kind: 'checkout'; channel: string; cartId: string; key?: string };
 
-/** Turns a cart reference into a cart of the current state: by index among the channel's carts, or all carts. */
-function resolve(s: MState, channel: string, ref: CartRef, allowNew: boolean): Target {
-  if (ref.kind === 'bogus') return { kind: 'bogus' };
+/** One concrete store call, carts named by id. */
+type Call =
+  | AddCall
+  | CheckoutCall
+  | { kind: 'release'; channel: string; cartId: string; sku?: string }
+  | { kind: 'advance'; ms: number }
+  | { kind: 'sweep'; batch: number }
+  | { kind: 'restock'; sku: string; quantity: number }
+  | { kind: 'setStock'; sku: string; quantity: number }
+  | { kind: 'upsert'; product: ProductInput; invalid?: string }
+  | { kind: 'import'; rows: ImportRow[]; invalid?: { row: number; field: string } }
+  | { kind: 'nothing' };
+
+/** Turns a cart reference into a cart id of the current state (undefined: a new cart). */
+function resolve(s: MState, channel: string, ref: CartRef, allowNew: boolean): string | undefined {
+  if (ref.kind === 'bogus') return BOGUS_CART;
   const canOpen = allowNew && s.carts.filter(inPlay).length < MAX_IN_PLAY;
-  if (ref.kind === 'new' && canOpen) return { kind: 'new' };
+  if (ref.kind === 'new' && canOpen) return undefined;
   const index = ref.kind === 'new' ? 0 : ref.index;
   const mine = s.carts.filter((cart) => cart.channel === channel);
   const usable = mine.filter(inPlay);
   // Own carts are ones still in play when there are any; `any` reaches closed and other channels' carts.
-  if (ref.kind === 'own' && usable.length === 0 && canOpen) return { kind: 'new' };
+  if (ref.kind === 'own' && usable.length === 0 && canOpen) return undefined;
   const pool = ref.kind === 'any' ? s.carts : usable.length > 0 ? usable : mine;
   const cart = pool[index % Math.max(1, pool.length)];
-  if (cart) return { kind: 'cart', cart };
-  return canOpen ? { kind: 'new' } : { kind: 'bogus' };
+  if (cart) return cart.id;
+  return canOpen ? undefined : BOGUS_CART;
 }
 
+function concretize(s: MState, op: Op): Call {
+  switch (op.kind) {
+    case 'add': {
+      const channel = CHANNELS[op.channel] as string;
+      const cartId = resolve(s, channel, op.cart, true);
+      return { kind: 'add', channel, sku: op.sku, quantity: op.quantity, cartId, key: op.key };
+    }
+    case 'checkout': {
+      const channel = CHANNELS[op.channel] as string;
+      return {
+        kind: 'checkout',
+        channel,
+        cartId: resolve(s, channel, op.cart, false) ?? BOGUS_CART,
+        key: op.key,
+      };
+    }
+    case 'release': {
+      const channel = CHANNELS[op.channel] as string;
+      return {
+        kind: 'release',
+        channel,
+        cartId: resolve(s, channel, op.cart, false) ?? BOGUS_CART,
+        sku: op.sku,
+      };
+    }
+    case 'replay': {
+      const record = s.records[op.index % Math.max(1, s.records.length)];
+      if (!record) return { kind: 'nothing' };
+      if (!op.elsewhere) return record.call;
+      const next =
+        CHANNELS[(CHANNELS.indexOf(record.channel as (typeof CHANNELS)[number]) + 1) % CHANNELS.length];
+      return { ...record.call, channel: next as string };
+    }
+    default:
+      return op;
+  }
+}
+
+/** The request a key is bound to: a replay must match it, or the key is in conflict. */
+function fingerprint(call: AddCall | CheckoutCall): string {
+  return JSON.stringify(call.kind === 'add' ? [call.sku, call.quantity, call.cartId ?? null] : [call.cartId]);
+}
+
+function recordOf(s: MState, call: AddCall | CheckoutCall): MRecord | undefined {
+  const tool = call.kind === 'add' ? 'add_to_cart' : 'checkout';
+  return s.records.find((r) => r.channel === call.channel && r.tool === tool && r.key === call.key);
+}
+
+/** How a keyed call meets its key: first use, a replay of the same request, or a conflict. */
+function keyUse(s: MState, call: Call): 'fresh' | 'replayed' | 'conflict' | undefined {
+  if ((call.kind !== 'add' && call.kind !== 'checkout') || call.key === undefined) return undefined;
+  const record = recordOf(s, call);
+  if (!record) return 'fresh';
+  return fingerprint(record.call) === fingerprint(call) ? 'replayed' : 'conflict';
+}
+
+// ---------------------------------------------------------------- predictions
+
+/** Tracked lines that hold less than their quantity. */
+const unheld = (s: MState, cart: MCart) =>
+  sortedSkus(cart).filter(
+    (sku) => tracked(s, sku) && (cart.lines[sku] as MLine).held < (cart.lines[sku] as MLine).quantity,
+  );
+
 /**
- * Re-reserves every line of a cart that lost its hold (all or nothing, the caller rolls back on a refusal).
- * Returns the short lines.
+ * Makes every tracked line of a cart hold its full quantity again (all or nothing: the caller drops the
+ * state on a refusal), in SKU order. `everyLine` (reviving, checkout): every line's product must still be
+ * sold; otherwise only the lines that hold less than their quantity are looked at.
  */
-function revive(s: MState, cart: MCart): { sku: string; requested: number; available: number }[] {
-  const short: { sku: string; requested: number; available: number }[] = [];
+function rehold(
+  s: MState,
+  cart: MCart,
+  everyLine: boolean,
+): { unknown?: string; short: Short[]; units: number } {
+  const short: Short[] = [];
+  let units = 0;
+  // A swept cart being revived holds again, so its holds count in `reserved` like any open cart's.
+  cart.status = 'open';
   for (const sku of sortedSkus(cart)) {
-    const line = cart.lines[sku];
-    if (!line || !tracked(sku) || line.held === line.quantity) continue;
+    const line = cart.lines[sku] as MLine;
+    if (!everyLine && line.held === line.quantity) continue;
+    if (!s.products[sku]?.active) return { unknown: sku, short, units };
+    if (!tracked(s, sku) || line.held === line.quantity) continue;
     releaseExpired(s, sku, cart.id);
-    const available = (s.onHand[sku] ?? 0) - liveHeld(s, sku, cart.id);
-    if (available < line.quantity) {
-      short.push({ sku, requested: line.quantity, available: Math.max(0, available) });
+    const free = (s.products[sku]?.onHand ?? 0) - rowReserved(s, sku);
+    const need = line.quantity - line.held;
+    if (free < need) {
+      short.push({ sku, requested: line.quantity, available: Math.max(0, free) + line.held });
       continue;
     }
+    units += need;
     line.held = line.quantity;
   }
-  return short;
+  return { short, units };
 }
 
 /** Each predictor mutates `s` as the store would on success; on a refusal the caller drops `s`. */
-function predictAdd(s: MState, op: Extract<Op, { kind: 'add' }>, newCartId: string | undefined): Outcome {
-  const channel = CHANNELS[op.channel] as string;
-  const product = PRODUCTS.get(op.sku);
-  if (!product) return refused('UNKNOWN_SKU', { sku: op.sku });
-  const target = resolve(s, channel, op.cart, true);
+function predictAdd(s: MState, call: AddCall, newCartId: string | undefined): Outcome {
+  const product = s.products[call.sku];
+  if (!product?.active) return refused('UNKNOWN_SKU', { sku: call.sku });
   let cart: MCart;
-  let revived = false;
-  if (target.kind === 'new') {
+  let reviving = false;
+  let revived = 0;
+  if (call.cartId === undefined) {
     cart = {
       id: newCartId ?? '(the store made no cart)',
-      channel,
+      channel: call.channel,
       status: 'open',
       currency: product.currency,
       createdAt: s.now,
@@ -253,88 +459,99 @@ function predictAdd(s: MState, op: Extract<Op, { kind: 'add' }>, newCartId: stri
       lines: {},
       order: null,
     };
-  } else if (target.kind === 'bogus' || target.cart.channel !== channel) {
-    return refused('CART_NOT_FOUND', { cart_id: target.kind === 'bogus' ? BOGUS_CART : target.cart.id });
   } else {
-    cart = target.cart;
+    const found = s.carts.find((c) => c.id === call.cartId && c.channel === call.channel);
+    if (!found) return refused('CART_NOT_FOUND', { cart_id: call.cartId });
+    cart = found;
     if (cart.status === 'checked_out' || cart.status === 'released') {
       return refused('CART_CLOSED', { cart_id: cart.id, status: cart.status });
     }
     if (cart.currency !== product.currency) {
       return refused('CURRENCY_MISMATCH', {
-        sku: op.sku,
+        sku: call.sku,
         currency: product.currency,
         cart_currency: cart.currency,
       });
     }
-    if (effectiveStatus(s, cart) === 'expired') {
-      const short = revive(s, cart);
-      if (short.length > 0) return outOfStock(short);
-      revived = true;
+    // Reviving holds every line again; a live cart holds again any line that lost its hold (decisions.md:
+    // an open cart's tracked lines hold in full).
+    reviving = effectiveStatus(s, cart) === 'expired';
+    if (reviving || unheld(s, cart).length > 0) {
+      const result = rehold(s, cart, reviving);
+      if (result.unknown !== undefined) return refused('UNKNOWN_SKU', { sku: result.unknown });
+      if (result.short.length > 0) return outOfStock(result.short);
+      revived = result.units;
     }
   }
-  const existing = cart.lines[op.sku]?.quantity ?? 0;
-  if (existing + op.quantity > LIMITS.maxLineQuantity) {
+  const existing = cart.lines[call.sku]?.quantity ?? 0;
+  if (existing + call.quantity > LIMITS.maxLineQuantity) {
     return refused('LIMIT_EXCEEDED', { cap: 'per_line', limit: LIMITS.maxLineQuantity });
   }
-  const units = lineViews(cart).reduce((sum, line) => sum + line.quantity, 0);
-  if (units + op.quantity > LIMITS.maxCartQuantity) {
+  const units = sum(Object.values(cart.lines).map((line) => line.quantity));
+  if (units + call.quantity > LIMITS.maxCartQuantity) {
     return refused('LIMIT_EXCEEDED', { cap: 'per_cart', limit: LIMITS.maxCartQuantity });
   }
-  const isTracked = tracked(op.sku);
-  if (isTracked) {
-    releaseExpired(s, op.sku, cart.id);
-    const available = (s.onHand[op.sku] ?? 0) - liveHeld(s, op.sku, cart.id) - existing;
-    if (available < op.quantity) {
-      return outOfStock([{ sku: op.sku, requested: op.quantity, available: Math.max(0, available) }]);
+  const held = product.track_stock ? call.quantity : 0;
+  if (product.track_stock) {
+    releaseExpired(s, call.sku, cart.id);
+    const free = product.onHand - rowReserved(s, call.sku);
+    if (free < call.quantity) {
+      return outOfStock([{ sku: call.sku, requested: call.quantity, available: Math.max(0, free) }]);
     }
   }
-  // The cap counts what the channel holds in live carts once this call has reserved (and revived) its units.
-  const adding = (isTracked ? op.quantity : 0) + (revived ? trackedUnits(cart) : 0);
-  const load = channelLoad(s, channel, cart.id) + trackedUnits(cart) + (isTracked ? op.quantity : 0);
-  if (adding > 0 && load > LIMITS.maxChannelReserved) {
-    return refused('LIMIT_EXCEEDED', { cap: 'per_channel', limit: LIMITS.maxChannelReserved });
+  const line = cart.lines[call.sku] ?? { quantity: 0, held: 0 };
+  line.quantity += call.quantity;
+  line.held += held;
+  cart.lines[call.sku] = line;
+  // The cap counts what the channel's live carts hold once this call has reserved (and revived) its units;
+  // a revived cart counts in full even when nothing had released its holds.
+  if (held + revived > 0 || reviving) {
+    const others = s.carts.filter((c) => c.channel === call.channel && c.id !== cart.id && isLive(s, c));
+    const load = sum(others.map(cartHeld)) + cartHeld(cart);
+    if (load > LIMITS.maxChannelReserved) {
+      return refused('LIMIT_EXCEEDED', { cap: 'per_channel', limit: LIMITS.maxChannelReserved });
+    }
   }
-  const line = cart.lines[op.sku] ?? { quantity: 0, held: 0 };
-  line.quantity += op.quantity;
-  if (isTracked) line.held = line.quantity;
-  cart.lines[op.sku] = line;
   cart.status = 'open';
   cart.expiresAt = s.now + TTL;
-  if (target.kind === 'new') s.carts.push(cart);
+  if (call.cartId === undefined) s.carts.push(cart);
   return ok(cartView(s, cart));
 }
 
-function predictCheckout(
-  s: MState,
-  op: Extract<Op, { kind: 'checkout' }>,
-  newOrderId: string | undefined,
-): Outcome {
-  const channel = CHANNELS[op.channel] as string;
-  const target = resolve(s, channel, op.cart, false);
-  if (target.kind !== 'cart' || target.cart.channel !== channel) {
-    return refused('CART_NOT_FOUND', { cart_id: target.kind === 'cart' ? target.cart.id : BOGUS_CART });
-  }
-  const cart = target.cart;
+function predictCheckout(s: MState, call: CheckoutCall, newOrderId: string | undefined): Outcome {
+  const cart = s.carts.find((c) => c.id === call.cartId && c.channel === call.channel);
+  if (!cart) return refused('CART_NOT_FOUND', { cart_id: call.cartId });
   // Checkout is idempotent on the cart: a repeat returns the same order.
   if (cart.status === 'checked_out') return ok(cart.order);
   if (cart.status === 'released') return refused('CART_CLOSED', { cart_id: cart.id, status: 'released' });
   if (sortedSkus(cart).length === 0) return refused('CART_EMPTY', { cart_id: cart.id });
-  const short = revive(s, cart);
-  if (short.length > 0) return outOfStock(short);
+  const result = rehold(s, cart, true);
+  if (result.unknown !== undefined) return refused('UNKNOWN_SKU', { sku: result.unknown });
+  if (result.short.length > 0) return outOfStock(result.short);
+  const lines: LineView[] = [];
   for (const sku of sortedSkus(cart)) {
-    const line = cart.lines[sku];
-    if (!line) continue;
-    if (tracked(sku)) s.onHand[sku] = (s.onHand[sku] ?? 0) - line.quantity;
+    const line = cart.lines[sku] as MLine;
+    const product = s.products[sku] as MProduct;
+    if (product.currency !== cart.currency) {
+      return refused('CURRENCY_MISMATCH', { sku, currency: product.currency, cart_currency: cart.currency });
+    }
+    if (product.track_stock) product.onHand -= line.quantity;
     line.held = 0;
+    const price = product.price_minor;
+    lines.push({
+      sku,
+      name: product.name,
+      quantity: line.quantity,
+      unit_price_minor: price,
+      line_total_minor: line.quantity * price,
+    });
   }
-  const lines = lineViews(cart);
   cart.status = 'checked_out';
   cart.order = {
     order_id: newOrderId ?? '(the store made no order)',
     cart_id: cart.id,
     lines,
-    total_minor: lines.reduce((sum, line) => sum + line.line_total_minor, 0),
+    total_minor: sum(lines.map((line) => line.line_total_minor)),
     currency: cart.currency,
     created_at: iso(s.now),
   };
@@ -342,44 +559,91 @@ function predictCheckout(
   return ok(cart.order);
 }
 
-function predictRelease(s: MState, op: Extract<Op, { kind: 'release' }>): Outcome {
-  const channel = CHANNELS[op.channel] as string;
-  const target = resolve(s, channel, op.cart, false);
-  if (target.kind !== 'cart' || target.cart.channel !== channel) {
-    return refused('CART_NOT_FOUND', { cart_id: target.kind === 'cart' ? target.cart.id : BOGUS_CART });
-  }
-  const cart = target.cart;
+function predictRelease(s: MState, call: Extract<Call, { kind: 'release' }>): Outcome {
+  const cart = s.carts.find((c) => c.id === call.cartId && c.channel === call.channel);
+  if (!cart) return refused('CART_NOT_FOUND', { cart_id: call.cartId });
   if (cart.status === 'checked_out')
     return refused('CART_CLOSED', { cart_id: cart.id, status: 'checked_out' });
   // Releasing a released cart is a no-op, so a retry is safe.
   if (cart.status === 'released') return ok({ cart: cartView(s, cart), released: [] });
   const released: { sku: string; quantity: number }[] = [];
   for (const sku of sortedSkus(cart)) {
-    const line = cart.lines[sku];
-    if (!line || (op.sku !== undefined && sku !== op.sku)) continue;
+    const line = cart.lines[sku] as MLine;
+    if (call.sku !== undefined && sku !== call.sku) continue;
     released.push({ sku, quantity: line.quantity });
     line.held = 0;
-    if (op.sku !== undefined) delete cart.lines[sku];
+    if (call.sku !== undefined) delete cart.lines[sku];
   }
-  if (op.sku === undefined) cart.status = 'released';
+  if (call.sku === undefined) cart.status = 'released';
   return ok({ cart: cartView(s, cart), released });
 }
 
-function predictRestock(s: MState, op: Extract<Op, { kind: 'restock' }>): Outcome {
-  if (!PRODUCTS.has(op.sku)) return refused('UNKNOWN_SKU', { sku: op.sku });
-  s.onHand[op.sku] = (s.onHand[op.sku] ?? 0) + op.quantity;
-  return ok(stockLevel(s, op.sku));
+function predictRestock(s: MState, call: Extract<Call, { kind: 'restock' }>): Outcome {
+  const product = s.products[call.sku];
+  if (!product) return refused('UNKNOWN_SKU', { sku: call.sku });
+  product.onHand += call.quantity;
+  return ok(stockLevel(s, call.sku));
 }
 
-function predictSetStock(s: MState, op: Extract<Op, { kind: 'setStock' }>): Outcome {
-  if (!PRODUCTS.has(op.sku)) return refused('UNKNOWN_SKU', { sku: op.sku });
-  releaseExpired(s, op.sku);
-  const reserved = liveHeld(s, op.sku);
-  if (op.quantity < reserved) {
-    return refused('BELOW_RESERVED', { sku: op.sku, requested: op.quantity, reserved });
+/** set_stock and each import row: frees the SKU's expired holds, then refuses below what is still reserved. */
+function setOnHand(s: MState, sku: string, onHand: number): Outcome | undefined {
+  releaseExpired(s, sku);
+  const reserved = rowReserved(s, sku);
+  if (onHand < reserved) return refused('BELOW_RESERVED', { sku, requested: onHand, reserved });
+  (s.products[sku] as MProduct).onHand = onHand;
+  return undefined;
+}
+
+function predictSetStock(s: MState, call: Extract<Call, { kind: 'setStock' }>): Outcome {
+  if (!s.products[call.sku]) return refused('UNKNOWN_SKU', { sku: call.sku });
+  return setOnHand(s, call.sku, call.quantity) ?? ok(stockLevel(s, call.sku));
+}
+
+/** Creates or updates a product (decisions.md: what it keeps, when track_stock and currency may change). */
+function upsert(s: MState, input: ProductInput): Outcome | undefined {
+  const existing = s.products[input.sku];
+  const trackStock = input.track_stock ?? existing?.track_stock ?? true;
+  if (existing && existing.track_stock !== trackStock) {
+    releaseExpired(s, input.sku);
+    if (rowReserved(s, input.sku) > 0) return refused('INVALID_INPUT', { field: 'track_stock' });
+    // A live cart's line of it holds nothing, and would break the rule that open carts' tracked lines hold.
+    const live = s.carts.filter((cart) => isLive(s, cart) && cart.lines[input.sku] !== undefined);
+    if (trackStock && live.length > 0) return refused('INVALID_INPUT', { field: 'track_stock' });
   }
-  s.onHand[op.sku] = op.quantity;
-  return ok(stockLevel(s, op.sku));
+  if (existing && existing.currency !== input.currency) {
+    const holding = s.carts.filter(
+      (cart) => (cart.status === 'open' || cart.status === 'expired') && cart.lines[input.sku] !== undefined,
+    );
+    if (holding.length > 0) return refused('INVALID_INPUT', { field: 'currency' });
+  }
+  s.products[input.sku] = {
+    name: input.name,
+    description: input.description === undefined ? (existing?.description ?? null) : input.description,
+    price_minor: input.price_minor,
+    currency: input.currency,
+    track_stock: trackStock,
+    active: input.active ?? existing?.active ?? true,
+    onHand: existing?.onHand ?? 0,
+  };
+  return undefined;
+}
+
+function predictUpsert(s: MState, call: Extract<Call, { kind: 'upsert' }>): Outcome {
+  if (call.invalid !== undefined) return refused('INVALID_INPUT', { field: call.invalid });
+  return upsert(s, call.product) ?? ok(productView(s, call.product.sku));
+}
+
+function predictImport(s: MState, call: Extract<Call, { kind: 'import' }>): Outcome {
+  // Every row is checked before the store is touched; the first bad one is named.
+  if (call.invalid !== undefined) return refused('INVALID_INPUT', call.invalid);
+  const result = { created: 0, updated: 0 };
+  for (const [index, row] of call.rows.entries()) {
+    const existed = s.products[row.sku] !== undefined;
+    const refusal = upsert(s, row) ?? setOnHand(s, row.sku, row.stock);
+    if (refusal && !refusal.ok) return refused(refusal.code, { ...refusal.details, row: index + 1 });
+    result[existed ? 'updated' : 'created'] += 1;
+  }
+  return ok(result);
 }
 
 function predictSweep(s: MState): Outcome {
@@ -388,13 +652,56 @@ function predictSweep(s: MState): Outcome {
   for (const cart of s.carts) {
     if (!isExpiredOpen(s, cart)) continue;
     carts += 1;
-    for (const line of Object.values(cart.lines)) {
-      units += line.held;
-      line.held = 0;
-    }
+    units += cartHeld(cart);
+    for (const line of Object.values(cart.lines)) line.held = 0;
     cart.status = 'expired';
   }
   return ok({ carts, units });
+}
+
+/** A keyed add or checkout: a replay returns the recorded result, a conflict is refused, a first use is recorded. */
+function keyed(s: MState, call: AddCall | CheckoutCall, run: () => Outcome): Outcome {
+  if (call.key === undefined) return run();
+  const record = recordOf(s, call);
+  if (record) {
+    if (fingerprint(record.call) !== fingerprint(call))
+      return refused('IDEMPOTENCY_CONFLICT', { key: call.key });
+    return record.result;
+  }
+  const outcome = run();
+  // Only successes are kept: a refused call may be retried with the same key.
+  if (outcome.ok) {
+    const tool = call.kind === 'add' ? 'add_to_cart' : 'checkout';
+    s.records.push({ channel: call.channel, tool, key: call.key, call, result: outcome });
+  }
+  return outcome;
+}
+
+function predict(s: MState, call: Call, actual: Outcome): Outcome {
+  const value = (actual.ok ? actual.value : {}) as { cart_id?: string; order_id?: string };
+  switch (call.kind) {
+    case 'add':
+      return keyed(s, call, () => predictAdd(s, call, value.cart_id));
+    case 'checkout':
+      return keyed(s, call, () => predictCheckout(s, call, value.order_id));
+    case 'release':
+      return predictRelease(s, call);
+    case 'restock':
+      return predictRestock(s, call);
+    case 'setStock':
+      return predictSetStock(s, call);
+    case 'upsert':
+      return predictUpsert(s, call);
+    case 'import':
+      return predictImport(s, call);
+    case 'sweep':
+      return predictSweep(s);
+    case 'advance':
+      s.now += call.ms;
+      return ok(undefined);
+    case 'nothing':
+      return ok(undefined);
+  }
 }
 
 // ---------------------------------------------------------------- running a step
@@ -408,68 +715,45 @@ async function attempt(fn: () => Promise<unknown>): Promise<Outcome> {
   }
 }
 
-/** The real call for an op, against the cart the model resolves it to. */
-function realCall(s: MState, store: SqliteStore, op: Op): Promise<unknown> {
-  const cartId = (channel: string, ref: CartRef, allowNew: boolean): string | undefined => {
-    const target = resolve(s, channel, ref, allowNew);
-    return target.kind === 'cart' ? target.cart.id : target.kind === 'bogus' ? BOGUS_CART : undefined;
-  };
-  switch (op.kind) {
-    case 'add': {
-      const channel = CHANNELS[op.channel] as string;
+function perform(store: InventoryStore, call: Call): Promise<unknown> {
+  switch (call.kind) {
+    case 'add':
       return store.addToCart(
-        { channel },
-        { sku: op.sku, quantity: op.quantity, cartId: cartId(channel, op.cart, true) },
+        { channel: call.channel },
+        { sku: call.sku, quantity: call.quantity, cartId: call.cartId, idempotencyKey: call.key },
       );
-    }
-    case 'checkout': {
-      const channel = CHANNELS[op.channel] as string;
-      return store.checkout({ channel }, { cartId: cartId(channel, op.cart, false) as string });
-    }
-    case 'release': {
-      const channel = CHANNELS[op.channel] as string;
-      return store.releaseCart(
-        { channel },
-        { cartId: cartId(channel, op.cart, false) as string, sku: op.sku },
-      );
-    }
+    case 'checkout':
+      return store.checkout({ channel: call.channel }, { cartId: call.cartId, idempotencyKey: call.key });
+    case 'release':
+      return store.releaseCart({ channel: call.channel }, { cartId: call.cartId, sku: call.sku });
     case 'restock':
-      return store.restock({ channel: 'ops' }, { sku: op.sku, quantity: op.quantity });
+      return store.restock(ADMIN, { sku: call.sku, quantity: call.quantity });
     case 'setStock':
-      return store.setStock({ channel: 'ops' }, { sku: op.sku, quantity: op.quantity });
+      return store.setStock(ADMIN, { sku: call.sku, quantity: call.quantity });
+    case 'upsert':
+      return store.upsertProduct(ADMIN, call.product);
+    case 'import':
+      return store.importProducts(ADMIN, call.rows);
     case 'sweep':
-      return store.sweepExpired(op.batch);
+      return store.sweepExpired(call.batch);
     case 'advance':
+    case 'nothing':
       return Promise.resolve(undefined);
   }
 }
 
-function predict(s: MState, op: Op, actual: Outcome): Outcome {
-  const value = (actual.ok ? actual.value : {}) as { cart_id?: string; order_id?: string };
-  switch (op.kind) {
-    case 'add':
-      return predictAdd(s, op, value.cart_id);
-    case 'checkout':
-      return predictCheckout(s, op, value.order_id);
-    case 'release':
-      return predictRelease(s, op);
-    case 'restock':
-      return predictRestock(s, op);
-    case 'setStock':
-      return predictSetStock(s, op);
-    case 'sweep':
-      return predictSweep(s);
-    case 'advance':
-      s.now += op.ms;
-      return ok(undefined);
-  }
-}
-
-const stats = { runs: 0, steps: 0, outcomes: new Map<string, number>() };
-
-function label(op: Op, outcome: Outcome): string {
-  const detail = !outcome.ok && outcome.code === 'LIMIT_EXCEEDED' ? `:${String(outcome.details.cap)}` : '';
-  return `${op.kind}${op.kind === 'release' && op.sku ? '(sku)' : ''}:${outcome.ok ? 'ok' : outcome.code}${detail}`;
+function label(call: Call, outcome: Outcome, use: ReturnType<typeof keyUse>): string {
+  let kind: string = call.kind;
+  if (call.kind === 'release' && call.sku) kind = 'release(sku)';
+  // Input broken on purpose is told apart from a well-formed call that a rule refuses.
+  if ((call.kind === 'upsert' || call.kind === 'import') && call.invalid !== undefined) kind += '(broken)';
+  if (use === 'replayed') return `${kind}:replayed`;
+  let detail = '';
+  if (!outcome.ok && outcome.code === 'LIMIT_EXCEEDED') detail = `:${String(outcome.details.cap)}`;
+  if (!outcome.ok && outcome.code === 'INVALID_INPUT') detail = `:${String(outcome.details.field)}`;
+  // A refusal naming several short lines (a revived cart, a checkout) is a case of its own.
+  if (!outcome.ok && outcome.code === 'OUT_OF_STOCK' && outcome.details.lines) detail = ':lines';
+  return `${kind}:${outcome.ok ? 'ok' : outcome.code}${detail}`;
 }
 
 /** Deep equality with a cheap path: most steps agree, and vitest's matchers cost more than the store calls. */
@@ -477,15 +761,16 @@ function same(actual: unknown, expected: unknown, what: string): void {
   if (JSON.stringify(actual) !== JSON.stringify(expected)) expect(actual, what).toEqual(expected);
 }
 
-const pickLines = (lines: ExpectedLine[]) =>
-  lines.map(({ sku, quantity, unit_price_minor, line_total_minor }) => ({
+const pickLines = (lines: LineView[]) =>
+  lines.map(({ sku, name, quantity, unit_price_minor, line_total_minor }) => ({
     sku,
+    name,
     quantity,
     unit_price_minor,
     line_total_minor,
   }));
 
-/** The fields of a cart view the model predicts, in cartView's key order. */
+/** The fields of a cart view the model predicts (all but the display string), in cartView's key order. */
 function pickCart(view: CartView) {
   const { cart_id, status, lines, total_minor, currency, item_count, order_id, created_at, expires_at } =
     view;
@@ -502,25 +787,40 @@ function pickCart(view: CartView) {
   };
 }
 
+function pickLevel({ sku, name, on_hand, reserved, available, track_stock, active }: StockLevel) {
+  return { sku, name, on_hand, reserved, available, track_stock, active };
+}
+
+function pickProduct({ sku, name, description, price_minor, currency, available, in_stock }: ProductView) {
+  return { sku, name, description, price_minor, currency, available, in_stock };
+}
+
 /** The fields of a call's result the model predicts; refusals compare in full. */
-function normalize(op: Op, outcome: Outcome): Outcome {
+function normalize(call: Call, outcome: Outcome): Outcome {
   if (!outcome.ok) return outcome;
-  const value = outcome.value as Record<string, unknown>;
-  switch (op.kind) {
+  switch (call.kind) {
     case 'add':
-      return ok(pickCart(value as unknown as CartView));
+      return ok(pickCart(outcome.value as CartView));
     case 'checkout': {
-      const { order_id, cart_id, lines, total_minor, currency, created_at } = value as unknown as OrderView;
+      const { order_id, cart_id, lines, total_minor, currency, created_at } = outcome.value as OrderView;
       return ok({ order_id, cart_id, lines: pickLines(lines), total_minor, currency, created_at });
     }
     case 'release': {
-      const { cart, released } = value as unknown as ReleaseResult;
+      const { cart, released } = outcome.value as ReleaseResult;
       return ok({ cart: pickCart(cart), released });
     }
     case 'restock':
-    case 'setStock': {
-      const { sku, on_hand, reserved, available, track_stock } = value as unknown as StockLevel;
-      return ok({ sku, on_hand, reserved, available, track_stock });
+    case 'setStock':
+      return ok(pickLevel(outcome.value as StockLevel));
+    case 'upsert':
+      return ok(pickProduct(outcome.value as ProductView));
+    case 'import': {
+      const { created, updated } = outcome.value as ImportResult;
+      return ok({ created, updated });
+    }
+    case 'sweep': {
+      const { carts, units } = outcome.value as SweepResult;
+      return ok({ carts, units });
     }
     default:
       return outcome;
@@ -528,79 +828,85 @@ function normalize(op: Op, outcome: Outcome): Outcome {
 }
 
 /**
- * Everything a caller can observe, read through the store, next to what the model says it should be:
+ * Everything a caller can observe, read through `store`, next to what the model says it should be:
  * every SKU, the audit, and `carts` (by default all of them).
  */
-async function expectSameState(s: MState, real: Real, carts: MCart[] = s.carts): Promise<void> {
-  const { store } = real;
+async function expectSameState(
+  s: MState,
+  real: Real,
+  store: InventoryStore,
+  carts: MCart[] = s.carts,
+): Promise<void> {
   same(real.clock.now(), s.now, 'clock');
-  const views = await Promise.all(carts.map((cart) => store.getCart({ channel: cart.channel }, cart.id)));
+  const known = SKUS.filter((sku) => s.products[sku] !== undefined);
+  const onSale = known.filter((sku) => s.products[sku]?.active);
+  // Each step asks one of the searches in turn: they cover the terms, the exact-SKU ranking and the filter.
+  const search = SEARCHES[real.stats.steps % SEARCHES.length] as SearchQuery;
+  const [views, stock, levels, found, report] = await Promise.all([
+    Promise.all(carts.map((cart) => store.getCart({ channel: cart.channel }, cart.id))),
+    store.checkStock([...SKUS, UNKNOWN]),
+    store.stockLevels(),
+    store.searchProducts(search),
+    store.audit(),
+  ]);
   same(
     views.map(pickCart),
     carts.map((cart) => cartView(s, cart)),
     'get_cart',
   );
-
-  const stock = await store.checkStock([...SKUS, UNKNOWN]);
   same(
+    { products: stock.products.map(pickProduct), unknown_skus: stock.unknown_skus },
     {
-      products: stock.products.map(({ sku, available, in_stock }) => ({ sku, available, in_stock })),
-      unknown_skus: stock.unknown_skus,
-    },
-    {
-      products: SKUS.map((sku) => {
-        const available = tracked(sku) ? Math.max(0, (s.onHand[sku] ?? 0) - liveHeld(s, sku)) : null;
-        return { sku, available, in_stock: available === null || available > 0 };
-      }),
-      unknown_skus: [UNKNOWN],
+      products: onSale.map((sku) => productView(s, sku)),
+      unknown_skus: [...SKUS, UNKNOWN].filter((sku) => !onSale.includes(sku)),
     },
     'check_stock',
   );
-  const levels = await store.stockLevels();
   same(
-    levels.map(({ sku, on_hand, reserved, available, track_stock }) => ({
-      sku,
-      on_hand,
-      reserved,
-      available,
-      track_stock,
-    })),
-    SKUS.map((sku) => stockLevel(s, sku)),
+    levels.map(pickLevel),
+    known.map((sku) => stockLevel(s, sku)),
     'stock levels',
   );
-
-  const report = await store.audit();
+  same(found.map(pickProduct), searchResult(s, search), `search_products ${JSON.stringify(search)}`);
   same(
+    { ok: report.ok, violations: report.violations, ...report.checked, movements: undefined },
     {
-      ok: report.ok,
-      violations: report.violations,
-      carts: report.checked.carts,
-      orders: report.checked.orders,
+      ok: true,
+      violations: [],
+      products: known.length,
+      carts: s.carts.length,
+      orders: s.orders,
+      movements: undefined,
     },
-    { ok: true, violations: [], carts: s.carts.length, orders: s.orders },
     'audit',
   );
 }
 
 class Step implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly op: Op) {}
+  constructor(
+    readonly op: Op,
+    /** Which of the two instances takes the write; the other one reads the result back. */
+    readonly via: 0 | 1 = 0,
+  ) {}
 
   check(): boolean {
     return true;
   }
 
   async run(model: Model, real: Real): Promise<void> {
-    stats.steps += 1;
-    const { op } = this;
+    real.stats.steps += 1;
     const before = model.state;
-    const actual = await attempt(() => realCall(before, real.store, op));
-    if (op.kind === 'advance') real.clock.advance(op.ms);
+    const call = concretize(before, this.op);
+    const actual = await attempt(() => perform(real.stores[this.via], call));
+    if (call.kind === 'advance') real.clock.advance(call.ms);
     const next = structuredClone(before);
-    const expected = predict(next, op, actual);
-    const key = label(op, expected);
+    const use = keyUse(before, call);
+    const expected = predict(next, call, actual);
+    const key = label(call, expected, use);
     model.log.push(key);
-    stats.outcomes.set(key, (stats.outcomes.get(key) ?? 0) + 1);
-    same(normalize(op, actual), expected, `${this.toString()} at ${iso(before.now)}`);
+    real.stats.outcomes.set(key, (real.stats.outcomes.get(key) ?? 0) + 1);
+    real.stats.outcomes.set(`via:${this.via}`, (real.stats.outcomes.get(`via:${this.via}`) ?? 0) + 1);
+    same(normalize(call, actual), expected, `${JSON.stringify(call)} via ${this.via} at ${iso(before.now)}`);
     if (expected.ok) model.state = next;
     // Every cart that was in play before this step or opened in it. A final (checked-out or released)
     // cart is compared in the step that closes it and again, with all the others, when the run ends.
@@ -609,11 +915,11 @@ class Step implements fc.AsyncCommand<Model, Real> {
       const was = before.carts[i];
       return was === undefined || inPlay(was);
     });
-    await expectSameState(after, real, watched);
+    await expectSameState(after, real, real.stores[this.via === 0 ? 1 : 0], watched);
   }
 
   toString(): string {
-    return JSON.stringify(this.op);
+    return `${JSON.stringify(this.op)} via ${this.via}`;
   }
 }
 
@@ -630,162 +936,410 @@ const sku = fc.oneof(
   { weight: 20, arbitrary: fc.constantFrom(...SKUS) },
   { weight: 1, arbitrary: fc.constant(UNKNOWN) },
 );
+/** About one call in three carries a key. */
+const key = fc.oneof(
+  { weight: 2, arbitrary: fc.constant(undefined) },
+  { weight: 1, arbitrary: fc.constantFrom(...KEYS) },
+);
 const advance = fc.oneof(fc.constantFrom(1, TTL - 1, TTL, TTL + 1), fc.integer({ min: 1, max: 2 * TTL }));
-
 const quantity = (max: number) => fc.integer({ min: 1, max });
-const step: fc.Arbitrary<Step> = fc
-  .oneof(
-    {
-      weight: 10,
-      arbitrary: fc.record({ kind: fc.constant('add'), channel, cart: cartRef, sku, quantity: quantity(5) }),
-    },
-    { weight: 3, arbitrary: fc.record({ kind: fc.constant('checkout'), channel, cart: cartRef }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('release'), channel, cart: cartRef }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('release'), channel, cart: cartRef, sku }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('advance'), ms: advance }) },
-    {
-      weight: 1,
-      arbitrary: fc.record({ kind: fc.constant('sweep'), batch: fc.integer({ min: 1, max: 3 }) }),
-    },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('restock'), sku, quantity: quantity(4) }) },
-    {
-      weight: 1,
-      arbitrary: fc.record({ kind: fc.constant('setStock'), sku, quantity: fc.integer({ min: 0, max: 6 }) }),
-    },
+
+const product: fc.Arbitrary<ProductInput> = fc.record({
+  sku: fc.constantFrom(...SKUS),
+  name: fc.constantFrom('Mark I', 'Mark II'),
+  description: fc.constantFrom(undefined, null, 'Soft and warm'),
+  price_minor: fc.constantFrom(0, 250, 1000, 2000),
+  // Mostly EUR, the catalog's currency: a change is tried often, and refused while carts hold the product.
+  currency: fc.constantFrom('EUR', 'EUR', 'USD'),
+  track_stock: fc.constantFrom(undefined, undefined, true, false),
+  // Deactivation is rarer than reactivation, so most of the catalog stays on sale.
+  active: fc.constantFrom(
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    true,
+    true,
+    true,
+    false,
+  ),
+});
+/** One draw in six is the value, the rest null. */
+const rarely = <T>(value: fc.Arbitrary<T>) =>
+  fc.oneof({ weight: 5, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: value });
+/** One field broken the way a careless caller would; the store must refuse it and change nothing. */
+const breakage = fc.constantFrom(
+  { field: 'name', patch: { name: '   ' } },
+  { field: 'price_minor', patch: { price_minor: -1 } },
+  { field: 'currency', patch: { currency: 'EURO' } },
+  { field: 'sku', patch: { sku: 'no spaces' } },
+);
+const upsertOp = fc
+  .tuple(product, rarely(breakage))
+  .map(
+    ([input, broken]): Op =>
+      broken
+        ? { kind: 'upsert', product: { ...input, ...broken.patch }, invalid: broken.field }
+        : { kind: 'upsert', product: input },
+  );
+const importRow: fc.Arbitrary<ImportRow> = fc
+  .tuple(product, fc.integer({ min: 0, max: 6 }))
+  .map(([input, stock]) => ({ ...input, stock }));
+const importOp = fc
+  .tuple(
+    fc.array(importRow, { minLength: 1, maxLength: 3 }),
+    rarely(fc.tuple(fc.nat(2), fc.oneof(breakage, fc.constant({ field: 'stock', patch: { stock: -1 } })))),
   )
-  .map((op) => new Step(op as Op));
+  .map(([rows, broken]): Op => {
+    if (!broken) return { kind: 'import', rows };
+    const [at, { field, patch }] = broken;
+    const index = at % rows.length;
+    const damaged = rows.map((row, i) => (i === index ? { ...row, ...patch } : row));
+    return { kind: 'import', rows: damaged, invalid: { field, row: index + 1 } };
+  });
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 10,
+    arbitrary: fc.record({
+      kind: fc.constant('add' as const),
+      channel,
+      cart: cartRef,
+      sku,
+      quantity: quantity(5),
+      key,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('checkout' as const), channel, cart: cartRef, key }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), channel, cart: cartRef }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), channel, cart: cartRef, sku }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('replay' as const),
+      index: fc.nat(20),
+      elsewhere: fc.boolean().chain((other) => (other ? fc.boolean() : fc.constant(false))),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: advance }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('sweep' as const), batch: fc.integer({ min: 1, max: 3 }) }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restock' as const), sku, quantity: quantity(4) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('setStock' as const),
+      sku,
+      quantity: fc.integer({ min: 0, max: 6 }),
+    }),
+  },
+  { weight: 2, arbitrary: upsertOp },
+  { weight: 1, arbitrary: importOp },
+);
+const step: fc.Arbitrary<Step> = fc
+  .tuple(op, fc.constantFrom(0 as const, 1 as const))
+  .map(([drawn, via]) => new Step(drawn, via));
+
+// ---------------------------------------------------------------- the stores
+
+const STORE_OPTIONS: Omit<StoreOptions, 'clock'> = {
+  reservationTtlMs: TTL,
+  limits: LIMITS,
+  lockTimeoutMs: 5_000,
+  // Durability is not under test here; NORMAL keeps ten thousand commits fast.
+  synchronous: 'NORMAL',
+  // A step's reads run side by side; three lanes of two instances stay well inside max_connections.
+  poolSize: 2,
+};
+
+/** Two instances of one kind of store on one database. */
+interface Backend {
+  /** Before the first run and after the last (every lane's at once). */
+  setup?(): Promise<void>;
+  teardown(): Promise<void>;
+  /** Two instances on an emptied database holding CATALOG, their shared clock at T0. */
+  fresh(stats: Stats): Promise<Real>;
+  /** Ends what `fresh` began. */
+  done(real: Real): Promise<void>;
+}
+
+function initialState(): MState {
+  const products: Record<string, MProduct> = {};
+  for (const row of CATALOG) {
+    products[row.sku] = {
+      name: row.name,
+      description: row.description ?? null,
+      price_minor: row.price_minor,
+      currency: row.currency,
+      track_stock: row.track_stock ?? true,
+      active: row.active ?? true,
+      onHand: row.stock,
+    };
+  }
+  return { now: T0, products, carts: [], orders: 0, records: [] };
+}
+
+function sqliteBackend(): Backend {
+  let root: string | undefined;
+  const dirs = new WeakMap<Real, string>();
+  let counter = 0;
+  return {
+    async setup() {
+      root = mkdtempSync(join(tmpdir(), 'stocklock-model-'));
+    },
+    async teardown() {
+      if (root) rmSync(root, { recursive: true, force: true });
+    },
+    async fresh(stats) {
+      if (!root) throw new Error('setup() has not run');
+      const dir = join(root, String(++counter));
+      mkdirSync(dir);
+      const clock = new ManualClock(T0);
+      const path = join(dir, 'stocklock.db');
+      // Two connections to one file, as two processes would have: each its own statements and writers queue.
+      const stores: [InventoryStore, InventoryStore] = [
+        openSqliteStore(path, { ...STORE_OPTIONS, clock }),
+        openSqliteStore(path, { ...STORE_OPTIONS, clock }),
+      ];
+      await stores[0].importProducts(ADMIN, CATALOG);
+      const real = { stores, clock, stats };
+      dirs.set(real, dir);
+      return real;
+    },
+    async done(real) {
+      await Promise.all(real.stores.map((store) => store.close()));
+      rmSync(dirs.get(real) as string, { recursive: true, force: true });
+    },
+  };
+}
+
+function postgresBackend(): Backend {
+  // Two servers of one pool with one clock: expiry is decided alike whichever instance a call reaches.
+  const clock = new ManualClock(T0);
+  let db: TestDatabase | undefined;
+  let stores: [InventoryStore, InventoryStore] | undefined;
+  return {
+    async setup() {
+      db = await createTestDatabase('stocklock_model');
+      // One migrates first; the second then finds nothing to do.
+      const first = await openPostgresStore(db.url, { ...STORE_OPTIONS, clock });
+      stores = [first, await openPostgresStore(db.url, { ...STORE_OPTIONS, clock })];
+    },
+    async teardown() {
+      await Promise.all((stores ?? []).map((store) => store.close()));
+      await db?.drop();
+    },
+    async fresh(stats) {
+      if (!db || !stores) throw new Error('setup() has not run');
+      // TRUNCATE between runs: far cheaper than a new database, and the instances keep their pools.
+      await db.reset();
+      clock.set(T0);
+      await stores[0].importProducts(ADMIN, CATALOG);
+      return { stores, clock, stats };
+    },
+    async done() {},
+  };
+}
 
 // ---------------------------------------------------------------- the property
 
-const root = mkdtempSync(join(tmpdir(), 'stocklock-model-'));
-let counter = 0;
-
-afterAll(() => {
-  rmSync(root, { recursive: true, force: true });
-});
-
-async function freshWorld(): Promise<{ model: Model; real: Real; dispose: () => Promise<void> }> {
-  const dir = join(root, String(++counter));
-  mkdirSync(dir);
-  const clock = new ManualClock(T0);
-  const store = openSqliteStore(join(dir, 'stocklock.db'), {
-    clock,
-    reservationTtlMs: TTL,
-    limits: LIMITS,
-    lockTimeoutMs: 2_000,
-    // Durability is not under test here; NORMAL keeps ten thousand commits fast.
-    synchronous: 'NORMAL',
-  });
-  await store.importProducts({ channel: 'cli' }, CATALOG);
-  const state: MState = {
-    now: T0,
-    onHand: Object.fromEntries(CATALOG.map((row) => [row.sku, row.stock])),
-    carts: [],
-    orders: 0,
-  };
-  return {
-    model: { state, log: [] },
-    real: { store, clock },
-    dispose: async () => {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+/** Outcomes the generators must reach, or the comparison proves little. */
+const MUST_REACH = [
+  'add:ok',
+  'add:replayed',
+  'add:IDEMPOTENCY_CONFLICT',
+  'add:UNKNOWN_SKU',
+  'add:CART_NOT_FOUND',
+  'add:CART_CLOSED',
+  'add:CURRENCY_MISMATCH',
+  'add:OUT_OF_STOCK',
+  'add:LIMIT_EXCEEDED:per_line',
+  'add:LIMIT_EXCEEDED:per_cart',
+  'add:LIMIT_EXCEEDED:per_channel',
+  'checkout:ok',
+  'checkout:replayed',
+  'checkout:IDEMPOTENCY_CONFLICT',
+  'checkout:OUT_OF_STOCK',
+  'checkout:UNKNOWN_SKU',
+  'checkout:CART_EMPTY',
+  'checkout:CART_CLOSED',
+  'checkout:CART_NOT_FOUND',
+  'release:ok',
+  'release(sku):ok',
+  'release:CART_CLOSED',
+  'restock:ok',
+  'setStock:ok',
+  'setStock:BELOW_RESERVED',
+  'upsert:ok',
+  'upsert:INVALID_INPUT:currency',
+  'upsert:INVALID_INPUT:track_stock',
+  'upsert(broken):INVALID_INPUT:name',
+  'upsert(broken):INVALID_INPUT:sku',
+  'import:ok',
+  'import:BELOW_RESERVED',
+  'import:INVALID_INPUT:currency',
+  'import:INVALID_INPUT:track_stock',
+  'import(broken):INVALID_INPUT:stock',
+  'import(broken):INVALID_INPUT:price_minor',
+  'sweep:ok',
+  'via:0',
+  'via:1',
+];
 
 /** Runs one fixed command sequence through the same model and checks; returns what the model predicted. */
-async function replay(ops: Op[]): Promise<string[]> {
-  const world = await freshWorld();
+async function replaySteps(backend: Backend, steps: Step[]): Promise<string[]> {
+  const stats: Stats = { runs: 1, steps: 0, outcomes: new Map() };
+  const real = await backend.fresh(stats);
+  const model: Model = { state: initialState(), log: [] };
   try {
-    await expectSameState(world.model.state, world.real);
-    await fc.asyncModelRun(
-      () => ({ model: world.model, real: world.real }),
-      ops.map((op) => new Step(op)),
-    );
-    await expectSameState(world.model.state, world.real);
-    return world.model.log;
+    await expectSameState(model.state, real, real.stores[0]);
+    await fc.asyncModelRun(() => ({ model, real }), steps);
+    await expectSameState(model.state, real, real.stores[1]);
+    return model.log;
   } finally {
-    await world.dispose();
+    await backend.done(real);
   }
 }
 
-describe('SQLite store against a reference model', () => {
-  it('reviving an expired cart whose holds were never released still counts them against the channel cap', async () => {
-    // Cart 1 holds 3 ROOMY and expires unswept; cart 2 takes 3 SMALL, so the channel's live holds are 3;
-    // adding an untracked e-book to cart 1 would revive its 3 ROOMY: 6 units, over the cap of 5.
-    const log = await replay([
-      { kind: 'add', channel: 0, cart: { kind: 'new' }, sku: 'ROOMY', quantity: 3 },
-      { kind: 'advance', ms: TTL },
-      { kind: 'add', channel: 0, cart: { kind: 'new' }, sku: 'SMALL', quantity: 3 },
-      { kind: 'add', channel: 0, cart: { kind: 'own', index: 0 }, sku: 'EBOOK', quantity: 1 },
-      { kind: 'add', channel: 0, cart: { kind: 'own', index: 0 }, sku: 'ROOMY', quantity: 1 },
-      { kind: 'release', channel: 0, cart: { kind: 'own', index: 1 } },
-      { kind: 'add', channel: 0, cart: { kind: 'own', index: 0 }, sku: 'EBOOK', quantity: 1 },
-    ]);
-    expect(log).toEqual([
-      'add:ok',
-      'advance:ok',
-      'add:ok',
-      'add:LIMIT_EXCEEDED:per_channel',
-      'add:LIMIT_EXCEEDED:per_channel',
-      'release:ok',
-      'add:ok',
-    ]);
-  });
+/**
+ * `lanes` runs of the property go side by side, each on its own database: a PostgreSQL step spends most of
+ * its time waiting on round trips, which other lanes can use. The step count is shared.
+ */
+function describeModel(name: string, makeBackend: () => Backend, lanes = 1): void {
+  describe(`${name} store against a reference model`, () => {
+    const backends = Array.from({ length: lanes }, makeBackend);
+    const backend = backends[0] as Backend;
+    beforeAll(() => Promise.all(backends.map((lane) => lane.setup?.())));
+    afterAll(() => Promise.all(backends.map((lane) => lane.teardown())));
+    it('reviving an expired cart whose holds were never released still counts them against the channel cap', async () => {
+      // Cart 1 holds 3 ROOMY and expires unswept; cart 2 takes 3 SMALL, so the channel's live holds are 3;
+      // adding an untracked e-book to cart 1 would revive its 3 ROOMY: 6 units, over the cap of 5.
+      const log = await replaySteps(backend, [
+        new Step({ kind: 'add', channel: 0, cart: { kind: 'new' }, sku: 'ROOMY', quantity: 3 }),
+        new Step({ kind: 'advance', ms: TTL }),
+        new Step({ kind: 'add', channel: 0, cart: { kind: 'new' }, sku: 'SMALL', quantity: 3 }, 1),
+        new Step({ kind: 'add', channel: 0, cart: { kind: 'own', index: 0 }, sku: 'EBOOK', quantity: 1 }),
+        new Step({ kind: 'add', channel: 0, cart: { kind: 'own', index: 0 }, sku: 'ROOMY', quantity: 1 }, 1),
+        new Step({ kind: 'release', channel: 0, cart: { kind: 'own', index: 1 } }),
+        new Step({ kind: 'add', channel: 0, cart: { kind: 'own', index: 0 }, sku: 'EBOOK', quantity: 1 }, 1),
+      ]);
+      expect(log).toEqual([
+        'add:ok',
+        'advance:ok',
+        'add:ok',
+        'add:LIMIT_EXCEEDED:per_channel',
+        'add:LIMIT_EXCEEDED:per_channel',
+        'release:ok',
+        'add:ok',
+      ]);
+    });
 
-  it(`agrees with the model after every step of random command sequences (at least ${MIN_STEPS} steps)`, async () => {
-    const started = performance.now();
-    Object.assign(stats, { runs: 0, steps: 0 });
-    stats.outcomes.clear();
-    const property = fc.asyncProperty(
-      fc.commands([step], { maxCommands: MAX_COMMANDS, size: 'max' }),
-      async (cmds) => {
-        stats.runs += 1;
-        const world = await freshWorld();
-        try {
-          await expectSameState(world.model.state, world.real);
-          await fc.asyncModelRun(() => ({ model: world.model, real: world.real }), cmds);
-          await expectSameState(world.model.state, world.real);
-        } finally {
-          await world.dispose();
+    it('replays a keyed add and checkout through the other instance, refuses the key for another request, and scopes keys by channel', async () => {
+      const log = await replaySteps(backend, [
+        new Step({ kind: 'add', channel: 0, cart: { kind: 'new' }, sku: 'SMALL', quantity: 2, key: 'k0' }),
+        // The same request again, through the other instance: the same cart, no second hold.
+        new Step({ kind: 'replay', index: 0, elsewhere: false }, 1),
+        new Step({ kind: 'add', channel: 0, cart: { kind: 'new' }, sku: 'SMALL', quantity: 1, key: 'k0' }, 1),
+        // The same key on another channel is another key: a new cart.
+        new Step({ kind: 'replay', index: 0, elsewhere: true }),
+        new Step({ kind: 'checkout', channel: 0, cart: { kind: 'own', index: 0 }, key: 'k0' }, 1),
+        new Step({ kind: 'replay', index: 2, elsewhere: false }),
+        // The add's replay still answers with the cart as it was when the key was first used.
+        new Step({ kind: 'replay', index: 0, elsewhere: false }, 1),
+      ]);
+      expect(log).toEqual([
+        'add:ok',
+        'add:replayed',
+        'add:IDEMPOTENCY_CONFLICT',
+        'add:ok',
+        'checkout:ok',
+        'checkout:replayed',
+        'add:replayed',
+      ]);
+    });
+
+    it(`agrees with the model after every step of random command sequences (at least ${MIN_STEPS} steps)`, async () => {
+      const started = performance.now();
+      const stats: Stats = { runs: 0, steps: 0, outcomes: new Map() };
+      const property = (lane: Backend) =>
+        fc.asyncProperty(
+          fc.commands([step], {
+            maxCommands: MAX_COMMANDS,
+            size: 'max',
+            replayPath: process.env.STOCKLOCK_MODEL_REPLAY_PATH,
+          }),
+          async (cmds) => {
+            stats.runs += 1;
+            const real = await lane.fresh(stats);
+            const model: Model = { state: initialState(), log: [] };
+            try {
+              await expectSameState(model.state, real, real.stores[0]);
+              await fc.asyncModelRun(() => ({ model, real }), cmds);
+              await expectSameState(model.state, real, real.stores[0]);
+            } finally {
+              await lane.done(real);
+            }
+          },
+        );
+      if (REPRODUCE) {
+        // One failing run again, from the seed and path fast-check reported; no step count to reach.
+        await fc.assert(property(backend), REPRODUCE);
+        return;
+      }
+      // fc.commands picks each run's length at random: keep drawing small batches of runs until enough
+      // steps ran. A failing lane stops the others after their current batch, so its report stands alone.
+      let failed = false;
+      const drive = async (lane: Backend) => {
+        while (!failed && stats.steps < MIN_STEPS) {
+          try {
+            await fc.assert(property(lane), { numRuns: 1 });
+          } catch (error) {
+            failed = true;
+            throw error;
+          }
         }
-      },
-    );
-    // fc.commands picks each run's length at random: keep drawing batches of runs until enough steps ran.
-    while (stats.steps < MIN_STEPS) {
-      await fc.assert(property, { numRuns: 10 });
-    }
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    const outcomes = Object.fromEntries([...stats.outcomes].sort(([a], [b]) => a.localeCompare(b)));
-    console.info(`model test: ${stats.steps} steps in ${stats.runs} runs, ${seconds} s`, outcomes);
+      };
+      const settled = await Promise.allSettled(backends.map(drive));
+      for (const result of settled) if (result.status === 'rejected') throw result.reason;
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const outcomes = Object.fromEntries([...stats.outcomes].sort(([a], [b]) => a.localeCompare(b)));
+      console.info(
+        `model test (${name}): ${stats.steps} steps in ${stats.runs} runs, ${seconds} s`,
+        outcomes,
+      );
 
-    // The generators must reach every branch the model predicts, or the comparison proves little.
-    for (const key of [
-      'add:ok',
-      'add:UNKNOWN_SKU',
-      'add:CART_NOT_FOUND',
-      'add:CART_CLOSED',
-      'add:CURRENCY_MISMATCH',
-      'add:OUT_OF_STOCK',
-      'add:LIMIT_EXCEEDED:per_line',
-      'add:LIMIT_EXCEEDED:per_cart',
-      'add:LIMIT_EXCEEDED:per_channel',
-      'checkout:ok',
-      'checkout:OUT_OF_STOCK',
-      'checkout:CART_EMPTY',
-      'checkout:CART_CLOSED',
-      'checkout:CART_NOT_FOUND',
-      'release:ok',
-      'release(sku):ok',
-      'release:CART_CLOSED',
-      'restock:ok',
-      'setStock:ok',
-      'setStock:BELOW_RESERVED',
-      'sweep:ok',
-    ]) {
-      expect(stats.outcomes.get(key) ?? 0, key).toBeGreaterThan(0);
-    }
-    expect(stats.steps).toBeGreaterThanOrEqual(MIN_STEPS);
-    // About 10 s of CPU; the margin is for a busy machine, where the wall clock stretches.
-  }, 180_000);
-});
+      // The rarest outcomes come up dozens of times in 10,000 steps; a shorter local run may miss one.
+      if (MIN_STEPS >= 10_000) {
+        for (const reached of MUST_REACH)
+          expect(stats.outcomes.get(reached) ?? 0, reached).toBeGreaterThan(0);
+      }
+      expect(stats.steps).toBeGreaterThanOrEqual(MIN_STEPS);
+      // Minutes on a machine that other test runs keep at load 20 to 30 (PostgreSQL took 6 of them there).
+    }, 1_200_000);
+  });
+}
+
+describeModel('SQLite', sqliteBackend);
+
+const unavailable = await postgresUnavailable();
+if (unavailable === undefined) {
+  describeModel('PostgreSQL', postgresBackend, 6);
+} else if (process.env.CI === 'true') {
+  describe('PostgreSQL store against a reference model', () => {
+    it('needs PostgreSQL, which CI must provide', () => {
+      throw new Error(unavailable);
+    });
+  });
+} else {
+  console.warn(`Skipping the PostgreSQL model test: ${unavailable}`);
+  describe.skip(`PostgreSQL store against a reference model (skipped: ${unavailable})`, () => {
+    it('needs PostgreSQL', () => undefined);
+  });
+}

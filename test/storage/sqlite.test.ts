@@ -1,7 +1,9 @@
 // Runs the store contract against a real SQLite file, plus what only SQLite can show: tampering and lock waits.
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
@@ -37,6 +39,62 @@ afterAll(() => {
 });
 
 describeStoreContract('sqlite file', async (options) => openSqliteStore(freshFile(), options));
+
+const RACERS = 4;
+const STORE_BUYER = fileURLToPath(new URL('../fixtures/store-buyer.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Outcome {
+  won: boolean;
+  code?: string;
+  details?: Record<string, unknown>;
+}
+
+/** A SqliteStore in its own process (test/fixtures/store-buyer.ts) that asks for LAST-ONE when told. */
+function startBuyer(file: string, channel: string) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', STORE_BUYER, file, channel, 'LAST-ONE', String(T0)],
+    {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  /** Resolves once the process has printed this line; fails as soon as it exits without it. */
+  const said = (line: string) =>
+    Promise.race([
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (output.includes(`${line}\n`)) {
+            child.stdout.off('data', check);
+            resolve();
+          }
+        };
+        child.stdout.on('data', check);
+        check();
+      }),
+      exited.then(() => {
+        if (!output.includes(`${line}\n`)) throw new Error(`the buyer exited without "${line}":\n${output}`);
+      }),
+    ]);
+  const outcome = exited.then(() => {
+    const last = output.trim().split('\n').at(-1) ?? '';
+    try {
+      return JSON.parse(last) as Outcome;
+    } catch {
+      throw new Error(`the buyer printed no outcome:\n${output}`);
+    }
+  });
+  return { child, said, outcome };
+}
 
 describe('SQLite store', () => {
   const cleanup: (() => void)[] = [];
@@ -226,15 +284,29 @@ describe('SQLite store', () => {
     });
   });
 
-  it('two connections to one file race for the last unit: exactly one wins', async () => {
+  it(`${RACERS} processes race for the last unit: exactly one wins, the others get OUT_OF_STOCK`, async () => {
     const { store: first, file } = await seeded();
-    const second = openSqliteStore(file, options());
-    cleanup.push(() => void second.close());
-    const results = await Promise.allSettled([
-      first.addToCart(web, { sku: 'LAST-ONE', quantity: 1 }),
-      second.addToCart(bot, { sku: 'LAST-ONE', quantity: 1 }),
-    ]);
-    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const racers = Array.from({ length: RACERS }, (_, i) => startBuyer(file, `channel-${i}`));
+    cleanup.push(() => {
+      for (const racer of racers) racer.child.kill('SIGKILL');
+    });
+    await Promise.all(racers.map((racer) => racer.said('ready')));
+    // Hold the write lock while every process asks, so they all meet the lock at once when it frees.
+    const gate = new Database(file);
+    cleanup.push(() => gate.close());
+    gate.exec('BEGIN IMMEDIATE');
+    for (const racer of racers) racer.child.stdin.end('go\n');
+    await Promise.all(racers.map((racer) => racer.said('asking')));
+    gate.exec('COMMIT');
+    const outcomes = await Promise.all(racers.map((racer) => racer.outcome));
+
+    expect(outcomes.filter((o) => o.won)).toHaveLength(1);
+    for (const lost of outcomes.filter((o) => !o.won)) {
+      expect(lost).toMatchObject({
+        code: 'OUT_OF_STOCK',
+        details: { sku: 'LAST-ONE', requested: 1, available: 0 },
+      });
+    }
     expect(await level(first, 'LAST-ONE')).toMatchObject({ on_hand: 1, reserved: 1 });
     await expectAuditOk(first);
   });

@@ -317,6 +317,34 @@ describe('HTTP plumbing', () => {
     expect((await raw(http.url, { headers, body: fits })).status).toBe(400);
   });
 
+  it('keeps an idle keep-alive connection open past the 5 s that Node 20 allows, as clients and proxies expect', async () => {
+    const http = await start();
+    const socket = netConnect(http.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let received = '';
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('utf8');
+    });
+    const hungUp = new Promise<'closed'>((resolve) => socket.once('close', () => resolve('closed')));
+    const request = `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${http.port}\r\n\r\n`;
+    const answered = () => /\r\n\r\n\{.*\}$/s.test(received);
+
+    socket.write(request);
+    await waitFor(answered);
+    expect(received).toMatch(/^HTTP\/1\.1 200/);
+    // The hint undici follows (less 2 s); 5 here made it reuse sockets the server was closing.
+    expect(received).toMatch(/\r\nKeep-Alive: timeout=65\r\n/i);
+
+    // Idle past the point where Node 20's default (5 s plus its 1 s grace) hangs up; fails early if it does.
+    const afterIdle = await Promise.race([hungUp, sleep(7_000).then(() => 'open' as const)]);
+    expect(afterIdle).toBe('open');
+    received = '';
+    socket.write(request);
+    await waitFor(answered);
+    expect(received).toMatch(/^HTTP\/1\.1 200/);
+    socket.destroy();
+  }, 20_000);
+
   it('ends a session on DELETE; later requests on it get 404', async () => {
     const http = await start();
     const token = await http.token('web');

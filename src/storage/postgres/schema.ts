@@ -154,3 +154,74 @@ export const apiTokens = pgTable('api_tokens', {
   revokedAt: ms('revoked_at'),
   lastUsedAt: ms('last_used_at'),
 });
+
+// OAuth 2.1 (src/auth/): every secret column holds a SHA-256 hash, never the secret.
+
+/** Clients registered by DCR, and CIMD documents as last fetched. */
+export const oauthClients = pgTable('oauth_clients', {
+  clientId: text('client_id').primaryKey(),
+  kind: text('kind').notNull(),
+  metadata: text('metadata').notNull(),
+  secretHash: text('secret_hash'),
+  createdAt: ms('created_at').notNull(),
+  fetchedAt: ms('fetched_at').notNull(),
+});
+
+/** One row per signed-in connection: the holder of its tokens, ended by `token revoke` or a reused refresh token. */
+export const oauthGrants = pgTable(
+  'oauth_grants',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id').notNull(),
+    channel: text('channel').notNull(),
+    scope: text('scope').notNull(),
+    resource: text('resource').notNull(),
+    redirectHost: text('redirect_host').notNull(),
+    createdAt: ms('created_at').notNull(),
+    lastUsedAt: ms('last_used_at'),
+    revokedAt: ms('revoked_at'),
+    revokeReason: text('revoke_reason'),
+  },
+  (t) => [index('oauth_grants_client').on(t.clientId)],
+);
+
+export const oauthCodes = pgTable(
+  'oauth_codes',
+  {
+    codeHash: text('code_hash').primaryKey(),
+    clientId: text('client_id').notNull(),
+    redirectUri: text('redirect_uri').notNull(),
+    codeChallenge: text('code_challenge').notNull(),
+    scope: text('scope').notNull(),
+    resource: text('resource').notNull(),
+    channel: text('channel').notNull(),
+    createdAt: ms('created_at').notNull(),
+    expiresAt: ms('expires_at').notNull(),
+    usedAt: ms('used_at'),
+    grantId: text('grant_id'),
+  },
+  (t) => [index('oauth_codes_expiry').on(t.expiresAt)],
+);
+
+/** Access and refresh tokens; a refresh token is spent (used_at) when it is rotated. */
+export const oauthTokens = pgTable(
+  'oauth_tokens',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    grantId: text('grant_id')
+      .notNull()
+      .references(() => oauthGrants.id),
+    kind: text('kind').notNull(),
+    createdAt: ms('created_at').notNull(),
+    expiresAt: ms('expires_at').notNull(),
+    usedAt: ms('used_at'),
+  },
+  (t) => [index('oauth_tokens_grant').on(t.grantId), index('oauth_tokens_expiry').on(t.expiresAt)],
+);
+
+/** Which redirect hosts may sign in, as which channel; a null channel denies (also a preset). */
+export const oauthHosts = pgTable('oauth_hosts', {
+  host: text('host').primaryKey(),
+  channel: text('channel'),
+  updatedAt: ms('updated_at').notNull(),
+});

@@ -31,6 +31,7 @@ import type {
 } from '../../domain/types.js';
 import { cartView, type ProductRow, productView, stockLevel } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
+import type { OAuthStore } from '../oauth.js';
 import { redactUrl } from '../open.js';
 import {
   hashToken,
@@ -51,6 +52,7 @@ import type {
   StoreOptions,
 } from '../store.js';
 import { isConnectionLost, isDefiniteRollback, isLockWait, isRetryable, readOnlyRefusal } from './errors.js';
+import { postgresOAuthStore } from './oauth.js';
 import { asciiLowerJs, S, type Statement } from './statements.js';
 import { Transactions } from './transactions.js';
 import { Tx } from './tx.js';
@@ -116,6 +118,7 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
 export class PostgresStore implements InventoryStore {
   readonly dialect = 'postgres' as const;
   private closed = false;
+  readonly oauth: OAuthStore;
 
   /** The transactions' bodies: lock, read, decide, apply (transactions.ts). */
   private readonly t: Transactions;
@@ -130,6 +133,7 @@ export class PostgresStore implements InventoryStore {
       (statement, values) => this.query(statement, values),
       () => this.databaseTime(),
     );
+    this.oauth = postgresOAuthStore(pool);
   }
 
   // ---------------------------------------------------------------- the write path

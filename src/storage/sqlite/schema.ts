@@ -137,3 +137,74 @@ export const apiTokens = sqliteTable('api_tokens', {
   revokedAt: integer('revoked_at'),
   lastUsedAt: integer('last_used_at'),
 });
+
+// OAuth 2.1 (src/auth/): every secret column holds a SHA-256 hash, never the secret.
+
+/** Clients registered by DCR, and CIMD documents as last fetched. */
+export const oauthClients = sqliteTable('oauth_clients', {
+  clientId: text('client_id').primaryKey(),
+  kind: text('kind').notNull(),
+  metadata: text('metadata').notNull(),
+  secretHash: text('secret_hash'),
+  createdAt: integer('created_at').notNull(),
+  fetchedAt: integer('fetched_at').notNull(),
+});
+
+/** One row per signed-in connection: the holder of its tokens, ended by `token revoke` or a reused refresh token. */
+export const oauthGrants = sqliteTable(
+  'oauth_grants',
+  {
+    id: text('id').primaryKey(),
+    clientId: text('client_id').notNull(),
+    channel: text('channel').notNull(),
+    scope: text('scope').notNull(),
+    resource: text('resource').notNull(),
+    redirectHost: text('redirect_host').notNull(),
+    createdAt: integer('created_at').notNull(),
+    lastUsedAt: integer('last_used_at'),
+    revokedAt: integer('revoked_at'),
+    revokeReason: text('revoke_reason'),
+  },
+  (t) => [index('oauth_grants_client').on(t.clientId)],
+);
+
+export const oauthCodes = sqliteTable(
+  'oauth_codes',
+  {
+    codeHash: text('code_hash').primaryKey(),
+    clientId: text('client_id').notNull(),
+    redirectUri: text('redirect_uri').notNull(),
+    codeChallenge: text('code_challenge').notNull(),
+    scope: text('scope').notNull(),
+    resource: text('resource').notNull(),
+    channel: text('channel').notNull(),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    usedAt: integer('used_at'),
+    grantId: text('grant_id'),
+  },
+  (t) => [index('oauth_codes_expiry').on(t.expiresAt)],
+);
+
+/** Access and refresh tokens; a refresh token is spent (used_at) when it is rotated. */
+export const oauthTokens = sqliteTable(
+  'oauth_tokens',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    grantId: text('grant_id')
+      .notNull()
+      .references(() => oauthGrants.id),
+    kind: text('kind').notNull(),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    usedAt: integer('used_at'),
+  },
+  (t) => [index('oauth_tokens_grant').on(t.grantId), index('oauth_tokens_expiry').on(t.expiresAt)],
+);
+
+/** Which redirect hosts may sign in, as which channel; a null channel denies (also a preset). */
+export const oauthHosts = sqliteTable('oauth_hosts', {
+  host: text('host').primaryKey(),
+  channel: text('channel'),
+  updatedAt: integer('updated_at').notNull(),
+});

@@ -32,6 +32,7 @@ import type {
 } from '../../domain/types.js';
 import { cartView, type ProductRow, productView, stockLevel } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
+import type { OAuthStore } from '../oauth.js';
 import {
   hashToken,
   issuedToken,
@@ -50,6 +51,7 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
+import { sqliteOAuthStore } from './oauth.js';
 import { prepareStatements, type Statements } from './statements.js';
 import { Transactions } from './transactions.js';
 import { WriterQueue } from './writer-queue.js';
@@ -168,6 +170,7 @@ export class SqliteStore implements InventoryStore {
   private readonly t: Transactions;
   private readonly tx;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
+  readonly oauth: OAuthStore;
   /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
   private committing = false;
 
@@ -177,6 +180,7 @@ export class SqliteStore implements InventoryStore {
     private readonly writers?: WriterQueue,
   ) {
     const q = (sql: string) => db.prepare(sql);
+    this.oauth = sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) });
     this.auditStatements = Object.fromEntries(
       Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
     ) as Record<AuditQuery, Database.Statement>;

@@ -11,12 +11,13 @@
  */
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { createOAuthServer, type OAuthServer, parsePublicUrl } from '../../auth/server.js';
 import type { Logger } from '../../logger.js';
 import { createServer } from '../../mcp/server.js';
 import type { InventoryStore } from '../../storage/store.js';
-import { createAuthenticate, requireIdentity, staticTokens } from './credentials.js';
-import { assertSafeBind, hostGuard } from './guard.js';
+import { type BearerVerifier, createAuthenticate, requireIdentity, staticTokens } from './credentials.js';
+import { assertSafeBind, hostGuard, isLoopbackUrl } from './guard.js';
 import { jsonErrors, notFound, sendRpcError } from './replies.js';
 import { Sessions } from './sessions.js';
 
@@ -38,6 +39,17 @@ export interface HttpOptions {
   tokenCacheMs?: number;
   /** How long close() waits for requests in flight; default 10 s. */
   drainMs?: number;
+  /** The merchant console (src/console/), mounted at /console behind the same Host/Origin checks. */
+  console?: { router: RequestHandler };
+  /**
+   * The origin clients reach this server at (--public-url), naming the OAuth issuer and resource. Required
+   * beyond loopback when auth is on; on loopback it defaults to the address served.
+   */
+  publicUrl?: string;
+  /** OAuth access token lifetime; default 1 hour. */
+  accessTokenTtlMs?: number;
+  /** Extra CA certificates (PEM) trusted when fetching OAuth client metadata documents. */
+  clientMetadataCa?: string;
 }
 
 export interface HttpServerHandle {
@@ -52,6 +64,14 @@ export interface HttpServerHandle {
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const DEFAULT_TOKEN_CACHE_MS = 5_000;
 const DEFAULT_DRAIN_MS = 10_000;
+/**
+ * How long an idle keep-alive connection stays open. Node 20's 5 s is shorter than what clients
+ * and proxies keep idle connections for (httpx 5 s, load balancers 60 s), and even undici, which
+ * follows the advertised `Keep-Alive: timeout=5` less 2 s, reuses a socket the server is closing
+ * once a loaded machine delays its timers: the POST on it fails with "other side closed" and is
+ * never retried. 65 s (Node 26's new default, nodejs/node#62782) outlasts them all; close() still ends idle sockets at once.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 /** Serves MCP over Streamable HTTP until close(); throws at once on an unsafe configuration. */
 export async function serveHttp(
@@ -69,6 +89,7 @@ export async function serveHttp(
           store,
           channel: identity.channel,
           admin: identity.admin,
+          ...(identity.holder !== undefined ? { holder: identity.holder } : {}),
           logger,
           version: options.version,
         }),
@@ -76,14 +97,36 @@ export async function serveHttp(
     logger,
   );
   let listenPort = options.port;
-  const guard = hostGuard(options.allowedHosts, () => listenPort, logger);
+  const publicOrigin = options.publicUrl ? parsePublicUrl(options.publicUrl) : undefined;
+  // The public origin is where browsers post the consent form from, so Host and Origin accept it.
+  const guard = hostGuard(
+    [...options.allowedHosts, ...(publicOrigin ? [publicOrigin] : [])],
+    () => listenPort,
+    logger,
+  );
+  // Created once listening: the loopback default for the issuer needs the port. No request is served before.
+  let oauth: OAuthServer | undefined;
+  const oauthTokens: BearerVerifier = async (token) => {
+    if (!oauth?.isAccessToken(token)) return undefined;
+    const grant = await oauth.verifyAccessToken(token);
+    // Each grant is its own holder; sessions bind to the grant, which outlives its rotating tokens.
+    return (
+      grant && {
+        credentialId: grant.grantId,
+        channel: grant.channel,
+        admin: grant.admin,
+        holder: grant.grantId,
+      }
+    );
+  };
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const drainMs = options.drainMs ?? DEFAULT_DRAIN_MS;
   const authenticate = createAuthenticate({
     auth: options.auth,
     channel: options.channel,
-    verifiers: [staticTokens(store)],
+    verifiers: [oauthTokens, staticTokens(store)],
     cacheMs: options.tokenCacheMs ?? DEFAULT_TOKEN_CACHE_MS,
+    challenge: () => oauth?.challenge() ?? 'Bearer realm="stocklock"',
   });
 
   let closing = false;
@@ -117,6 +160,9 @@ export async function serveHttp(
     });
   });
   app.use(guard);
+  // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
+  app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
+  if (options.console) app.use('/console', options.console.router);
   app.all(
     '/mcp',
     trackRequest,
@@ -127,7 +173,7 @@ export async function serveHttp(
   app.use(notFound);
   app.use(jsonErrors(maxBodyBytes, logger));
 
-  const httpServer = createHttpServer(app);
+  const httpServer = createHttpServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, app);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.host, () => {
@@ -139,6 +185,20 @@ export async function serveHttp(
   const urlHost =
     options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
   const url = `http://${urlHost}:${listenPort}/mcp`;
+  if (options.auth) {
+    const issuer = publicOrigin ?? new URL(url).origin;
+    oauth = createOAuthServer({
+      publicUrl: issuer,
+      store: store.oauth,
+      clock: store.options.clock,
+      logger,
+      // Loopback metadata documents only for a development server: one behind a TLS proxy binds loopback too.
+      loopback: isLoopbackUrl(issuer),
+      isAdminToken: async (secret) => (await store.verifyToken(secret))?.admin === true,
+      ...(options.accessTokenTtlMs ? { accessTtlMs: options.accessTokenTtlMs } : {}),
+      ...(options.clientMetadataCa ? { clientMetadataCa: options.clientMetadataCa } : {}),
+    });
+  }
   sessions.startIdleExpiry();
 
   if (!options.auth) {
@@ -151,6 +211,7 @@ export async function serveHttp(
     {
       url,
       auth: options.auth,
+      ...(oauth ? { oauthIssuer: oauth.issuer } : {}),
       allowedHosts: options.allowedHosts,
       maxSessions: options.maxSessions,
       sessionIdleMs: options.sessionIdleMs,

@@ -26,6 +26,8 @@ export interface Identity {
   credentialId: string;
   channel: string;
   admin: boolean;
+  /** Who owns carts inside the channel: the OAuth grant; absent for a static token (the whole channel). */
+  holder?: string;
 }
 
 /** One kind of bearer credential: the identity a token stands for, or undefined when it is not one of ours. */
@@ -54,8 +56,8 @@ export interface CredentialOptions {
   verifiers: BearerVerifier[];
   /** How long a verified token is trusted without asking again. */
   cacheMs: number;
-  /** The WWW-Authenticate value of a 401 (before any error="…"). */
-  challenge?: string;
+  /** The WWW-Authenticate value of a 401 (before any error="…"); a function when known only once listening. */
+  challenge?: string | (() => string);
 }
 
 const TOKEN_CACHE_MAX_ENTRIES = 10_000;
@@ -114,7 +116,8 @@ export function createAuthenticate(options: CredentialOptions): Authenticate {
     };
     return async () => everyone;
   }
-  const challenge = options.challenge ?? REALM;
+  const challengeOf = () =>
+    typeof options.challenge === 'function' ? options.challenge() : (options.challenge ?? REALM);
   const cache = new VerifiedTokenCache(async (token) => {
     for (const verify of options.verifiers) {
       const identity = await verify(token);
@@ -126,6 +129,7 @@ export function createAuthenticate(options: CredentialOptions): Authenticate {
     const token = bearerToken(req.headers.authorization);
     const identity = token ? await cache.verify(token) : undefined;
     if (identity) return { identity };
+    const challenge = challengeOf();
     return {
       refusal: token
         ? {

@@ -26,7 +26,12 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** Throws, with the flag to fix, on a bind that would expose the server unguarded. */
-export function assertSafeBind(options: { host: string; auth: boolean; allowedHosts: string[] }): void {
+export function assertSafeBind(options: {
+  host: string;
+  auth: boolean;
+  allowedHosts: string[];
+  publicUrl?: string;
+}): void {
   const loopback = isLoopbackHost(options.host);
   if (!options.auth && !loopback) {
     throw new Error(
@@ -38,6 +43,16 @@ export function assertSafeBind(options: { host: string; auth: boolean; allowedHo
       `Binding to ${options.host} needs --allowed-hosts: list the host names clients use to reach this server (e.g. --allowed-hosts shop.example.com), so DNS rebinding cannot reach it.`,
     );
   }
+  if (options.auth && !loopback && !options.publicUrl) {
+    throw new Error(
+      `Binding to ${options.host} needs --public-url: the https origin clients reach this server at (e.g. --public-url https://shop.example.com), which names the OAuth issuer and resource.`,
+    );
+  }
+}
+
+/** True for a URL whose host is loopback (http://127.0.0.1:3000, http://localhost:3000). */
+export function isLoopbackUrl(url: string): boolean {
+  return LOOPBACK_HOSTNAMES.has(new URL(url).hostname);
 }
 
 function parseHostRule(entry: string): HostRule {

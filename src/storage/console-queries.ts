@@ -1,0 +1,105 @@
+// The merchant console's read side, as an interface: what its pages show, and a feed saying when any writer changed the data.
+import type { MovementKind } from '../domain/types.js';
+
+export interface ConsoleStockRow {
+  sku: string;
+  name: string;
+  price_minor: number;
+  currency: string;
+  on_hand: number;
+  /** Units live carts hold; holds of expired carts not yet swept are left out, as the tools do. */
+  reserved: number;
+  /** null for untracked products. */
+  available: number | null;
+  track_stock: boolean;
+  active: boolean;
+}
+
+export interface ConsoleHoldLine {
+  sku: string;
+  name: string;
+  quantity: number;
+  held: number;
+}
+
+export interface ConsoleHold {
+  cart_id: string;
+  channel: string;
+  customer_ref: string | null;
+  created_at: number;
+  expires_at: number;
+  /** Past its expiry but not yet swept: it still counts in `reserved` on disk, not in what can be sold. */
+  expired: boolean;
+  lines: ConsoleHoldLine[];
+}
+
+/** Orders and revenue of one channel on one UTC day, in one currency. */
+export interface ConsoleSalesRow {
+  channel: string;
+  /** Days since the Unix epoch, UTC. */
+  day: number;
+  currency: string;
+  orders: number;
+  revenue_minor: number;
+}
+
+export interface ConsoleChannelActivity {
+  /** Units each channel's live carts hold now. */
+  held: { channel: string; units: number }[];
+  /** Every channel, day and currency with an order in the window. */
+  sales: ConsoleSalesRow[];
+  /** The first day of the window (days since the epoch, UTC). */
+  from_day: number;
+  today: number;
+}
+
+export interface LedgerFilter {
+  sku?: string;
+  channel?: string;
+  kind?: MovementKind;
+  /** Only movements with a smaller id: the next page. */
+  beforeId?: number;
+  limit: number;
+}
+
+export interface ConsoleMovement {
+  id: number;
+  at: number;
+  sku: string;
+  kind: string;
+  quantity: number;
+  on_hand_delta: number;
+  reserved_delta: number;
+  cart_id: string | null;
+  order_id: string | null;
+  channel: string | null;
+  note: string | null;
+}
+
+export interface ConsoleQueries {
+  /** The time the store decides expiry by: this machine's clock on SQLite, the database's on PostgreSQL. */
+  now(): Promise<number>;
+  /** Products whose SKU or name contains `search` (case-insensitive), by SKU, at most `limit`. */
+  stock(search: string, limit: number): Promise<ConsoleStockRow[]>;
+  /** Open carts (including expired ones not yet swept) with their lines, soonest expiry first. */
+  holds(limit: number): Promise<ConsoleHold[]>;
+  /** Held units now and orders per day over the last `days` UTC days, today included. */
+  channelActivity(days: number): Promise<ConsoleChannelActivity>;
+  /** The newest movements first. */
+  ledger(filter: LedgerFilter): Promise<ConsoleMovement[]>;
+  /** The cart's channel, to release it as that channel; undefined when no such cart. */
+  cartChannel(cartId: string): Promise<string | undefined>;
+  /**
+   * Calls `listener` (possibly a few times) after any writer, in any process, commits a change.
+   * Detection runs only while at least one listener is subscribed. Returns the unsubscribe function.
+   */
+  watch(listener: () => void): () => void;
+  close(): Promise<void>;
+}
+
+export const DAY_MS = 86_400_000;
+
+/** Escapes LIKE's wildcards so a search for "50%" means the text "50%". */
+export function likePattern(search: string): string {
+  return `%${search.trim().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}

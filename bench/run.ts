@@ -6,6 +6,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { consoleScenario } from './console.js';
 import { flashSaleScenario } from './flash-sale.js';
 import { POSTGRES_REPEATS, ROOT, type RunSettings, type Section, scratchDir, section } from './lib.js';
 import { mcpScenario } from './mcp.js';
@@ -28,6 +29,7 @@ const SCENARIOS: Record<string, Scenario> = {
   memory: memoryScenario,
   postgres: postgresScenario,
   'flash-sale': flashSaleScenario,
+  console: consoleScenario,
 };
 
 const { values } = parseArgs({

@@ -12,6 +12,7 @@ export interface StoreFlags {
   maxLineQuantity: string;
   maxCartQuantity: string;
   maxChannelReserved: string;
+  maxHolderReserved: string;
   poolSize: string;
 }
 
@@ -70,6 +71,14 @@ export function addStoreOptions(command: Command): Command {
         .default(String(DEFAULT_LIMITS.maxChannelReserved)),
     )
     .addOption(
+      new Option(
+        '--max-holder-reserved <n>',
+        'most units one OAuth shopper (grant) may hold in open carts at once',
+      )
+        .env('STOCKLOCK_MAX_HOLDER_RESERVED')
+        .default(String(DEFAULT_LIMITS.maxHolderReserved)),
+    )
+    .addOption(
       new Option('--pool-size <n>', 'PostgreSQL connections per process')
         .env('STOCKLOCK_POOL_SIZE')
         .default('10'),
@@ -86,6 +95,7 @@ export function storeOptions(flags: StoreFlags): StoreOptions {
       maxLineQuantity: positiveInteger(flags.maxLineQuantity, '--max-line-quantity'),
       maxCartQuantity: positiveInteger(flags.maxCartQuantity, '--max-cart-quantity'),
       maxChannelReserved: positiveInteger(flags.maxChannelReserved, '--max-channel-reserved'),
+      maxHolderReserved: positiveInteger(flags.maxHolderReserved, '--max-holder-reserved'),
     },
     poolSize: positiveInteger(flags.poolSize, '--pool-size'),
   };

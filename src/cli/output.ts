@@ -25,11 +25,17 @@ export function printStockTable(levels: StockLevel[]): void {
   }
 }
 
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 export function printAudit(report: AuditReport, database: string): void {
   const { products, carts, orders, movements } = report.checked;
-  process.stdout.write(
-    `Checked ${products} products, ${carts} carts, ${orders} orders, ${movements} ledger movements in ${database}.\n`,
-  );
+  const counted = [
+    count(products, 'product'),
+    count(carts, 'cart'),
+    count(orders, 'order'),
+    count(movements, 'ledger movement'),
+  ];
+  process.stdout.write(`Checked ${counted.join(', ')} in ${database}.\n`);
   if (report.ok) {
     process.stdout.write('OK: every invariant holds; the books balance.\n');
     return;

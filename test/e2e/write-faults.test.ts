@@ -79,7 +79,8 @@ describe.skipIf(shim.path === undefined)(
     function reserved(path: string): string | undefined {
       const stock = runCli(['stock', SKU, '--db', path]);
       expect(stock.status, stock.stderr).toBe(0);
-      return stock.stdout.trim().split('\n')[1]?.trim().split(/\s+/).at(-2);
+      const row = stock.stdout.split('\n').find((line) => line.trim().split(/\s+/)[0] === SKU);
+      return row?.trim().split(/\s+/).at(-2);
     }
 
     it.each([

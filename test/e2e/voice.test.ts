@@ -59,3 +59,48 @@ describe('examples/voice-realtime.ts (OpenAI RealtimeAgent + MCPServerStreamable
     expect(usage.stderr).toContain('usage: STOCKLOCK_URL=');
   });
 });
+
+describe('examples/voice-livekit.ts (LiveKit Agents toolset around the MCP SDK client)', () => {
+  const runLivekit = exampleRunner('voice-livekit.ts');
+
+  it('sets the toolset up as an agent activation would, lists the tools and reads live stock', async () => {
+    fixture = await startHttp();
+    const token = await fixture.token('voice');
+    const caller = await fixture.connect(token);
+    const held = await call(caller, 'add_to_cart', { sku: 'LAST-FIVE', quantity: 4 });
+    expect(held.isError).toBeFalsy();
+    await caller.close();
+
+    const run = await runLivekit({
+      STOCKLOCK_URL: fixture.url,
+      STOCKLOCK_TOKEN: token,
+      CHECK_SKU: 'LAST-FIVE',
+    });
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toMatch(/^agent toolsets: stocklock$/m);
+    const listed = run.stdout
+      .match(/^tools: (.*)$/m)?.[1]
+      ?.split(', ')
+      .sort();
+    expect(listed).toEqual(CUSTOMER_TOOLS);
+    expect(run.stdout).toMatch(/^check_stock via the toolset: .*\(LAST-FIVE\).*1 available/m);
+    expect(run.stdout).toContain('OK: the toolset listed and called stocklock');
+    expect(await fixture.store.stockLevels(['LAST-FIVE'])).toMatchObject([
+      { sku: 'LAST-FIVE', on_hand: 5, reserved: 4 },
+    ]);
+    expect((await fixture.store.audit()).violations).toEqual([]);
+  });
+
+  it('fails with the server’s own message on a bad token, and with usage help without settings', async () => {
+    fixture = await startHttp();
+    const [refused, usage] = await Promise.all([
+      runLivekit({ STOCKLOCK_URL: fixture.url, STOCKLOCK_TOKEN: 'slk_not-a-real-token' }),
+      runLivekit({}),
+    ]);
+    expect(refused.code, `${refused.stdout}\n${refused.stderr}`).toBe(1);
+    expect(refused.stderr).toContain('voice-livekit: ');
+    expect(refused.stderr).toContain('Unauthorized: the token is unknown or revoked');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('usage: STOCKLOCK_URL=');
+  });
+});

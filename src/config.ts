@@ -4,16 +4,27 @@ import { systemClock } from './domain/clock.js';
 import { DEFAULT_LIMITS, MAX_RESERVATION_TTL_MS, parseDuration } from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
 
+/** The store's flags. Only `serve` and `start` take them all; other commands take the few they use. */
 export interface StoreFlags {
   db: string;
-  reservationTtl: string;
-  lockTimeout: string;
-  synchronous: 'FULL' | 'NORMAL';
-  maxLineQuantity: string;
-  maxCartQuantity: string;
-  maxChannelReserved: string;
-  poolSize: string;
+  reservationTtl?: string;
+  lockTimeout?: string;
+  synchronous?: 'FULL' | 'NORMAL';
+  maxLineQuantity?: string;
+  maxCartQuantity?: string;
+  maxChannelReserved?: string;
+  poolSize?: string;
 }
+
+const DEFAULTS = {
+  reservationTtl: '15m',
+  lockTimeout: '5s',
+  synchronous: 'FULL',
+  maxLineQuantity: String(DEFAULT_LIMITS.maxLineQuantity),
+  maxCartQuantity: String(DEFAULT_LIMITS.maxCartQuantity),
+  maxChannelReserved: String(DEFAULT_LIMITS.maxChannelReserved),
+  poolSize: '10',
+} as const;
 
 function boundedDuration(text: string, flag: string, maxMs: number): number {
   const ms = parseDuration(text);
@@ -28,55 +39,65 @@ function positiveInteger(text: string, flag: string): number {
   return value;
 }
 
+const dbOption = () =>
+  new Option('--db <path|url>', 'SQLite file path or postgres:// URL')
+    .env('STOCKLOCK_DB')
+    .default('./stocklock.db');
+const lockTimeoutOption = () =>
+  new Option(
+    '--lock-timeout <duration>',
+    'longest a write may wait, all its waits together, before STORE_BUSY',
+  )
+    .env('STOCKLOCK_LOCK_TIMEOUT')
+    .default(DEFAULTS.lockTimeout);
+const synchronousOption = () =>
+  new Option('--synchronous <level>', 'SQLite durability: FULL survives power loss, NORMAL only a crash')
+    .env('STOCKLOCK_SYNCHRONOUS')
+    .choices(['FULL', 'NORMAL'])
+    .default(DEFAULTS.synchronous);
+
+/** `--db` alone: for commands that only read (stock, audit, token list, backup, migrate). */
+export function addDbOption(command: Command): Command {
+  return command.addOption(dbOption());
+}
+
+/** `--db` and what a one-off write needs: how long to wait for the lock, and how durably to commit. */
+export function addWriteOptions(command: Command): Command {
+  return command.addOption(dbOption()).addOption(lockTimeoutOption()).addOption(synchronousOption());
+}
+
+/** Every store flag: for the server, where reservations, caps and the pool apply. */
 export function addStoreOptions(command: Command): Command {
-  return command
-    .addOption(
-      new Option('--db <path|url>', 'SQLite file path or postgres:// URL')
-        .env('STOCKLOCK_DB')
-        .default('./stocklock.db'),
-    )
+  return addWriteOptions(command)
     .addOption(
       new Option('--reservation-ttl <duration>', 'how long add_to_cart holds stock (90s, 15m, 2h or seconds)')
         .env('STOCKLOCK_RESERVATION_TTL')
-        .default('15m'),
-    )
-    .addOption(
-      new Option(
-        '--lock-timeout <duration>',
-        'longest a write may wait, all its waits together, before STORE_BUSY',
-      )
-        .env('STOCKLOCK_LOCK_TIMEOUT')
-        .default('5s'),
-    )
-    .addOption(
-      new Option('--synchronous <level>', 'SQLite durability: FULL survives power loss, NORMAL only a crash')
-        .env('STOCKLOCK_SYNCHRONOUS')
-        .choices(['FULL', 'NORMAL'])
-        .default('FULL'),
+        .default(DEFAULTS.reservationTtl),
     )
     .addOption(
       new Option('--max-line-quantity <n>', 'most units of one SKU per cart')
         .env('STOCKLOCK_MAX_LINE_QUANTITY')
-        .default(String(DEFAULT_LIMITS.maxLineQuantity)),
+        .default(DEFAULTS.maxLineQuantity),
     )
     .addOption(
       new Option('--max-cart-quantity <n>', 'most units per cart')
         .env('STOCKLOCK_MAX_CART_QUANTITY')
-        .default(String(DEFAULT_LIMITS.maxCartQuantity)),
+        .default(DEFAULTS.maxCartQuantity),
     )
     .addOption(
       new Option('--max-channel-reserved <n>', 'most units one channel may hold in open carts at once')
         .env('STOCKLOCK_MAX_CHANNEL_RESERVED')
-        .default(String(DEFAULT_LIMITS.maxChannelReserved)),
+        .default(DEFAULTS.maxChannelReserved),
     )
     .addOption(
       new Option('--pool-size <n>', 'PostgreSQL connections per process')
         .env('STOCKLOCK_POOL_SIZE')
-        .default('10'),
+        .default(DEFAULTS.poolSize),
     );
 }
 
-export function storeOptions(flags: StoreFlags): StoreOptions {
+export function storeOptions(given: StoreFlags): StoreOptions {
+  const flags = { ...DEFAULTS, ...given };
   return {
     clock: systemClock,
     reservationTtlMs: boundedDuration(flags.reservationTtl, '--reservation-ttl', MAX_RESERVATION_TTL_MS),

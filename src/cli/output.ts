@@ -25,10 +25,10 @@ export function printStockTable(levels: StockLevel[]): void {
   }
 }
 
-export function printAudit(report: AuditReport): void {
+export function printAudit(report: AuditReport, database: string): void {
   const { products, carts, orders, movements } = report.checked;
   process.stdout.write(
-    `Checked ${products} products, ${carts} carts, ${orders} orders, ${movements} ledger movements.\n`,
+    `Checked ${products} products, ${carts} carts, ${orders} orders, ${movements} ledger movements in ${database}.\n`,
   );
   if (report.ok) {
     process.stdout.write('OK: every invariant holds; the books balance.\n');

@@ -5,10 +5,10 @@ import { readCatalog } from '../catalog.js';
 import { addStoreOptions, assertChannel, type StoreFlags, storeOptions } from '../config.js';
 import { parseDuration } from '../domain/rules.js';
 import { createLogger, type Logger } from '../logger.js';
-import { openStore } from '../storage/open.js';
+import { describeDatabase, openStore } from '../storage/open.js';
 import type { InventoryStore } from '../storage/store.js';
 import { startSweeper } from '../sweeper.js';
-import { CLI_CHANNEL, VERSION } from './shared.js';
+import { CLI_CHANNEL, dbFlag, flagSource, UsageError, VERSION } from './shared.js';
 
 export const DEMO_CATALOG = fileURLToPath(new URL('../../examples/demo-catalog.json', import.meta.url));
 
@@ -105,8 +105,9 @@ export function addServeCommands(program: Command): void {
           ),
         ),
     ),
-  ).action(async (flags: StoreFlags & ServeFlags) => {
-    if (!flags.stdio && !flags.http) throw new Error('choose a transport: serve --stdio or serve --http');
+  ).action(async (flags: StoreFlags & ServeFlags, command: Command) => {
+    if (!flags.stdio && !flags.http)
+      throw new UsageError('choose a transport: serve --stdio or serve --http', 'stocklock serve');
     await serve(
       {
         ...flags,
@@ -115,6 +116,7 @@ export function addServeCommands(program: Command): void {
         console: flags.console === false ? false : !envFlag('STOCKLOCK_NO_CONSOLE'),
       },
       false,
+      command,
     );
   });
 
@@ -126,15 +128,51 @@ export function addServeCommands(program: Command): void {
           'serve HTTP; on a brand-new database load the demo catalog and print a development token',
         ),
     ),
-  ).action(async (flags: StoreFlags & ServeFlags) => {
-    await serve({ ...flags, http: true, auth: true, channel: 'default', console: true }, true);
+  ).action(async (flags: StoreFlags & ServeFlags, command: Command) => {
+    await serve({ ...flags, http: true, auth: true, channel: 'default', console: true }, true, command);
   });
 }
 
-async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<void> {
+/** Where the port came from, so the message names what to change: `--port` or STOCKLOCK_PORT. */
+function portSource(command: Command): string {
+  return flagSource(command, 'port', '--port', 'STOCKLOCK_PORT');
+}
+
+/** `--port` checked before anything is opened: a bad value must not leave a new database behind. */
+function parsePort(text: string, command: Command): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text.trim()) || port > 65_535) {
+    throw new UsageError(
+      `port "${text}" from ${portSource(command)} is not a port number (0-65535; 0 picks a free one)`,
+      `stocklock ${command.name()}`,
+    );
+  }
+  return port;
+}
+
+/** A port that cannot be bound, named with the flag and environment variable that choose another. */
+function listenError(error: unknown, host: string, port: number, command: Command): unknown {
+  const code = (error as { code?: string }).code;
+  const problem =
+    code === 'EADDRINUSE'
+      ? 'is already in use (another stocklock, or another program)'
+      : code === 'EACCES'
+        ? 'needs privileges this user does not have (ports below 1024)'
+        : undefined;
+  if (!problem) return error;
+  return new UsageError(
+    `port ${port} on ${host} ${problem}; choose another with --port or STOCKLOCK_PORT (it came from ${portSource(command)})`,
+    `stocklock ${command.name()}`,
+  );
+}
+
+async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Command): Promise<void> {
   const logger = createLogger();
   const channel = assertChannel(flags.channel);
-  const store = await openStore(flags.db, storeOptions(flags));
+  const port = flags.http ? parsePort(flags.port, command) : 0;
+  const options = storeOptions(flags);
+  const store = await openStore(flags.db, options);
+  logger.info({ database: describeDatabase(flags.db) }, 'opened the database');
   const stopSweeper = startSweeper(store, parseDuration(flags.sweepInterval), logger);
   const brandNew = demo && (await store.isEmpty());
   if (brandNew) {
@@ -155,7 +193,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
     store,
     {
       host: flags.host,
-      port: Number(flags.port),
+      port,
       allowedHosts:
         flags.allowedHosts
           ?.split(',')
@@ -170,7 +208,9 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
     },
     logger,
-  );
+  ).catch((error: unknown) => {
+    throw listenError(error, flags.host, port, command);
+  });
   const consoleUrl = merchantConsole ? server.url.replace(/\/mcp$/, '/console/') : undefined;
   if (consoleUrl) logger.info({ url: consoleUrl }, 'serving the merchant console');
   if (demo) {
@@ -178,7 +218,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean): Promise<voi
     const devToken = brandNew
       ? (await store.createToken('web', true, 'development token from npm start')).token
       : undefined;
-    printAttachHelp(server.url, devToken, consoleUrl);
+    printAttachHelp(server.url, flags.db, devToken, consoleUrl);
   }
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'shutting down: finishing requests in flight');
@@ -218,20 +258,37 @@ async function openConsole(db: string, store: InventoryStore, logger: Logger, pu
   };
 }
 
-function printAttachHelp(url: string, token: string | undefined, consoleUrl?: string): void {
-  const auth = token ?? '<a token from: npx stocklock token create --channel web>';
+/**
+ * What `npm start` prints: lines that work as printed, for the database and port it was started with.
+ * The token goes into the shell's environment once, so every later line reads it from there.
+ */
+export function printAttachHelp(
+  url: string,
+  db: string,
+  token: string | undefined,
+  consoleUrl?: string,
+): void {
+  const on = dbFlag(db);
+  const header = '--header "Authorization: Bearer $STOCKLOCK_TOKEN"';
   const lines = [
     '',
     `stocklock is serving MCP at ${url}`,
-    token
-      ? `Development token (admin, channel "web"; shown once, only its hash is stored):\n  ${token}`
-      : 'Existing database: make a token with `npx stocklock token create --channel web`.',
+    `Database: ${describeDatabase(db)}`,
     '',
-    'Attach a client:',
-    `  Claude Code:    claude mcp add --transport http stocklock ${url} --header "Authorization: Bearer ${auth}"`,
+    token
+      ? 'Development token (admin, channel "web"; shown once, only its hash is stored). In the terminal you will use:'
+      : 'Existing database: no token is printed. Make one (admin, channel "web") in the terminal you will use:',
+    token
+      ? `  export STOCKLOCK_TOKEN=${token}`
+      : `  export STOCKLOCK_TOKEN=$(npx stocklock token create --channel web --admin${on})`,
+    '',
+    'Then, in this directory:',
+    `  curl -s ${url.replace(/\/mcp$/, '/healthz')}`,
     // --header arrived in inspector 0.16.6 (0.15.0 has none); its CLI runs on Node 20 despite engines >=22.7.5.
-    `  MCP inspector:  npx -y @modelcontextprotocol/inspector@0.16.6 --cli ${url} --transport http --header "Authorization: Bearer ${auth}" --method tools/list`,
-    `  curl:           curl -s ${url.replace(/\/mcp$/, '/healthz')}`,
+    `  npx -y @modelcontextprotocol/inspector@0.16.6 --cli ${url} --transport http ${header} --method tools/list`,
+    `  npx stocklock stock${on}`,
+    `  npx stocklock audit${on}`,
+    `  claude mcp add --transport http stocklock ${url} ${header}`,
     '',
     ...(consoleUrl ? [`Merchant console: ${consoleUrl} (sign in with an admin token)`, ''] : []),
   ];

@@ -1,15 +1,16 @@
 // `stocklock token create|list|revoke`: the HTTP credentials; a secret is printed once and only its hash stored.
 import type { Command } from 'commander';
 import { grantLine, grantRecord, isGrantId } from '../auth/admin.js';
-import { addStoreOptions, assertChannel, type StoreFlags } from '../config.js';
+import { addDbOption, addWriteOptions, assertChannel, type StoreFlags } from '../config.js';
+import { describeDatabase } from '../storage/open.js';
 import { printJson } from './output.js';
-import { withStore } from './shared.js';
+import { dbFlag, noteDatabase, withStore } from './shared.js';
 
 export function addTokenCommands(program: Command): void {
   const token = program
     .command('token')
     .description('HTTP credentials: static tokens, one per channel, and OAuth grants');
-  addStoreOptions(
+  addWriteOptions(
     token
       .command('create')
       .requiredOption('--channel <name>', 'the sales channel this token speaks for')
@@ -22,11 +23,11 @@ export function addTokenCommands(program: Command): void {
       store.createToken(channel, Boolean(flags.admin), flags.label),
     );
     process.stderr.write(
-      `Created ${issued.record.id} for channel "${channel}"${flags.admin ? ' (admin)' : ''}. It is shown only now:\n`,
+      `Created ${issued.record.id} for channel "${channel}"${flags.admin ? ' (admin)' : ''} in ${describeDatabase(flags.db)}. It is shown only now:\n`,
     );
     process.stdout.write(`${issued.token}\n`);
   });
-  addStoreOptions(
+  addDbOption(
     token
       .command('list')
       .option('--json', 'print JSON')
@@ -35,12 +36,15 @@ export function addTokenCommands(program: Command): void {
     const [tokens, grants] = await withStore(
       flags,
       async (store) => [await store.listTokens(), (await store.oauth.listGrants()).map(grantRecord)] as const,
+      { writes: false },
     );
     if (flags.json) {
+      noteDatabase(flags.db);
       // Static tokens first, as before; grants after them, told apart by kind.
       printJson([...tokens.map((t) => ({ kind: 'token', ...t })), ...grants]);
       return;
     }
+    if (tokens.length + grants.length > 0) process.stdout.write(`Tokens in ${describeDatabase(flags.db)}:\n`);
     for (const t of tokens) {
       const state = t.revoked_at ? `revoked ${t.revoked_at}` : `last used ${t.last_used_at ?? 'never'}`;
       process.stdout.write(
@@ -49,9 +53,11 @@ export function addTokenCommands(program: Command): void {
     }
     for (const g of grants) process.stdout.write(`${grantLine(g)}\n`);
     if (tokens.length === 0 && grants.length === 0)
-      process.stdout.write('No tokens. Create one with: stocklock token create --channel web\n');
+      process.stdout.write(
+        `No tokens in ${describeDatabase(flags.db)}. Create one with: stocklock token create --channel web${dbFlag(flags.db)}\n`,
+      );
   });
-  addStoreOptions(
+  addWriteOptions(
     token
       .command('revoke')
       .argument('<id>', 'the token (tok_…) or grant (grt_…) id from token list')
@@ -62,7 +68,8 @@ export function addTokenCommands(program: Command): void {
         ? store.oauth.revokeGrant(id, store.options.clock.now(), 'revoked by token revoke')
         : store.revokeToken(id),
     );
-    if (!revoked) throw new Error(`no live token with id "${id}" (see stocklock token list)`);
-    process.stdout.write(`Revoked ${id}.\n`);
+    if (!revoked)
+      throw new Error(`no live token with id "${id}" (see stocklock token list${dbFlag(flags.db)})`);
+    process.stdout.write(`Revoked ${id} in ${describeDatabase(flags.db)}.\n`);
   });
 }

@@ -78,12 +78,12 @@ export function assertSku(sku: string, field = 'sku'): void {
 
 /** Checks every catalog row before an import touches the store; a refusal names its row. */
 export function assertImportRows(
-  rows: { sku: string; name: string; price_minor: number; currency: string; stock: number }[],
+  rows: { sku: string; name: string; price_minor: number; currency: string; stock?: number }[],
 ): void {
   rows.forEach((row, index) => {
     try {
       assertProduct(row);
-      assertCount(row.stock, 'stock', 0, MAX_STOCK);
+      if (row.stock !== undefined) assertCount(row.stock, 'stock', 0, MAX_STOCK);
     } catch (error) {
       throw inRow(error, index);
     }

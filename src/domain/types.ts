@@ -1,4 +1,5 @@
 // The shapes every store returns and every tool reports; snake_case because they go out on the wire as-is.
+import type { ImportStockLine } from './import-stock.js';
 
 export const CartStatus = {
   OPEN: 'open',
@@ -103,14 +104,16 @@ export interface ProductInput {
   active?: boolean;
 }
 
-/** One catalog row for `import`: a product plus its on-hand count. */
+/** One catalog row for `import`: a product plus its on-hand count (undefined: the file left it empty). */
 export interface ImportRow extends ProductInput {
-  stock: number;
+  stock?: number;
 }
 
 export interface ImportResult {
   created: number;
   updated: number;
+  /** Every row's on-hand before and after, in file order (domain/import-stock.ts decides it). */
+  stock: ImportStockLine[];
 }
 
 export interface SweepResult {

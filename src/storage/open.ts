@@ -1,5 +1,6 @@
 // Chooses the store from --db: a postgres:// URL is PostgreSQL, anything else a SQLite file path.
-
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { openSqliteStore } from './sqlite/store.js';
 import type { InventoryStore, StoreOptions } from './store.js';
 
@@ -16,6 +17,51 @@ export function redactUrl(db: string): string {
     return parsed.toString();
   } catch {
     return 'postgres://…';
+  }
+}
+
+/**
+ * The database named so a person can tell which one it is: a SQLite file by its absolute path (the
+ * default `./stocklock.db` depends on the directory), PostgreSQL as `postgres://user@host:port/db`
+ * with no password and no query string (which may carry one).
+ */
+export function describeDatabase(db: string): string {
+  if (!isPostgresUrl(db)) return db === ':memory:' ? db : resolve(db);
+  try {
+    const parsed = new URL(db);
+    const user = parsed.username ? `${parsed.username}@` : '';
+    return `postgres://${user}${parsed.host}${parsed.pathname}`;
+  } catch {
+    return 'postgres://…';
+  }
+}
+
+/**
+ * Whether stocklock has made this database already: a non-empty SQLite file, or a PostgreSQL database
+ * holding the products table. Opening a store creates and migrates what is missing, which commands
+ * that only look at or change an existing stock pool must not do silently.
+ */
+export async function databaseExists(db: string): Promise<boolean> {
+  if (!isPostgresUrl(db)) {
+    const file = resolve(db);
+    if (!existsSync(file)) return false;
+    // Something that is not a file (a directory, say) is left to the open, which names the problem.
+    const stat = statSync(file);
+    return !stat.isFile() || stat.size > 0;
+  }
+  // Loaded only for PostgreSQL, like the PostgreSQL store: SQLite commands never load the driver.
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: db, connectionTimeoutMillis: 10_000 });
+  try {
+    await client.connect();
+    const result = await client.query<{ present: boolean }>(
+      "SELECT to_regclass('products') IS NOT NULL AS present",
+    );
+    return result.rows[0]?.present === true;
+  } catch (error) {
+    throw new Error(`Cannot open database ${redactUrl(db)}: ${(error as Error).message}`, { cause: error });
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 

@@ -1,6 +1,7 @@
 // The InventoryStore contract: everything a tool, the CLI or a transport may ask of the stock pool.
 
 import type { Clock } from '../domain/clock.js';
+import type { ImportOptions } from '../domain/import-stock.js';
 import type { Limits } from '../domain/rules.js';
 import type {
   AuditReport,
@@ -87,8 +88,11 @@ export interface InventoryStore {
   restock(ctx: CallContext, change: StockChange): Promise<StockLevel>;
   setStock(ctx: CallContext, change: StockChange): Promise<StockLevel>;
   upsertProduct(ctx: CallContext, product: ProductInput): Promise<ProductView>;
-  /** All rows or none; each row's on-hand becomes `stock` through an `import` movement. */
-  importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult>;
+  /**
+   * All rows or none. New products take the row's `stock`; existing ones keep their on-hand unless
+   * `options.setStock` (then refused below what carts hold): domain/import-stock.ts.
+   */
+  importProducts(ctx: CallContext, rows: ImportRow[], options?: ImportOptions): Promise<ImportResult>;
   stockLevels(skus?: string[]): Promise<StockLevel[]>;
 
   /** Releases expired carts in small batches, each its own transaction. */

@@ -18,7 +18,8 @@ function shop(): { dir: string; db: string } {
 
 function audit(db: string): { ok: boolean; checked: { carts: number; orders: number; movements: number } } {
   const result = runCli(['audit', '--json', '--db', db]);
-  expect(result.stderr).toBe('');
+  // stdout is the report; the database it read is named on stderr, and nothing else is there.
+  expect(result.stderr).toBe(`Database: ${db}\n`);
   return JSON.parse(result.stdout);
 }
 

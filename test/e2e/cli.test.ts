@@ -21,7 +21,8 @@ describe('stocklock import', () => {
   it('imports the CSV demo with decimal prices and untracked products', () => {
     const db = join(tempDir(), 'csv.db');
     const result = runCli(['import', join(ROOT, 'examples/demo-catalog.csv'), '--db', db]);
-    expect(result.stdout).toContain('Imported 3 products (3 new, 0 updated)');
+    expect(result.stdout).toContain('Imported 3 products from');
+    expect(result.stdout).toContain('(3 new, 0 updated)');
     const levels = JSON.parse(runCli(['stock', '--json', '--db', db]).stdout);
     expect(levels).toContainEqual(
       expect.objectContaining({ sku: 'EBOOK-GUIDE', track_stock: false, available: null }),
@@ -75,7 +76,7 @@ describe('stocklock import against live carts', () => {
     }
     const file = join(dir, 'recount.csv');
     writeFileSync(file, 'sku,name,price,currency,stock\nCAP-NVY,Cap,22.00,EUR,31\nMUG-WHT,Mug,14.50,EUR,2\n');
-    const result = runCli(['import', file, '--db', db]);
+    const result = runCli(['import', file, '--set-stock', '--db', db]);
     expect(result.status).toBe(1);
     expect(result.stderr).toContain(
       'BELOW_RESERVED: line 3: Cannot set on-hand of "MUG-WHT" to 2: carts hold 3',
@@ -129,7 +130,12 @@ describe('stock changes and the audit', () => {
   it('takes the database from STOCKLOCK_DB and refuses a missing directory clearly', () => {
     const { db } = shop();
     expect(JSON.parse(runCli(['stock', '--json'], { STOCKLOCK_DB: db }).stdout)).toHaveLength(13);
-    const missing = runCli(['stock', '--db', join(tempDir(), 'no/such/dir/x.db')]);
+    const missing = runCli([
+      'import',
+      join(ROOT, 'examples/demo-catalog.csv'),
+      '--db',
+      join(tempDir(), 'no/such/dir/x.db'),
+    ]);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/directory .* does not exist/);
     expect(missing.stderr).not.toMatch(/at .*\.js:\d+/);

@@ -185,7 +185,11 @@ describe('a database that is not there or not a database', () => {
     const message =
       /^stocklock: Cannot open database .*shop\.db: directory .*no\/such\/dir does not exist\.$/m;
     expectOneLineRefusal(runCli(['serve', '--stdio', '--db', db]), message);
-    expectOneLineRefusal(runCli(['audit', '--db', db]), message);
+    // audit never creates a database, so it says that there is none yet, and where it looked.
+    expectOneLineRefusal(
+      runCli(['audit', '--db', db]),
+      /^stocklock: no database at .*no\/such\/dir\/shop\.db yet; point --db/m,
+    );
   });
 
   it('a file that is not a database: every command refuses in one line, exit 1, and leaves it alone', () => {

@@ -74,7 +74,7 @@ describe('stocklock serve --http (built CLI)', () => {
     const db = join(tmp.dir, 'stocklock.db');
     const server = spawnTracked(['start', '--port', String(port), '--db', db]);
     expect(await server.exited).toBe(1);
-    expect(server.stderr()).toMatch(/EADDRINUSE|address already in use/);
+    expect(server.stderr()).toContain(`port ${port} on 127.0.0.1 is already in use`);
     const tokens = await run(process.execPath, [CLI, 'token', 'list', '--json', '--db', db]);
     expect(JSON.parse(tokens.stdout)).toEqual([]);
   });
@@ -89,15 +89,12 @@ describe('stocklock serve --http (built CLI)', () => {
 
     let token: string | undefined;
     await waitFor(() => {
-      const lines = server.stderr().split('\n');
-      const at = lines.findIndex((line) => line.includes('Development token'));
-      token =
-        at >= 0
-          ? lines
-              .slice(at + 1)
-              .map((line) => line.trim())
-              .find((line) => line.startsWith('slk_'))
-          : undefined;
+      const exported = server
+        .stderr()
+        .split('\n')
+        .map((line) => line.trim())
+        .find((line) => line.startsWith('export STOCKLOCK_TOKEN=slk_'));
+      token = exported?.slice('export STOCKLOCK_TOKEN='.length);
       return token !== undefined;
     });
     expect(server.stderr()).toContain(url);

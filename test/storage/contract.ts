@@ -128,17 +128,28 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       it('creates then updates products and reports the counts', async () => {
         const { store } = await setup({ seed: false });
         expect(await store.isEmpty()).toBe(true);
-        expect(await store.importProducts(admin, CATALOG)).toEqual({ created: CATALOG.length, updated: 0 });
+        expect(await store.importProducts(admin, CATALOG)).toMatchObject({
+          created: CATALOG.length,
+          updated: 0,
+        });
         expect(await store.isEmpty()).toBe(false);
 
         const again = await store.importProducts(admin, [
           { sku: 'MUG', name: 'Coffee mug, large', price_minor: 1400, currency: 'EUR', stock: 7 },
           { sku: 'BOWL', name: 'Cereal bowl', price_minor: 900, currency: 'EUR', stock: 2 },
         ]);
-        expect(again).toEqual({ created: 1, updated: 1 });
+        expect(again).toEqual({
+          created: 1,
+          updated: 1,
+          stock: [
+            { sku: 'MUG', before: 5, file: 7, after: 5 },
+            { sku: 'BOWL', before: null, file: 2, after: 2 },
+          ],
+        });
+        // The file renames and reprices MUG; its on-hand stays the store's own (the re-import rule).
         expect(await level(store, 'MUG')).toMatchObject({
           name: 'Coffee mug, large',
-          on_hand: 7,
+          on_hand: 5,
           reserved: 0,
         });
         expect(await level(store, 'BOWL')).toMatchObject({ on_hand: 2, available: 2, active: true });
@@ -172,15 +183,54 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         await expectAuditOk(store);
       });
 
+      it('re-importing keeps the on-hand of existing products, whatever restocks and sales made it', async () => {
+        const { store } = await setup();
+        await store.restock(admin, { sku: 'MUG', quantity: 10 });
+        const cart = await store.addToCart(web, { sku: 'LAST-ONE', quantity: 1 });
+        await store.checkout(web, { cartId: cart.cart_id });
+        const result = await store.importProducts(admin, CATALOG);
+        expect(result).toMatchObject({ created: 0, updated: CATALOG.length });
+        expect(result.stock).toContainEqual({ sku: 'MUG', before: 15, file: 5, after: 15 });
+        expect(result.stock).toContainEqual({ sku: 'LAST-ONE', before: 0, file: 1, after: 0 });
+        expect(await level(store, 'MUG')).toMatchObject({ on_hand: 15 });
+        expect(await level(store, 'LAST-ONE')).toMatchObject({ on_hand: 0, available: 0 });
+        await expectAuditOk(store);
+      });
+
+      it('with setStock, sets existing products to the file and reports each change; an empty stock keeps', async () => {
+        const { store } = await setup();
+        await store.restock(admin, { sku: 'MUG', quantity: 10 });
+        const result = await store.importProducts(
+          admin,
+          [
+            { sku: 'MUG', name: 'Coffee mug', price_minor: 1250, currency: 'EUR', stock: 4 },
+            { sku: 'TSHIRT-M', name: 'Cotton T-shirt, size M', price_minor: 1999, currency: 'EUR' },
+            { sku: 'NEW-ONE', name: 'New product', price_minor: 100, currency: 'EUR' },
+          ],
+          { setStock: true },
+        );
+        expect(result.stock).toEqual([
+          { sku: 'MUG', before: 15, file: 4, after: 4 },
+          { sku: 'TSHIRT-M', before: 10, file: null, after: 10 },
+          { sku: 'NEW-ONE', before: null, file: null, after: 0 },
+        ]);
+        expect(await level(store, 'MUG')).toMatchObject({ on_hand: 4 });
+        await expectAuditOk(store);
+      });
+
       it('rolls back every row when a row fails inside the transaction (stock below what carts hold)', async () => {
         const { store } = await setup();
         await store.addToCart(web, { sku: 'MUG', quantity: 3 });
         const before = await snapshot(store);
         const error = await expectStockError(
-          store.importProducts(admin, [
-            { sku: 'NEW-ONE', name: 'New product', price_minor: 100, currency: 'EUR', stock: 5 },
-            { sku: 'MUG', name: 'Coffee mug', price_minor: 1250, currency: 'EUR', stock: 2 },
-          ]),
+          store.importProducts(
+            admin,
+            [
+              { sku: 'NEW-ONE', name: 'New product', price_minor: 100, currency: 'EUR', stock: 5 },
+              { sku: 'MUG', name: 'Coffee mug', price_minor: 1250, currency: 'EUR', stock: 2 },
+            ],
+            { setStock: true },
+          ),
           'BELOW_RESERVED',
           { sku: 'MUG', reserved: 3 },
         );

@@ -311,7 +311,7 @@ type Op =
   | { kind: 'setStock'; sku: string; quantity: number }
   /** `invalid` names the field the generator broke on purpose. */
   | { kind: 'upsert'; product: ProductInput; invalid?: string }
-  | { kind: 'import'; rows: ImportRow[]; invalid?: { row: number; field: string } };
+  | { kind: 'import'; rows: ImportRow[]; setStock: boolean; invalid?: { row: number; field: string } };
 
 type AddCall = { kind: 'add'; channel: string; sku: string; quantity: number; cartId?: string; key?: string };
 type CheckoutCall = { kind: 'checkout'; channel: string; cartId: string; key?: string };
@@ -326,7 +326,7 @@ type Call =
   | { kind: 'restock'; sku: string; quantity: number }
   | { kind: 'setStock'; sku: string; quantity: number }
   | { kind: 'upsert'; product: ProductInput; invalid?: string }
-  | { kind: 'import'; rows: ImportRow[]; invalid?: { row: number; field: string } }
+  | { kind: 'import'; rows: ImportRow[]; setStock: boolean; invalid?: { row: number; field: string } }
   | { kind: 'nothing' };
 
 /** Turns a cart reference into a cart id of the current state (undefined: a new cart). */
@@ -636,12 +636,21 @@ function predictUpsert(s: MState, call: Extract<Call, { kind: 'upsert' }>): Outc
 function predictImport(s: MState, call: Extract<Call, { kind: 'import' }>): Outcome {
   // Every row is checked before the store is touched; the first bad one is named.
   if (call.invalid !== undefined) return refused('INVALID_INPUT', call.invalid);
-  const result = { created: 0, updated: 0 };
+  const result = {
+    created: 0,
+    updated: 0,
+    stock: [] as { sku: string; before: number | null; file: number | null; after: number }[],
+  };
   for (const [index, row] of call.rows.entries()) {
-    const existed = s.products[row.sku] !== undefined;
-    const refusal = upsert(s, row) ?? setOnHand(s, row.sku, row.stock);
+    const before = s.products[row.sku]?.onHand ?? null;
+    // The re-import rule (decisions.md): a new product takes the file's stock; an existing one keeps
+    // its on-hand unless setStock asks for the file's figure.
+    const target = before === null ? (row.stock ?? 0) : call.setStock ? row.stock : undefined;
+    const refusal = upsert(s, row) ?? (target === undefined ? undefined : setOnHand(s, row.sku, target));
     if (refusal && !refusal.ok) return refused(refusal.code, { ...refusal.details, row: index + 1 });
-    result[existed ? 'updated' : 'created'] += 1;
+    result[before !== null ? 'updated' : 'created'] += 1;
+    const after = (s.products[row.sku] as MProduct).onHand;
+    result.stock.push({ sku: row.sku, before, file: row.stock ?? null, after });
   }
   return ok(result);
 }
@@ -733,7 +742,7 @@ function perform(store: InventoryStore, call: Call): Promise<unknown> {
     case 'upsert':
       return store.upsertProduct(ADMIN, call.product);
     case 'import':
-      return store.importProducts(ADMIN, call.rows);
+      return store.importProducts(ADMIN, call.rows, { setStock: call.setStock });
     case 'sweep':
       return store.sweepExpired(call.batch);
     case 'advance':
@@ -815,8 +824,8 @@ function normalize(call: Call, outcome: Outcome): Outcome {
     case 'upsert':
       return ok(pickProduct(outcome.value as ProductView));
     case 'import': {
-      const { created, updated } = outcome.value as ImportResult;
-      return ok({ created, updated });
+      const { created, updated, stock } = outcome.value as ImportResult;
+      return ok({ created, updated, stock });
     }
     case 'sweep': {
       const { carts, units } = outcome.value as SweepResult;
@@ -990,14 +999,15 @@ const importRow: fc.Arbitrary<ImportRow> = fc
 const importOp = fc
   .tuple(
     fc.array(importRow, { minLength: 1, maxLength: 3 }),
+    fc.boolean(),
     rarely(fc.tuple(fc.nat(2), fc.oneof(breakage, fc.constant({ field: 'stock', patch: { stock: -1 } })))),
   )
-  .map(([rows, broken]): Op => {
-    if (!broken) return { kind: 'import', rows };
+  .map(([rows, setStock, broken]): Op => {
+    if (!broken) return { kind: 'import', rows, setStock };
     const [at, { field, patch }] = broken;
     const index = at % rows.length;
     const damaged = rows.map((row, i) => (i === index ? { ...row, ...patch } : row));
-    return { kind: 'import', rows: damaged, invalid: { field, row: index + 1 } };
+    return { kind: 'import', rows: damaged, setStock, invalid: { field, row: index + 1 } };
   });
 
 const op: fc.Arbitrary<Op> = fc.oneof(
@@ -1080,7 +1090,7 @@ function initialState(): MState {
       currency: row.currency,
       track_stock: row.track_stock ?? true,
       active: row.active ?? true,
-      onHand: row.stock,
+      onHand: row.stock ?? 0,
     };
   }
   return { now: T0, products, carts: [], orders: 0, records: [] };

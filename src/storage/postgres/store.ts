@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { DatabaseTime } from '../../domain/clock.js';
 import { checkChannelCap } from '../../domain/decisions.js';
 import { refuse, StockError } from '../../domain/errors.js';
+import type { ImportOptions } from '../../domain/import-stock.js';
 import {
   assertCount,
   assertImportRows,
@@ -355,9 +356,13 @@ export class PostgresStore implements InventoryStore {
     return this.write((tx) => this.t.upsert(tx, product));
   }
 
-  async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
+  async importProducts(
+    ctx: CallContext,
+    rows: ImportRow[],
+    options: ImportOptions = { setStock: false },
+  ): Promise<ImportResult> {
     assertImportRows(rows);
-    return this.write((tx) => this.t.importRows(tx, ctx, rows));
+    return this.write((tx) => this.t.importRows(tx, ctx, rows, options));
   }
 
   async stockLevels(skus?: string[]): Promise<StockLevel[]> {

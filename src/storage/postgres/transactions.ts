@@ -19,6 +19,7 @@ import {
   unheldLines,
 } from '../../domain/decisions.js';
 import { inRow, refuse } from '../../domain/errors.js';
+import { type ImportOptions, importedOnHand } from '../../domain/import-stock.js';
 import { assertProduct, newId } from '../../domain/rules.js';
 import type {
   CallContext,
@@ -438,18 +439,29 @@ export class Transactions {
     return productView(row, await this.expiredHeld(tx, product.sku, tx.now));
   }
 
-  async importRows(tx: Tx, ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
+  async importRows(
+    tx: Tx,
+    ctx: CallContext,
+    rows: ImportRow[],
+    options: ImportOptions,
+  ): Promise<ImportResult> {
     // Existing rows are locked up front in SKU order; new ones are created as the rows come.
     await this.lockProducts(
       tx,
       rows.map((row) => row.sku),
     );
-    const result: ImportResult = { created: 0, updated: 0 };
+    const result: ImportResult = { created: 0, updated: 0, stock: [] };
     for (const [index, row] of rows.entries()) {
       try {
+        const before = tx.products.get(row.sku)?.on_hand ?? null;
         const existed = await this.upsertLocked(tx, row);
         result[existed ? 'updated' : 'created'] += 1;
-        await this.setOnHand(tx, ctx.channel, row.sku, row.stock, 'import', 'catalog import');
+        const onHand = importedOnHand(before, row.stock, options);
+        if (onHand !== undefined) {
+          await this.setOnHand(tx, ctx.channel, row.sku, onHand, 'import', 'catalog import');
+        }
+        const after = (await this.requireProduct(tx, row.sku, false)).on_hand;
+        result.stock.push({ sku: row.sku, before, file: row.stock ?? null, after });
       } catch (error) {
         // DESIGN: import errors name the line, also when a row fails only inside the transaction.
         throw inRow(error, index);

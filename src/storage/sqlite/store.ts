@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { refuse } from '../../domain/errors.js';
+import type { ImportOptions } from '../../domain/import-stock.js';
 import {
   assertCount,
   assertImportRows,
@@ -211,7 +212,9 @@ export class SqliteStore implements InventoryStore {
         this.t.setStock(ctx, change, this.now()),
       ),
       upsert: immediate((product: ProductInput) => this.t.upsert(product, this.now())),
-      import: immediate((ctx: CallContext, rows: ImportRow[]) => this.t.importRows(ctx, rows, this.now())),
+      import: immediate((ctx: CallContext, rows: ImportRow[], options: ImportOptions) =>
+        this.t.importRows(ctx, rows, options, this.now()),
+      ),
       sweepBatch: immediate((batchSize: number) => this.t.sweepBatch(batchSize, this.now())),
       prune: immediate(
         (olderThanMs: number) => this.s.pruneIdempotency.run(this.now() - olderThanMs).changes,
@@ -344,9 +347,13 @@ export class SqliteStore implements InventoryStore {
     return this.write(() => this.tx.upsert(product));
   }
 
-  async importProducts(ctx: CallContext, rows: ImportRow[]): Promise<ImportResult> {
+  async importProducts(
+    ctx: CallContext,
+    rows: ImportRow[],
+    options: ImportOptions = { setStock: false },
+  ): Promise<ImportResult> {
     assertImportRows(rows);
-    return this.write(() => this.tx.import(ctx, rows));
+    return this.write(() => this.tx.import(ctx, rows, options));
   }
 
   async stockLevels(skus?: string[]): Promise<StockLevel[]> {

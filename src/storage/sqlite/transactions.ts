@@ -19,6 +19,7 @@ import {
   unheldLines,
 } from '../../domain/decisions.js';
 import { inRow, refuse } from '../../domain/errors.js';
+import { type ImportOptions, importedOnHand } from '../../domain/import-stock.js';
 import { assertProduct, newId } from '../../domain/rules.js';
 import type {
   CallContext,
@@ -284,13 +285,18 @@ export class Transactions {
     return productView(this.requireProduct(product.sku, false), this.expiredHeld(product.sku, now));
   }
 
-  importRows(ctx: CallContext, rows: ImportRow[], now: number): ImportResult {
-    const result: ImportResult = { created: 0, updated: 0 };
+  importRows(ctx: CallContext, rows: ImportRow[], options: ImportOptions, now: number): ImportResult {
+    const result: ImportResult = { created: 0, updated: 0, stock: [] };
     rows.forEach((row, index) => {
       try {
+        const before = (this.s.product.get(row.sku) as ProductRow | undefined)?.on_hand ?? null;
         const existed = this.upsertLocked(row, now);
         result[existed ? 'updated' : 'created'] += 1;
-        this.setOnHand(ctx.channel, row.sku, row.stock, 'import', 'catalog import', now);
+        const onHand = importedOnHand(before, row.stock, options);
+        if (onHand !== undefined)
+          this.setOnHand(ctx.channel, row.sku, onHand, 'import', 'catalog import', now);
+        const after = this.requireProduct(row.sku, false).on_hand;
+        result.stock.push({ sku: row.sku, before, file: row.stock ?? null, after });
       } catch (error) {
         // DESIGN: import errors name the line, also when a row fails only inside the transaction.
         throw inRow(error, index);

@@ -50,8 +50,7 @@ async function main(): Promise<void> {
     const context = new RunContext<RealtimeContextData>({ history: [] });
     const offered = await agent.getAllTools(context);
     const checkStock = offered.find((tool) => tool.type === 'function' && tool.name === 'check_stock');
-    if (checkStock?.type !== 'function')
-      throw new Error('the agent was not offered check_stock');
+    if (checkStock?.type !== 'function') throw new Error('the agent was not offered check_stock');
 
     const direct = await stocklock.callTool('check_stock', { skus: [SKU] });
     const first = direct[0];

@@ -1,6 +1,6 @@
 // The console's cost to the tools: tool-call throughput and the last-unit race over HTTP with five consoles open.
-// Not yet wired into bench/run.ts: add `console: consoleScenario` to its SCENARIOS (see the end of this file).
 import http from 'node:http';
+// Runs in `npm run bench`; alone: `npm run bench -- --only console`.
 import { join } from 'node:path';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { Caller, httpClient, type RunningServer, startStocklockHttp } from './clients.js';
@@ -246,5 +246,3 @@ export async function consoleScenario(settings: RunSettings): Promise<Section[]>
   return [out];
 }
 
-// To run it inside `npm run bench` (bench/run.ts): import { consoleScenario } from './console.js'; and add
-// `console: consoleScenario,` to SCENARIOS; `npm run bench -- --only console` then runs it alone.

@@ -32,7 +32,7 @@ import {
   type Sync,
   section,
 } from './lib.js';
-import { prepareDatabase } from './store.js';
+import { prepareDatabase } from './raw.js';
 
 /** One add_to_cart into a new cart and the release_cart that gives the unit back: two calls. */
 async function reserveAndRelease(caller: Caller): Promise<void> {

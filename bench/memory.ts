@@ -11,7 +11,7 @@ import {
   startStocklockHttp,
 } from './clients.js';
 import { fmt, HOT_SKU, median, type RunSettings, rssBytes, type Section, section, sleep } from './lib.js';
-import { prepareDatabase } from './store.js';
+import { prepareDatabase } from './raw.js';
 
 const LOAD_CLIENTS = 32;
 const GOAL_BYTES = 200 * 1024 * 1024;

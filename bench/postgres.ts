@@ -78,6 +78,19 @@ function substitute(value: unknown, from: string, to: string): unknown {
   return value;
 }
 
+/** On a developer's machine a missing database drops the row with a note; in CI it fails the run. */
+function skipped(out: Section, why: string): Section[] {
+  if (onCi()) throw new Error(`CI=true and the PostgreSQL benchmark cannot run: ${why}`);
+  out.notes.push(`Skipped: ${why}`);
+  return [out];
+}
+
+/** CI services set CI=true (GitHub Actions, GitLab, Buildkite …); "false" or "0" turns it off. */
+export function onCi(): boolean {
+  const ci = process.env.CI?.trim().toLowerCase();
+  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
+}
+
 export async function postgresScenario(settings: RunSettings): Promise<Section[]> {
   const out = section(
     '7. PostgreSQL',
@@ -88,16 +101,15 @@ export async function postgresScenario(settings: RunSettings): Promise<Section[]
     ['clients', 'stocklock tx/s', 'same SQL raw pg tx/s', 'ratio', 'goal ≥ 0.9×'],
   );
   if (!existsSync(`${ROOT}/src/storage/postgres/store.ts`)) {
-    out.notes.push('Skipped: there is no PostgreSQL store (src/storage/postgres/store.ts).');
-    return [out];
+    return skipped(out, 'there is no PostgreSQL store (src/storage/postgres/store.ts).');
   }
   try {
     await withAdmin((client) => client.query('SELECT 1'));
   } catch (error) {
-    out.notes.push(
-      `Skipped: PostgreSQL at ${new URL(ADMIN_URL).host} did not answer (${(error as Error).message}).`,
+    return skipped(
+      out,
+      `PostgreSQL at ${new URL(ADMIN_URL).host} did not answer (${(error as Error).message}); set STOCKLOCK_BENCH_POSTGRES_URL to a server the bench may create databases on.`,
     );
-    return [out];
   }
   const { openPostgresStore } = await import('../src/storage/postgres/store.js');
   const suffix = randomBytes(4).toString('hex');

@@ -2,20 +2,23 @@
 // {"ready": true}; {"go": true} reserves the hot SKU in a loop for the window and reports every latency.
 import { isStockError } from '../src/domain/errors.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
+import { compileReplay, freshFor, type Script } from './capture.js';
 import { benchStoreOptions, HOT_SKU, parentMessages, reply, type Sync } from './lib.js';
-import { openRaw, rawShop } from './store.js';
+import { openRaw } from './raw.js';
 
 interface Open {
   mode: 'store' | 'store-polling' | 'sqlite-busy-handler';
   db: string;
   sync: Sync;
   windowMs: number;
+  /** The store's reserve, captured by the parent: the busy-handler baseline replays it. */
+  script: Script;
 }
 
 const ctx = { channel: `proc-${process.pid}` };
 let run: { reserve: () => unknown; close: () => Promise<void> | void; windowMs: number } | undefined;
 
-function open({ mode, db, sync, windowMs }: Open): void {
+function open({ mode, db, sync, windowMs, script }: Open): void {
   if (mode === 'store' || mode === 'store-polling') {
     // store-polling: the same store without the writers queue, waiting by jittered retries alone.
     const store = openSqliteStore(db, benchStoreOptions(sync, { queueWriters: mode === 'store' }));
@@ -25,11 +28,17 @@ function open({ mode, db, sync, windowMs }: Open): void {
       windowMs,
     };
   } else {
-    // The baseline: the same SQL waiting in SQLite's own busy handler, which sleeps in steps up to 100 ms.
+    // The baseline: the store's statements waiting in SQLite's own busy handler, which sleeps in steps up to
+    // 100 ms. The script was captured on the channel "bench"; each process sells as its own, as the store does.
     const raw = openRaw(db, sync, undefined, 5_000);
-    const shop = rawShop(raw, ctx.channel);
+    const ownChannel: Script = { ...script, ids: [...script.ids, 'bench'] };
+    const replay = compileReplay(raw, ownChannel);
     run = {
-      reserve: () => shop.reserve(HOT_SKU, Date.now()),
+      reserve: () => {
+        const fresh = freshFor(ownChannel, Date.now());
+        fresh.ids.set('bench', ctx.channel);
+        replay(fresh);
+      },
       close: () => {
         raw.close();
       },

@@ -3,9 +3,12 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { captureShop, type Script } from './capture.js';
 import {
+  benchStoreOptions,
   type Child,
   fmt,
+  HOT_SKU,
   median,
   percentile,
   type RunSettings,
@@ -14,7 +17,7 @@ import {
   section,
   spawnNode,
 } from './lib.js';
-import { prepareDatabase } from './store.js';
+import { prepareDatabase } from './raw.js';
 
 const WORKER = fileURLToPath(new URL('./processes-worker.ts', import.meta.url));
 
@@ -55,6 +58,7 @@ async function contend(
   sync: Sync,
   processes: number,
   windowMs: number,
+  script: Script,
 ): Promise<ContentionFigures> {
   const files = Array.from({ length: processes }, (_, i) =>
     join(dir, contender === 'separate' ? `own-${i}.db` : 'shared.db'),
@@ -62,7 +66,7 @@ async function contend(
   for (const file of new Set(files)) copyFileSync(template, file);
   const team = workers.slice(0, processes);
   team.forEach((w, i) => {
-    w.send({ open: { mode: CONTENDERS[contender].worker, db: files[i], sync, windowMs } });
+    w.send({ open: { mode: CONTENDERS[contender].worker, db: files[i], sync, windowMs, script } });
   });
   await Promise.all(team.map((w) => w.next()));
   for (const w of team) w.send({ go: true });
@@ -87,7 +91,7 @@ export async function processesScenario(settings: RunSettings): Promise<Section[
       'SqliteStore on one database file. Latency is per call, waiting for the lock included; throughput is all ' +
       'processes together. stocklock queues its writers first come, first served (a kernel file lock, ' +
       '`src/storage/sqlite/writer-queue.ts`); beside it, the same store without that queue, waiting by jittered ' +
-      "retries alone (what stocklock did before). Baseline: the same SQL waiting in SQLite's own busy handler " +
+      "retries alone (what stocklock did before). Baseline: the store's own statements (captured from it in this run) waiting in SQLite's own busy handler " +
       '(`busy_timeout = 5000`). ' +
       'Control: the same N processes each on a file of its own, so nobody waits for a lock: what is left is the ' +
       'cost of N busy processes sharing the cores.',
@@ -109,6 +113,8 @@ export async function processesScenario(settings: RunSettings): Promise<Section[
   const order = Object.keys(CONTENDERS) as Contender[];
   let worst = { max: 0, where: '' };
   let refusals = 0;
+  const captured = await captureShop(settings.dir, [HOT_SKU], benchStoreOptions('NORMAL'));
+  const script = captured.get(HOT_SKU)?.reserve as Script;
   // Spawned once and reused: a run only opens a database in each, so start-up is not in the figures.
   const workers = Array.from({ length: Math.max(...counts) }, () => spawnNode(WORKER));
   try {
@@ -125,7 +131,7 @@ export async function processesScenario(settings: RunSettings): Promise<Section[
             mkdirSync(dir);
             runs
               .get(contender)
-              ?.push(await contend(workers, contender, template, dir, sync, processes, windowMs));
+              ?.push(await contend(workers, contender, template, dir, sync, processes, windowMs, script));
           }
         }
         for (const contender of order) {

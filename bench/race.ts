@@ -13,7 +13,7 @@ import {
   sleep,
   spawnNode,
 } from './lib.js';
-import { prepareDatabase } from './store.js';
+import { prepareDatabase } from './raw.js';
 
 const WORKER = fileURLToPath(new URL('./race-worker.ts', import.meta.url));
 const NAIVE_BUYER = fileURLToPath(new URL('../test/fixtures/naive-buyer.mjs', import.meta.url));

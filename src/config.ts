@@ -13,6 +13,7 @@ export interface StoreFlags {
   maxLineQuantity?: string;
   maxCartQuantity?: string;
   maxChannelReserved?: string;
+  maxHolderReserved?: string;
   poolSize?: string;
 }
 
@@ -23,6 +24,7 @@ const DEFAULTS = {
   maxLineQuantity: String(DEFAULT_LIMITS.maxLineQuantity),
   maxCartQuantity: String(DEFAULT_LIMITS.maxCartQuantity),
   maxChannelReserved: String(DEFAULT_LIMITS.maxChannelReserved),
+  maxHolderReserved: String(DEFAULT_LIMITS.maxHolderReserved),
   poolSize: '10',
 } as const;
 
@@ -90,6 +92,14 @@ export function addStoreOptions(command: Command): Command {
         .default(DEFAULTS.maxChannelReserved),
     )
     .addOption(
+      new Option(
+        '--max-holder-reserved <n>',
+        'most units one OAuth shopper (grant) may hold in open carts at once',
+      )
+        .env('STOCKLOCK_MAX_HOLDER_RESERVED')
+        .default(DEFAULTS.maxHolderReserved),
+    )
+    .addOption(
       new Option('--pool-size <n>', 'PostgreSQL connections per process')
         .env('STOCKLOCK_POOL_SIZE')
         .default(DEFAULTS.poolSize),
@@ -107,6 +117,7 @@ export function storeOptions(given: StoreFlags): StoreOptions {
       maxLineQuantity: positiveInteger(flags.maxLineQuantity, '--max-line-quantity'),
       maxCartQuantity: positiveInteger(flags.maxCartQuantity, '--max-cart-quantity'),
       maxChannelReserved: positiveInteger(flags.maxChannelReserved, '--max-channel-reserved'),
+      maxHolderReserved: positiveInteger(flags.maxHolderReserved, '--max-holder-reserved'),
     },
     poolSize: positiveInteger(flags.poolSize, '--pool-size'),
   };

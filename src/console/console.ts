@@ -383,14 +383,17 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
 
   api.post('/holds/:cartId/release', json, async (req, res) => {
     const cartId = String(req.params.cartId);
-    const channel = await queries.cartChannel(cartId);
-    if (channel === undefined) {
+    const owner = await queries.cartOwner(cartId);
+    if (owner === undefined) {
       apiError(res, 404, ErrorCode.CART_NOT_FOUND, `No cart has id "${cartId}".`, { cart_id: cartId });
       return;
     }
-    // Released as its own channel: the store's rules for the cart's owner apply unchanged.
-    const result = await store.releaseCart({ channel }, { cartId });
-    logger.info({ cart: cartId, channel, released: result.released }, 'console released a cart');
+    // Released as its own channel and holder: the store's rules for the cart's owner apply unchanged.
+    const result = await store.releaseCart(owner, { cartId });
+    logger.info(
+      { cart: cartId, channel: owner.channel, released: result.released },
+      'console released a cart',
+    );
     res.json(result);
   });
 

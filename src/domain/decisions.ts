@@ -1,7 +1,7 @@
 // The stock decisions, written once: each takes the rows a store read under its locks and the time, and returns
 // the writes (and the result) or throws the refusal. No SQL, no I/O: stores load, call, and apply.
 import { refuse, type ShortLine } from './errors.js';
-import { assertCartCaps, assertChannelCap, type Limits, MAX_STOCK, newId } from './rules.js';
+import { assertCartCaps, assertChannelCap, assertHolderCap, type Limits, MAX_STOCK, newId } from './rules.js';
 import type { ProductInput } from './types.js';
 import { type CartRow, effectiveStatus, type LineRow, type ProductRow } from './views.js';
 import { type Hold, type StoredLine, Writes } from './writes.js';
@@ -235,6 +235,21 @@ export function checkChannelCap(
   // stopped counting, and reviving them must not slip past the cap.
   if (check.adding <= 0 && !check.reviving) return;
   assertChannelCap(limits, check.counted - check.expiredElsewhere, check.adding);
+}
+
+/**
+ * The per-holder cap, for OAuth holders only (a static token's holder is its whole channel, which the channel
+ * cap governs). `held` is what the holder's live carts hold before this write, this cart included even when
+ * expired (reviving it counts its units again), read under the write's lock.
+ */
+export function checkHolderCap(
+  limits: Limits,
+  holder: string | undefined,
+  check: { held: number; adding: number; reviving: boolean },
+): void {
+  if (!holder) return;
+  if (check.adding <= 0 && !check.reviving) return;
+  assertHolderCap(limits, check.held, check.adding);
 }
 
 export interface CheckoutState {

@@ -20,12 +20,15 @@ export interface Limits {
   maxCartQuantity: number;
   /** Most units one channel may hold in open carts at once. */
   maxChannelReserved: number;
+  /** Most units one OAuth holder (one shopper's grant) may hold in open carts at once. */
+  maxHolderReserved: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   maxLineQuantity: 100,
   maxCartQuantity: 500,
   maxChannelReserved: 10_000,
+  maxHolderReserved: 20,
 };
 
 export const DEFAULT_RESERVATION_TTL_MS = 15 * 60_000;
@@ -66,6 +69,18 @@ export function assertChannelCap(limits: Limits, held: number, adding: number): 
       'per_channel',
       cap,
       `This channel already holds ${held} units in open carts; the cap is ${cap}. Check out or release carts first.`,
+    );
+  }
+}
+
+/** Refuses adding units when an OAuth holder's live holds (`held`, before this call) would pass its cap. */
+export function assertHolderCap(limits: Limits, held: number, adding: number): void {
+  const cap = limits.maxHolderReserved;
+  if (held + adding > cap) {
+    throw refuse.limit(
+      'per_holder',
+      cap,
+      `You already hold ${held} units in open carts; the cap is ${cap} per shopper. Check out or release carts first.`,
     );
   }
 }

@@ -25,7 +25,7 @@ export interface CallContext {
   channel: string;
   /**
    * Who owns carts inside the channel: an OAuth grant's id; absent for a static token or stdio (the
-   * whole channel). Carried to the store already; scoping carts and the per-holder cap by it is to come.
+   * whole channel). A cart is visible to its own channel and holder only; OAuth holders have their own cap.
    */
   holder?: string;
 }

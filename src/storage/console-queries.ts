@@ -1,5 +1,5 @@
 // The merchant console's read side, as an interface: what its pages show, and a feed saying when any writer changed the data.
-import type { MovementKind } from '../domain/types.js';
+import type { CallContext, MovementKind } from '../domain/types.js';
 
 export interface ConsoleStockRow {
   sku: string;
@@ -87,8 +87,8 @@ export interface ConsoleQueries {
   channelActivity(days: number): Promise<ConsoleChannelActivity>;
   /** The newest movements first. */
   ledger(filter: LedgerFilter): Promise<ConsoleMovement[]>;
-  /** The cart's channel, to release it as that channel; undefined when no such cart. */
-  cartChannel(cartId: string): Promise<string | undefined>;
+  /** The cart's channel and holder, to release it as its owner; undefined when no such cart. */
+  cartOwner(cartId: string): Promise<CallContext | undefined>;
   /**
    * Calls `listener` (possibly a few times) after any writer, in any process, commits a change.
    * Detection runs only while at least one listener is subscribed. Returns the unsubscribe function.
@@ -100,6 +100,11 @@ export interface ConsoleQueries {
 export const DAY_MS = 86_400_000;
 
 /** Escapes LIKE's wildcards so a search for "50%" means the text "50%". */
+/** A cart's owner as a call context: the holder column's '' is the whole channel (no holder). */
+export function ownerOf(row: { channel: string; holder: string }): CallContext {
+  return row.holder === '' ? { channel: row.channel } : { channel: row.channel, holder: row.holder };
+}
+
 export function likePattern(search: string): string {
   return `%${search.trim().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }

@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { refuse } from '../domain/errors.js';
 import { iso } from '../domain/rules.js';
-import type { TokenRecord } from '../domain/types.js';
+import type { CallContext, TokenRecord } from '../domain/types.js';
 import type { IssuedToken } from './store.js';
 
 /** A stable digest of a request, to tell an idempotent replay from a reused key. */
@@ -10,7 +10,15 @@ export function fingerprint(parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
 }
 
-/** A call that may carry an idempotency key: its record is scoped by channel and tool. */
+/** The holder column of a cart: an OAuth grant's id, or '' for the whole channel (static tokens, stdio). */
+export function holderOf(ctx: CallContext): string {
+  return ctx.holder ?? '';
+}
+
+/**
+ * A call that may carry an idempotency key: its record is scoped by channel (and OAuth holder) and tool, so one
+ * shopper's key never replays another's cart.
+ */
 export interface KeyedCall {
   channel: string;
   tool: string;
@@ -20,12 +28,15 @@ export interface KeyedCall {
 
 /** The keyed call of a tool, or undefined when the caller sent no key. */
 export function keyedCall(
-  channel: string,
+  ctx: CallContext,
   tool: string,
   key: string | undefined,
   request: unknown[],
 ): KeyedCall | undefined {
-  return key === undefined ? undefined : { channel, tool, key, print: fingerprint(request) };
+  if (key === undefined) return undefined;
+  // A holder's records live under their own scope; a channel name (a-z 0-9 . _ -) never contains '#'.
+  const channel = ctx.holder ? `${ctx.channel}#${ctx.holder}` : ctx.channel;
+  return { channel, tool, key, print: fingerprint(request) };
 }
 
 /** The result stored for this call's key, or undefined; the key reused for another request is refused. */

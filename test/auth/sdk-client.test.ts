@@ -112,7 +112,7 @@ describe('the SDK OAuth client', () => {
     );
     const revoked = await runCliAsync(['token', 'revoke', grantId, '--db', http.dbPath]);
     expect(revoked.status).toBe(0);
-    expect(revoked.stdout).toBe(`Revoked ${grantId}.\n`);
+    expect(revoked.stdout).toBe(`Revoked ${grantId} in ${http.dbPath}.\n`);
     // The access token stops working (within the 100 ms verification cache of the fixture).
     const token = provider.saved?.access_token as string;
     await waitFor(

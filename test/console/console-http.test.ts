@@ -114,6 +114,24 @@ describe('the console over HTTP', () => {
     expect((await store.stockLevels(['MUG-WHT']))[0]?.on_hand).toBe(60);
   });
 
+  it("releases a hold an OAuth grant's cart has, as that cart's channel and holder", async () => {
+    const { base, admin, store } = await start();
+    const { signed } = await signIn(base, admin);
+    if (!signed) throw new Error('sign-in failed');
+    const shopper = { channel: 'claude', holder: 'grant_console_test' };
+    const cart = await store.addToCart(shopper, { sku: 'MUG-WHT', quantity: 2 });
+    const response = await post(signed, `holds/${cart.cart_id}/release`, {});
+    const text = await response.text();
+    expect(response.status, text).toBe(200);
+    expect(JSON.parse(text)).toMatchObject({
+      cart: { status: 'released' },
+      released: [{ sku: 'MUG-WHT', quantity: 2 }],
+    });
+    expect((await store.stockLevels(['MUG-WHT']))[0]?.reserved).toBe(0);
+    expect((await store.getCart(shopper, cart.cart_id)).status).toBe('released');
+    expect((await store.audit()).ok).toBe(true);
+  });
+
   it('refuses bad input with a specific error and changes nothing', async () => {
     const { base, admin, store } = await start();
     const { signed } = await signIn(base, admin);

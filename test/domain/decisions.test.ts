@@ -5,6 +5,7 @@ import {
   addToCartHoldSkus,
   changeOnHand,
   checkChannelCap,
+  checkHolderCap,
   decideAddToCart,
   decideCheckout,
   decideOnHand,
@@ -233,6 +234,27 @@ describe('checkChannelCap', () => {
   ])('%o: %s', (check, expected) => {
     const result = outcome(() => checkChannelCap(limits, check));
     expect(typeof result === 'string' ? result : result.code).toBe(expected);
+  });
+});
+
+describe('checkHolderCap', () => {
+  const limits = { ...DEFAULT_LIMITS, maxHolderReserved: 5 };
+  it.each([
+    ['grant_1', { held: 3, adding: 2, reviving: false }, 'ok'],
+    ['grant_1', { held: 4, adding: 2, reviving: false }, 'LIMIT_EXCEEDED'],
+    ['grant_1', { held: 0, adding: 6, reviving: false }, 'LIMIT_EXCEEDED'],
+    // Adding nothing that holds (an untracked item) never trips the cap...
+    ['grant_1', { held: 7, adding: 0, reviving: false }, 'ok'],
+    // ...unless it revives a cart, whose units all count again.
+    ['grant_1', { held: 7, adding: 0, reviving: true }, 'LIMIT_EXCEEDED'],
+    // A static token or stdio (no holder) is the whole channel: only the channel cap governs it.
+    [undefined, { held: 100, adding: 50, reviving: false }, 'ok'],
+  ])('holder %s, %o: %s', (holder, check, expected) => {
+    const result = outcome(() => checkHolderCap(limits, holder, check));
+    expect(typeof result === 'string' ? result : result.code).toBe(expected);
+    if (typeof result !== 'string') {
+      expect(result).toMatchObject({ cap: 'per_holder', limit: 5 });
+    }
   });
 });
 

@@ -132,8 +132,8 @@ describe.each(dialects)('console queries on $name', ({ name, database }) => {
       { sku: 'JACKET-LTD', name: 'Limited jacket', quantity: 1, held: 1 },
       { sku: 'TEE-BLK-M', name: 'T-shirt black M', quantity: 2, held: 2 },
     ]);
-    expect(await queries.cartChannel(fresh.cart_id)).toBe('telegram');
-    expect(await queries.cartChannel('cart_nope')).toBeUndefined();
+    expect(await queries.cartOwner(fresh.cart_id)).toEqual({ channel: 'telegram' });
+    expect(await queries.cartOwner('cart_nope')).toBeUndefined();
   });
 
   it('counts held units, orders and revenue per channel by UTC day', async () => {

@@ -650,6 +650,107 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
 
     // ------------------------------------------------------------ reservation TTL
 
+    describe('holders (OAuth grants inside a channel)', () => {
+      const alice: CallContext = { channel: 'web', holder: 'grant_alice' };
+      const bob: CallContext = { channel: 'web', holder: 'grant_bob' };
+
+      it("hides a holder's cart from other holders of the same channel and from the channel-wide holder", async () => {
+        const { store } = await setup();
+        const mine = await store.addToCart(alice, { sku: 'MUG', quantity: 1 });
+        const before = await snapshot(store);
+        for (const other of [bob, web]) {
+          const missing = { cart_id: mine.cart_id };
+          await expectStockError(store.getCart(other, mine.cart_id), 'CART_NOT_FOUND', missing);
+          await expectStockError(
+            store.addToCart(other, { sku: 'MUG', quantity: 1, cartId: mine.cart_id }),
+            'CART_NOT_FOUND',
+            missing,
+          );
+          await expectStockError(store.checkout(other, { cartId: mine.cart_id }), 'CART_NOT_FOUND', missing);
+          await expectStockError(
+            store.releaseCart(other, { cartId: mine.cart_id }),
+            'CART_NOT_FOUND',
+            missing,
+          );
+        }
+        expect(await snapshot(store)).toEqual(before);
+        // A static token's cart is likewise invisible to a grant of its channel.
+        const shared = await store.addToCart(web, { sku: 'MUG', quantity: 1 });
+        await expectStockError(store.getCart(alice, shared.cart_id), 'CART_NOT_FOUND');
+        // The owner still has its cart.
+        expect((await store.getCart(alice, mine.cart_id)).lines).toMatchObject([{ sku: 'MUG', quantity: 1 }]);
+        await store.addToCart(alice, { sku: 'MUG', quantity: 1, cartId: mine.cart_id });
+        const order = await store.checkout(alice, { cartId: mine.cart_id });
+        expect(order.lines).toMatchObject([{ sku: 'MUG', quantity: 2 }]);
+        await expectAuditOk(store);
+      });
+
+      it("keeps one holder's idempotency keys apart from another's", async () => {
+        const { store } = await setup();
+        const a = await store.addToCart(alice, { sku: 'MUG', quantity: 1, idempotencyKey: 'k1' });
+        const b = await store.addToCart(bob, { sku: 'MUG', quantity: 1, idempotencyKey: 'k1' });
+        expect(b.cart_id).not.toBe(a.cart_id);
+        expect(await level(store, 'MUG')).toMatchObject({ reserved: 2 });
+        // The same holder replays its own result.
+        expect(await store.addToCart(alice, { sku: 'MUG', quantity: 1, idempotencyKey: 'k1' })).toEqual(a);
+        await expectAuditOk(store);
+      });
+
+      it('caps units one holder holds at once (LIMIT_EXCEEDED per_holder), across its carts', async () => {
+        const { store } = await setup({ limits: { maxHolderReserved: 4 } });
+        const first = await store.addToCart(alice, { sku: 'TSHIRT-M', quantity: 3 });
+        await store.addToCart(alice, { sku: 'MUG', quantity: 1 });
+        const before = await snapshot(store);
+        await expectStockError(store.addToCart(alice, { sku: 'MUG', quantity: 1 }), 'LIMIT_EXCEEDED', {
+          cap: 'per_holder',
+          limit: 4,
+        });
+        await expectStockError(
+          store.addToCart(alice, { sku: 'MUG', quantity: 1, cartId: first.cart_id }),
+          'LIMIT_EXCEEDED',
+          { cap: 'per_holder' },
+        );
+        expect(await snapshot(store)).toEqual(before);
+        // Another holder of the channel, and the channel-wide holder, are not held back by it.
+        await store.addToCart(bob, { sku: 'MUG', quantity: 4 });
+        await store.addToCart(web, { sku: 'TSHIRT-M', quantity: 5 });
+        // Untracked items hold nothing, so they never count.
+        await store.addToCart(alice, { sku: 'EBOOK', quantity: 3, cartId: first.cart_id });
+        // Releasing frees the allowance.
+        await store.releaseCart(alice, { cartId: first.cart_id });
+        await store.addToCart(alice, { sku: 'TSHIRT-M', quantity: 2 });
+        await expectAuditOk(store);
+      });
+
+      it("does not count a holder's expired carts, but counts a revived one in full", async () => {
+        const { store, clock } = await setup({ limits: { maxHolderReserved: 4 } });
+        const old = await store.addToCart(alice, { sku: 'MUG', quantity: 3 });
+        clock.advance(TTL + 1);
+        // A different SKU, so nothing has freed the MUG holds yet: they still do not count.
+        const fresh = await store.addToCart(alice, { sku: 'TSHIRT-M', quantity: 3 });
+        const before = await snapshot(store);
+        // Reviving the old cart would hold 3 + 3 + 1 (its unreleased holds included).
+        await expectStockError(
+          store.addToCart(alice, { sku: 'EBOOK', quantity: 1, cartId: old.cart_id }),
+          'LIMIT_EXCEEDED',
+          { cap: 'per_holder', limit: 4 },
+        );
+        expect(await snapshot(store)).toEqual(before);
+        await store.releaseCart(alice, { cartId: fresh.cart_id });
+        const revived = await store.addToCart(alice, { sku: 'MUG', quantity: 1, cartId: old.cart_id });
+        expect(revived).toMatchObject({ status: 'open', item_count: 4 });
+        await expectAuditOk(store);
+      });
+
+      it('leaves a static token (no holder) to the channel cap alone', async () => {
+        const { store } = await setup({ limits: { maxHolderReserved: 1 } });
+        await store.addToCart(web, { sku: 'TSHIRT-M', quantity: 5 });
+        await store.addToCart(web, { sku: 'MUG', quantity: 5 });
+        expect(await level(store, 'MUG')).toMatchObject({ reserved: 5 });
+        await expectAuditOk(store);
+      });
+    });
+
     describe('reservation TTL', () => {
       it('sets expires_at to now + TTL and moves it on every add_to_cart', async () => {
         const ttl = 10 * 60_000;

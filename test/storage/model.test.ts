@@ -28,7 +28,12 @@ import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../h
 const T0 = Date.UTC(2026, 0, 1);
 const TTL = 10 * 60_000;
 /** Small caps, so every kind of LIMIT_EXCEEDED is reachable in a few steps. */
-const LIMITS: Limits = { maxLineQuantity: 4, maxCartQuantity: 6, maxChannelReserved: 5 };
+const LIMITS: Limits = {
+  maxLineQuantity: 4,
+  maxCartQuantity: 6,
+  maxChannelReserved: 5,
+  maxHolderReserved: 20,
+};
 const CHANNELS = ['web', 'bot', 'voice'] as const;
 const ADMIN = { channel: 'ops' };
 /** Past this many carts in play (open or expired) a run reuses them instead of opening more. */

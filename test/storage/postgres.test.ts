@@ -248,6 +248,44 @@ if (unavailable !== undefined) {
       await expectAuditOk(store);
     });
 
+    it("one OAuth holder's adds racing on 4 servers' connections never pass its cap", async () => {
+      // One SKU per racer, so no product row lock puts them in line either: only the holder's own turn can.
+      const skus: ImportRow[] = Array.from({ length: 20 }, (_, i) => ({
+        sku: `R-${i}`,
+        name: `Racer ${i}`,
+        price_minor: 100,
+        currency: 'EUR',
+        stock: 5,
+      }));
+      const limits = { ...DEFAULT_LIMITS, maxHolderReserved: 5 };
+      const { stores } = await servers(4, { poolSize: 6, limits }, skus);
+      const shopper: CallContext = { channel: 'claude', holder: 'grant_racer' };
+      let start!: () => void;
+      const gate = new Promise<void>((open) => {
+        start = open;
+      });
+      // Each add opens its own cart, so no cart lock puts them in line.
+      const runs = Array.from({ length: 20 }, async (_, i) => {
+        await gate;
+        try {
+          await at(stores, i).addToCart(shopper, { sku: `R-${i}`, quantity: 1 });
+          return 'held';
+        } catch (error) {
+          return error instanceof StockError ? error.code : `error: ${(error as Error).message}`;
+        }
+      });
+      start();
+      const outcomes = await Promise.all(runs);
+      expect(
+        outcomes.filter((o) => o === 'held'),
+        outcomes.join(),
+      ).toHaveLength(5);
+      expect(outcomes.filter((o) => o !== 'held').every((o) => o === 'LIMIT_EXCEEDED')).toBe(true);
+      const levels = await at(stores, 0).stockLevels();
+      expect(levels.reduce((sum, l) => sum + l.reserved, 0)).toBe(5);
+      await expectAuditOk(at(stores, 0));
+    });
+
     it('concurrent checkouts of one cart from several servers make exactly one order', async () => {
       const { stores } = await servers(3);
       const cart = await at(stores, 0).addToCart(web, { sku: 'MUG', quantity: 2 });

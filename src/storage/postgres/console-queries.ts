@@ -1,6 +1,7 @@
 // The console's reads on PostgreSQL: a small pool of its own, and LISTEN on a channel that statement triggers NOTIFY.
 import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
+import type { CallContext } from '../../domain/types.js';
 import { databaseNow } from '../audit.js';
 import {
   type ConsoleChannelActivity,
@@ -11,6 +12,7 @@ import {
   DAY_MS,
   type LedgerFilter,
   likePattern,
+  ownerOf,
 } from '../console-queries.js';
 import { redactUrl } from '../open.js';
 
@@ -269,11 +271,12 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
       return rows;
     },
 
-    async cartChannel(cartId: string): Promise<string | undefined> {
-      const { rows } = await pool.query<{ channel: string }>('SELECT channel FROM carts WHERE id = $1', [
-        cartId,
-      ]);
-      return rows[0]?.channel;
+    async cartOwner(cartId: string): Promise<CallContext | undefined> {
+      const { rows } = await pool.query<{ channel: string; holder: string }>(
+        'SELECT channel, holder FROM carts WHERE id = $1',
+        [cartId],
+      );
+      return rows[0] && ownerOf(rows[0]);
     },
 
     watch(fn: () => void): () => void {

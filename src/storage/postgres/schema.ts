@@ -43,6 +43,8 @@ export const carts = pgTable(
   {
     id: text('id').primaryKey(),
     channel: text('channel').notNull(),
+    /** Who owns the cart inside its channel: an OAuth grant's id, or '' for the whole channel (static tokens, stdio). */
+    holder: text('holder').notNull().default(''),
     customerRef: text('customer_ref'),
     status: text('status').notNull(),
     currency: text('currency'),
@@ -50,7 +52,10 @@ export const carts = pgTable(
     updatedAt: ms('updated_at').notNull(),
     expiresAt: ms('expires_at').notNull(),
   },
-  (t) => [index('carts_open_expiry').on(t.status, t.expiresAt)],
+  (t) => [
+    index('carts_open_expiry').on(t.status, t.expiresAt),
+    index('carts_holder_open').on(t.channel, t.holder, t.status),
+  ],
 );
 
 export const cartLines = pgTable(

@@ -73,18 +73,23 @@ export const S = statements({
     SELECT d.channel, d.delta FROM unnest($11::text[], $12::bigint[]) AS d(channel, delta) ORDER BY d.channel COLLATE "C"
     ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held
     RETURNING channel, held`,
-  cart: `SELECT id, channel, status, currency, created_at, updated_at, expires_at, ${databaseNow('$3', '$4')} AS now
-    FROM carts WHERE id = $1 AND channel = $2`,
+  cart: `SELECT id, channel, status, currency, created_at, updated_at, expires_at, ${databaseNow('$4', '$5')} AS now
+    FROM carts WHERE id = $1 AND channel = $2 AND holder = $3`,
   lockCart: thenNow(
-    'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2 FOR UPDATE',
-    '$3',
+    'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = $1 AND channel = $2 AND holder = $3 FOR UPDATE',
     '$4',
+    '$5',
   ),
   // A new cart and its first line in one statement (the line's foreign key is checked at its end).
   insertCartWithLine: `WITH cart AS (
-      INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
-      VALUES ($1, $2, 'open', $3, $4, $4, $5))
+      INSERT INTO carts (id, channel, holder, status, currency, created_at, updated_at, expires_at)
+      VALUES ($1, $2, $9, 'open', $3, $4, $4, $5))
     INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES ($1, $6, $7, $8)`,
+  // One OAuth holder's add_to_cart calls take turns, so its cap is decided on holds no other call is changing.
+  holderLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 1))',
+  // Units one holder's live carts hold: open and unexpired, or the cart being written (reviving counts it again).
+  holderHeld: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+    WHERE c.channel = $1 AND c.holder = $2 AND c.status = 'open' AND (c.expires_at > $3 OR c.id = $4)`,
   touchCart: 'UPDATE carts SET status = $1, currency = $2, updated_at = $3, expires_at = $4 WHERE id = $5',
   closeCarts: 'UPDATE carts SET status = $1, updated_at = $2 WHERE id = ANY($3::text[])',
   lines: 'SELECT sku, quantity, held FROM cart_lines WHERE cart_id = $1 ORDER BY sku COLLATE "C"',

@@ -7,6 +7,7 @@ import {
   assertCurrencyChange,
   assertTrackingSwitch,
   changeOnHand,
+  checkHolderCap,
   decideAddToCart,
   decideCheckout,
   decideOnHand,
@@ -44,7 +45,7 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type Hold, type StoredLine, Writes } from '../../domain/writes.js';
-import { type KeyedCall, keyedCall, replayOf } from '../shared.js';
+import { holderOf, type KeyedCall, keyedCall, replayOf } from '../shared.js';
 import type { AddToCartInput, CheckoutInput, ReleaseInput, StockChange, StoreOptions } from '../store.js';
 import { RetryTransaction } from './errors.js';
 import { S, type Statement } from './statements.js';
@@ -148,10 +149,11 @@ export class Transactions {
   ): Promise<StoredCart & { now: number }> {
     const time = this.databaseTime();
     const [cart] = tx
-      ? await tx.locked<StoredCart & { now: number }>(S.lockCart, [cartId, ctx.channel])
+      ? await tx.locked<StoredCart & { now: number }>(S.lockCart, [cartId, ctx.channel, holderOf(ctx)])
       : await this.query<StoredCart & { now: number }>(S.cart, [
           cartId,
           ctx.channel,
+          holderOf(ctx),
           time.fixedAt,
           time.offsetMs,
         ]);
@@ -173,13 +175,16 @@ export class Transactions {
   }
 
   async addToCartTx(tx: Tx, ctx: CallContext, input: AddToCartInput): Promise<CartView> {
-    const call = keyedCall(ctx.channel, 'add_to_cart', input.idempotencyKey, [
+    const call = keyedCall(ctx, 'add_to_cart', input.idempotencyKey, [
       input.sku,
       input.quantity,
       input.cartId ?? null,
     ]);
     const replayed = await this.replay(tx, call);
     if (replayed) return replayed as CartView;
+    // An OAuth holder's adds take turns (after the key's lock, before any row lock), so the holds its cap
+    // counts cannot grow under it. Nothing else waits on this lock.
+    if (ctx.holder) await tx.run(S.holderLock, [JSON.stringify([ctx.channel, ctx.holder])]);
 
     // The cart row is locked before any product row, and its lines read under that lock (their holds stand,
     // see the lock order above). An expired cart then locks every line's product at once, a live one those
@@ -187,7 +192,7 @@ export class Transactions {
     let cart: StoredCart | undefined;
     let lines: StoredLine[] = [];
     if (input.cartId !== undefined) {
-      cart = (await tx.locked<StoredCart>(S.lockCart, [input.cartId, ctx.channel]))[0];
+      cart = (await tx.locked<StoredCart>(S.lockCart, [input.cartId, ctx.channel, holderOf(ctx)]))[0];
       if (cart && cart.status !== 'checked_out' && cart.status !== 'released') {
         lines = await tx.rows<StoredLine>(S.lines, [cart.id]);
         const expired = effectiveStatus(cart, tx.now) === 'expired';
@@ -212,6 +217,14 @@ export class Transactions {
         : new Map(),
     });
     const { cart: after, line } = decision;
+    if (ctx.holder) {
+      const held = await tx.row<{ held: number }>(S.holderHeld, [ctx.channel, ctx.holder, now, after.id]);
+      checkHolderCap(this.options.limits, ctx.holder, {
+        held: held?.held ?? 0,
+        adding: decision.adding,
+        reviving: decision.reviving,
+      });
+    }
     await this.apply(tx, decision.writes);
     let view: CartView;
     if (decision.isNew) {
@@ -224,6 +237,7 @@ export class Transactions {
         line.sku,
         line.quantity,
         line.held,
+        holderOf(ctx),
       ]);
       // A new cart holds just this line.
       const product = tx.products.get(line.sku) as ProductRow;
@@ -251,7 +265,7 @@ export class Transactions {
   }
 
   async checkoutTx(tx: Tx, ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    const call = keyedCall(ctx.channel, 'checkout', input.idempotencyKey, [input.cartId]);
+    const call = keyedCall(ctx, 'checkout', input.idempotencyKey, [input.cartId]);
     const replayed = await this.replay(tx, call);
     if (replayed) return replayed as OrderView;
 

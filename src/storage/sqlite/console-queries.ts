@@ -1,6 +1,7 @@
 // The console's reads on SQLite: its own read-only connection to the store's file, and PRAGMA data_version for changes.
 import Database from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
+import type { CallContext } from '../../domain/types.js';
 import {
   type ConsoleChannelActivity,
   type ConsoleHold,
@@ -10,6 +11,7 @@ import {
   DAY_MS,
   type LedgerFilter,
   likePattern,
+  ownerOf,
 } from '../console-queries.js';
 
 /** How often data_version is read while a console listens: well inside the one-second promise. */
@@ -72,7 +74,7 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
      FROM orders WHERE created_at >= @since
      GROUP BY channel, day, currency ORDER BY channel, day, currency`,
   );
-  const cartChannelQuery = db.prepare('SELECT channel FROM carts WHERE id = ?');
+  const cartOwnerQuery = db.prepare('SELECT channel, holder FROM carts WHERE id = ?');
   const dataVersion = db.prepare('PRAGMA data_version').pluck();
 
   const listeners = new Set<() => void>();
@@ -177,8 +179,9 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
       return db.prepare(sql).all(...params, filter.limit) as ConsoleMovement[];
     },
 
-    async cartChannel(cartId: string): Promise<string | undefined> {
-      return (cartChannelQuery.get(cartId) as { channel: string } | undefined)?.channel;
+    async cartOwner(cartId: string): Promise<CallContext | undefined> {
+      const row = cartOwnerQuery.get(cartId) as { channel: string; holder: string } | undefined;
+      return row && ownerOf(row);
     },
 
     watch(listener: () => void): () => void {

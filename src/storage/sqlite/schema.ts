@@ -29,6 +29,8 @@ export const carts = sqliteTable(
   {
     id: text('id').primaryKey(),
     channel: text('channel').notNull(),
+    /** Who owns the cart inside its channel: an OAuth grant's id, or '' for the whole channel (static tokens, stdio). */
+    holder: text('holder').notNull().default(''),
     customerRef: text('customer_ref'),
     status: text('status').notNull(),
     currency: text('currency'),
@@ -36,7 +38,10 @@ export const carts = sqliteTable(
     updatedAt: integer('updated_at').notNull(),
     expiresAt: integer('expires_at').notNull(),
   },
-  (t) => [index('carts_open_expiry').on(t.status, t.expiresAt)],
+  (t) => [
+    index('carts_open_expiry').on(t.status, t.expiresAt),
+    index('carts_holder_open').on(t.channel, t.holder, t.status),
+  ],
 );
 
 export const cartLines = sqliteTable(

@@ -32,16 +32,21 @@ export function prepareStatements(db: Database.Database) {
       `SELECT COALESCE(SUM(l.held), 0) AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
        WHERE c.channel = ? AND c.status = 'open' AND c.expires_at <= ? AND c.id != ?`,
     ),
+    // Units one holder's live carts hold: open and unexpired, or the cart being written (reviving counts it again).
+    holderHeld: q(
+      `SELECT COALESCE(SUM(l.held), 0) AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+       WHERE c.channel = ? AND c.holder = ? AND c.status = 'open' AND (c.expires_at > ? OR c.id = ?)`,
+    ),
     movement: q(
       `INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
        VALUES (@at, @sku, @kind, @quantity, @on_hand_delta, @reserved_delta, @cart_id, @order_id, @channel, @note)`,
     ),
     cart: q(
-      'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = ? AND channel = ?',
+      'SELECT id, channel, status, currency, created_at, updated_at, expires_at FROM carts WHERE id = ? AND channel = ? AND holder = ?',
     ),
     insertCart: q(
-      `INSERT INTO carts (id, channel, status, currency, created_at, updated_at, expires_at)
-       VALUES (?, ?, 'open', ?, ?, ?, ?)`,
+      `INSERT INTO carts (id, channel, holder, status, currency, created_at, updated_at, expires_at)
+       VALUES (?, ?, ?, 'open', ?, ?, ?, ?)`,
     ),
     touchCart: q('UPDATE carts SET status = ?, currency = ?, updated_at = ?, expires_at = ? WHERE id = ?'),
     closeCart: q('UPDATE carts SET status = ?, updated_at = ? WHERE id = ?'),

@@ -7,6 +7,7 @@ import {
   assertTrackingSwitch,
   changeOnHand,
   checkChannelCap,
+  checkHolderCap,
   decideAddToCart,
   decideCheckout,
   decideOnHand,
@@ -44,7 +45,7 @@ import {
   stockLevel,
 } from '../../domain/views.js';
 import { type Hold, type StoredLine, Writes } from '../../domain/writes.js';
-import { type KeyedCall, keyedCall, replayOf } from '../shared.js';
+import { holderOf, type KeyedCall, keyedCall, replayOf } from '../shared.js';
 import type { AddToCartInput, CheckoutInput, ReleaseInput, StockChange, StoreOptions } from '../store.js';
 import type { Statements } from './statements.js';
 
@@ -96,7 +97,7 @@ export class Transactions {
   }
 
   loadCart(ctx: CallContext, cartId: string): StoredCart {
-    const cart = this.s.cart.get(cartId, ctx.channel) as StoredCart | undefined;
+    const cart = this.s.cart.get(cartId, ctx.channel, holderOf(ctx)) as StoredCart | undefined;
     if (!cart) throw refuse.cartNotFound(cartId);
     return cart;
   }
@@ -113,7 +114,7 @@ export class Transactions {
   }
 
   addToCartLocked(ctx: CallContext, input: AddToCartInput, now: number): CartView {
-    const call = keyedCall(ctx.channel, 'add_to_cart', input.idempotencyKey, [
+    const call = keyedCall(ctx, 'add_to_cart', input.idempotencyKey, [
       input.sku,
       input.quantity,
       input.cartId ?? null,
@@ -124,7 +125,7 @@ export class Transactions {
     const cart =
       input.cartId === undefined
         ? undefined
-        : (this.s.cart.get(input.cartId, ctx.channel) as StoredCart | undefined);
+        : (this.s.cart.get(input.cartId, ctx.channel, holderOf(ctx)) as StoredCart | undefined);
     const open = cart !== undefined && cart.status !== 'checked_out' && cart.status !== 'released';
     const lines = open ? (this.s.lines.all(cart.id) as StoredLine[]) : [];
     const reviving = open && effectiveStatus(cart, now) === 'expired';
@@ -147,8 +148,15 @@ export class Transactions {
       adding: decision.adding,
       reviving: decision.reviving,
     });
+    if (ctx.holder) {
+      checkHolderCap(this.options.limits, ctx.holder, {
+        held: (this.s.holderHeld.get(ctx.channel, ctx.holder, now, after.id) as { held: number }).held,
+        adding: decision.adding,
+        reviving: decision.reviving,
+      });
+    }
     if (decision.isNew) {
-      this.s.insertCart.run(after.id, ctx.channel, after.currency, now, now, after.expires_at);
+      this.s.insertCart.run(after.id, ctx.channel, holderOf(ctx), after.currency, now, now, after.expires_at);
     }
     this.apply(decision.writes, now);
     this.s.upsertLine.run(after.id, line.sku, line.quantity, line.held);
@@ -160,7 +168,7 @@ export class Transactions {
   }
 
   checkoutLocked(ctx: CallContext, input: CheckoutInput, now: number): OrderView {
-    const call = keyedCall(ctx.channel, 'checkout', input.idempotencyKey, [input.cartId]);
+    const call = keyedCall(ctx, 'checkout', input.idempotencyKey, [input.cartId]);
     const replayed = this.replay(call);
     if (replayed) return replayed as OrderView;
 

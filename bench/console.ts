@@ -1,6 +1,6 @@
 // The console's cost to the tools: tool-call throughput and the last-unit race over HTTP with five consoles open.
-import http from 'node:http';
 // Runs in `npm run bench`; alone: `npm run bench -- --only console`.
+import http from 'node:http';
 import { join } from 'node:path';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { Caller, httpClient, type RunningServer, startStocklockHttp } from './clients.js';
@@ -245,4 +245,3 @@ export async function consoleScenario(settings: RunSettings): Promise<Section[]>
   );
   return [out];
 }
-

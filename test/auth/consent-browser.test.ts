@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/browser.js';
 import { call, connectClient, startHttpPerTest } from '../helpers/http.js';
 import { authorizeUrl, pkcePair, registerClient, tokenRequest } from '../helpers/oauth.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 // docs/consent-page.png is refreshed only on request, so a test run leaves the worktree clean.
 const SCREENSHOT = process.env.STOCKLOCK_UPDATE_SCREENSHOTS
   ? fileURLToPath(new URL('../../docs/consent-page.png', import.meta.url))
@@ -21,16 +21,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI !== 'true')('the consent
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_ARGS,
       timeout: 30_000,
     });
   }, 60_000);

@@ -1,56 +1,13 @@
 // The README's bot-backend example (examples/bot-backend.ts) run as its own process against a live server.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type HttpFixture, startHttp } from '../helpers/http.js';
+import { exampleRunner } from '../helpers/run-example.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const EXAMPLE = fileURLToPath(new URL('../../examples/bot-backend.ts', import.meta.url));
+/** `npx tsx examples/bot-backend.ts` without npx: node with tsx's loader, from the local devDependency. */
+const runExample = exampleRunner('bot-backend.ts');
 
-interface Exit {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * `npx tsx examples/bot-backend.ts` without npx: node with tsx's loader, from the local devDependency.
- * Asynchronous on purpose: the server answering the example runs in this process.
- */
-function runExample(env: Record<string, string>): Promise<Exit> {
-  const base = { ...process.env };
-  delete base.STOCKLOCK_URL;
-  delete base.STOCKLOCK_TOKEN;
-  const child = spawn(process.execPath, ['--import', 'tsx', EXAMPLE], {
-    cwd: ROOT,
-    env: { ...base, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8');
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  // No timer of its own: on a loaded machine tsx alone can take many seconds to start. A hang is bounded
-  // by the test's timeout, and afterEach kills whatever is left.
-  running.add(child);
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => {
-      running.delete(child);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const running = new Set<ChildProcess>();
 let fixture: HttpFixture | undefined;
 afterEach(async () => {
-  for (const child of running) child.kill('SIGKILL');
-  running.clear();
   await fixture?.dispose();
   fixture = undefined;
 });

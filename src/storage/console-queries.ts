@@ -99,12 +99,47 @@ export interface ConsoleQueries {
 
 export const DAY_MS = 86_400_000;
 
-/** Escapes LIKE's wildcards so a search for "50%" means the text "50%". */
 /** A cart's owner as a call context: the holder column's '' is the whole channel (no holder). */
 export function ownerOf(row: { channel: string; holder: string }): CallContext {
   return row.holder === '' ? { channel: row.channel } : { channel: row.channel, holder: row.holder };
 }
 
+/** Escapes LIKE's wildcards so a search for "50%" means the text "50%". */
 export function likePattern(search: string): string {
   return `%${search.trim().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** One line of an open cart, as both dialects' holds query returns it (ordered by cart, then SKU). */
+export interface HoldSqlRow {
+  id: string;
+  channel: string;
+  customer_ref: string | null;
+  created_at: number;
+  expires_at: number;
+  sku: string;
+  name: string;
+  quantity: number;
+  held: number;
+}
+
+/** Groups the holds query's rows into carts, in the query's order; `now` decides which read as expired. */
+export function groupHolds(rows: HoldSqlRow[], now: number): ConsoleHold[] {
+  const carts = new Map<string, ConsoleHold>();
+  for (const row of rows) {
+    let cart = carts.get(row.id);
+    if (!cart) {
+      cart = {
+        cart_id: row.id,
+        channel: row.channel,
+        customer_ref: row.customer_ref,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        expired: row.expires_at <= now,
+        lines: [],
+      };
+      carts.set(row.id, cart);
+    }
+    cart.lines.push({ sku: row.sku, name: row.name, quantity: row.quantity, held: row.held });
+  }
+  return [...carts.values()];
 }

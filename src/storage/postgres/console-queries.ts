@@ -10,6 +10,8 @@ import {
   type ConsoleQueries,
   type ConsoleStockRow,
   DAY_MS,
+  groupHolds,
+  type HoldSqlRow,
   type LedgerFilter,
   likePattern,
   ownerOf,
@@ -86,18 +88,6 @@ interface StockSqlRow {
   track_stock: boolean;
   active: boolean;
   expired_held: number;
-}
-
-interface HoldSqlRow {
-  id: string;
-  channel: string;
-  customer_ref: string | null;
-  created_at: number;
-  expires_at: number;
-  sku: string;
-  name: string;
-  quantity: number;
-  held: number;
 }
 
 export async function openPostgresConsoleQueries(url: string, clock: Clock): Promise<ConsoleQueries> {
@@ -208,24 +198,7 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
          ORDER BY c.expires_at, c.id, l.sku COLLATE "C"`,
         [limit],
       );
-      const carts = new Map<string, ConsoleHold>();
-      for (const row of rows) {
-        let cart = carts.get(row.id);
-        if (!cart) {
-          cart = {
-            cart_id: row.id,
-            channel: row.channel,
-            customer_ref: row.customer_ref,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            expired: row.expires_at <= at,
-            lines: [],
-          };
-          carts.set(row.id, cart);
-        }
-        cart.lines.push({ sku: row.sku, name: row.name, quantity: row.quantity, held: row.held });
-      }
-      return [...carts.values()];
+      return groupHolds(rows, at);
     },
 
     async channelActivity(days: number): Promise<ConsoleChannelActivity> {

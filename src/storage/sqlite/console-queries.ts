@@ -9,6 +9,8 @@ import {
   type ConsoleQueries,
   type ConsoleStockRow,
   DAY_MS,
+  groupHolds,
+  type HoldSqlRow,
   type LedgerFilter,
   likePattern,
   ownerOf,
@@ -27,18 +29,6 @@ interface StockSqlRow {
   track_stock: number;
   active: number;
   expired_held: number;
-}
-
-interface HoldSqlRow {
-  id: string;
-  channel: string;
-  customer_ref: string | null;
-  created_at: number;
-  expires_at: number;
-  sku: string;
-  name: string;
-  quantity: number;
-  held: number;
 }
 
 export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQueries {
@@ -123,24 +113,7 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
 
     async holds(limit: number): Promise<ConsoleHold[]> {
       const now = clock.now();
-      const carts = new Map<string, ConsoleHold>();
-      for (const row of holdsQuery.all({ limit }) as HoldSqlRow[]) {
-        let cart = carts.get(row.id);
-        if (!cart) {
-          cart = {
-            cart_id: row.id,
-            channel: row.channel,
-            customer_ref: row.customer_ref,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            expired: row.expires_at <= now,
-            lines: [],
-          };
-          carts.set(row.id, cart);
-        }
-        cart.lines.push({ sku: row.sku, name: row.name, quantity: row.quantity, held: row.held });
-      }
-      return [...carts.values()];
+      return groupHolds(holdsQuery.all({ limit }) as HoldSqlRow[], now);
     },
 
     async channelActivity(days: number): Promise<ConsoleChannelActivity> {

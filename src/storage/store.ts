@@ -32,6 +32,12 @@ export interface StoreOptions {
    * Default true; false leaves waiting to retries alone, which the benchmarks compare against.
    */
   queueWriters?: boolean;
+  /**
+   * SQLite only: writes that arrive while a batch is being written share the next transaction, each in its own
+   * savepoint, with one COMMIT (sqlite/group-commit.ts). Default true; false makes every write its own
+   * transaction, which the benchmarks compare against.
+   */
+  groupCommit?: boolean;
   /** PostgreSQL only: connections in the pool. */
   poolSize?: number;
 }

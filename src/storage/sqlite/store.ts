@@ -1,4 +1,5 @@
-// The SQLite store: every stock write is one synchronous better-sqlite3 transaction begun IMMEDIATE.
+// The SQLite store: every stock write runs synchronously under BEGIN IMMEDIATE, in its own savepoint of a group
+// commit (group-commit.ts) or, with groupCommit off, as its own better-sqlite3 transaction.
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -52,9 +53,11 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
+import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { sqliteOAuthStore } from './oauth.js';
 import { prepareStatements, type Statements } from './statements.js';
 import { Transactions } from './transactions.js';
+import { isBusy, sleep, writeFailure } from './write-errors.js';
 import { WriterQueue } from './writer-queue.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.url));
@@ -63,45 +66,6 @@ const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.
 const SQLITE_BUSY_TIMEOUT_MS = 5;
 /** Pages per backup step: all of them, so the copy is one snapshot and never restarts on a write. */
 const BACKUP_ALL_PAGES = 0x7fffffff;
-
-function isBusy(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
-}
-
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
-
-/**
- * A write the disk or the file refused, said plainly (STORE_READ_ONLY), or OUTCOME_UNKNOWN when COMMIT itself failed
- * after its commit frame may have reached the WAL file (a failed fsync): SQLite rolls the transaction back in
- * memory, but a restart that recovers the WAL could still find it. A failed write (SQLITE_IOERR_WRITE,
- * SQLITE_FULL) stops before the commit frame, which SQLite writes last, so nothing was committed.
- */
-function writeFailure(error: unknown, atCommit: boolean): unknown {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return error;
-  if (code === 'SQLITE_FULL') {
-    return refuse.readOnly('disk_full', 'the disk holding the database file is full', error);
-  }
-  if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_CANTOPEN')) {
-    return refuse.readOnly(
-      'read_only_file',
-      `the database file or its directory cannot be written any more (${code})`,
-      error,
-    );
-  }
-  if (code.startsWith('SQLITE_IOERR')) {
-    if (atCommit && code !== 'SQLITE_IOERR_WRITE') {
-      return refuse.outcomeUnknown(`Writing the database file failed (${code})`, error);
-    }
-    return refuse.readOnly(
-      'write_failed',
-      `writing the database file failed (${code}): its disk failed or its filesystem turned read-only`,
-      error,
-    );
-  }
-  return error;
-}
 
 /** Turns SQLite's terse open-time failures into one line that names the file and what to do. */
 function openError(path: string, error: unknown): unknown {
@@ -169,11 +133,14 @@ export class SqliteStore implements InventoryStore {
   private readonly s: Statements;
   /** The transactions' bodies: read, decide, apply (transactions.ts). */
   private readonly t: Transactions;
-  private readonly tx;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
   readonly oauth: OAuthStore;
   /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
   private committing = false;
+  /** Runs a body as its own IMMEDIATE transaction (groupCommit off), marking the end of the body. */
+  private readonly immediate: <R>(body: () => R) => R;
+  /** Undefined when groupCommit is off: then every write is its own transaction. */
+  private readonly group?: GroupCommit;
 
   constructor(
     private readonly db: Database.Database,
@@ -187,52 +154,36 @@ export class SqliteStore implements InventoryStore {
     ) as Record<AuditQuery, Database.Statement>;
     this.s = prepareStatements(db);
     this.t = new Transactions(this.s, options);
-
-    // Each transaction reads the clock once BEGIN IMMEDIATE has the lock, so a writer that waited decides with
-    // the time it got the lock at, never one read before another writer's commit. The body's end is marked, so
-    // a failure after it is known to come from COMMIT itself.
-    const immediate = <A extends unknown[], R>(fn: (...args: A) => R) =>
-      db.transaction((...args: A) => {
-        const result = fn(...args);
-        this.committing = true;
-        return result;
-      }).immediate;
-    this.tx = {
-      addToCart: immediate((ctx: CallContext, input: AddToCartInput) =>
-        this.t.addToCartLocked(ctx, input, this.now()),
-      ),
-      checkout: immediate((ctx: CallContext, input: CheckoutInput) =>
-        this.t.checkoutLocked(ctx, input, this.now()),
-      ),
-      release: immediate((ctx: CallContext, input: ReleaseInput) =>
-        this.t.releaseLocked(ctx, input, this.now()),
-      ),
-      restock: immediate((ctx: CallContext, change: StockChange) => this.t.restock(ctx, change, this.now())),
-      setStock: immediate((ctx: CallContext, change: StockChange) =>
-        this.t.setStock(ctx, change, this.now()),
-      ),
-      upsert: immediate((product: ProductInput) => this.t.upsert(product, this.now())),
-      import: immediate((ctx: CallContext, rows: ImportRow[], options: ImportOptions) =>
-        this.t.importRows(ctx, rows, options, this.now()),
-      ),
-      sweepBatch: immediate((batchSize: number) => this.t.sweepBatch(batchSize, this.now())),
-      prune: immediate(
-        (olderThanMs: number) => this.s.pruneIdempotency.run(this.now() - olderThanMs).changes,
-      ),
-      revoke: immediate((id: string, now: number) => this.s.revokeToken.run(now, id).changes > 0),
-    };
+    // The body's end is marked, so a failure after it is known to come from COMMIT itself.
+    const run = db.transaction((body: () => unknown) => {
+      const result = body();
+      this.committing = true;
+      return result;
+    }).immediate;
+    this.immediate = run as <R>(body: () => R) => R;
+    if (options.groupCommit !== false) {
+      this.group = new GroupCommit(db, { lockTimeoutMs: options.lockTimeoutMs, writers });
+    }
   }
 
   // ---------------------------------------------------------------- the write path
 
   /**
-   * Runs a locked transaction. Writers of this file queue for their turn first (writer-queue.ts), then take
-   * SQLite's lock; a lock still held by a process outside the queue is retried off the event loop, and past
-   * --lock-timeout the call is refused with STORE_BUSY. Each attempt reads the clock afresh, so a call that
-   * waited decides with the time it got the lock.
+   * Runs a write under the lock. Every body reads the clock itself (this.now() inside it), once BEGIN IMMEDIATE
+   * has the lock, so a writer that waited decides with the time it got the lock at, never one read before
+   * another writer's commit. With group commit the write shares a transaction with the writes queued beside it
+   * (group-commit.ts). Without it, writers of this file queue for their turn first (writer-queue.ts), then take
+   * SQLite's lock; a lock still held by a process outside the queue is retried off the event loop. Either way,
+   * past --lock-timeout the call is refused with STORE_BUSY.
    */
-  private async write<R>(transaction: () => R): Promise<R> {
-    return this.withRetries(transaction, this.writers);
+  private async write<R>(body: () => R): Promise<R> {
+    if (this.group) return this.group.submit(body);
+    return this.withRetries(() => this.immediate(body), this.writers);
+  }
+
+  /** How many writes shared a transaction so far (zeros with groupCommit off). */
+  groupCommitStats(): GroupCommitStats {
+    return this.group?.counters() ?? { batches: 0, writes: 0, largest: 0 };
   }
 
   /** Reads need no lock under WAL, but a checkpoint or recovery can still report busy for a moment. */
@@ -307,7 +258,7 @@ export class SqliteStore implements InventoryStore {
   async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     assertSku(input.sku);
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    return this.write(() => this.tx.addToCart(ctx, input));
+    return this.write(() => this.t.addToCartLocked(ctx, input, this.now()));
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
@@ -322,29 +273,29 @@ export class SqliteStore implements InventoryStore {
   }
 
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    return this.write(() => this.tx.checkout(ctx, input));
+    return this.write(() => this.t.checkoutLocked(ctx, input, this.now()));
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
     if (input.sku !== undefined) assertSku(input.sku);
-    return this.write(() => this.tx.release(ctx, input));
+    return this.write(() => this.t.releaseLocked(ctx, input, this.now()));
   }
 
   async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
-    return this.write(() => this.tx.restock(ctx, change));
+    return this.write(() => this.t.restock(ctx, change, this.now()));
   }
 
   async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
     assertSku(change.sku);
     assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
-    return this.write(() => this.tx.setStock(ctx, change));
+    return this.write(() => this.t.setStock(ctx, change, this.now()));
   }
 
   async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
     assertProduct(product);
-    return this.write(() => this.tx.upsert(product));
+    return this.write(() => this.t.upsert(product, this.now()));
   }
 
   async importProducts(
@@ -353,7 +304,7 @@ export class SqliteStore implements InventoryStore {
     options: ImportOptions = { setStock: false },
   ): Promise<ImportResult> {
     assertImportRows(rows);
-    return this.write(() => this.tx.import(ctx, rows, options));
+    return this.write(() => this.t.importRows(ctx, rows, options, this.now()));
   }
 
   async stockLevels(skus?: string[]): Promise<StockLevel[]> {
@@ -369,7 +320,7 @@ export class SqliteStore implements InventoryStore {
   async sweepExpired(batchSize = 100): Promise<SweepResult> {
     const total: SweepResult = { carts: 0, units: 0 };
     for (;;) {
-      const batch = await this.write(() => this.tx.sweepBatch(batchSize));
+      const batch = await this.write(() => this.t.sweepBatch(batchSize, this.now()));
       total.carts += batch.carts;
       total.units += batch.units;
       if (batch.carts < batchSize) return total;
@@ -379,7 +330,7 @@ export class SqliteStore implements InventoryStore {
   }
 
   async pruneIdempotency(olderThanMs: number): Promise<number> {
-    return this.write(() => this.tx.prune(olderThanMs));
+    return this.write(() => this.s.pruneIdempotency.run(this.now() - olderThanMs).changes);
   }
 
   async audit(): Promise<AuditReport> {
@@ -418,7 +369,7 @@ export class SqliteStore implements InventoryStore {
   }
 
   async revokeToken(id: string): Promise<boolean> {
-    return this.write(() => this.tx.revoke(id, this.now()));
+    return this.write(() => this.s.revokeToken.run(this.now(), id).changes > 0);
   }
 
   async verifyToken(token: string): Promise<TokenRecord | undefined> {

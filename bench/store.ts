@@ -12,10 +12,13 @@ import {
   type Script,
   type ShopScripts,
 } from './capture.js';
+import { MinimalHttpSession, type RunningServer, startStocklockHttp } from './clients.js';
 import {
   benchStoreOptions,
+  concurrentThroughput,
   fmt,
   HOT_SKU,
+  interleaved,
   type RunSettings,
   roundRobin,
   type Section,
@@ -289,7 +292,7 @@ export async function storeScenario(settings: RunSettings): Promise<Section[]> {
       `statements with the same values for all ${scripts.size * 2} captured calls); the limit ${counts.limitReserve} ` +
       `per reserve; the careful raw reserve ${carefulReserveCount} and checkout ${counts.careful - carefulReserveCount}.`,
   );
-  return [out, await breakdownScenario(settings, hot.reserve)];
+  return [out, await breakdownScenario(settings, hot.reserve), await groupCommitScenario(settings)];
 }
 
 /**
@@ -383,4 +386,140 @@ async function breakdownScenario(settings: RunSettings, script: Script): Promise
       'of the shared machine falls on all of them alike; each figure is the mean µs per call over the whole run.',
   );
   return out;
+}
+
+/** Concurrent callers of one store in scenario 2c (issue 15: 32). */
+export const CONCURRENT_CALLERS = 32;
+
+/**
+ * Group commit: 32 concurrent callers reserve on one store, with writes batched into shared transactions (as it
+ * runs) and unbatched (every write its own transaction, as before group commit), FULL and NORMAL, each on its own
+ * file, measured in alternating windows.
+ */
+export async function groupCommitScenario(settings: RunSettings): Promise<Section> {
+  const out = section(
+    `2c. Group commit: ${CONCURRENT_CALLERS} concurrent callers`,
+    `${CONCURRENT_CALLERS} async callers each \`addToCart\` one unit of the hot SKU into a new cart, back to back, on ` +
+      'one store in this process. **batched**: writes that arrive while a batch runs share the next IMMEDIATE ' +
+      'transaction, each in its own savepoint, one COMMIT (one WAL sync with FULL) per batch, every call answered ' +
+      'after it (src/storage/sqlite/group-commit.ts). **unbatched**: `groupCommit: false`, every write its own ' +
+      'transaction, as before. Each contestant has its own file; windows alternate, the order rotating; medians.',
+    ['store', 'synchronous', 'reserves/s', '÷ unbatched FULL', '÷ batched NORMAL', 'writes per COMMIT'],
+  );
+  type Who = 'unbatchedFull' | 'batchedFull' | 'batchedNormal' | 'unbatchedNormal';
+  const setups: Record<Who, { sync: Sync; batched: boolean }> = {
+    unbatchedFull: { sync: 'FULL', batched: false },
+    batchedFull: { sync: 'FULL', batched: true },
+    batchedNormal: { sync: 'NORMAL', batched: true },
+    unbatchedNormal: { sync: 'NORMAL', batched: false },
+  };
+  const stores = {} as Record<Who, SqliteStore>;
+  for (const [who, { sync, batched }] of Object.entries(setups) as [Who, (typeof setups)[Who]][]) {
+    const path = join(settings.dir, `group-${who}.db`);
+    await prepareDatabase(path, sync);
+    stores[who] = openSqliteStore(path, benchStoreOptions(sync, { groupCommit: batched }));
+  }
+  try {
+    const rates = await interleaved(
+      settings.repeats * 2,
+      Object.fromEntries(
+        (Object.keys(setups) as Who[]).map((who) => [
+          who,
+          () =>
+            concurrentThroughput(CONCURRENT_CALLERS, settings.windowMs, () =>
+              stores[who].addToCart(CTX, { sku: HOT_SKU, quantity: 1 }),
+            ),
+        ]),
+      ) as Record<Who, () => Promise<number>>,
+    );
+    for (const who of Object.keys(setups) as Who[]) {
+      const { sync, batched } = setups[who];
+      const stats = stores[who].groupCommitStats();
+      out.rows.push([
+        batched ? 'batched' : 'unbatched',
+        sync,
+        fmt.rate(rates[who]),
+        fmt.ratio(rates[who] / rates.unbatchedFull),
+        fmt.ratio(rates[who] / rates.batchedNormal),
+        batched ? (stats.writes / stats.batches).toFixed(1) : '1',
+      ]);
+    }
+    const gain = rates.batchedFull / rates.unbatchedFull;
+    out.goals.push({
+      name: `Group commit: FULL store throughput, ${CONCURRENT_CALLERS} concurrent callers, vs. unbatched FULL`,
+      target: '≥ 3×',
+      measured: fmt.ratio(gain),
+      met: gain >= 3,
+    });
+    await httpRows(settings, out);
+    out.notes.push(
+      `Batched FULL ÷ batched NORMAL: ${fmt.ratio(rates.batchedFull / rates.batchedNormal)}. Writes per COMMIT is ` +
+        "the mean over the whole run (warm-up included), from the store's own counter.",
+    );
+  } finally {
+    for (const store of Object.values(stores)) await store.close();
+  }
+  return out;
+}
+
+/**
+ * The same comparison over HTTP: a `stocklock serve --http` per contestant, 32 sessions of the minimal keep-alive
+ * client (bench/clients.ts) each calling add_to_cart (a new cart, one unit) back to back; alternating windows.
+ */
+async function httpRows(settings: RunSettings, out: Section): Promise<void> {
+  type Who = 'batchedNormal' | 'batchedFull' | 'unbatchedFull';
+  const setups: Record<Who, { sync: Sync; batched: boolean }> = {
+    batchedNormal: { sync: 'NORMAL', batched: true },
+    batchedFull: { sync: 'FULL', batched: true },
+    unbatchedFull: { sync: 'FULL', batched: false },
+  };
+  const servers: RunningServer[] = [];
+  try {
+    const sessions = {} as Record<Who, MinimalHttpSession[]>;
+    for (const [who, { sync, batched }] of Object.entries(setups) as [Who, (typeof setups)[Who]][]) {
+      const db = join(settings.dir, `group-http-${who}.db`);
+      await prepareDatabase(db, sync);
+      const server = await startStocklockHttp(db, sync, ['--group-commit', batched ? 'on' : 'off']);
+      servers.push(server);
+      sessions[who] = await Promise.all(
+        Array.from({ length: CONCURRENT_CALLERS }, () => MinimalHttpSession.open(server.url, server.token)),
+      );
+    }
+    const rates = await interleaved(
+      settings.repeats * 2,
+      Object.fromEntries(
+        (Object.keys(setups) as Who[]).map((who) => [
+          who,
+          () =>
+            concurrentThroughput(CONCURRENT_CALLERS, settings.windowMs, (worker) =>
+              (sessions[who][worker] as MinimalHttpSession).call('add_to_cart', {
+                sku: HOT_SKU,
+                quantity: 1,
+              }),
+            ),
+        ]),
+      ) as Record<Who, () => Promise<number>>,
+    );
+    for (const who of Object.keys(setups) as Who[]) {
+      const { sync, batched } = setups[who];
+      out.rows.push([
+        `HTTP, ${batched ? 'batched' : 'unbatched'}`,
+        sync,
+        fmt.rate(rates[who]),
+        fmt.ratio(rates[who] / rates.unbatchedFull),
+        fmt.ratio(rates[who] / rates.batchedNormal),
+        '',
+      ]);
+    }
+    const ratio = rates.batchedFull / rates.batchedNormal;
+    out.goals.push({
+      name: `Group commit: add_to_cart over HTTP, ${CONCURRENT_CALLERS} clients, FULL vs. NORMAL`,
+      target: '≥ 0.9×',
+      measured: fmt.ratio(ratio),
+      met: ratio >= 0.9,
+    });
+    await Promise.all(Object.values(sessions).flatMap((list) => list.map((session) => session.close())));
+  } finally {
+    for (const server of servers) await server.stop();
+  }
 }

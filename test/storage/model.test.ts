@@ -19,7 +19,7 @@ import type {
   SweepResult,
 } from '../../src/domain/types.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
-import { openSqliteStore } from '../../src/storage/sqlite/store.js';
+import { openSqliteStore, SqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore, SearchQuery, StoreOptions } from '../../src/storage/store.js';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
 
@@ -937,6 +937,64 @@ class Step implements fc.AsyncCommand<Model, Real> {
   }
 }
 
+/**
+ * Several writes sent at once through one instance, so that they share a group commit on SQLite (one batch, each
+ * call in its own savepoint). The store runs a batch in the order the calls arrived, so the model predicts them
+ * one after another in that order; carts are resolved against the state before the group.
+ */
+class Together implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly ops: Op[],
+    readonly via: 0 | 1 = 0,
+  ) {}
+
+  check(): boolean {
+    return true;
+  }
+
+  async run(model: Model, real: Real): Promise<void> {
+    const before = model.state;
+    const calls = this.ops.map((op) => concretize(before, op));
+    const store = real.stores[this.via];
+    const counted = store instanceof SqliteStore ? store.groupCommitStats() : undefined;
+    // Every call is submitted in this same tick, before any of them is answered.
+    const actuals = await Promise.all(calls.map((call) => attempt(() => perform(store, call))));
+    if (counted && store instanceof SqliteStore) {
+      const after = store.groupCommitStats();
+      // Fewer transactions than writes: at least two calls of the group shared one.
+      if (after.writes - counted.writes > after.batches - counted.batches) {
+        real.stats.outcomes.set('together:shared', (real.stats.outcomes.get('together:shared') ?? 0) + 1);
+      }
+    }
+    calls.forEach((call, i) => {
+      real.stats.steps += 1;
+      const actual = actuals[i] as Outcome;
+      const next = structuredClone(model.state);
+      const use = keyUse(model.state, call);
+      const expected = predict(next, call, actual);
+      const key = label(call, expected, use);
+      model.log.push(`${key} (together)`);
+      real.stats.outcomes.set(key, (real.stats.outcomes.get(key) ?? 0) + 1);
+      same(
+        normalize(call, actual),
+        expected,
+        `${JSON.stringify(call)}, call ${i + 1} of ${calls.length} sent together via ${this.via}`,
+      );
+      if (expected.ok) model.state = next;
+    });
+    const after = model.state;
+    const watched = after.carts.filter((_cart, i) => {
+      const was = before.carts[i];
+      return was === undefined || inPlay(was);
+    });
+    await expectSameState(after, real, real.stores[this.via === 0 ? 1 : 0], watched);
+  }
+
+  toString(): string {
+    return `together(${this.ops.map((op) => JSON.stringify(op)).join(', ')}) via ${this.via}`;
+  }
+}
+
 // ---------------------------------------------------------------- generators
 
 const channel = fc.integer({ min: 0, max: CHANNELS.length - 1 });
@@ -1061,6 +1119,11 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 const step: fc.Arbitrary<Step> = fc
   .tuple(op, fc.constantFrom(0 as const, 1 as const))
   .map(([drawn, via]) => new Step(drawn, via));
+/** Writes that may share a transaction: no clock advance, and no sweep (it may take several transactions). */
+const togetherOp = op.filter((drawn) => drawn.kind !== 'advance' && drawn.kind !== 'sweep');
+const togetherStep: fc.Arbitrary<Together> = fc
+  .tuple(fc.array(togetherOp, { minLength: 2, maxLength: 6 }), fc.constantFrom(0 as const, 1 as const))
+  .map(([ops, via]) => new Together(ops, via));
 
 // ---------------------------------------------------------------- the stores
 
@@ -1227,7 +1290,11 @@ async function replaySteps(backend: Backend, steps: Step[]): Promise<string[]> {
  * `lanes` runs of the property go side by side, each on its own database: a PostgreSQL step spends most of
  * its time waiting on round trips, which other lanes can use. The step count is shared.
  */
-function describeModel(name: string, makeBackend: () => Backend, lanes = 1): void {
+/**
+ * `together`: some steps send several writes at once (SQLite's group commit batches them; a PostgreSQL pool would
+ * run them in no fixed order, which a sequential model cannot predict).
+ */
+function describeModel(name: string, makeBackend: () => Backend, lanes = 1, together = false): void {
   describe(`${name} store against a reference model`, () => {
     const backends = Array.from({ length: lanes }, makeBackend);
     const backend = backends[0] as Backend;
@@ -1285,7 +1352,7 @@ function describeModel(name: string, makeBackend: () => Backend, lanes = 1): voi
       const stats: Stats = { runs: 0, steps: 0, outcomes: new Map() };
       const property = (lane: Backend) =>
         fc.asyncProperty(
-          fc.commands([step], {
+          fc.commands(together ? [step, step, step, togetherStep] : [step], {
             maxCommands: MAX_COMMANDS,
             size: 'max',
             replayPath: process.env.STOCKLOCK_MODEL_REPLAY_PATH,
@@ -1332,7 +1399,7 @@ function describeModel(name: string, makeBackend: () => Backend, lanes = 1): voi
 
       // The rarest outcomes come up dozens of times in 10,000 steps; a shorter local run may miss one.
       if (MIN_STEPS >= 10_000) {
-        for (const reached of MUST_REACH)
+        for (const reached of [...MUST_REACH, ...(together ? ['together:shared'] : [])])
           expect(stats.outcomes.get(reached) ?? 0, reached).toBeGreaterThan(0);
       }
       expect(stats.steps).toBeGreaterThanOrEqual(MIN_STEPS);
@@ -1341,7 +1408,7 @@ function describeModel(name: string, makeBackend: () => Backend, lanes = 1): voi
   });
 }
 
-describeModel('SQLite', sqliteBackend);
+describeModel('SQLite', sqliteBackend, 1, true);
 
 const unavailable = await postgresUnavailable();
 if (unavailable === undefined) {

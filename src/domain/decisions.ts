@@ -459,3 +459,27 @@ export function assertCurrencyChange(sku: string, carts: number): void {
     );
   }
 }
+
+/**
+ * An add_to_cart refused without the write lock (issue 15): a consistent read, taken without the lock, already shows
+ * that the tracked product cannot supply the quantity, even with every expired hold a write would free. Returns the
+ * OUT_OF_STOCK the locked decision (decideAddToCart) would throw, or undefined when only that decision can answer:
+ * a keyed call (it may replay a stored result), a call into a cart (the cart's checks and its revival come before
+ * stock), an unknown, inactive or untracked product, or a quantity over a cart cap (LIMIT_EXCEEDED comes first).
+ */
+export function soldOutWithoutLock(
+  call: { sku: string; quantity: number; cartId?: string; idempotencyKey?: string; limits: Limits },
+  read: { product: ProductRow | undefined; expiredHeld: number },
+): ReturnType<typeof refuse.outOfStock> | undefined {
+  const { product } = read;
+  if (call.idempotencyKey !== undefined || call.cartId !== undefined) return undefined;
+  if (!product?.active || !product.track_stock) return undefined;
+  if (call.quantity > call.limits.maxLineQuantity || call.quantity > call.limits.maxCartQuantity)
+    return undefined;
+  // A new cart holds nothing yet, so every expired hold of the SKU is another cart's and would be freed.
+  const available = product.on_hand - product.reserved + read.expiredHeld;
+  if (available >= call.quantity) return undefined;
+  return refuse.outOfStock([
+    { sku: product.sku, requested: call.quantity, available: Math.max(0, available) },
+  ]);
+}

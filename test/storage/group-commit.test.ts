@@ -64,7 +64,8 @@ describe('SQLite group commit', () => {
     const before = store.groupCommitStats();
     const settled = await Promise.allSettled([
       store.addToCart(web, { sku: 'LAST-THREE', quantity: 1 }),
-      store.addToCart(web, { sku: 'LAST-THREE', quantity: 5 }),
+      // Keyed, so it is decided under the lock (a sold-out call without a key may be refused before any batch).
+      store.addToCart(web, { sku: 'LAST-THREE', quantity: 5, idempotencyKey: 'big' }),
       // Creates NEW-ONE, then refuses on its second row (on-hand below what carts hold): it wrote before it failed.
       store.importProducts(
         admin,
@@ -116,6 +117,44 @@ describe('SQLite group commit', () => {
   });
 });
 
+describe('SQLite: a sold-out add_to_cart is refused without the write lock', () => {
+  it('answers OUT_OF_STOCK while another connection holds the lock, exactly as the locked decision would', async () => {
+    const { store, path, clock } = await opened({ lockTimeoutMs: 300 }, [
+      { sku: 'ONE', name: 'The only one', price_minor: 900, currency: 'EUR', stock: 1 },
+    ]);
+    const first = await store.addToCart(web, { sku: 'ONE', quantity: 1 });
+    const other = new Database(path);
+    closing.push(async () => void other.close());
+    const attempt = (input: Parameters<typeof store.addToCart>[1]) =>
+      store.addToCart(web, input).then(
+        () => 'ok',
+        (error: unknown) => (isStockError(error) ? { code: error.code, details: error.details } : error),
+      );
+
+    other.prepare('BEGIN IMMEDIATE').run();
+    const lockFree = await attempt({ sku: 'ONE', quantity: 1 });
+    // Calls only the locked decision may answer wait for the lock, and here give up: a key may replay a result,
+    // a cart's own checks come first.
+    const keyed = await attempt({ sku: 'ONE', quantity: 1, idempotencyKey: 'k1' });
+    const intoCart = await attempt({ sku: 'ONE', quantity: 1, cartId: first.cart_id });
+    other.prepare('ROLLBACK').run();
+    expect(keyed).toMatchObject({ code: 'STORE_BUSY' });
+    expect(intoCart).toMatchObject({ code: 'STORE_BUSY' });
+    const locked = await attempt({ sku: 'ONE', quantity: 1, idempotencyKey: 'k2' });
+    expect(locked).toMatchObject({ code: 'OUT_OF_STOCK' });
+    expect(lockFree).toEqual(locked);
+
+    // Once the cart expires its hold would be freed by a write: not sold out, so it waits for the lock.
+    clock.advance(15 * 60_000 + 1);
+    other.prepare('BEGIN IMMEDIATE').run();
+    const freed = await attempt({ sku: 'ONE', quantity: 1 });
+    other.prepare('ROLLBACK').run();
+    expect(freed).toMatchObject({ code: 'STORE_BUSY' });
+    expect(await attempt({ sku: 'ONE', quantity: 1 })).toBe('ok');
+    await expectAuditOk(store);
+  });
+});
+
 describeStoreContract('sqlite file, group commit off', async (options) =>
   openSqliteStore(join(tempDir(), 'stocklock.db'), { ...options, groupCommit: false }),
 );
@@ -150,7 +189,7 @@ await store.addToCart(web, { sku: 'A', quantity: 1 }); // the WAL is under way: 
 writeFileSync(control, 'fsync 5 -wal\\n');
 const settled = await Promise.allSettled([
   store.addToCart(web, { sku: 'A', quantity: 1 }),
-  store.addToCart(web, { sku: 'A', quantity: 9 }),
+  store.addToCart(web, { sku: 'A', quantity: 9, idempotencyKey: 'big' }), // keyed: decided in the batch
   store.addToCart(web, { sku: 'A', quantity: 1 }),
 ]);
 rmSync(control);

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import { refuse } from '../../domain/errors.js';
+import { soldOutWithoutLock } from '../../domain/decisions.js';
+import { refuse, type StockError } from '../../domain/errors.js';
 import type { ImportOptions } from '../../domain/import-stock.js';
 import {
   assertCount,
@@ -137,6 +138,8 @@ export class SqliteStore implements InventoryStore {
   readonly oauth: OAuthStore;
   /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
   private committing = false;
+  /** Runs reads in one deferred (read) transaction: one consistent snapshot, no lock. */
+  private readonly snapshot: <R>(read: () => R) => R;
   /** Runs a body as its own IMMEDIATE transaction (groupCommit off), marking the end of the body. */
   private readonly immediate: <R>(body: () => R) => R;
   /** Undefined when groupCommit is off: then every write is its own transaction. */
@@ -161,6 +164,7 @@ export class SqliteStore implements InventoryStore {
       return result;
     }).immediate;
     this.immediate = run as <R>(body: () => R) => R;
+    this.snapshot = db.transaction((read: () => unknown) => read()).deferred as <R>(read: () => R) => R;
     if (options.groupCommit !== false) {
       this.group = new GroupCommit(db, { lockTimeoutMs: options.lockTimeoutMs, writers });
     }
@@ -258,7 +262,33 @@ export class SqliteStore implements InventoryStore {
   async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     assertSku(input.sku);
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
+    const soldOut = this.soldOutWithoutLock(input);
+    if (soldOut) throw soldOut;
     return this.write(() => this.t.addToCartLocked(ctx, input, this.now()));
+  }
+
+  /**
+   * A sold-out add_to_cart refused from a consistent read, without queueing for the write lock (issue 15), when
+   * the domain says the locked decision could only refuse it the same way (decisions.ts, soldOutWithoutLock).
+   * Under synchronous FULL a commit becomes visible to readers only once it is durable, so the refusal never
+   * rests on a write a power loss could undo.
+   */
+  private soldOutWithoutLock(input: AddToCartInput): StockError | undefined {
+    if (input.idempotencyKey !== undefined || input.cartId !== undefined) return undefined;
+    try {
+      const glance = this.s.product.get(input.sku) as ProductRow | undefined;
+      // Enough free stock before counting expired holds: the usual case, decided under the lock as always.
+      if (!glance || glance.on_hand - glance.reserved >= input.quantity) return undefined;
+      return this.snapshot(() => {
+        const product = this.s.product.get(input.sku) as ProductRow | undefined;
+        // The clock is read once the snapshot exists, as audit() does.
+        const expiredHeld = product ? this.t.expiredHeld(input.sku, this.now()) : 0;
+        return soldOutWithoutLock({ ...input, limits: this.options.limits }, { product, expiredHeld });
+      });
+    } catch {
+      // A read that came back busy (a checkpoint, a recovery): the locked path decides.
+      return undefined;
+    }
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {

@@ -28,7 +28,7 @@ interface Write {
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 export interface GroupCommitStats {
-  /** Transactions committed (or failed at COMMIT) with at least one write. */
+  /** Transactions the writes ran in (a lone refusal's, rolled back, included). */
   batches: number;
   /** Writes that ran in those transactions. */
   writes: number;
@@ -153,6 +153,7 @@ export class GroupCommit {
       };
     }
     const batch = this.queue.splice(0, this.maxWrites());
+    if (batch.length === 1) return this.writeAlone(batch[0] as Write);
     const outcomes: Outcome[] = [];
     /** Writes to run again in a later transaction (SQLite said busy, or the transaction was lost before them). */
     const again: Write[] = [];
@@ -211,6 +212,38 @@ export class GroupCommit {
         else write.reject(outcome.error);
       });
     };
+  }
+
+  /** A batch of one needs no savepoint: its transaction is its own, exactly as without group commit. */
+  private writeAlone(write: Write): 'busy' | (() => void) {
+    const { sql } = this;
+    let value: unknown;
+    try {
+      value = write.body();
+    } catch (error) {
+      if (this.db.inTransaction) sql.rollback.run();
+      if (isBusy(error)) {
+        this.queue.unshift(write);
+        return 'busy';
+      }
+      this.count(1);
+      const failure = writeFailure(error, false);
+      return () => write.reject(failure);
+    }
+    try {
+      sql.commit.run();
+    } catch (error) {
+      if (this.db.inTransaction) sql.rollback.run();
+      if (isBusy(error)) {
+        this.queue.unshift(write);
+        return 'busy';
+      }
+      this.count(1);
+      const failure = writeFailure(error, true);
+      return () => write.reject(failure);
+    }
+    this.count(1);
+    return () => write.resolve(value);
   }
 
   private count(writes: number): void {

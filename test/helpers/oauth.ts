@@ -225,6 +225,24 @@ export async function tokenRequest(
   };
 }
 
+/** POST /revoke (RFC 7009): a 200 has an empty body, a refusal a JSON error. */
+export async function revokeRequest(
+  serverUrl: string,
+  params: Record<string, string>,
+  headers: Record<string, string> = {},
+) {
+  const response = await raw(serverUrl, {
+    method: 'POST',
+    path: '/revoke',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(params).toString(),
+  });
+  return {
+    status: response.status,
+    body: response.text ? (JSON.parse(response.text) as Record<string, string>) : undefined,
+  };
+}
+
 export async function registerClient(serverUrl: string, metadata: Record<string, unknown>) {
   const response = await raw(serverUrl, {
     method: 'POST',

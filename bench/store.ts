@@ -14,6 +14,7 @@ import {
 } from './capture.js';
 import { MinimalHttpSession, type RunningServer, startStocklockHttp } from './clients.js';
 import {
+  benchCatalog,
   benchStoreOptions,
   concurrentThroughput,
   fmt,
@@ -451,6 +452,7 @@ export async function groupCommitScenario(settings: RunSettings): Promise<Sectio
       measured: fmt.ratio(gain),
       met: gain >= 3,
     });
+    await oneCallerRows(settings, out);
     await httpRows(settings, out);
     out.notes.push(
       `Batched FULL ÷ batched NORMAL: ${fmt.ratio(rates.batchedFull / rates.batchedNormal)}. Writes per COMMIT is ` +
@@ -521,5 +523,41 @@ async function httpRows(settings: RunSettings, out: Section): Promise<void> {
     await Promise.all(Object.values(sessions).flatMap((list) => list.map((session) => session.close())));
   } finally {
     for (const server of servers) await server.stop();
+  }
+}
+
+/**
+ * What group commit costs a caller who is alone: one sequential caller, batched and unbatched stores taking turns
+ * call by call (each on its own file). A lone write still waits one turn of the event loop (setImmediate) for
+ * others to join it, and runs without a savepoint.
+ */
+async function oneCallerRows(settings: RunSettings, out: Section): Promise<void> {
+  for (const sync of SYNCS) {
+    const stores = {
+      batched: openSqliteStore(join(settings.dir, `alone-batched-${sync}.db`), benchStoreOptions(sync)),
+      unbatched: openSqliteStore(
+        join(settings.dir, `alone-unbatched-${sync}.db`),
+        benchStoreOptions(sync, { groupCommit: false }),
+      ),
+    };
+    try {
+      for (const store of Object.values(stores))
+        await store.importProducts({ channel: 'cli' }, benchCatalog());
+      const us = await roundRobin(settings.windowMs * settings.repeats * 2, {
+        batched: () => stores.batched.addToCart(CTX, { sku: HOT_SKU, quantity: 1 }),
+        unbatched: () => stores.unbatched.addToCart(CTX, { sku: HOT_SKU, quantity: 1 }),
+      });
+      out.rows.push(
+        ['one caller, batched', sync, fmt.rate(1e6 / us.batched), '', '', '1'],
+        ['one caller, unbatched', sync, fmt.rate(1e6 / us.unbatched), '', '', '1'],
+      );
+      out.notes.push(
+        `One sequential caller, ${sync}: batched ÷ unbatched ${fmt.ratio(us.unbatched / us.batched)} ` +
+          `(${(us.batched - us.unbatched).toFixed(1)} µs more per call: the wait of one event-loop turn for ` +
+          'writes to join, and the lock-free sold-out glance).',
+      );
+    } finally {
+      for (const store of Object.values(stores)) await store.close();
+    }
   }
 }

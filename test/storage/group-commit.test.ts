@@ -107,6 +107,16 @@ describe('SQLite group commit', () => {
     await expectAuditOk(store);
   });
 
+  it('closing the store first writes what was already submitted', async () => {
+    const { store, path } = await opened();
+    const adding = store.addToCart(web, { sku: 'TEE-BLK-M', quantity: 2 });
+    await store.close();
+    const cart = await adding;
+    const reopened = openSqliteStore(path, store.options);
+    closing.push(() => reopened.close());
+    expect((await reopened.getCart(web, cart.cart_id)).item_count).toBe(2);
+  });
+
   it('with groupCommit off, every write is its own transaction', async () => {
     const { store } = await opened({ groupCommit: false });
     await Promise.all(

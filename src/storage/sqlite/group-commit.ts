@@ -48,6 +48,7 @@ const TURN_TIMED_OUT = Symbol('turn timed out');
 export class GroupCommit {
   private readonly queue: Write[] = [];
   private flushing = false;
+  private readonly drainWaiters: (() => void)[] = [];
   private readonly stats: GroupCommitStats = { batches: 0, writes: 0, largest: 0 };
   private readonly sql: Record<
     'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
@@ -84,6 +85,12 @@ export class GroupCommit {
     });
   }
 
+  /** Resolves once every write submitted so far is settled (the store drains before it closes). */
+  drained(): Promise<void> {
+    if (!this.flushing) return Promise.resolve();
+    return new Promise((done) => this.drainWaiters.push(done));
+  }
+
   /** A copy of the counters (tests and the bench read how many writes shared a transaction). */
   counters(): GroupCommitStats {
     return { ...this.stats };
@@ -92,6 +99,9 @@ export class GroupCommit {
   private async flush(): Promise<void> {
     try {
       for (let attempt = 0; this.queue.length > 0; ) {
+        // Writes that SQLite kept answering busy are queued again; --lock-timeout still ends their wait.
+        this.refuseExpired();
+        if (this.queue.length === 0) break;
         const busy = await this.runBatch();
         if (busy) {
           // Another process outside the queue holds SQLite's lock: back off with jitter, as unbatched writes do.
@@ -106,6 +116,7 @@ export class GroupCommit {
       }
     } finally {
       this.flushing = false;
+      for (const done of this.drainWaiters.splice(0)) done();
     }
   }
 
@@ -127,11 +138,23 @@ export class GroupCommit {
         }
       }
     }
+    const batch = this.queue.splice(0, this.maxWrites());
     let settle: () => void;
     try {
-      const result = this.writeBatch();
+      const result = this.writeBatch(batch);
       if (result === 'busy') return true;
       settle = result;
+    } catch (error) {
+      // Not a write's own failure (those are settled above) but the batch's machinery: answer its writes, never
+      // leave them waiting, and leave no transaction open.
+      try {
+        if (this.db.open && this.db.inTransaction) this.sql.rollback.run();
+      } catch {
+        // Already answered below with the first error; SQLite ends the transaction when the connection closes.
+      }
+      settle = () => {
+        for (const write of batch) write.reject(error);
+      };
     } finally {
       // Given back before anybody is answered: the turn is never held across an await.
       writers?.give();
@@ -141,18 +164,19 @@ export class GroupCommit {
   }
 
   /** BEGIN, each write in its savepoint, COMMIT; returns how to answer the batch's writes, or 'busy'. */
-  private writeBatch(): 'busy' | (() => void) {
+  private writeBatch(batch: Write[]): 'busy' | (() => void) {
     const { sql } = this;
     try {
       sql.begin.run();
     } catch (error) {
-      if (isBusy(error)) return 'busy';
-      const failed = this.queue.splice(0, this.maxWrites());
+      if (isBusy(error)) {
+        this.queue.unshift(...batch);
+        return 'busy';
+      }
       return () => {
-        for (const write of failed) write.reject(writeFailure(error, false));
+        for (const write of batch) write.reject(writeFailure(error, false));
       };
     }
-    const batch = this.queue.splice(0, this.maxWrites());
     if (batch.length === 1) return this.writeAlone(batch[0] as Write);
     const outcomes: Outcome[] = [];
     /** Writes to run again in a later transaction (SQLite said busy, or the transaction was lost before them). */

@@ -447,6 +447,8 @@ export class SqliteStore implements InventoryStore {
   }
 
   async close(): Promise<void> {
+    // Writes already submitted are written (or refused) first, as they were when every write ran at once.
+    await this.group?.drained();
     this.writers?.close();
     if (this.db.open) this.db.close();
   }

@@ -5,7 +5,8 @@
 // SAVEPOINT: a write that throws (a refusal, a bad input) rolls back only itself and is refused alone. One COMMIT,
 // so one WAL sync under synchronous=FULL, makes the whole batch durable, and only then is any write of the batch
 // answered, refusals included (a refusal may rest on an earlier write of the same batch). Each write still reads
-// the clock inside its body, under the lock. Writes arriving while a batch runs form the next one.
+// the clock inside its body, under the lock. A batch runs synchronously, its sync included: requests arriving
+// meanwhile wait in their sockets, are read when it is done, and form the next batch.
 import type Database from 'better-sqlite3';
 import { refuse } from '../../domain/errors.js';
 import { isBusy, sleep, writeFailure } from './write-errors.js';

@@ -940,7 +940,8 @@ class Step implements fc.AsyncCommand<Model, Real> {
 /**
  * Several writes sent at once through one instance, so that they share a group commit on SQLite (one batch, each
  * call in its own savepoint). The store runs a batch in the order the calls arrived, so the model predicts them
- * one after another in that order; carts are resolved against the state before the group.
+ * one after another in that order, except a sold-out add refused without the lock, which is decided on the state
+ * before the group; carts are resolved against the state before the group.
  */
 class Together implements fc.AsyncCommand<Model, Real> {
   constructor(
@@ -969,11 +970,30 @@ class Together implements fc.AsyncCommand<Model, Real> {
     calls.forEach((call, i) => {
       real.stats.steps += 1;
       const actual = actuals[i] as Outcome;
+      // A sold-out add into a new cart without a key is refused without the lock, from what was committed when it
+      // was sent: the state before the group, ahead of the writes sent before it.
+      const lockFree =
+        call.kind === 'add' && call.cartId === undefined && call.key === undefined
+          ? predict(structuredClone(before), call, actual)
+          : undefined;
+      const refusedEarly =
+        lockFree && !lockFree.ok && lockFree.code === 'OUT_OF_STOCK' ? lockFree : undefined;
       const next = structuredClone(model.state);
       const use = keyUse(model.state, call);
-      const expected = predict(next, call, actual);
+      const expected = refusedEarly ?? predict(next, call, actual);
       const key = label(call, expected, use);
-      model.log.push(`${key} (together)`);
+      model.log.push(`${key} (together${refusedEarly ? ', without the lock' : ''})`);
+      if (
+        refusedEarly &&
+        JSON.stringify(predict(structuredClone(model.state), call, actual)) !== JSON.stringify(refusedEarly)
+      ) {
+        // The case the arrival order alone would get wrong: an earlier write of the group changed the answer.
+        // Counted for the log (a few per 10,000 steps), too rare to require.
+        real.stats.outcomes.set(
+          'together:lock-free',
+          (real.stats.outcomes.get('together:lock-free') ?? 0) + 1,
+        );
+      }
       real.stats.outcomes.set(key, (real.stats.outcomes.get(key) ?? 0) + 1);
       same(
         normalize(call, actual),

@@ -176,9 +176,7 @@ export async function serveHttp(
     });
   });
   app.use(guard);
-  // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
-  app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
-  if (options.console) app.use('/console', options.console.router);
+  // /mcp first: every tool call would otherwise walk the OAuth router's routes before reaching it.
   app.all(
     '/mcp',
     trackRequest,
@@ -186,6 +184,9 @@ export async function serveHttp(
     express.json({ limit: maxBodyBytes }),
     (req: Request, res: Response) => sessions.handle(req, res),
   );
+  // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
+  app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
+  if (options.console) app.use('/console', options.console.router);
   app.use(notFound);
   app.use(jsonErrors(maxBodyBytes, logger));
 

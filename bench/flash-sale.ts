@@ -2,6 +2,7 @@
 // once; exactly the stock must sell, the audit must pass, and every loser must hear OUT_OF_STOCK quickly. The echo
 // server takes the same burst of calls in the same run. Both run on stocklock's lean transport (its default) and on
 // the SDK's, for comparison.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -46,6 +47,22 @@ interface Round {
   winnersAdd: number[];
   winnersCheckout: number[];
   wallMs: number;
+  /** From the server's log: how long each loser's add_to_cart spent in the tool (store and write lock included). */
+  losersInTool: number[];
+  /** The same for the winners' checkouts. */
+  checkoutsInTool: number[];
+}
+
+/** The `ms` of the server's `tool call` log lines (the tool's own time, store included) for one tool and outcome. */
+function toolTimes(logFile: string, tool: string, outcome: string): number[] {
+  const times: number[] = [];
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"tool call"')) continue;
+    const entry = JSON.parse(line) as { tool?: string; outcome?: string; ms?: number };
+    if (entry.tool === tool && entry.outcome === outcome && typeof entry.ms === 'number')
+      times.push(entry.ms);
+  }
+  return times;
 }
 
 interface EchoRound {
@@ -117,7 +134,14 @@ async function stocklockRound(
 
   const agent = buyerAgent(size.buyers);
   let server: RunningServer | undefined;
-  const outcome: Round = { losers: [], winnersAdd: [], winnersCheckout: [], wallMs: 0 };
+  const outcome: Round = {
+    losers: [],
+    winnersAdd: [],
+    winnersCheckout: [],
+    wallMs: 0,
+    losersInTool: [],
+    checkoutsInTool: [],
+  };
   const unexpected: string[] = [];
   try {
     // Every buyer holds a session at once: the cap must not evict any of them mid-sale.
@@ -155,6 +179,9 @@ async function stocklockRound(
     agent.destroy();
   }
 
+  // startStocklockHttp logs the server's stderr (log level info: one line per tool call) beside the database.
+  outcome.losersInTool = toolTimes(`${db}.log`, 'add_to_cart', 'OUT_OF_STOCK');
+  outcome.checkoutsInTool = toolTimes(`${db}.log`, 'checkout', 'ok');
   const books = openSqliteStore(db, benchStoreOptions(SYNC));
   const [audit, levels] = await Promise.all([books.audit(), books.stockLevels([SKU])]);
   await books.close();
@@ -285,6 +312,19 @@ export async function flashSaleScenario(settings: RunSettings): Promise<Section[
     `Sold exactly ${size.units} of ${size.units} in every round on both transports; audit clean; no answer other ` +
       'than a cart, an order or `OUT_OF_STOCK`.',
   );
+  // Where a loser's wait goes: the tool's own time (the server logs it per call) against the whole round trip.
+  for (const transport of ['lean', 'sdk'] as const) {
+    const inTool = rounds[transport].flatMap((round) => round.losersInTool).sort((a, b) => a - b);
+    const checkoutInTool = rounds[transport].flatMap((round) => round.checkoutsInTool).sort((a, b) => a - b);
+    out.notes.push(
+      `${transport === 'lean' ? 'stocklock' : 'stocklock, SDK transport'}: inside the tool (store, write lock and ` +
+        `its queue included; from the server's log) a loser's \`add_to_cart\` took p50 ` +
+        `${fmt.ms(percentile(inTool, 50))} / p99 ${fmt.ms(percentile(inTool, 99))} / max ` +
+        `${fmt.ms(inTool[inTool.length - 1] ?? Number.NaN)} ms, a winner's \`checkout\` p50 ` +
+        `${fmt.ms(percentile(checkoutInTool, 50))} / p99 ${fmt.ms(percentile(checkoutInTool, 99))} ms; the rest of ` +
+        'each latency above is the HTTP queue, the transport, JSON-RPC and the schemas.',
+    );
+  }
   const slowestLoser = Math.max(...losers);
   const checkoutP99 = percentile(checkouts, 99);
   out.goals.push(

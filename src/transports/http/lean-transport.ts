@@ -153,6 +153,16 @@ export class LeanHttpTransport implements Transport {
       res.writeHead(202).end();
       return;
     }
+    // A reply is routed by its id: a second request with an id still in flight could never be answered.
+    if (new Set(ids).size < ids.length || ids.some((id) => this.pending.has(id))) {
+      this.refuse(
+        res,
+        400,
+        -32600,
+        'Invalid Request: a request with this id is already in flight on this session',
+      );
+      return;
+    }
     const post: PendingPost = { res, ids, replies: new Map(), batch };
     for (const id of ids) this.pending.set(id, post);
     for (const message of messages) this.onmessage?.(message, extra);

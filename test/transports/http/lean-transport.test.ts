@@ -122,6 +122,16 @@ describe('the lean transport', () => {
     expect(batch.status).toBe(200);
     const replies = JSON.parse(batch.text) as { id: number }[];
     expect(replies.map((reply) => reply.id)).toEqual([7, 5]);
+    // Replies are routed by id, so one id twice in a batch is refused before anything runs.
+    const twice = await raw(http.url, {
+      headers,
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 9, method: 'ping' },
+        { jsonrpc: '2.0', id: 9, method: 'tools/list' },
+      ]),
+    });
+    expect(twice.status).toBe(400);
+    expect(twice.json().error?.code).toBe(-32600);
   });
 
   it('answers a call still in flight when its session is deleted with 404; the call itself completes and the books balance', async () => {

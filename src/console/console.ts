@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import { allowHost, denyHost, isGrantId } from '../auth/admin.js';
-import { effectiveHosts } from '../auth/hosts.js';
+import { effectiveHosts, normalizeHost } from '../auth/hosts.js';
 import { CatalogError, catalogFormat, checkCatalog } from '../catalog.js';
 import { assertChannel, CHANNEL_PATTERN } from '../config.js';
 import { ErrorCode, isStockError, StockError } from '../domain/errors.js';
@@ -439,20 +439,19 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     const parsed = hostBody.safeParse(req.body);
     if (!parsed.success) return invalid(res, parsed.error);
     const { host, channel } = parsed.data;
-    let saved: string;
     try {
-      const now = store.options.clock.now();
-      saved =
-        channel === null
-          ? await denyHost(store.oauth, host, now)
-          : await allowHost(store.oauth, host, assertChannel(channel), now);
+      // The checks allowHost/denyHost and the CLI apply, made first so a refusal changes nothing.
+      normalizeHost(host);
+      if (channel !== null) assertChannel(channel);
     } catch (error) {
-      if (isStockError(error)) throw error;
-      apiError(res, 400, ErrorCode.INVALID_INPUT, (error as Error).message, {
-        fields: [{ field: channel === null ? 'host' : 'host_or_channel', problem: (error as Error).message }],
-      });
+      apiError(res, 400, ErrorCode.INVALID_INPUT, (error as Error).message);
       return;
     }
+    const now = store.options.clock.now();
+    const saved =
+      channel === null
+        ? await denyHost(store.oauth, host, now)
+        : await allowHost(store.oauth, host, channel, now);
     logger.info(
       { host: saved, channel },
       channel === null ? 'console denied an OAuth host' : 'console allowed an OAuth host',

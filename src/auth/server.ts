@@ -247,6 +247,8 @@ export function createOAuthServer(options: OAuthOptions): OAuthServer {
     authorization_endpoint: `${issuer}/authorize`,
     token_endpoint: `${issuer}/token`,
     registration_endpoint: `${issuer}/register`,
+    revocation_endpoint: `${issuer}/revoke`,
+    revocation_endpoint_auth_methods_supported: ['none', 'client_secret_post', 'client_secret_basic'],
     scopes_supported: SCOPES,
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
@@ -802,6 +804,42 @@ export function createOAuthServer(options: OAuthOptions): OAuthServer {
     }
   }
 
+  // ---------------------------------------------------------------- revocation (RFC 7009)
+
+  /** The grant a presented access or refresh token belongs to, whatever state the token is in. */
+  async function grantOfToken(token: string): Promise<StoredGrant | undefined> {
+    const hash = hashSecret(token);
+    if (token.startsWith(SecretPrefix.REFRESH)) return (await store.getRefresh(hash))?.grant;
+    // An expired or already revoked access token has nothing left to revoke.
+    if (token.startsWith(SecretPrefix.ACCESS)) return store.verifyAccess(hash, clock.now());
+    return undefined;
+  }
+
+  /**
+   * Ends the grant of the presented token: its access and refresh tokens both stop working (RFC 7009 §2.1
+   * lets revoking either end the grant; a signed-out connector wants nothing of it left). An unknown token,
+   * or one issued to another client, is answered 200 like a revoked one (§2.2), so the endpoint tells a
+   * caller nothing about tokens that are not its own.
+   */
+  async function revoke(req: Request, res: Response): Promise<void> {
+    res.set({ 'Cache-Control': 'no-store', Pragma: 'no-cache' });
+    try {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const client = await authenticateClient(req, body);
+      const token = single(body, 'token');
+      if (!token) throw new OAuthFailure('invalid_request', 'token is required');
+      const grant = await grantOfToken(token);
+      if (grant && grant.client_id === client.clientId && grant.revoked_at === null) {
+        await store.revokeGrant(grant.id, clock.now(), 'revoked by the client');
+        logger.info({ client: client.clientId, grant: grant.id }, 'OAuth grant revoked by its client');
+      }
+      res.status(200).end();
+    } catch (error) {
+      if (!(error instanceof OAuthFailure)) throw error;
+      res.status(error.status).json({ error: error.code, error_description: error.message });
+    }
+  }
+
   // ---------------------------------------------------------------- the router
 
   const router = express.Router();
@@ -837,6 +875,8 @@ export function createOAuthServer(options: OAuthOptions): OAuthServer {
   router.post('/register', cors, json, asyncRoute(register));
   router.options('/token', cors, (_req, res) => void res.sendStatus(204));
   router.post('/token', cors, form, asyncRoute(token));
+  router.options('/revoke', cors, (_req, res) => void res.sendStatus(204));
+  router.post('/revoke', cors, form, asyncRoute(revoke));
 
   return {
     issuer,

@@ -17,6 +17,7 @@ import {
   openConsent,
   pkcePair,
   registerClient,
+  revokeRequest,
   startDocumentHost,
   submitConsent,
   tokenRequest,
@@ -389,5 +390,74 @@ describe('OAuth refusals', () => {
     expect(bad.headers['www-authenticate']).toMatch(
       /^Bearer realm="stocklock", resource_metadata="[^"]+", scope="stock:shop", error="invalid_token"$/,
     );
+  });
+});
+
+describe('token revocation (RFC 7009)', () => {
+  it('a client revoking its refresh token ends the grant: both tokens stop working', async () => {
+    const http = await server();
+    const metadata = await raw(http.url, { method: 'GET', path: '/.well-known/oauth-authorization-server' });
+    expect(JSON.parse(metadata.text)).toMatchObject({ revocation_endpoint: `${http.origin}/revoke` });
+    const clientId = await publicClient(http);
+    const { code, verifier } = await authorize(http, clientId);
+    const issued = await exchange(http, clientId, code, verifier);
+    expect(await mcpStatus(http.url, issued.body.access_token as string)).toBe(200);
+
+    const revoked = await revokeRequest(http.origin, {
+      client_id: clientId,
+      token: issued.body.refresh_token as string,
+      token_type_hint: 'refresh_token',
+    });
+    expect(revoked).toEqual({ status: 200, body: undefined });
+    const [grant] = await http.store.oauth.listGrants();
+    expect(grant?.revoke_reason).toBe('revoked by the client');
+    await waitFor(async () => (await mcpStatus(http.url, issued.body.access_token as string)) === 401);
+    const refreshed = await tokenRequest(http.origin, {
+      grant_type: 'refresh_token',
+      client_id: clientId,
+      refresh_token: issued.body.refresh_token as string,
+    });
+    expect(refreshed.body).toMatchObject({ error: 'invalid_grant' });
+    // Revoking again, or revoking a token that never existed, is still 200 (§2.2).
+    expect(
+      (await revokeRequest(http.origin, { client_id: clientId, token: issued.body.refresh_token as string }))
+        .status,
+    ).toBe(200);
+    expect((await revokeRequest(http.origin, { client_id: clientId, token: 'slr_nothing' })).status).toBe(
+      200,
+    );
+  });
+
+  it('revoking by access token ends the grant too; another client cannot revoke it; a missing token is refused', async () => {
+    const http = await server();
+    const clientId = await publicClient(http);
+    const { code, verifier } = await authorize(http, clientId);
+    const issued = await exchange(http, clientId, code, verifier);
+
+    const stranger = await publicClient(http);
+    const foreign = await revokeRequest(http.origin, {
+      client_id: stranger,
+      token: issued.body.access_token as string,
+    });
+    expect(foreign.status).toBe(200); // answered like an unknown token, and nothing revoked
+    expect((await http.store.oauth.listGrants())[0]?.revoked_at).toBeNull();
+    expect(await mcpStatus(http.url, issued.body.access_token as string)).toBe(200);
+
+    const missing = await revokeRequest(http.origin, { client_id: clientId });
+    expect(missing).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
+    const unknownClient = await revokeRequest(http.origin, {
+      client_id: 'cli_unknown',
+      token: issued.body.access_token as string,
+    });
+    expect(unknownClient).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    expect((await http.store.oauth.listGrants())[0]?.revoked_at).toBeNull();
+
+    const own = await revokeRequest(http.origin, {
+      client_id: clientId,
+      token: issued.body.access_token as string,
+    });
+    expect(own.status).toBe(200);
+    expect((await http.store.oauth.listGrants())[0]?.revoke_reason).toBe('revoked by the client');
+    await waitFor(async () => (await mcpStatus(http.url, issued.body.access_token as string)) === 401);
   });
 });

@@ -388,12 +388,9 @@ describe('huge and deep arguments', () => {
     const before = await snapshot(http.store);
 
     const short = Array.from({ length: 100_000 }, (_, i) => `S${i}`); // ~790 KB: under the body limit
-    const started = performance.now();
     const refused = await call(client, 'check_stock', { skus: short });
-    const elapsed = performance.now() - started;
     expect(refused.isError).toBe(true);
     expect(firstText(refused)).toMatch(/^INVALID_INPUT: .*more than the maximum of 1000 elements/);
-    expect(elapsed).toBeLessThan(2_000);
 
     const long = Array.from({ length: 100_000 }, (_, i) => `SKU-${String(i).padStart(6, '0')}`); // ~1.4 MB
     await expect(call(client, 'check_stock', { skus: long })).rejects.toMatchObject({ code: 413 });

@@ -8,12 +8,16 @@
  *   the conformance suite see the same refusals: 406 without both JSON and SSE in Accept, 415 for a
  *   non-JSON body, 400 -32700 for a message that is not JSON-RPC, 400 -32600 for a batch over 100 or
  *   an initialize in a batch or on an initialized session, 400 for an unsupported
- *   `mcp-protocol-version`, 202 for a POST of only notifications and responses.
+ *   `mcp-protocol-version`, 202 for a POST of only notifications and responses. One addition: a request
+ *   whose id is already in flight on the session gets 400 -32600 (replies are routed by id).
  * - A POST with requests is answered with one JSON body once every request in it is answered (the
  *   spec lets a server answer JSON to a client that accepts both). Messages the server sends about a
  *   request before its reply (progress, logs) have no place in a JSON reply and are dropped, as the
  *   SDK does with enableJsonResponse; stocklock sends none.
- * - Batches are accepted whatever the protocol version, as the SDK 1.x transport does.
+ * - Batches are accepted whatever the protocol version, as the SDK 1.x transport does (2025-06-18 dropped them
+ *   from the spec; test/transports/hostile.test.ts pins that older clients keep them). So nothing here depends on
+ *   the negotiated version, and setProtocolVersion (optional in Transport) is left out; a version header is
+ *   only checked against the versions the SDK supports.
  * - GET opens the session's one standalone SSE stream (409 for a second), kept alive with a comment
  *   every 15 s; server-initiated messages go there, or are dropped when none is open. stocklock sends
  *   none today (no list changes after connect, no log notifications), but clients may hold the stream.
@@ -241,13 +245,6 @@ export class LeanHttpTransport implements Transport {
     }
     this.onclose?.();
   }
-
-  setProtocolVersion(version: string): void {
-    this.protocolVersion = version;
-  }
-
-  /** The version negotiated at initialize, once known. */
-  protocolVersion: string | undefined;
 
   private refuseUninitialized(res: ServerResponse): boolean {
     if (this.sessionId !== undefined) return false;

@@ -52,8 +52,16 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
-import { isConnectionLost, isDefiniteRollback, isLockWait, isRetryable, readOnlyRefusal } from './errors.js';
+import {
+  isConnectionLost,
+  isDefiniteRollback,
+  isLockWait,
+  isRetryable,
+  pgCode,
+  readOnlyRefusal,
+} from './errors.js';
 import { postgresOAuthStore } from './oauth.js';
+import { answerOf, CHANNEL_CAP_RECHECK, fitsOneStatement, type OneStatementRow } from './one-statement.js';
 import { asciiLowerJs, S, type Statement } from './statements.js';
 import { Transactions } from './transactions.js';
 import { Tx } from './tx.js';
@@ -79,7 +87,17 @@ const typeParsers = {
       : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-export async function openPostgresStore(url: string, options: StoreOptions): Promise<InventoryStore> {
+/** How the PostgreSQL store runs its hot path; the bench turns the one-statement reserve off to compare. */
+export interface PostgresTuning {
+  /** add_to_cart of a new cart in one autocommit statement (one-statement.ts); default on. */
+  oneStatement?: boolean;
+}
+
+export async function openPostgresStore(
+  url: string,
+  options: StoreOptions,
+  tuning: PostgresTuning = {},
+): Promise<InventoryStore> {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
@@ -107,7 +125,7 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
     } finally {
       client.release(broken);
     }
-    return new PostgresStore(pool, options);
+    return new PostgresStore(pool, options, tuning);
   } catch (error) {
     await pool.end().catch(() => undefined);
     throw error;
@@ -127,6 +145,7 @@ export class PostgresStore implements InventoryStore {
   constructor(
     private readonly pool: pg.Pool,
     readonly options: StoreOptions,
+    private readonly tuning: PostgresTuning = {},
   ) {
     this.t = new Transactions(
       options,
@@ -145,8 +164,7 @@ export class PostgresStore implements InventoryStore {
    * whole transaction again, with jitter, a bounded number of times). Past it the call is STORE_BUSY. A
    * connection lost during COMMIT is OUTCOME_UNKNOWN: the commit may have happened.
    */
-  private async write<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
-    const started = performance.now();
+  private async write<R>(fn: (tx: Tx) => Promise<R>, started = performance.now()): Promise<R> {
     const deadline = started + this.options.lockTimeoutMs;
     const busy = () => refuse.busy(Math.round(performance.now() - started));
     for (let attempt = 1; ; attempt++) {
@@ -318,7 +336,97 @@ export class PostgresStore implements InventoryStore {
   async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     assertSku(input.sku);
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    return this.write((tx) => this.t.addToCartTx(tx, ctx, input));
+    const started = performance.now();
+    if (this.tuning.oneStatement !== false && fitsOneStatement(ctx, input, this.options.limits)) {
+      const view = await this.reserveInOneStatement(ctx, input, started);
+      if (view) return view;
+    }
+    return this.write((tx) => this.t.addToCartTx(tx, ctx, input), started);
+  }
+
+  /**
+   * The hot path of add_to_cart in one round trip, its own transaction (one-statement.ts). Undefined when the
+   * general path must decide; nothing was written then. The call's one lock budget covers both.
+   */
+  private async reserveInOneStatement(
+    ctx: CallContext,
+    input: AddToCartInput,
+    started: number,
+  ): Promise<CartView | undefined> {
+    const deadline = started + this.options.lockTimeoutMs;
+    const busy = () => refuse.busy(Math.round(performance.now() - started));
+    const client = await this.acquire(deadline, busy);
+    client.on('error', ignoreLostConnection);
+    const cartId = newId('cart_');
+    const backend = (client as pg.PoolClient & { processID?: number | null }).processID ?? undefined;
+    let row: OneStatementRow | undefined;
+    let failure: unknown;
+    try {
+      const remaining = Math.ceil(deadline - performance.now());
+      if (remaining <= 0) throw busy();
+      const { fixedAt, offsetMs } = this.databaseTime();
+      const { reservationTtlMs, limits } = this.options;
+      const result = await client.query<OneStatementRow>({
+        name: S.reserveNewCart.name,
+        text: S.reserveNewCart.text,
+        values: [
+          input.sku,
+          input.quantity,
+          cartId,
+          ctx.channel,
+          reservationTtlMs,
+          limits.maxChannelReserved,
+          fixedAt,
+          offsetMs,
+          remaining,
+        ],
+      });
+      row = result.rows[0];
+    } catch (error) {
+      failure = error;
+    } finally {
+      client.removeListener('error', ignoreLostConnection);
+      client.release(isConnectionLost(failure) ? (failure as Error) : undefined);
+    }
+    if (failure !== undefined) {
+      if (failure instanceof StockError) throw failure;
+      // The statement is its transaction: lost on the way, it may have committed. Find out, or say so.
+      if (isConnectionLost(failure)) return this.settleLostReserve(ctx, cartId, backend, deadline, failure);
+      // Rolled back whole: the general path decides (the channel cap exactly, a deadlock by retrying).
+      if (pgCode(failure) === CHANNEL_CAP_RECHECK || isRetryable(failure)) return undefined;
+      if (isLockWait(failure)) throw busy();
+      throw readOnlyRefusal(failure) ?? failure;
+    }
+    if (!row) throw new Error('stocklock_reserve_new_cart returned no row');
+    const { reservationTtlMs: ttlMs, limits } = this.options;
+    return answerOf(row, { ctx, input, cartId, ttlMs, limits });
+  }
+
+  /**
+   * A one-statement reserve whose connection failed: once its backend has exited, its transaction either
+   * committed (the cart exists: that is the answer) or never will (undefined: the general path runs the call, as
+   * a retry would). A backend still there at the deadline leaves the outcome unknown.
+   */
+  private async settleLostReserve(
+    ctx: CallContext,
+    cartId: string,
+    backend: number | undefined,
+    deadline: number,
+    failure: unknown,
+  ): Promise<CartView | undefined> {
+    const unknown = () => refuse.outcomeUnknown('The database connection failed', failure);
+    if (backend === undefined) throw unknown();
+    try {
+      while ((await this.query<{ alive: boolean }>(S.backendAlive, [backend]))[0]?.alive) {
+        if (performance.now() >= deadline) throw unknown();
+        await sleep(5);
+      }
+      const found = (await this.query<{ found: boolean }>(S.cartExists, [cartId]))[0]?.found;
+      return found ? await this.getCart(ctx, cartId) : undefined;
+    } catch (error) {
+      if (error instanceof StockError) throw error;
+      throw unknown();
+    }
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {

@@ -1,0 +1,106 @@
+-- add_to_cart's hot path (a new cart, a tracked product, no OAuth holder, no idempotency key) in one statement, so
+-- the product row is locked for one server-side call instead of seven round trips. The store sends it in autocommit
+-- (src/storage/postgres/store.ts, reserveInOneStatement). It mirrors the general path statement for statement: each
+-- statement of a VOLATILE function takes a fresh READ COMMITTED snapshot, so everything read after the product lock
+-- is read as the general path reads it. The decision it writes by is the one decideAddToCart makes: the store runs
+-- decideAddToCart on the rows this returns, and test/storage/postgres-one-statement.test.ts runs both paths on the
+-- same states and compares every row. It returns:
+--   'reserved'     the cart, its line, the hold, the freed expired holds, the ledger and the counters are written;
+--   'out_of_stock' nothing written (available says how many were free);
+--   'general'      nothing written: a case the general path decides (no such product, inactive, untracked).
+-- A channel counter above p_max_channel_held raises SQLSTATE SL001, which rolls everything back: the general path
+-- then decides the cap exactly (expired holds elsewhere no longer count).
+CREATE FUNCTION stocklock_reserve_new_cart(
+  p_sku text,
+  p_quantity integer,
+  p_cart_id text,
+  p_channel text,
+  p_ttl_ms bigint,
+  p_max_channel_held bigint,
+  p_fixed_at bigint,
+  p_offset_ms bigint,
+  p_lock_timeout_ms integer
+) RETURNS TABLE (
+  outcome text,
+  now bigint,
+  sku text,
+  name text,
+  description text,
+  price_minor bigint,
+  currency text,
+  on_hand integer,
+  reserved integer,
+  track_stock boolean,
+  active boolean,
+  expired_cart_ids text[],
+  expired_held integer[],
+  expired_channels text[]
+) LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+DECLARE
+  product products%ROWTYPE;
+  decided_at bigint;
+  cart_ids text[];
+  helds integer[];
+  channels text[];
+  freed bigint;
+  counter bigint;
+BEGIN
+  -- The call's remaining lock budget, for this transaction only (the statement is its own transaction).
+  PERFORM set_config('lock_timeout', p_lock_timeout_ms::text, true);
+  SELECT * INTO product FROM products p WHERE p.sku = p_sku FOR UPDATE;
+  IF NOT FOUND OR NOT product.active OR NOT product.track_stock THEN
+    RETURN QUERY SELECT 'general'::text, NULL::bigint, p_sku, NULL::text, NULL::text, NULL::bigint, NULL::text,
+      NULL::integer, NULL::integer, NULL::boolean, NULL::boolean, NULL::text[], NULL::integer[], NULL::text[];
+    RETURN;
+  END IF;
+  -- The database's time, read once the lock is granted (databaseNow in src/storage/audit.ts).
+  decided_at := COALESCE(p_fixed_at, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint + p_offset_ms);
+
+  -- Other carts' expired holds of this SKU (S.expiredHolds): a cart someone else has locked is skipped. The scan
+  -- starts from the expiry index (open carts past their expiry: few, the sweeper closes them), not from the SKU's
+  -- holds, which on a hot SKU are every live cart's.
+  SELECT COALESCE(array_agg(h.cart_id ORDER BY h.expires_at, h.cart_id COLLATE "C"), '{}'),
+         COALESCE(array_agg(h.held ORDER BY h.expires_at, h.cart_id COLLATE "C"), '{}'),
+         COALESCE(array_agg(h.channel ORDER BY h.expires_at, h.cart_id COLLATE "C"), '{}')
+    INTO cart_ids, helds, channels
+    FROM (SELECT l.cart_id, l.held, c.channel, c.expires_at FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+          WHERE c.id = ANY (ARRAY(SELECT o.id FROM carts o WHERE o.status = 'open' AND o.expires_at <= decided_at))
+            AND l.sku = p_sku AND c.status = 'open' AND c.expires_at <= decided_at AND l.held > 0
+          FOR UPDATE OF c SKIP LOCKED) h;
+  freed := COALESCE((SELECT SUM(x) FROM unnest(helds) AS x), 0);
+
+  IF product.on_hand - product.reserved + freed < p_quantity THEN
+    RETURN QUERY SELECT 'out_of_stock'::text, decided_at, product.sku, product.name, product.description,
+      product.price_minor, product.currency, product.on_hand, product.reserved, product.track_stock,
+      product.active, cart_ids, helds, channels;
+    RETURN;
+  END IF;
+
+  -- The writes, in the general path's order: lines' holds and the product, the cart, the ledger, the counters.
+  UPDATE cart_lines l SET held = 0 FROM unnest(cart_ids) AS e(cart_id) WHERE l.cart_id = e.cart_id AND l.sku = p_sku;
+  UPDATE products p SET reserved = p.reserved - freed + p_quantity WHERE p.sku = p_sku;
+  INSERT INTO carts (id, channel, holder, status, currency, created_at, updated_at, expires_at)
+    VALUES (p_cart_id, p_channel, '', 'open', product.currency, decided_at, decided_at, decided_at + p_ttl_ms);
+  INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES (p_cart_id, p_sku, p_quantity, p_quantity);
+  INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
+    SELECT decided_at, p_sku, 'expire', e.held, 0, -e.held, e.cart_id, NULL, e.channel, NULL
+    FROM unnest(cart_ids, helds, channels) WITH ORDINALITY AS e(cart_id, held, channel, n) ORDER BY e.n;
+  INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
+    VALUES (decided_at, p_sku, 'reserve', p_quantity, 0, p_quantity, p_cart_id, NULL, p_channel, NULL);
+  -- Channel rows last, in channel order (the lock order in src/storage/postgres/transactions.ts).
+  INSERT INTO channel_holds (channel, held)
+    SELECT d.channel, SUM(d.delta)::bigint
+    FROM (SELECT p_channel, p_quantity::bigint
+          UNION ALL SELECT e.channel, -e.held::bigint FROM unnest(channels, helds) AS e(channel, held)) AS d(channel, delta)
+    GROUP BY d.channel ORDER BY d.channel COLLATE "C"
+    ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held;
+  SELECT ch.held INTO counter FROM channel_holds ch WHERE ch.channel = p_channel;
+  IF counter > p_max_channel_held THEN
+    RAISE EXCEPTION 'channel % may be over its cap', p_channel USING ERRCODE = 'SL001';
+  END IF;
+  RETURN QUERY SELECT 'reserved'::text, decided_at, product.sku, product.name, product.description,
+    product.price_minor, product.currency, product.on_hand, product.reserved, product.track_stock, product.active,
+    cart_ids, helds, channels;
+END;
+$$;

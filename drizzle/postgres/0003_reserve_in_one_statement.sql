@@ -62,13 +62,13 @@ BEGIN
   -- holds, which on a hot SKU are every live cart's.
   SELECT COALESCE(array_agg(h.cart_id ORDER BY h.expires_at, h.cart_id COLLATE "C"), '{}'),
          COALESCE(array_agg(h.held ORDER BY h.expires_at, h.cart_id COLLATE "C"), '{}'),
-         COALESCE(array_agg(h.channel ORDER BY h.expires_at, h.cart_id COLLATE "C"), '{}')
-    INTO cart_ids, helds, channels
+         COALESCE(array_agg(h.channel ORDER BY h.expires_at, h.cart_id COLLATE "C"), '{}'),
+         COALESCE(SUM(h.held), 0)
+    INTO cart_ids, helds, channels, freed
     FROM (SELECT l.cart_id, l.held, c.channel, c.expires_at FROM carts c JOIN cart_lines l ON l.cart_id = c.id
           WHERE c.id = ANY (ARRAY(SELECT o.id FROM carts o WHERE o.status = 'open' AND o.expires_at <= decided_at))
             AND l.sku = p_sku AND c.status = 'open' AND c.expires_at <= decided_at AND l.held > 0
           FOR UPDATE OF c SKIP LOCKED) h;
-  freed := COALESCE((SELECT SUM(x) FROM unnest(helds) AS x), 0);
 
   IF product.on_hand - product.reserved + freed < p_quantity THEN
     RETURN QUERY SELECT 'out_of_stock'::text, decided_at, product.sku, product.name, product.description,
@@ -78,24 +78,30 @@ BEGIN
   END IF;
 
   -- The writes, in the general path's order: lines' holds and the product, the cart, the ledger, the counters.
-  UPDATE cart_lines l SET held = 0 FROM unnest(cart_ids) AS e(cart_id) WHERE l.cart_id = e.cart_id AND l.sku = p_sku;
+  IF cardinality(cart_ids) > 0 THEN
+    UPDATE cart_lines l SET held = 0 FROM unnest(cart_ids) AS e(cart_id) WHERE l.cart_id = e.cart_id AND l.sku = p_sku;
+    INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
+      SELECT decided_at, p_sku, 'expire', e.held, 0, -e.held, e.cart_id, NULL, e.channel, NULL
+      FROM unnest(cart_ids, helds, channels) WITH ORDINALITY AS e(cart_id, held, channel, n) ORDER BY e.n;
+  END IF;
   UPDATE products p SET reserved = p.reserved - freed + p_quantity WHERE p.sku = p_sku;
-  INSERT INTO carts (id, channel, holder, status, currency, created_at, updated_at, expires_at)
-    VALUES (p_cart_id, p_channel, '', 'open', product.currency, decided_at, decided_at, decided_at + p_ttl_ms);
+  -- A new cart and its line in one statement (S.insertCartWithLine: the line's foreign key is checked at its end).
+  WITH cart AS (
+    INSERT INTO carts (id, channel, holder, status, currency, created_at, updated_at, expires_at)
+    VALUES (p_cart_id, p_channel, '', 'open', product.currency, decided_at, decided_at, decided_at + p_ttl_ms))
   INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES (p_cart_id, p_sku, p_quantity, p_quantity);
-  INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
-    SELECT decided_at, p_sku, 'expire', e.held, 0, -e.held, e.cart_id, NULL, e.channel, NULL
-    FROM unnest(cart_ids, helds, channels) WITH ORDINALITY AS e(cart_id, held, channel, n) ORDER BY e.n;
   INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
     VALUES (decided_at, p_sku, 'reserve', p_quantity, 0, p_quantity, p_cart_id, NULL, p_channel, NULL);
   -- Channel rows last, in channel order (the lock order in src/storage/postgres/transactions.ts).
-  INSERT INTO channel_holds (channel, held)
-    SELECT d.channel, SUM(d.delta)::bigint
-    FROM (SELECT p_channel, p_quantity::bigint
-          UNION ALL SELECT e.channel, -e.held::bigint FROM unnest(channels, helds) AS e(channel, held)) AS d(channel, delta)
-    GROUP BY d.channel ORDER BY d.channel COLLATE "C"
-    ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held;
-  SELECT ch.held INTO counter FROM channel_holds ch WHERE ch.channel = p_channel;
+  WITH counters AS (
+    INSERT INTO channel_holds (channel, held)
+      SELECT d.channel, SUM(d.delta)::bigint
+      FROM (SELECT p_channel, p_quantity::bigint
+            UNION ALL SELECT e.channel, -e.held::bigint FROM unnest(channels, helds) AS e(channel, held)) AS d(channel, delta)
+      GROUP BY d.channel ORDER BY d.channel COLLATE "C"
+      ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held
+      RETURNING channel_holds.channel, channel_holds.held)
+  SELECT c.held INTO counter FROM counters c WHERE c.channel = p_channel;
   IF counter > p_max_channel_held THEN
     RAISE EXCEPTION 'channel % may be over its cap', p_channel USING ERRCODE = 'SL001';
   END IF;

@@ -10,8 +10,9 @@ import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import type { CallContext, ImportRow } from '../../src/domain/types.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
+import { startPgProxy } from '../helpers/pg-proxy.js';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
-import { admin, expectAuditOk, T0, TTL } from './contract.js';
+import { admin, expectAuditOk, level, T0, TTL } from './contract.js';
 
 const unavailable = await postgresUnavailable();
 
@@ -189,6 +190,27 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')(
         await expectAuditOk(store);
       } finally {
         await store.close();
+      }
+    });
+
+    it('an answer lost after the statement committed: the store finds the cart it made and returns it', async () => {
+      await db.reset();
+      const proxy = await startPgProxy(db.url);
+      const viaProxy = await openPostgresStore(proxy.url, options(new ManualClock(T0)));
+      try {
+        await viaProxy.importProducts(admin, CATALOG);
+        // The channel's name is in the statement's parameters: only that call trips the fault.
+        const ctx = { channel: 'lost-answer' };
+        const tripped = proxy.failAfterStatement(ctx.channel);
+        const cart = await viaProxy.addToCart(ctx, { sku: 'A', quantity: 2 });
+        await tripped;
+        expect(cart).toMatchObject({ status: 'open', item_count: 2, lines: [{ sku: 'A', quantity: 2 }] });
+        expect(await db.query('SELECT id FROM carts')).toEqual([{ id: cart.cart_id }]);
+        expect(await level(viaProxy, 'A')).toMatchObject({ on_hand: 3, reserved: 2 });
+        await expectAuditOk(viaProxy);
+      } finally {
+        await viaProxy.close();
+        await proxy.close();
       }
     });
   },

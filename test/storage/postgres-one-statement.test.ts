@@ -195,10 +195,12 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')(
 
     it('an answer lost after the statement committed: the store finds the cart it made and returns it', async () => {
       await db.reset();
+      const seeding = await openPostgresStore(db.url, options(new ManualClock(T0)));
+      await seeding.importProducts(admin, CATALOG);
+      await seeding.close();
       const proxy = await startPgProxy(db.url);
       const viaProxy = await openPostgresStore(proxy.url, options(new ManualClock(T0)));
       try {
-        await viaProxy.importProducts(admin, CATALOG);
         // The channel's name is in the statement's parameters: only that call trips the fault.
         const ctx = { channel: 'lost-answer' };
         const tripped = proxy.failAfterStatement(ctx.channel);

@@ -206,18 +206,28 @@ export async function connectWithOAuth(mcpUrl: string, provider: OAuthClientProv
   return client;
 }
 
-/** A token request by hand (form-encoded, as OAuth requires). */
+/** A form-encoded POST, as OAuth's token and revocation endpoints take. */
+function postForm(
+  serverUrl: string,
+  path: string,
+  params: Record<string, string>,
+  headers: Record<string, string>,
+) {
+  return raw(serverUrl, {
+    method: 'POST',
+    path,
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(params).toString(),
+  });
+}
+
+/** A token request by hand. */
 export async function tokenRequest(
   serverUrl: string,
   params: Record<string, string>,
   headers: Record<string, string> = {},
 ) {
-  const response = await raw(serverUrl, {
-    method: 'POST',
-    path: '/token',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
-    body: new URLSearchParams(params).toString(),
-  });
+  const response = await postForm(serverUrl, '/token', params, headers);
   return {
     status: response.status,
     body: JSON.parse(response.text) as Record<string, string>,
@@ -226,17 +236,8 @@ export async function tokenRequest(
 }
 
 /** POST /revoke (RFC 7009): a 200 has an empty body, a refusal a JSON error. */
-export async function revokeRequest(
-  serverUrl: string,
-  params: Record<string, string>,
-  headers: Record<string, string> = {},
-) {
-  const response = await raw(serverUrl, {
-    method: 'POST',
-    path: '/revoke',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
-    body: new URLSearchParams(params).toString(),
-  });
+export async function revokeRequest(serverUrl: string, params: Record<string, string>) {
+  const response = await postForm(serverUrl, '/revoke', params, {});
   return {
     status: response.status,
     body: response.text ? (JSON.parse(response.text) as Record<string, string>) : undefined,

@@ -49,9 +49,10 @@ BEGIN
   -- The call's remaining lock budget, for this transaction only (the statement is its own transaction).
   PERFORM set_config('lock_timeout', p_lock_timeout_ms::text, true);
   SELECT * INTO product FROM products p WHERE p.sku = p_sku FOR UPDATE;
+  outcome := 'general';
+  sku := p_sku;
   IF NOT FOUND OR NOT product.active OR NOT product.track_stock THEN
-    RETURN QUERY SELECT 'general'::text, NULL::bigint, p_sku, NULL::text, NULL::text, NULL::bigint, NULL::text,
-      NULL::integer, NULL::integer, NULL::boolean, NULL::boolean, NULL::text[], NULL::integer[], NULL::text[];
+    RETURN NEXT;
     RETURN;
   END IF;
   -- The database's time, read once the lock is granted (databaseNow in src/storage/audit.ts).
@@ -70,34 +71,53 @@ BEGIN
             AND l.sku = p_sku AND c.status = 'open' AND c.expires_at <= decided_at AND l.held > 0
           FOR UPDATE OF c SKIP LOCKED) h;
 
+  -- What decideAddToCart is given: the product as locked and the holds it may free.
+  now := decided_at;
+  name := product.name;
+  description := product.description;
+  price_minor := product.price_minor;
+  currency := product.currency;
+  on_hand := product.on_hand;
+  reserved := product.reserved;
+  track_stock := product.track_stock;
+  active := product.active;
+  expired_cart_ids := cart_ids;
+  expired_held := helds;
+  expired_channels := channels;
   IF product.on_hand - product.reserved + freed < p_quantity THEN
-    RETURN QUERY SELECT 'out_of_stock'::text, decided_at, product.sku, product.name, product.description,
-      product.price_minor, product.currency, product.on_hand, product.reserved, product.track_stock,
-      product.active, cart_ids, helds, channels;
+    outcome := 'out_of_stock';
+    RETURN NEXT;
     RETURN;
   END IF;
 
-  -- The writes, in the general path's order: lines' holds and the product, the cart, the ledger, the counters.
-  IF cardinality(cart_ids) > 0 THEN
-    UPDATE cart_lines l SET held = 0 FROM unnest(cart_ids) AS e(cart_id) WHERE l.cart_id = e.cart_id AND l.sku = p_sku;
-    INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
-      SELECT decided_at, p_sku, 'expire', e.held, 0, -e.held, e.cart_id, NULL, e.channel, NULL
-      FROM unnest(cart_ids, helds, channels) WITH ORDINALITY AS e(cart_id, held, channel, n) ORDER BY e.n;
-  END IF;
-  UPDATE products p SET reserved = p.reserved - freed + p_quantity WHERE p.sku = p_sku;
-  -- A new cart and its line in one statement (S.insertCartWithLine: the line's foreign key is checked at its end).
-  WITH cart AS (
-    INSERT INTO carts (id, channel, holder, status, currency, created_at, updated_at, expires_at)
-    VALUES (p_cart_id, p_channel, '', 'open', product.currency, decided_at, decided_at, decided_at + p_ttl_ms))
-  INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES (p_cart_id, p_sku, p_quantity, p_quantity);
-  INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
-    VALUES (decided_at, p_sku, 'reserve', p_quantity, 0, p_quantity, p_cart_id, NULL, p_channel, NULL);
-  -- Channel rows last, in channel order (the lock order in src/storage/postgres/transactions.ts).
-  WITH counters AS (
-    INSERT INTO channel_holds (channel, held)
+  -- Every write in one statement, so the lock is held for as few statements as can be: the freed holds, the
+  -- product, the cart and its line (its foreign keys are checked at the statement's end), the ledger (expired
+  -- holds first, then the reserve, as the general path writes them) and the channel counters in channel order
+  -- (the lock order in src/storage/postgres/transactions.ts).
+  WITH freed_holds AS (
+      UPDATE cart_lines l SET held = 0 FROM unnest(cart_ids) AS e(cart_id)
+      WHERE l.cart_id = e.cart_id AND l.sku = p_sku),
+    stock AS (
+      UPDATE products p SET reserved = p.reserved - freed + p_quantity WHERE p.sku = p_sku),
+    cart AS (
+      INSERT INTO carts (id, channel, holder, status, currency, created_at, updated_at, expires_at)
+      VALUES (p_cart_id, p_channel, '', 'open', product.currency, decided_at, decided_at, decided_at + p_ttl_ms)),
+    line AS (
+      INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES (p_cart_id, p_sku, p_quantity, p_quantity)),
+    ledger AS (
+      INSERT INTO stock_movements
+        (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
+      SELECT decided_at, p_sku, m.kind, m.quantity, 0, m.reserved_delta, m.cart_id, NULL, m.channel, NULL
+      FROM (SELECT 'expire' AS kind, e.held AS quantity, -e.held AS reserved_delta, e.cart_id, e.channel, e.n
+            FROM unnest(cart_ids, helds, channels) WITH ORDINALITY AS e(cart_id, held, channel, n)
+            UNION ALL SELECT 'reserve', p_quantity, p_quantity, p_cart_id, p_channel, 2147483647) AS m
+      ORDER BY m.n),
+    counters AS (
+      INSERT INTO channel_holds (channel, held)
       SELECT d.channel, SUM(d.delta)::bigint
       FROM (SELECT p_channel, p_quantity::bigint
-            UNION ALL SELECT e.channel, -e.held::bigint FROM unnest(channels, helds) AS e(channel, held)) AS d(channel, delta)
+            UNION ALL SELECT e.channel, -e.held::bigint FROM unnest(channels, helds) AS e(channel, held))
+        AS d(channel, delta)
       GROUP BY d.channel ORDER BY d.channel COLLATE "C"
       ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held
       RETURNING channel_holds.channel, channel_holds.held)
@@ -105,8 +125,7 @@ BEGIN
   IF counter > p_max_channel_held THEN
     RAISE EXCEPTION 'channel % may be over its cap', p_channel USING ERRCODE = 'SL001';
   END IF;
-  RETURN QUERY SELECT 'reserved'::text, decided_at, product.sku, product.name, product.description,
-    product.price_minor, product.currency, product.on_hand, product.reserved, product.track_stock, product.active,
-    cart_ids, helds, channels;
+  outcome := 'reserved';
+  RETURN NEXT;
 END;
 $$;

@@ -1,7 +1,7 @@
-// The one-statement reserve (stocklock_reserve_new_cart, drizzle/postgres/0003) writes the rule decideAddToCart
-// decides a second time, in SQL. These tests prove the two agree: the same random workloads run once with the
-// one-statement reserve and once with every add_to_cart a general transaction, on the same real database, and every
-// answer and every row must come out the same. And a new cart's add_to_cart is one round trip.
+// The one-statement reserve and checkout (stocklock_reserve_new_cart, stocklock_checkout_cart, drizzle/postgres/0003)
+// write the rules decideAddToCart and decideCheckout decide a second time, in SQL. These tests prove the two agree:
+// the same random workloads run once with the one-statement paths and once with every call a general transaction,
+// on the same real database, and every answer and every row must come out the same. And each is one round trip.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
@@ -128,6 +128,12 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')(
           ),
           lines: await db.query('SELECT cart_id, sku, quantity, held FROM cart_lines'),
           channels: await db.query('SELECT channel, held FROM channel_holds ORDER BY channel'),
+          orders: await db.query(
+            'SELECT id, cart_id, channel, total_minor, currency, created_at FROM orders',
+          ),
+          orderLines: await db.query(
+            'SELECT order_id, sku, name, quantity, unit_price_minor FROM order_lines ORDER BY order_id, sku',
+          ),
           ledger: await db.query(
             `SELECT at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, channel, note
              FROM stock_movements ORDER BY id`,
@@ -141,6 +147,8 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')(
         const byText = (a: unknown, b: unknown) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1);
         parsed.rows.carts?.sort(byText);
         parsed.rows.lines?.sort(byText);
+        parsed.rows.orders?.sort(byText);
+        parsed.rows.orderLines?.sort(byText);
         // Holds that expired at the same instant are freed in cart id order, and the ids differ from run to run.
         const at = (row: unknown) => Number((row as { at: string }).at);
         parsed.rows.ledger?.sort((a, b) => at(a) - at(b) || byText(a, b));
@@ -150,15 +158,16 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')(
       }
     }
 
-    it.each([1, 2, 3, 4, 5, 6])(
-      'workload %i: every answer and every row the same with the one-statement reserve as with the general path',
+    it.each([1, 2, 3, 4, 5, 6, 7, 8])(
+      'workload %i: every answer and every row the same with the one-statement paths as with the general ones',
       async (seed) => {
-        const ops = workload(seed, 90);
+        const ops = workload(seed, 120);
         const sent = await countingCalls(() => run(ops, true));
         const general = await run(ops, false);
         expect(sent.result).toEqual(general);
         // The reserve did run, and its refusals too: not everything fell back to the general path.
         expect(sent.reserves).toBeGreaterThan(10);
+        expect(sent.checkouts).toBeGreaterThan(0);
         const refused = general.answers.filter(
           (a) => (a as { refused?: string }).refused === 'OUT_OF_STOCK',
         ).length;
@@ -183,6 +192,16 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')(
           store.addToCart({ channel: 'web' }, { sku: 'A', quantity: 3 }).catch((error: unknown) => error),
         );
         expect(refusedSeen).toEqual(['stocklock_reserveNewCart']);
+        const sold: string[] = [];
+        const order = await recording(sold, () =>
+          store.checkout({ channel: 'web' }, { cartId: cart.cart_id }),
+        );
+        expect(sold).toEqual(['stocklock_checkoutCart']);
+        expect(order).toMatchObject({
+          cart_id: cart.cart_id,
+          lines: [{ sku: 'A', quantity: 2 }],
+          total_minor: 2000,
+        });
         expect(refusal).toMatchObject({
           code: 'OUT_OF_STOCK',
           details: { sku: 'A', requested: 3, available: 1 },
@@ -234,8 +253,11 @@ async function recording<T>(seen: string[], fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function countingCalls<T>(fn: () => Promise<T>): Promise<{ result: T; reserves: number }> {
+async function countingCalls<T>(
+  fn: () => Promise<T>,
+): Promise<{ result: T; reserves: number; checkouts: number }> {
   const seen: string[] = [];
   const result = await recording(seen, fn);
-  return { result, reserves: seen.filter((name) => name === 'stocklock_reserveNewCart').length };
+  const count = (statement: string) => seen.filter((name) => name === statement).length;
+  return { result, reserves: count('stocklock_reserveNewCart'), checkouts: count('stocklock_checkoutCart') };
 }

@@ -1,11 +1,12 @@
-// add_to_cart's hot path in one round trip: stocklock_reserve_new_cart (drizzle/postgres/0003) locks the product,
-// frees its expired holds and reserves in one autocommit statement; the answer is built by decideAddToCart from the
-// very rows the function decided on, so the refusal and the cart view come from the domain's one rule.
-import { addToCartInputs, decideAddToCart } from '../../domain/decisions.js';
+// The hot paths in one round trip each (drizzle/postgres/0003): stocklock_reserve_new_cart locks the product, frees
+// its expired holds and reserves; stocklock_checkout_cart sells an open cart whose lines all hold their stock. Each
+// is one autocommit statement, and the answer is built by the domain's decision run on the very rows the function
+// locked, so the refusal, the cart view and the order come from the domain's one rule.
+import { addToCartInputs, decideAddToCart, decideCheckout } from '../../domain/decisions.js';
 import { assertCartCaps, type Limits } from '../../domain/rules.js';
-import type { CallContext, CartView } from '../../domain/types.js';
-import { cartView, type ProductRow } from '../../domain/views.js';
-import type { Hold } from '../../domain/writes.js';
+import type { CallContext, CartView, OrderView } from '../../domain/types.js';
+import { cartView, orderView, type ProductRow } from '../../domain/views.js';
+import type { Hold, StoredLine } from '../../domain/writes.js';
 import type { AddToCartInput } from '../store.js';
 
 /** SQLSTATE the function raises when the channel's counter is over its cap: the general path decides it exactly. */
@@ -93,4 +94,70 @@ export function answerOf(
     unit_price_minor: product.price_minor,
   };
   return cartView(cart, [only], row.now, null);
+}
+
+/** What stocklock_checkout_cart returns: one row per line (the cart, the line, its product as locked) when it sold. */
+export interface CheckoutRow extends ProductRow {
+  outcome: 'sold' | 'general';
+  now: number;
+  cart_status: string;
+  cart_currency: string;
+  cart_created_at: number;
+  cart_updated_at: number;
+  cart_expires_at: number;
+  quantity: number;
+  held: number;
+}
+
+/**
+ * The order from the function's rows, or undefined when the general path must decide (nothing was written then).
+ * decideCheckout runs on exactly what the function locked; a refusal there after the function sold is a bug in one
+ * of the two, reported loudly.
+ */
+export function checkoutAnswerOf(
+  rows: CheckoutRow[],
+  call: { ctx: CallContext; cartId: string; orderId: string },
+): OrderView | undefined {
+  const [first] = rows;
+  if (first?.outcome !== 'sold') return undefined;
+  const lines: StoredLine[] = rows.map((row) => ({ sku: row.sku, quantity: row.quantity, held: row.held }));
+  const products = new Map<string, ProductRow>(
+    rows.map((row) => [
+      row.sku,
+      {
+        sku: row.sku,
+        name: row.name,
+        description: row.description,
+        price_minor: row.price_minor,
+        currency: row.currency,
+        on_hand: row.on_hand,
+        reserved: row.reserved,
+        track_stock: row.track_stock,
+        active: row.active,
+      },
+    ]),
+  );
+  let decision: ReturnType<typeof decideCheckout>;
+  try {
+    decision = decideCheckout({
+      now: first.now,
+      channel: call.ctx.channel,
+      cart: {
+        id: call.cartId,
+        channel: call.ctx.channel,
+        status: first.cart_status,
+        currency: first.cart_currency,
+        created_at: first.cart_created_at,
+        updated_at: first.cart_updated_at,
+        expires_at: first.cart_expires_at,
+      },
+      lines,
+      products,
+      expired: new Map(),
+      orderId: call.orderId,
+    });
+  } catch (error) {
+    throw new Error('stocklock_checkout_cart sold where decideCheckout refuses', { cause: error });
+  }
+  return orderView(decision.order, decision.sold);
 }

@@ -36,6 +36,7 @@ import type { OAuthStore } from '../oauth.js';
 import { redactUrl } from '../open.js';
 import {
   hashToken,
+  holderOf,
   issuedToken,
   newTokenSecret,
   type StoredToken,
@@ -61,7 +62,14 @@ import {
   readOnlyRefusal,
 } from './errors.js';
 import { postgresOAuthStore } from './oauth.js';
-import { answerOf, CHANNEL_CAP_RECHECK, fitsOneStatement, type OneStatementRow } from './one-statement.js';
+import {
+  answerOf,
+  CHANNEL_CAP_RECHECK,
+  type CheckoutRow,
+  checkoutAnswerOf,
+  fitsOneStatement,
+  type OneStatementRow,
+} from './one-statement.js';
 import { asciiLowerJs, S, type Statement } from './statements.js';
 import { Transactions } from './transactions.js';
 import { Tx } from './tx.js';
@@ -338,82 +346,83 @@ export class PostgresStore implements InventoryStore {
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
     const started = performance.now();
     if (this.tuning.oneStatement !== false && fitsOneStatement(ctx, input, this.options.limits)) {
-      const view = await this.reserveInOneStatement(ctx, input, started);
+      const cartId = newId('cart_');
+      const { reservationTtlMs: ttlMs, limits } = this.options;
+      const view = await this.oneStatement<OneStatementRow, CartView>({
+        statement: S.reserveNewCart,
+        values: ({ fixedAt, offsetMs }, remaining) => [
+          input.sku,
+          input.quantity,
+          cartId,
+          ctx.channel,
+          ttlMs,
+          limits.maxChannelReserved,
+          fixedAt,
+          offsetMs,
+          remaining,
+        ],
+        started,
+        answer: ([row]) => (row ? answerOf(row, { ctx, input, cartId, ttlMs, limits }) : undefined),
+        // The cart's id is ours: if it exists, the call committed.
+        committed: S.cartExists,
+        key: cartId,
+        recover: () => this.getCart(ctx, cartId),
+      });
       if (view) return view;
     }
     return this.write((tx) => this.t.addToCartTx(tx, ctx, input), started);
   }
 
   /**
-   * The hot path of add_to_cart in one round trip, its own transaction (one-statement.ts). Undefined when the
-   * general path must decide; nothing was written then. The call's one lock budget covers both.
+   * A hot path in one round trip: one statement in autocommit, its own transaction (one-statement.ts). Undefined
+   * when the general path must decide; nothing was written then. The call's one lock budget covers both. A
+   * connection lost under the statement is settled: once its backend has exited, its transaction either
+   * committed (`committed` finds `key`, and `recover` reads the answer) or never will (the general path runs the
+   * call, as a retry would). A backend still there at the deadline leaves the outcome unknown.
    */
-  private async reserveInOneStatement(
-    ctx: CallContext,
-    input: AddToCartInput,
-    started: number,
-  ): Promise<CartView | undefined> {
-    const deadline = started + this.options.lockTimeoutMs;
-    const busy = () => refuse.busy(Math.round(performance.now() - started));
+  private async oneStatement<Row, R>(call: {
+    statement: Statement;
+    values: (time: DatabaseTime, remainingMs: number) => unknown[];
+    started: number;
+    answer: (rows: Row[]) => R | undefined;
+    committed: Statement;
+    key: string;
+    recover: () => Promise<R>;
+  }): Promise<R | undefined> {
+    const deadline = call.started + this.options.lockTimeoutMs;
+    const busy = () => refuse.busy(Math.round(performance.now() - call.started));
     const client = await this.acquire(deadline, busy);
     client.on('error', ignoreLostConnection);
-    const cartId = newId('cart_');
     const backend = (client as pg.PoolClient & { processID?: number | null }).processID ?? undefined;
-    let row: OneStatementRow | undefined;
+    let rows: Row[] | undefined;
     let failure: unknown;
     try {
       const remaining = Math.ceil(deadline - performance.now());
       if (remaining <= 0) throw busy();
-      const { fixedAt, offsetMs } = this.databaseTime();
-      const { reservationTtlMs, limits } = this.options;
-      const result = await client.query<OneStatementRow>({
-        name: S.reserveNewCart.name,
-        text: S.reserveNewCart.text,
-        values: [
-          input.sku,
-          input.quantity,
-          cartId,
-          ctx.channel,
-          reservationTtlMs,
-          limits.maxChannelReserved,
-          fixedAt,
-          offsetMs,
-          remaining,
-        ],
-      });
-      row = result.rows[0];
+      const { statement } = call;
+      const values = call.values(this.databaseTime(), remaining);
+      rows = (await client.query({ name: statement.name, text: statement.text, values })).rows as Row[];
     } catch (error) {
       failure = error;
     } finally {
       client.removeListener('error', ignoreLostConnection);
       client.release(isConnectionLost(failure) ? (failure as Error) : undefined);
     }
-    if (failure !== undefined) {
-      if (failure instanceof StockError) throw failure;
-      // The statement is its transaction: lost on the way, it may have committed. Find out, or say so.
-      if (isConnectionLost(failure)) return this.settleLostReserve(ctx, cartId, backend, deadline, failure);
-      // Rolled back whole: the general path decides (the channel cap exactly, a deadlock by retrying).
-      if (pgCode(failure) === CHANNEL_CAP_RECHECK || isRetryable(failure)) return undefined;
-      if (isLockWait(failure)) throw busy();
-      throw readOnlyRefusal(failure) ?? failure;
+    if (failure === undefined) return call.answer(rows ?? []);
+    if (failure instanceof StockError) throw failure;
+    if (isConnectionLost(failure)) {
+      await this.backendGone(backend, deadline, failure);
+      const found = (await this.query<{ found: boolean }>(call.committed, [call.key]))[0]?.found;
+      return found ? call.recover() : undefined;
     }
-    if (!row) throw new Error('stocklock_reserve_new_cart returned no row');
-    const { reservationTtlMs: ttlMs, limits } = this.options;
-    return answerOf(row, { ctx, input, cartId, ttlMs, limits });
+    // Rolled back whole: the general path decides (the channel cap exactly, a deadlock by retrying).
+    if (pgCode(failure) === CHANNEL_CAP_RECHECK || isRetryable(failure)) return undefined;
+    if (isLockWait(failure)) throw busy();
+    throw readOnlyRefusal(failure) ?? failure;
   }
 
-  /**
-   * A one-statement reserve whose connection failed: once its backend has exited, its transaction either
-   * committed (the cart exists: that is the answer) or never will (undefined: the general path runs the call, as
-   * a retry would). A backend still there at the deadline leaves the outcome unknown.
-   */
-  private async settleLostReserve(
-    ctx: CallContext,
-    cartId: string,
-    backend: number | undefined,
-    deadline: number,
-    failure: unknown,
-  ): Promise<CartView | undefined> {
+  /** Waits until a lost connection's backend has exited (so its transaction has ended), else OUTCOME_UNKNOWN. */
+  private async backendGone(backend: number | undefined, deadline: number, failure: unknown): Promise<void> {
     const unknown = () => refuse.outcomeUnknown('The database connection failed', failure);
     if (backend === undefined) throw unknown();
     try {
@@ -421,8 +430,6 @@ export class PostgresStore implements InventoryStore {
         if (performance.now() >= deadline) throw unknown();
         await sleep(5);
       }
-      const found = (await this.query<{ found: boolean }>(S.cartExists, [cartId]))[0]?.found;
-      return found ? await this.getCart(ctx, cartId) : undefined;
     } catch (error) {
       if (error instanceof StockError) throw error;
       throw unknown();
@@ -439,7 +446,29 @@ export class PostgresStore implements InventoryStore {
   }
 
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    return this.write((tx) => this.t.checkoutTx(tx, ctx, input));
+    const started = performance.now();
+    if (this.tuning.oneStatement !== false && input.idempotencyKey === undefined) {
+      const orderId = newId('ord_');
+      const order = await this.oneStatement<CheckoutRow, OrderView>({
+        statement: S.checkoutCart,
+        values: ({ fixedAt, offsetMs }, remaining) => [
+          input.cartId,
+          ctx.channel,
+          holderOf(ctx),
+          orderId,
+          fixedAt,
+          offsetMs,
+          remaining,
+        ],
+        started,
+        answer: (rows) => checkoutAnswerOf(rows, { ctx, cartId: input.cartId, orderId }),
+        committed: S.orderExists,
+        key: orderId,
+        recover: () => this.t.orderOf(undefined, input.cartId),
+      });
+      if (order) return order;
+    }
+    return this.write((tx) => this.t.checkoutTx(tx, ctx, input), started);
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {

@@ -1,6 +1,20 @@
+-- What is left of the call's lock budget becomes lock_timeout before each lock a function waits for, as the general
+-- path re-sends it between statements (src/storage/postgres/tx.ts): waits met one after another share one deadline.
+-- Past it, no further wait: 55P03, which the store answers STORE_BUSY.
+CREATE FUNCTION stocklock_lock_budget(p_deadline timestamptz) RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  remaining bigint := ceil(extract(epoch FROM (p_deadline - clock_timestamp())) * 1000);
+BEGIN
+  IF remaining <= 0 THEN
+    RAISE EXCEPTION 'the lock budget is spent' USING ERRCODE = '55P03';
+  END IF;
+  PERFORM set_config('lock_timeout', remaining::text, true);
+END;
+$$;
+--> statement-breakpoint
 -- add_to_cart's hot path (a new cart, a tracked product, no OAuth holder, no idempotency key) in one statement, so
 -- the product row is locked for one server-side call instead of seven round trips. The store sends it in autocommit
--- (src/storage/postgres/store.ts, reserveInOneStatement). It mirrors the general path statement for statement: each
+-- (src/storage/postgres/store.ts, oneStatement). It mirrors the general path statement for statement: each
 -- statement of a VOLATILE function takes a fresh READ COMMITTED snapshot, so everything read after the product lock
 -- is read as the general path reads it. The decision it writes by is the one decideAddToCart makes: the store runs
 -- decideAddToCart on the rows this returns, and test/storage/postgres-one-statement.test.ts runs both paths on the
@@ -45,9 +59,9 @@ DECLARE
   channels text[];
   freed bigint;
   counter bigint;
+  deadline timestamptz := clock_timestamp() + make_interval(secs => p_lock_timeout_ms / 1000.0);
 BEGIN
-  -- The call's remaining lock budget, for this transaction only (the statement is its own transaction).
-  PERFORM set_config('lock_timeout', p_lock_timeout_ms::text, true);
+  PERFORM stocklock_lock_budget(deadline);
   SELECT * INTO product FROM products p WHERE p.sku = p_sku FOR UPDATE;
   outcome := 'general';
   sku := p_sku;
@@ -107,6 +121,7 @@ BEGIN
   INSERT INTO cart_lines (cart_id, sku, quantity, held) VALUES (p_cart_id, p_sku, p_quantity, p_quantity);
   INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
     VALUES (decided_at, p_sku, 'reserve', p_quantity, 0, p_quantity, p_cart_id, NULL, p_channel, NULL);
+  PERFORM stocklock_lock_budget(deadline);
   WITH counters AS (
     INSERT INTO channel_holds (channel, held)
       SELECT d.channel, SUM(d.delta)::bigint
@@ -166,8 +181,10 @@ DECLARE
   line_helds integer[];
   sellable integer;
   units bigint;
+  line_sku text;
+  deadline timestamptz := clock_timestamp() + make_interval(secs => p_lock_timeout_ms / 1000.0);
 BEGIN
-  PERFORM set_config('lock_timeout', p_lock_timeout_ms::text, true);
+  PERFORM stocklock_lock_budget(deadline);
   -- The cart first, then its products in SKU order (the lock order in src/storage/postgres/transactions.ts).
   SELECT * INTO cart FROM carts c WHERE c.id = p_cart_id AND c.channel = p_channel AND c.holder = p_holder FOR UPDATE;
   outcome := 'general';
@@ -190,7 +207,11 @@ BEGIN
     RETURN NEXT;
     RETURN;
   END IF;
-  PERFORM 1 FROM products p WHERE p.sku = ANY (line_skus) ORDER BY p.sku COLLATE "C" FOR UPDATE;
+  -- One row at a time, each wait within what is left of the budget.
+  FOREACH line_sku IN ARRAY line_skus LOOP
+    PERFORM stocklock_lock_budget(deadline);
+    PERFORM 1 FROM products p WHERE p.sku = line_sku FOR UPDATE;
+  END LOOP;
   -- Lines that sell as they stand: the product sold, tracked, in the cart's currency, and the line holding it all.
   SELECT COUNT(*) INTO sellable
     FROM unnest(line_skus, line_quantities, line_helds) AS l(sku, quantity, held) JOIN products p ON p.sku = l.sku
@@ -224,6 +245,7 @@ BEGIN
   INSERT INTO stock_movements (at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note)
     SELECT decided_at, l.sku, 'sale', l.quantity, -l.quantity, -l.quantity, cart.id, p_order_id, p_channel, NULL
     FROM unnest(line_skus, line_quantities) WITH ORDINALITY AS l(sku, quantity, n) ORDER BY l.n;
+  PERFORM stocklock_lock_budget(deadline);
   INSERT INTO channel_holds (channel, held) VALUES (p_channel, -units)
     ON CONFLICT (channel) DO UPDATE SET held = channel_holds.held + excluded.held;
 END;

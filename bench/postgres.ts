@@ -277,6 +277,27 @@ export async function postgresScenario(settings: RunSettings): Promise<Section[]
           fmt.rate(figures.pgbench),
           fmt.ratio(ratio.pgbench),
         ]);
+        if (clients === 8) {
+          // A whole sale on the hot SKU (a new cart, then its checkout): both of a buyer's calls.
+          const sell = (on: InventoryStore) => async () => {
+            const cart = await on.addToCart(CTX, { sku: HOT_SKU, quantity: 1 });
+            await on.checkout(CTX, { cartId: cart.cart_id });
+          };
+          const sales = await interleaved(settings.quick ? settings.repeats : POSTGRES_REPEATS, {
+            project: () => concurrentThroughput(clients, settings.windowMs * 2, sell(store)),
+            before: () => concurrentThroughput(clients, settings.windowMs * 2, sell(before)),
+          });
+          out.rows.push([
+            `${clients}, sales (add_to_cart + checkout)/s`,
+            fmt.rate(sales.project),
+            fmt.rate(sales.before),
+            fmt.ratio(sales.project / sales.before),
+            '—',
+            '—',
+            '—',
+            '—',
+          ]);
+        }
       } finally {
         await store.close();
         await before.close();

@@ -1,4 +1,4 @@
-// The one-statement reserve and checkout (stocklock_reserve_new_cart, stocklock_checkout_cart, drizzle/postgres/0003)
+// The one-statement reserve and checkout (stocklock_reserve_new_cart, stocklock_checkout_cart, drizzle/postgres/0004)
 // write the rules decideAddToCart and decideCheckout decide a second time, in SQL. These tests prove the two agree:
 // the same random workloads run once with the one-statement paths and once with every call a general transaction,
 // on the same real database, and every answer and every row must come out the same. And each is one round trip.

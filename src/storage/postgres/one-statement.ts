@@ -1,4 +1,4 @@
-// The hot paths in one round trip each (drizzle/postgres/0003): stocklock_reserve_new_cart locks the product, frees
+// The hot paths in one round trip each (drizzle/postgres/0004): stocklock_reserve_new_cart locks the product, frees
 // its expired holds and reserves; stocklock_checkout_cart sells an open cart whose lines all hold their stock. Each
 // is one autocommit statement, and the answer is built by the domain's decision run on the very rows the function
 // locked, so the refusal, the cart view and the order come from the domain's one rule.

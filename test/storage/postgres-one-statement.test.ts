@@ -234,6 +234,33 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')(
         await proxy.close();
       }
     });
+
+    it('a checkout whose answer was lost after it committed returns the order it made, once', async () => {
+      await db.reset();
+      const direct = await openPostgresStore(db.url, options(new ManualClock(T0)));
+      const proxy = await startPgProxy(db.url);
+      const viaProxy = await openPostgresStore(proxy.url, options(new ManualClock(T0)));
+      try {
+        await direct.importProducts(admin, CATALOG);
+        const cart = await direct.addToCart({ channel: 'web' }, { sku: 'B', quantity: 3 });
+        // The cart's id is in the checkout's parameters only.
+        const tripped = proxy.failAfterStatement(cart.cart_id);
+        const order = await viaProxy.checkout({ channel: 'web' }, { cartId: cart.cart_id });
+        await tripped;
+        expect(order).toMatchObject({
+          cart_id: cart.cart_id,
+          lines: [{ sku: 'B', quantity: 3 }],
+          total_minor: 750,
+        });
+        expect(await db.query('SELECT id FROM orders')).toEqual([{ id: order.order_id }]);
+        expect(await level(direct, 'B')).toMatchObject({ on_hand: 5, reserved: 0 });
+        await expectAuditOk(direct);
+      } finally {
+        await viaProxy.close();
+        await proxy.close();
+        await direct.close();
+      }
+    });
   },
 );
 

@@ -20,7 +20,7 @@ $$;
 -- decideAddToCart on the rows this returns, and test/storage/postgres-one-statement.test.ts runs both paths on the
 -- same states and compares every row. It returns:
 --   'reserved'     the cart, its line, the hold, the freed expired holds, the ledger and the counters are written;
---   'out_of_stock' nothing written (available says how many were free);
+--   'out_of_stock' nothing written (decideAddToCart names the figures from the rows returned);
 --   'general'      nothing written: a case the general path decides (no such product, inactive, untracked).
 -- A channel counter above p_max_channel_held raises SQLSTATE SL001, which rolls everything back: the general path
 -- then decides the cap exactly (expired holds elsewhere no longer count).

@@ -1,6 +1,8 @@
 // The baselines' MCP server: an `echo` tool (the SDK and transport floor), and with a database a `naive_buy` tool
 // that reads stock, decides, then writes (the bug stocklock exists to prevent, as in test/fixtures/naive-buyer.mjs).
-// Usage: baseline-server.ts stdio [DB] | baseline-server.ts http PORT [DB]; over HTTP it prints {"url": …} when ready.
+// Usage: baseline-server.ts stdio [DB] | baseline-server.ts http PORT [DB] | baseline-server.ts http-lean PORT [DB];
+// over HTTP it prints {"url": …} when ready. `http` is the SDK's Streamable HTTP transport, `http-lean` stocklock's
+// LeanHttpTransport in the same express pattern (the baseline for stocklock's default transport).
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
@@ -11,6 +13,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import Database from 'better-sqlite3';
 import express from 'express';
 import { z } from 'zod';
+import { LeanHttpTransport } from '../src/transports/http/lean-transport.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -42,7 +45,7 @@ export function createBaselineServer(db?: Database.Database): McpServer {
 
 async function main(): Promise<void> {
   const [mode, ...rest] = process.argv.slice(2);
-  const port = mode === 'http' ? Number(rest.shift()) : 0;
+  const port = mode === 'http' || mode === 'http-lean' ? Number(rest.shift()) : 0;
   const db = rest[0] ? new Database(rest[0]) : undefined;
   db?.pragma('busy_timeout = 10000');
   const createServer = () => createBaselineServer(db);
@@ -50,9 +53,10 @@ async function main(): Promise<void> {
     await createServer().connect(new StdioServerTransport());
     return;
   }
-  if (mode !== 'http') throw new Error('usage: baseline-server.ts stdio [DB] | http PORT [DB]');
+  if (mode !== 'http' && mode !== 'http-lean')
+    throw new Error('usage: baseline-server.ts stdio [DB] | http PORT [DB] | http-lean PORT [DB]');
   // The SDK's stateful Streamable HTTP pattern: one server and one transport per session.
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const sessions = new Map<string, StreamableHTTPServerTransport | LeanHttpTransport>();
   const app = express();
   app.use(express.json({ limit: '1mb' }));
   app.all('/mcp', async (req, res) => {
@@ -68,12 +72,20 @@ async function main(): Promise<void> {
         .json({ jsonrpc: '2.0', error: { code: -32000, message: 'no session' }, id: null });
       return;
     }
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: randomUUID,
-      onsessioninitialized: (sessionId) => {
-        sessions.set(sessionId, transport);
-      },
-    });
+    let transport: StreamableHTTPServerTransport | LeanHttpTransport;
+    if (mode === 'http-lean') {
+      const sessionId = randomUUID();
+      transport = new LeanHttpTransport(sessionId);
+      sessions.set(sessionId, transport);
+    } else {
+      const sdkTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: randomUUID,
+        onsessioninitialized: (sessionId) => {
+          sessions.set(sessionId, sdkTransport);
+        },
+      });
+      transport = sdkTransport;
+    }
     transport.onclose = () => {
       if (transport.sessionId) sessions.delete(transport.sessionId);
     };

@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -26,8 +26,10 @@ export function baselineServerScript(): string {
     const { outputText } = ts.transpileModule(readFileSync(BASELINE_SOURCE, 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
     });
+    // stocklock's own modules (the lean transport) come from the build, as `dist/cli.js` runs them.
+    const dist = pathToFileURL(join(ROOT, 'dist')).href;
     baselineServer = join(dir, 'baseline-server.mjs');
-    writeFileSync(baselineServer, outputText);
+    writeFileSync(baselineServer, outputText.replaceAll("from '../src/", `from '${dist}/`));
   }
   return baselineServer;
 }
@@ -166,10 +168,20 @@ export async function startStocklockHttp(
   return { url, token, pid: child.process.pid ?? 0, stop: () => child.stop() };
 }
 
-/** The baseline server over HTTP: the SDK's own stateful Streamable HTTP pattern with an echo tool. */
-export async function startBaselineHttp(db?: string): Promise<RunningServer> {
+/** Which Streamable HTTP transport a server runs: stocklock's lean one (its default) or the SDK's. */
+export type HttpTransport = 'lean' | 'sdk';
+
+/**
+ * The baseline server over HTTP: the SDK's own stateful Streamable HTTP pattern with an echo tool, on the SDK's
+ * transport (`sdk`, the default) or on stocklock's LeanHttpTransport (`lean`).
+ */
+export async function startBaselineHttp(
+  db?: string,
+  transport: HttpTransport = 'sdk',
+): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawnNode(baselineServerScript(), ['http', String(port), ...(db ? [db] : [])]);
+  const mode = transport === 'lean' ? 'http-lean' : 'http';
+  const child = spawnNode(baselineServerScript(), [mode, String(port), ...(db ? [db] : [])]);
   const { url } = await child.next<{ url: string }>();
   return { url, pid: child.process.pid ?? 0, stop: () => child.stop() };
 }

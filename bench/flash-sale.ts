@@ -1,11 +1,19 @@
 // Scenario 8: the flash sale. Many buyers' HTTP sessions over six channel tokens race for a few units of one SKU at
-// once; exactly the stock must sell, the audit must pass, and every loser must hear OUT_OF_STOCK quickly. The SDK
-// echo server takes the same burst of calls in the same run.
+// once; exactly the stock must sell, the audit must pass, and every loser must hear OUT_OF_STOCK quickly. The echo
+// server takes the same burst of calls in the same run. Both run on stocklock's lean transport (its default) and on
+// the SDK's, for comparison.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
-import { MinimalHttpSession, type RunningServer, startBaselineHttp, startStocklockHttp } from './clients.js';
+import {
+  type HttpTransport,
+  MinimalHttpSession,
+  type RunningServer,
+  startBaselineHttp,
+  startStocklockHttp,
+} from './clients.js';
 import {
   benchStoreOptions,
   fmt,
@@ -39,6 +47,28 @@ interface Round {
   winnersAdd: number[];
   winnersCheckout: number[];
   wallMs: number;
+  /** From the server's log: how long each loser's add_to_cart spent in the tool (store and write lock included). */
+  losersInTool: number[];
+  /** The same for the winners' checkouts. */
+  checkoutsInTool: number[];
+  /** Every tool call's time summed: how long the tools (better-sqlite3 is synchronous) held the event loop. */
+  allInToolMs: number;
+}
+
+/**
+ * The `ms` of the server's `tool call` log lines (the tool's own time, store included) for one tool and outcome,
+ * or for every call when neither is given.
+ */
+function toolTimes(logFile: string, tool?: string, outcome?: string): number[] {
+  const times: number[] = [];
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"tool call"')) continue;
+    const entry = JSON.parse(line) as { tool?: string; outcome?: string; ms?: number };
+    if (typeof entry.ms !== 'number') continue;
+    if ((tool === undefined || entry.tool === tool) && (outcome === undefined || entry.outcome === outcome))
+      times.push(entry.ms);
+  }
+  return times;
 }
 
 interface EchoRound {
@@ -92,8 +122,13 @@ async function timed<T>(op: () => Promise<T>): Promise<{ ms: number; value: T }>
 }
 
 /** One sale on a fresh database: throws unless exactly `units` sold, every other buyer was told OUT_OF_STOCK, and the audit passed. */
-async function stocklockRound(dir: string, size: Size, round: number): Promise<Round> {
-  const db = join(dir, `flash-sale-${round}.db`);
+async function stocklockRound(
+  dir: string,
+  size: Size,
+  round: number,
+  transport: HttpTransport,
+): Promise<Round> {
+  const db = join(dir, `flash-sale-${round}-${transport}.db`);
   await prepareDatabase(db, SYNC, [
     { sku: SKU, name: 'Flash-sale sneakers', price_minor: 12_900, currency: 'EUR', stock: size.units },
   ]);
@@ -105,11 +140,24 @@ async function stocklockRound(dir: string, size: Size, round: number): Promise<R
 
   const agent = buyerAgent(size.buyers);
   let server: RunningServer | undefined;
-  const outcome: Round = { losers: [], winnersAdd: [], winnersCheckout: [], wallMs: 0 };
+  const outcome: Round = {
+    losers: [],
+    winnersAdd: [],
+    winnersCheckout: [],
+    wallMs: 0,
+    losersInTool: [],
+    checkoutsInTool: [],
+    allInToolMs: 0,
+  };
   const unexpected: string[] = [];
   try {
     // Every buyer holds a session at once: the cap must not evict any of them mid-sale.
-    server = await startStocklockHttp(db, SYNC, ['--max-sessions', String(size.buyers + 10)]);
+    server = await startStocklockHttp(db, SYNC, [
+      '--max-sessions',
+      String(size.buyers + 10),
+      '--http-transport',
+      transport,
+    ]);
     const sessions = await openSessions(server.url, size.buyers, agent, tokens);
     const started = performance.now();
     await Promise.all(
@@ -138,6 +186,10 @@ async function stocklockRound(dir: string, size: Size, round: number): Promise<R
     agent.destroy();
   }
 
+  // startStocklockHttp logs the server's stderr (log level info: one line per tool call) beside the database.
+  outcome.losersInTool = toolTimes(`${db}.log`, 'add_to_cart', 'OUT_OF_STOCK');
+  outcome.checkoutsInTool = toolTimes(`${db}.log`, 'checkout', 'ok');
+  outcome.allInToolMs = toolTimes(`${db}.log`).reduce((sum, ms) => sum + ms, 0);
   const books = openSqliteStore(db, benchStoreOptions(SYNC));
   const [audit, levels] = await Promise.all([books.audit(), books.stockLevels([SKU])]);
   await books.close();
@@ -161,14 +213,15 @@ async function stocklockRound(dir: string, size: Size, round: number): Promise<R
       : []),
     ...(audit.ok ? [] : [`audit failed: ${JSON.stringify(audit.violations).slice(0, 300)}`]),
   ];
-  if (failures.length > 0) throw new Error(`flash sale round ${round + 1}: ${failures.join('; ')}`);
+  if (failures.length > 0)
+    throw new Error(`flash sale round ${round + 1} (${transport} transport): ${failures.join('; ')}`);
   return outcome;
 }
 
-/** The same burst on the SDK echo server: every buyer's session calls `echo` once, all at the same moment. */
-async function echoRound(size: Size): Promise<EchoRound> {
+/** The same burst on the echo server: every buyer's session calls `echo` once, all at the same moment. */
+async function echoRound(size: Size, transport: HttpTransport): Promise<EchoRound> {
   const agent = buyerAgent(size.buyers);
-  const server = await startBaselineHttp();
+  const server = await startBaselineHttp(undefined, transport);
   try {
     const sessions = await openSessions(server.url, size.buyers, agent, [undefined]);
     const calls: number[] = [];
@@ -210,45 +263,79 @@ export async function flashSaleScenario(settings: RunSettings): Promise<Section[
       `users run it (\`dist/cli.js serve --http\`, synchronous ${SYNC}, log level info). Each round starts on a ` +
       'fresh database and fails the run unless exactly the stock sold, every other buyer got `OUT_OF_STOCK`, ' +
       "and the audit passed. The echo server (the SDK's stateful Streamable HTTP pattern) takes the same burst: " +
-      `every session calls \`echo\` once at the same moment. Latency is per call, from its send to its answer, ` +
+      "every session calls `echo` once at the same moment. Both run on stocklock's lean transport (its default; " +
+      "the goals count these) and on the SDK's (`--http-transport sdk`), for comparison; the four alternate. " +
+      `Latency is per call, from its send to its answer, ` +
       `in ms; samples pooled over ${size.rounds} round${size.rounds > 1 ? 's' : ''}; wall time is the median round.`,
     ['calls', 'count', 'p50 ms', 'p99 ms', 'max ms'],
   );
 
-  const rounds: Round[] = [];
-  const echoes: EchoRound[] = [];
+  const rounds: Record<HttpTransport, Round[]> = { lean: [], sdk: [] };
+  const echoes: Record<HttpTransport, EchoRound[]> = { lean: [], sdk: [] };
   for (let r = 0; r < size.rounds; r++) {
-    // Alternate who goes first, so drift on a shared machine hits both alike.
-    if (r % 2 === 0) {
-      rounds.push(await stocklockRound(settings.dir, size, r));
-      echoes.push(await echoRound(size));
-    } else {
-      echoes.push(await echoRound(size));
-      rounds.push(await stocklockRound(settings.dir, size, r));
-    }
+    // Rotate who goes first, so drift on a shared machine hits all four alike.
+    const runs = [
+      async () => rounds.lean.push(await stocklockRound(settings.dir, size, r, 'lean')),
+      async () => echoes.lean.push(await echoRound(size, 'lean')),
+      async () => rounds.sdk.push(await stocklockRound(settings.dir, size, r, 'sdk')),
+      async () => echoes.sdk.push(await echoRound(size, 'sdk')),
+    ];
+    for (let k = 0; k < runs.length; k++) await (runs[(r + k) % runs.length] as () => Promise<number>)();
   }
 
-  const losers = rounds.flatMap((round) => round.losers);
-  const checkouts = rounds.flatMap((round) => round.winnersCheckout).sort((a, b) => a - b);
-  const echoCalls = echoes.flatMap((round) => round.calls);
+  const losers = rounds.lean.flatMap((round) => round.losers);
+  const checkouts = rounds.lean.flatMap((round) => round.winnersCheckout).sort((a, b) => a - b);
+  for (const transport of ['lean', 'sdk'] as const) {
+    const label = transport === 'lean' ? 'stocklock' : 'stocklock, SDK transport';
+    out.rows.push(
+      latencyRow(
+        `${label}: losers told \`OUT_OF_STOCK\``,
+        rounds[transport].flatMap((round) => round.losers),
+      ),
+      latencyRow(
+        `${label}: winners’ \`add_to_cart\``,
+        rounds[transport].flatMap((round) => round.winnersAdd),
+      ),
+      latencyRow(
+        `${label}: winners’ \`checkout\``,
+        rounds[transport].flatMap((round) => round.winnersCheckout),
+      ),
+    );
+  }
   out.rows.push(
-    latencyRow('stocklock: losers told `OUT_OF_STOCK`', losers),
     latencyRow(
-      'stocklock: winners’ `add_to_cart`',
-      rounds.flatMap((round) => round.winnersAdd),
+      'echo server, lean transport: `echo`, same burst',
+      echoes.lean.flatMap((round) => round.calls),
     ),
-    latencyRow('stocklock: winners’ `checkout`', checkouts),
-    latencyRow('echo server: `echo`, same burst', echoCalls),
+    latencyRow(
+      'echo server, SDK transport: `echo`, same burst',
+      echoes.sdk.flatMap((round) => round.calls),
+    ),
   );
-  const stocklockWall = median(rounds.map((round) => round.wallMs));
-  const echoWall = median(echoes.map((round) => round.wallMs));
+  const wall = (list: { wallMs: number }[]) => fmt.ms(median(list.map((round) => round.wallMs)));
   out.notes.push(
-    `Wall time from the first send to the last answer: stocklock ${fmt.ms(stocklockWall)} ms for ` +
-      `${fmt.rate(size.buyers)} \`add_to_cart\` and ${size.units} \`checkout\`; echo server ` +
-      `${fmt.ms(echoWall)} ms for ${fmt.rate(size.buyers)} \`echo\`.`,
-    `Sold exactly ${size.units} of ${size.units} in every round; audit clean; no answer other than a cart, an ` +
-      'order or `OUT_OF_STOCK`.',
+    `Wall time from the first send to the last answer: stocklock ${wall(rounds.lean)} ms (SDK transport ` +
+      `${wall(rounds.sdk)} ms) for ${fmt.rate(size.buyers)} \`add_to_cart\` and ${size.units} \`checkout\`; echo ` +
+      `server ${wall(echoes.lean)} ms (SDK transport ${wall(echoes.sdk)} ms) for ${fmt.rate(size.buyers)} \`echo\`.`,
+    `Sold exactly ${size.units} of ${size.units} in every round on both transports; audit clean; no answer other ` +
+      'than a cart, an order or `OUT_OF_STOCK`.',
   );
+  // Where a loser's wait goes: the tool's own time (the server logs it per call) against the whole round trip.
+  for (const transport of ['lean', 'sdk'] as const) {
+    const inTool = rounds[transport].flatMap((round) => round.losersInTool).sort((a, b) => a - b);
+    const checkoutInTool = rounds[transport].flatMap((round) => round.checkoutsInTool).sort((a, b) => a - b);
+    out.notes.push(
+      `${transport === 'lean' ? 'stocklock' : 'stocklock, SDK transport'}: inside the tool (store, write lock and ` +
+        `its queue included; from the server's log) a loser's \`add_to_cart\` took p50 ` +
+        `${fmt.ms(percentile(inTool, 50))} / p99 ${fmt.ms(percentile(inTool, 99))} / max ` +
+        `${fmt.ms(inTool[inTool.length - 1] ?? Number.NaN)} ms, a winner's \`checkout\` p50 ` +
+        `${fmt.ms(percentile(checkoutInTool, 50))} / p99 ${fmt.ms(percentile(checkoutInTool, 99))} ms. All tool ` +
+        'calls of a round together held the event loop ' +
+        `${fmt.ms(median(rounds[transport].map((round) => round.allInToolMs)))} ms (median round) of its ` +
+        `${wall(rounds[transport])} ms wall time; the rest is the HTTP queue, the transport, JSON-RPC and the ` +
+        'schemas, for every call ahead in the queue.',
+    );
+  }
   const slowestLoser = Math.max(...losers);
   const checkoutP99 = percentile(checkouts, 99);
   out.goals.push(

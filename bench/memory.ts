@@ -5,6 +5,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import {
   Caller,
   closeClient,
+  type HttpTransport,
   httpClient,
   type RunningServer,
   startBaselineHttp,
@@ -66,35 +67,66 @@ export async function memoryScenario(settings: RunSettings): Promise<Section[]> 
       `after the last request. stocklock is \`dist/cli.js serve --http\` (synchronous NORMAL, \`--max-sessions ${sessions + 100}\`). ` +
       `Carts are opened through \`add_to_cart\` by ${LOAD_CLIENTS} clients whose sessions are then ended; idle sessions ` +
       'are SDK clients that initialized, listed the tools and keep their GET stream open. One server takes the carts ' +
-      'and then the sessions too; a second, fresh one only the sessions, as does the echo server (the baseline).',
+      'and then the sessions too; fresh ones only the sessions: stocklock on its lean transport (the default), ' +
+      'without the merchant console (`--no-console`), and on the SDK transport (`--http-transport sdk`), each beside ' +
+      'the echo server (the baseline) on the same transport. Each set of idle sessions is ended before the next opens.',
     ['server', 'state', 'stocklock RSS MB', 'echo server RSS MB', 'goal ≤ 200 MB'],
   );
-  const figures: Record<'started' | 'carts' | 'both' | 'sessions', [number, number]> = {
-    started: [Number.NaN, Number.NaN],
-    carts: [Number.NaN, Number.NaN],
-    both: [Number.NaN, Number.NaN],
-    sessions: [Number.NaN, Number.NaN],
+  const nan: [number, number] = [Number.NaN, Number.NaN];
+  const figures: Record<'started' | 'carts' | 'both' | 'sessions' | 'noConsole' | 'sdk', [number, number]> = {
+    started: nan,
+    carts: nan,
+    both: nan,
+    sessions: nan,
+    noConsole: nan,
+    sdk: nan,
   };
-  const first = join(settings.dir, 'memory-carts.db');
-  const second = join(settings.dir, 'memory-sessions.db');
-  await prepareDatabase(first, 'NORMAL');
-  await prepareDatabase(second, 'NORMAL');
   const flags = ['--max-sessions', String(sessions + 100)];
-  const loaded = await startStocklockHttp(first, 'NORMAL', flags);
-  const fresh = await startStocklockHttp(second, 'NORMAL', flags);
-  const echo = await startBaselineHttp();
-  const clients: Client[] = [];
+  const servers: RunningServer[] = [];
+  const start = async (name: string, extra: string[] = []) => {
+    const db = join(settings.dir, `memory-${name}.db`);
+    await prepareDatabase(db, 'NORMAL');
+    const server = await startStocklockHttp(db, 'NORMAL', [...flags, ...extra]);
+    servers.push(server);
+    return server;
+  };
+  const startEcho = async (transport: HttpTransport) => {
+    const server = await startBaselineHttp(undefined, transport);
+    servers.push(server);
+    return server;
+  };
+  /** RSS of each server once it holds `sessions` idle sessions; the sessions are ended afterwards. */
+  const holding = async (...held: RunningServer[]): Promise<number[]> => {
+    const clients: Client[] = [];
+    try {
+      for (const server of held) clients.push(...(await idleSessions(server, sessions)));
+      const rss: number[] = [];
+      for (const server of held) rss.push(await settledRss(server.pid));
+      return rss;
+    } finally {
+      await Promise.all(clients.map(closeClient));
+    }
+  };
   try {
+    const loaded = await start('carts');
+    const echo = await startEcho('lean');
     figures.started = [await settledRss(loaded.pid), await settledRss(echo.pid)];
     await openCarts(loaded, carts);
     figures.carts = [await settledRss(loaded.pid), Number.NaN];
-    clients.push(...(await idleSessions(loaded, sessions)));
-    figures.both = [await settledRss(loaded.pid), Number.NaN];
-    clients.push(...(await idleSessions(fresh, sessions)), ...(await idleSessions(echo, sessions)));
-    figures.sessions = [await settledRss(fresh.pid), await settledRss(echo.pid)];
+    figures.both = [(await holding(loaded))[0] as number, Number.NaN];
+    const [fresh, echoLean] = await holding(await start('sessions'), echo);
+    figures.sessions = [fresh as number, echoLean as number];
+    figures.noConsole = [
+      (await holding(await start('no-console', ['--no-console'])))[0] as number,
+      Number.NaN,
+    ];
+    const [sdk, echoSdk] = await holding(
+      await start('sdk', ['--http-transport', 'sdk']),
+      await startEcho('sdk'),
+    );
+    figures.sdk = [sdk as number, echoSdk as number];
   } finally {
-    await Promise.all(clients.map(closeClient));
-    await Promise.all([loaded.stop(), fresh.stop(), echo.stop()]);
+    await Promise.all(servers.map((server) => server.stop()));
   }
 
   const row = (server: string, state: string, [project, baseline]: [number, number]) => {
@@ -110,6 +142,8 @@ export async function memoryScenario(settings: RunSettings): Promise<Section[]> 
   row('first', cartsText, figures.carts);
   row('first', `${cartsText}, then ${sessionsText}`, figures.both);
   row('second', sessionsText, figures.sessions);
+  row('third, `--no-console`', sessionsText, figures.noConsole);
+  row('fourth, SDK transport', sessionsText, figures.sdk);
   const mb = (bytes: number) => `${fmt.mb(bytes)} MB`;
   out.goals.push(
     {

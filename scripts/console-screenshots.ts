@@ -9,6 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { launchBrowser } from '../test/helpers/browser.js';
+import {
+  connectWithOAuth,
+  MemoryOAuthProvider,
+  signIn as oauthSignIn,
+  publicClientMetadata,
+} from '../test/helpers/oauth.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -57,6 +63,9 @@ const tokens = {
   voice: cli('token', 'create', '--channel', 'voice'),
 };
 cli('restock', 'TEE-BLK-M', '24', '--note', 'delivery 4711');
+// OAuth sign-ins from this machine sell as "assistant": two grants, one of which is revoked below.
+cli('oauth', 'allow', '127.0.0.1', '--channel', 'assistant');
+const OAUTH_REDIRECT = 'http://127.0.0.1:9/callback';
 const port = await freePort();
 const url = `http://127.0.0.1:${port}/mcp`;
 const server = spawn(process.execPath, [CLI, 'serve', '--http', '--port', String(port), '--db', db], {
@@ -79,6 +88,16 @@ try {
   await sell(voice, [['EBOOK-GUIDE', 1]], true);
   await sell(voice, [['POSTER-A2', 2]], false);
   await sell(web, [['HOODIE-GRY-M', 1], ['TEE-WHT-M', 2]], false);
+  const shopper = new MemoryOAuthProvider(OAUTH_REDIRECT, publicClientMetadata(OAUTH_REDIRECT, 'Shopping assistant'));
+  await oauthSignIn(shopper, url);
+  const assistant = await connectWithOAuth(url, shopper);
+  await sell(assistant, [['CAP-NVY', 1], ['MUG-WHT', 1]], false);
+  const gone = new MemoryOAuthProvider(OAUTH_REDIRECT, publicClientMetadata(OAUTH_REDIRECT, 'Old laptop agent'));
+  await oauthSignIn(gone, url);
+  const grants = cli('token', 'list');
+  const goneId = /grt_\w+(?=\s+assistant\s+OAuth "Old laptop agent")/.exec(grants)?.[0];
+  if (!goneId) throw new Error(`no grant for the old agent in:\n${grants}`);
+  cli('token', 'revoke', goneId);
 
   mkdirSync(OUT, { recursive: true });
   for (const [name, viewport] of Object.entries(VIEWPORTS)) {
@@ -95,7 +114,10 @@ try {
         await page.goto(`${base}#${target}`);
         if (target === 'stock') await page.locator('#stock-table tbody tr').first().waitFor();
         if (target === 'holds') await page.locator('#holds-table tbody tr').first().waitFor();
-        if (target === 'channels') await page.locator('#channel-cards section').first().waitFor();
+        if (target === 'channels') {
+          await page.locator('#channel-cards section').first().waitFor();
+          await page.locator('#grants-table tbody tr').first().waitFor();
+        }
         if (target === 'ledger') await page.locator('#ledger-table tbody tr').first().waitFor();
         if (target === 'import') {
           const bad = 'sku,name,price,currency,stock\nNEW-1,New tee,24.00,EUR,5\nbad sku!,Broken,1.00,EUR,1\nNEW-2,New mug,abc,EUR,2\n';
@@ -119,7 +141,7 @@ try {
       await browser.close();
     }
   }
-  await Promise.all([web.close(), telegram.close(), voice.close()]);
+  await Promise.all([web.close(), telegram.close(), voice.close(), assistant.close()]);
   process.stdout.write(`Screenshots written to ${OUT}\n`);
 } finally {
   server.kill('SIGTERM');

@@ -93,9 +93,10 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
   },
   // OAuth: grants live in the store, behind its interface (src/storage/oauth.ts).
   auth: { parts: ['domain', 'storage/interface', 'auth', 'logger'], packages: ['express', 'zod'] },
-  // The merchant console: its reads through ConsoleQueries, its changes through the InventoryStore.
+  // The merchant console: its reads through ConsoleQueries, its changes through the InventoryStore; the
+  // OAuth host map through auth's own functions, the ones `stocklock oauth allow|deny` uses.
   console: {
-    parts: ['domain', 'storage/interface', 'catalog', 'config', 'logger', 'console'],
+    parts: ['domain', 'storage/interface', 'auth', 'catalog', 'config', 'logger', 'console'],
     packages: ['express', 'zod'],
   },
   transports: {

@@ -103,6 +103,42 @@ function failed(el, error) {
   );
 }
 
+/**
+ * A revoke button with a confirm step: the first press asks, the second acts, "Keep" backs out.
+ * Focus moves to the question so a keyboard user hears it and can answer.
+ */
+function confirmButton(label, ariaLabel, question, act) {
+  const cell = h('span', { class: 'confirm' });
+  const ask = h('button', { type: 'button', class: 'danger', 'aria-label': ariaLabel }, label);
+  const show = () => cell.replaceChildren(ask);
+  ask.addEventListener('click', () => {
+    const yes = h(
+      'button',
+      { type: 'button', class: 'danger', 'aria-label': `Confirm: ${ariaLabel}` },
+      `${label} now`,
+    );
+    const no = h('button', { type: 'button', class: 'quiet' }, 'Keep');
+    yes.addEventListener('click', () => act(yes));
+    no.addEventListener('click', () => {
+      show();
+      ask.focus();
+    });
+    cell.replaceChildren(h('span', { class: 'hint' }, question), ' ', yes, ' ', no);
+    yes.focus();
+  });
+  show();
+  return cell;
+}
+
+/** A client as the merchant knows it: its own name, else its id (a CIMD URL or a registered cli_ id). */
+function clientLabel(name, clientId) {
+  return name ?? clientId ?? 'unknown client';
+}
+
+function stamp(ms) {
+  return ms === null || ms === undefined ? 'never' : when(ms).slice(0, 16);
+}
+
 // ---------------------------------------------------------------- pages
 
 const pages = {};
@@ -364,6 +400,21 @@ pages.holds = () => {
           cart.channel,
           cart.customer_ref ? h('div', { class: 'hint' }, cart.customer_ref) : '',
         ),
+        h(
+          'td',
+          { 'data-label': 'Holder', class: 'holder' },
+          cart.holder.grant_id
+            ? [
+                h('span', { class: 'client' }, clientLabel(cart.holder.client_name, cart.holder.client_id)),
+                h(
+                  'div',
+                  { class: 'hint' },
+                  `OAuth via ${cart.holder.redirect_host ?? '?'} · `,
+                  h('code', {}, cart.holder.grant_id),
+                ),
+              ]
+            : h('span', { class: 'hint' }, 'the channel (static token)'),
+        ),
         h('td', { 'data-label': 'Cart', class: 'wide' }, h('code', {}, cart.cart_id)),
         h(
           'td',
@@ -419,7 +470,7 @@ pages.holds = () => {
     h(
       'p',
       { class: 'hint' },
-      'Open carts on every channel and what they hold. Releasing a cart puts its units back on sale and tells the channel nothing: its next call sees the cart released.',
+      'Open carts on every channel, who holds them (an OAuth sign-in, or the whole channel for a static token) and what they hold. Releasing a cart puts its units back on sale and tells the channel nothing: its next call sees the cart released.',
     ),
     note,
     empty,
@@ -433,7 +484,7 @@ pages.holds = () => {
         h(
           'tr',
           {},
-          ['Channel', 'Cart', 'Lines', 'Units held', 'Expires in', 'Release'].map((c) =>
+          ['Channel', 'Holder', 'Cart', 'Lines', 'Units held', 'Expires in', 'Release'].map((c) =>
             h('th', { scope: 'col', class: c === 'Units held' ? 'num' : '' }, c),
           ),
         ),
@@ -485,7 +536,42 @@ function chart(days, fromDay, today) {
 pages.channels = () => {
   const cards = h('div', { class: 'cards', id: 'channel-cards' });
   const tokenBody = h('tbody');
+  const grantBody = h('tbody');
+  const grantsEmpty = h('p', { class: 'hint' });
+  const hostBody = h('tbody');
   const note = statusRegion();
+  const grantNote = statusRegion();
+  const hostNote = statusRegion();
+  const hostInput = h('input', {
+    id: 'host-name',
+    type: 'text',
+    name: 'host',
+    required: true,
+    maxlength: 253,
+    autocomplete: 'off',
+    spellcheck: 'false',
+    placeholder: 'e.g. chatgpt.com',
+  });
+  const hostChannelInput = h('input', {
+    id: 'host-channel',
+    type: 'text',
+    name: 'channel',
+    maxlength: 64,
+    autocomplete: 'off',
+    placeholder: 'e.g. chatgpt',
+  });
+  const hostForm = h(
+    'form',
+    { class: 'row card', id: 'host-form' },
+    h('div', {}, h('label', { for: 'host-name' }, 'Host'), hostInput),
+    h('div', {}, h('label', { for: 'host-channel' }, 'Sells as channel'), hostChannelInput),
+    h('div', {}, h('button', { type: 'submit', value: 'allow' }, 'Allow host')),
+    h(
+      'div',
+      {},
+      h('button', { type: 'submit', value: 'deny', class: 'quiet', formnovalidate: true }, 'Deny host'),
+    ),
+  );
   const once = h('div', { id: 'token-once' });
 
   const channelInput = h('input', {
@@ -575,13 +661,123 @@ pages.channels = () => {
     }
   }
 
+  async function revokeGrant(grant, button) {
+    button.disabled = true;
+    try {
+      await api(`grants/${encodeURIComponent(grant.id)}/revoke`, { method: 'POST', body: {} });
+      status(
+        grantNote,
+        'success',
+        `Revoked ${clientLabel(grant.client_name, grant.client_id)} (${grant.id}, ${grant.channel}): its refresh token is refused now, its access token within a few seconds.`,
+      );
+      refresh();
+    } catch (error) {
+      failed(grantNote, error);
+      button.disabled = false;
+    }
+  }
+
+  hostForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const deny = event.submitter?.value === 'deny';
+    try {
+      const saved = await api('oauth-hosts', {
+        method: 'POST',
+        body: { host: hostInput.value, channel: deny ? null : hostChannelInput.value.trim() },
+      });
+      status(
+        hostNote,
+        'success',
+        saved.channel === null
+          ? `Clients returning to ${saved.host} may no longer sign in (existing grants stay until revoked).`
+          : `Clients returning to ${saved.host} may sign in as channel "${saved.channel}".`,
+      );
+      hostInput.value = '';
+      hostChannelInput.value = '';
+      refresh();
+    } catch (error) {
+      failed(hostNote, error);
+    }
+  });
+
+  function grantRow(g) {
+    const client = clientLabel(g.client_name, g.client_id);
+    return h(
+      'tr',
+      { 'data-grant': g.id },
+      h(
+        'td',
+        { 'data-label': 'Client', class: 'wide' },
+        h('span', { class: 'client' }, client),
+        h(
+          'div',
+          { class: 'hint' },
+          g.client_kind === 'cimd' ? 'metadata document ' : g.client_kind === 'dcr' ? 'registered ' : '',
+          h('code', {}, g.client_id),
+        ),
+        h('div', { class: 'hint' }, h('code', {}, g.id)),
+      ),
+      h('td', { 'data-label': 'Signed in via' }, g.redirect_host),
+      h('td', { 'data-label': 'Channel' }, g.channel),
+      h(
+        'td',
+        { 'data-label': 'Scopes' },
+        g.scope.split(' ').map((sc) => h('span', { class: `tag ${sc === 'stock:admin' ? 'warn' : ''}` }, sc)),
+      ),
+      h('td', { 'data-label': 'Created' }, stamp(g.created_at)),
+      h('td', { 'data-label': 'Last used' }, stamp(g.last_used_at)),
+      h(
+        'td',
+        { 'data-label': 'Expires' },
+        g.revoked_at ? '—' : g.expires_at ? stamp(g.expires_at) : 'expired',
+      ),
+      h(
+        'td',
+        { 'data-label': 'Status' },
+        g.revoked_at
+          ? [h('span', { class: 'tag bad' }, 'revoked'), h('div', { class: 'hint' }, g.revoke_reason ?? '')]
+          : confirmButton(
+              'Revoke',
+              `Revoke grant ${g.id} (${client}, ${g.channel})`,
+              'Sign this client out?',
+              (yes) => revokeGrant(g, yes),
+            ),
+      ),
+    );
+  }
+
   async function refresh() {
     const data = await api('channels');
     const days = data.today - data.from_day + 1;
+    grantBody.replaceChildren(...data.grants.map(grantRow));
+    grantsEmpty.textContent =
+      data.grants.length === 0
+        ? 'No OAuth grants yet: nobody has signed in from ChatGPT, Claude or another OAuth client.'
+        : '';
+    hostBody.replaceChildren(
+      ...data.hosts.map((m) =>
+        h(
+          'tr',
+          { 'data-host': m.host },
+          h('td', { 'data-label': 'Host' }, m.host),
+          h(
+            'td',
+            { 'data-label': 'Channel' },
+            m.channel ? m.channel : h('span', { class: 'tag bad' }, 'denied'),
+          ),
+          h(
+            'td',
+            { 'data-label': 'Source' },
+            m.source === 'preset' ? 'preset' : m.source === 'store' ? 'your rule' : '',
+          ),
+        ),
+      ),
+    );
     const names = new Set([
       ...data.held.map((x) => x.channel),
       ...data.sales.map((x) => x.channel),
       ...data.tokens.filter((t) => !t.revoked_at).map((t) => t.channel),
+      ...data.grants.filter((g) => !g.revoked_at).map((g) => g.channel),
     ]);
     const list = [...names].sort();
     cards.replaceChildren(
@@ -631,12 +827,12 @@ pages.channels = () => {
       cards.replaceChildren(h('p', { class: 'hint' }, 'No channel has a token, a hold or an order yet.'));
     tokenBody.replaceChildren(
       ...data.tokens.map((t) => {
-        const button = h(
-          'button',
-          { type: 'button', class: 'danger', 'aria-label': `Revoke ${t.id} (${t.channel})` },
+        const button = confirmButton(
           'Revoke',
+          `Revoke ${t.id} (${t.channel})`,
+          'Stop this token working?',
+          (yes) => revoke(t, yes),
         );
-        button.addEventListener('click', () => revoke(t, button));
         return h(
           'tr',
           { 'data-token': t.id },
@@ -693,6 +889,58 @@ pages.channels = () => {
         ),
       ),
       tokenBody,
+    ),
+    h('h2', {}, 'OAuth grants'),
+    h(
+      'p',
+      { class: 'hint' },
+      'One per sign-in from ChatGPT, Claude or another OAuth client: each is the holder of its own carts. Revoking one refuses its refresh token at once and its access token within a few seconds; the client must sign in again.',
+    ),
+    grantNote,
+    grantsEmpty,
+    h(
+      'table',
+      { class: 'stack', id: 'grants-table' },
+      h('caption', { class: 'sr-only' }, 'OAuth grants'),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Client', 'Signed in via', 'Channel', 'Scopes', 'Created', 'Last used', 'Expires', 'Status'].map(
+            (c) => h('th', { scope: 'col' }, c),
+          ),
+        ),
+      ),
+      grantBody,
+    ),
+    h('h2', {}, 'OAuth hosts'),
+    h(
+      'p',
+      { class: 'hint' },
+      'Which hosts OAuth clients may return to, and the channel their sign-ins sell as. The same map as ',
+      h('code', {}, 'stocklock oauth allow HOST --channel NAME'),
+      ' and ',
+      h('code', {}, 'oauth deny HOST'),
+      '. Denying refuses new sign-ins; existing grants stay until revoked.',
+    ),
+    hostForm,
+    hostNote,
+    h(
+      'table',
+      { class: 'stack', id: 'hosts-table' },
+      h('caption', { class: 'sr-only' }, 'OAuth hosts'),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Host', 'Channel', 'Source'].map((c) => h('th', { scope: 'col' }, c)),
+        ),
+      ),
+      hostBody,
     ),
   );
   return refresh;

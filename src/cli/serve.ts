@@ -26,6 +26,7 @@ interface ServeFlags {
   console: boolean;
   sessionIdle: string;
   maxSessions: string;
+  httpTransport: 'lean' | 'sdk';
   sweepInterval: string;
 }
 
@@ -65,6 +66,15 @@ function addHttpOptions(command: Command): Command {
       new Option('--max-sessions <n>', 'most open HTTP sessions')
         .env('STOCKLOCK_MAX_SESSIONS')
         .default('1000'),
+    )
+    .addOption(
+      new Option(
+        '--http-transport <kind>',
+        "Streamable HTTP implementation: lean (stocklock's, JSON replies) or sdk (the MCP SDK's, for comparison)",
+      )
+        .env('STOCKLOCK_HTTP_TRANSPORT')
+        .choices(['lean', 'sdk'])
+        .default('lean'),
     )
     .addOption(
       new Option('--sweep-interval <duration>', 'how often expired carts are released')
@@ -203,6 +213,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
       channel,
       sessionIdleMs: parseDuration(flags.sessionIdle),
       maxSessions: Number(flags.maxSessions),
+      transport: flags.httpTransport,
       version: VERSION,
       console: merchantConsole?.handle,
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),

@@ -4,7 +4,9 @@
  *
  * - Sign-in takes an admin token (the same credential as the admin tools); a customer token is refused,
  *   because a console sees and changes every channel. The session cookie is HttpOnly, SameSite=Strict,
- *   Path=/console, Secure when the public URL is https; only the SHA-256 of its secret is kept.
+ *   Path=/console, Secure when the public URL is https. Sessions live in the database (console_sessions),
+ *   so every server on it accepts the cookie and a restart signs nobody out; only the SHA-256 of the
+ *   cookie's secret and of the CSRF token (derived from that secret) are stored.
  * - A session ends at sign-out, after `ttlMs`, after `idleMs` without a request, or when its admin token
  *   is revoked (checked against the store at most every few seconds).
  * - CSRF: every state-changing request carries the session's token (header X-CSRF-Token or form field
@@ -19,13 +21,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
+import { allowHost, denyHost, isGrantId } from '../auth/admin.js';
+import { effectiveHosts, normalizeHost } from '../auth/hosts.js';
 import { CatalogError, catalogFormat, checkCatalog } from '../catalog.js';
-import { CHANNEL_PATTERN } from '../config.js';
+import { assertChannel, CHANNEL_PATTERN } from '../config.js';
 import { ErrorCode, isStockError, StockError } from '../domain/errors.js';
 import { MAX_STOCK } from '../domain/rules.js';
 import { MovementKind } from '../domain/types.js';
 import type { Logger } from '../logger.js';
 import type { ConsoleMovement, ConsoleQueries, LedgerFilter } from '../storage/console-queries.js';
+import { hashToken } from '../storage/shared.js';
 import type { InventoryStore } from '../storage/store.js';
 import { ChangeFeed, DEFAULT_THROTTLE_MS } from './events.js';
 import { shellPage, signInPage } from './pages.js';
@@ -100,6 +105,12 @@ const tokenBody = z.strictObject({
   admin: z.boolean().default(false),
   label: z.string().trim().max(100, 'label must be at most 100 characters').optional(),
 });
+/** channel null denies the host, as `oauth deny` does. */
+const hostBody = z.strictObject({
+  host: z.string().trim().min(1, 'host is required').max(253, 'host must be at most 253 characters'),
+  channel: z.string().trim().nullable(),
+});
+const GRANT_REVOKE_REASON = 'revoked in the console';
 const KINDS = Object.values(MovementKind) as string[];
 
 function cookies(req: Request): Record<string, string> {
@@ -165,7 +176,7 @@ function csvLine(m: ConsoleMovement): string {
 export function createConsole(options: ConsoleOptions): ConsoleHandle {
   const { store, queries, logger } = options;
   const secure = options.publicUrl?.startsWith('https:') ?? false;
-  const sessions = new SessionTable({ ...DEFAULT_SESSION_LIMITS, ...options.sessions });
+  const sessions = new SessionTable(queries.sessions, { ...DEFAULT_SESSION_LIMITS, ...options.sessions });
   // Revoked tokens end their sessions. A token found live is trusted for a few seconds; one not found is
   // asked about again at once, so a token made a moment ago (after the list was read) signs in.
   let liveTokens: { ids: Promise<Set<string>>; at: number } | undefined;
@@ -190,8 +201,10 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     if (sessions.size === 0) return;
     liveTokens = undefined;
     for (const tokenId of sessions.tokenIds()) {
-      if (!(await tokenLive(tokenId))) sessions.deleteByToken(tokenId);
+      if (!(await tokenLive(tokenId))) await sessions.deleteByToken(tokenId);
     }
+    // A sign-out or expiry on another server removed the row: this server's pages of it end too.
+    await sessions.recheck();
   });
   const maxImportBytes = options.maxImportBytes ?? DEFAULT_MAX_IMPORT_BYTES;
   const cookieBase = { httpOnly: true, sameSite: 'strict' as const, secure, path: COOKIE_PATH };
@@ -200,10 +213,10 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     req: Request,
   ): Promise<{ session: ConsoleSession; secret: string } | undefined> {
     const secret = cookies(req)[SESSION_COOKIE];
-    const session = sessions.find(secret);
+    const session = await sessions.find(secret);
     if (!session || !secret) return undefined;
     if (!(await tokenLive(session.tokenId))) {
-      sessions.deleteByToken(session.tokenId);
+      await sessions.deleteByToken(session.tokenId);
       feed.sweep();
       return undefined;
     }
@@ -288,7 +301,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
       );
       return;
     }
-    const { secret } = sessions.create(record.id, record.channel);
+    const { secret } = await sessions.create(record.id, record.channel);
     logger.info({ tokenId: record.id, channel: record.channel }, 'console sign-in');
     res.clearCookie(SIGN_IN_COOKIE, cookieBase);
     res.cookie(SESSION_COOKIE, secret, {
@@ -312,7 +325,8 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
   };
   const requireCsrf = (req: Request, res: Response, next: NextFunction) => {
     const session = res.locals.session as ConsoleSession;
-    if (!sameSecret(csrfFrom(req), session.csrf)) {
+    const given = csrfFrom(req);
+    if (given === undefined || !sameSecret(hashToken(given), session.csrfHash)) {
       logger.warn(
         { path: req.path, tokenId: session.tokenId },
         'console request refused: missing or wrong CSRF token',
@@ -328,9 +342,9 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     next();
   };
 
-  router.post('/sign-out', form, requireSession, requireCsrf, (_req, res) => {
+  router.post('/sign-out', form, requireSession, requireCsrf, async (_req, res) => {
     const session = res.locals.session as ConsoleSession;
-    sessions.delete(res.locals.secret as string);
+    await sessions.delete(res.locals.secret as string);
     feed.sweep();
     logger.info({ tokenId: session.tokenId }, 'console sign-out');
     res.clearCookie(SESSION_COOKIE, cookieBase);
@@ -398,8 +412,51 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
   });
 
   api.get('/channels', async (_req, res) => {
-    const [activity, tokens] = await Promise.all([queries.channelActivity(7), store.listTokens()]);
-    res.json({ now: await queries.now(), ...activity, tokens });
+    const [activity, tokens, grants, rules] = await Promise.all([
+      queries.channelActivity(7),
+      store.listTokens(),
+      queries.grants(),
+      store.oauth.hostRules(),
+    ]);
+    res.json({ now: await queries.now(), ...activity, tokens, grants, hosts: effectiveHosts(rules) });
+  });
+
+  api.post('/grants/:id/revoke', json, async (req, res) => {
+    const id = String(req.params.id);
+    // The store drops the grant's access and refresh tokens with it: the client is refused from now on.
+    const revoked =
+      isGrantId(id) && (await store.oauth.revokeGrant(id, store.options.clock.now(), GRANT_REVOKE_REASON));
+    if (!revoked) {
+      apiError(res, 404, 'GRANT_NOT_FOUND', `No live OAuth grant has id "${id}".`, { id });
+      return;
+    }
+    logger.info({ grantId: id }, 'console revoked an OAuth grant');
+    res.json({ revoked: id });
+  });
+
+  // The host map is edited by the same functions as `stocklock oauth allow` and `oauth deny`.
+  api.post('/oauth-hosts', json, async (req, res) => {
+    const parsed = hostBody.safeParse(req.body);
+    if (!parsed.success) return invalid(res, parsed.error);
+    const { host, channel } = parsed.data;
+    try {
+      // The checks allowHost/denyHost and the CLI apply, made first so a refusal changes nothing.
+      normalizeHost(host);
+      if (channel !== null) assertChannel(channel);
+    } catch (error) {
+      apiError(res, 400, ErrorCode.INVALID_INPUT, (error as Error).message);
+      return;
+    }
+    const now = store.options.clock.now();
+    const saved =
+      channel === null
+        ? await denyHost(store.oauth, host, now)
+        : await allowHost(store.oauth, host, channel, now);
+    logger.info(
+      { host: saved, channel },
+      channel === null ? 'console denied an OAuth host' : 'console allowed an OAuth host',
+    );
+    res.json({ host: saved, channel });
   });
 
   api.post('/tokens', json, async (req, res) => {
@@ -420,7 +477,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
       return;
     }
     liveTokens = undefined;
-    sessions.deleteByToken(id);
+    await sessions.deleteByToken(id);
     feed.sweep();
     logger.info({ tokenId: id }, 'console revoked a token');
     res.json({ revoked: id });

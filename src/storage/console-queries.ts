@@ -22,9 +22,21 @@ export interface ConsoleHoldLine {
   held: number;
 }
 
+/** Who holds a cart inside its channel: an OAuth grant (one shopper's connection) or the whole channel. */
+export interface ConsoleHolder {
+  /** The grant's id; null when the cart belongs to the whole channel (static tokens, stdio). */
+  grant_id: string | null;
+  /** The client's own name as registered (DCR client_name or its CIMD document's); null when none given. */
+  client_name: string | null;
+  client_id: string | null;
+  /** The host the grant's client returns to (chatgpt.com, claude.ai, …). */
+  redirect_host: string | null;
+}
+
 export interface ConsoleHold {
   cart_id: string;
   channel: string;
+  holder: ConsoleHolder;
   customer_ref: string | null;
   created_at: number;
   expires_at: number;
@@ -76,6 +88,48 @@ export interface ConsoleMovement {
   note: string | null;
 }
 
+/** An OAuth grant as the Channels page lists it: who signed in, where, as what; never a token or hash. */
+export interface ConsoleGrant {
+  id: string;
+  channel: string;
+  scope: string;
+  client_id: string;
+  /** 'cimd' (the client_id is its metadata document's URL) or 'dcr' (registered here); null if unknown. */
+  client_kind: string | null;
+  client_name: string | null;
+  redirect_host: string;
+  created_at: number;
+  last_used_at: number | null;
+  /** When its newest unspent refresh token expires: after that the client must sign in again. */
+  expires_at: number | null;
+  revoked_at: number | null;
+  revoke_reason: string | null;
+}
+
+/** A console sign-in as stored: hashes only, so a copy of the database signs nobody in. */
+export interface StoredConsoleSession {
+  id_hash: string;
+  csrf_hash: string;
+  token_id: string;
+  channel: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+}
+
+/** Console sessions in the database every server shares: a session made on one server works on all. */
+export interface ConsoleSessionStore {
+  /** Drops ended sessions (past expiry, idle since before `idleBefore`) and keeps at most `keep` newest. */
+  prune(now: number, idleBefore: number, keep: number): Promise<void>;
+  insert(session: StoredConsoleSession): Promise<void>;
+  get(idHash: string): Promise<StoredConsoleSession | undefined>;
+  touch(idHash: string, at: number): Promise<void>;
+  delete(idHash: string): Promise<void>;
+  deleteByToken(tokenId: string): Promise<void>;
+  /** Which of these sessions still exist. */
+  existing(idHashes: string[]): Promise<Set<string>>;
+}
+
 export interface ConsoleQueries {
   /** The time the store decides expiry by: this machine's clock on SQLite, the database's on PostgreSQL. */
   now(): Promise<number>;
@@ -83,6 +137,8 @@ export interface ConsoleQueries {
   stock(search: string, limit: number): Promise<ConsoleStockRow[]>;
   /** Open carts (including expired ones not yet swept) with their lines, soonest expiry first. */
   holds(limit: number): Promise<ConsoleHold[]>;
+  /** Every OAuth grant, live ones first, newest first. */
+  grants(): Promise<ConsoleGrant[]>;
   /** Held units now and orders per day over the last `days` UTC days, today included. */
   channelActivity(days: number): Promise<ConsoleChannelActivity>;
   /** The newest movements first. */
@@ -94,6 +150,7 @@ export interface ConsoleQueries {
    * Detection runs only while at least one listener is subscribed. Returns the unsubscribe function.
    */
   watch(listener: () => void): () => void;
+  sessions: ConsoleSessionStore;
   close(): Promise<void>;
 }
 
@@ -104,6 +161,9 @@ export function ownerOf(row: { channel: string; holder: string }): CallContext {
   return row.holder === '' ? { channel: row.channel } : { channel: row.channel, holder: row.holder };
 }
 
+/** The order both dialects list grants in: live before revoked, newest first. */
+export const GRANTS_ORDER = 'ORDER BY (g.revoked_at IS NOT NULL), g.created_at DESC, g.id';
+
 /** Escapes LIKE's wildcards so a search for "50%" means the text "50%". */
 export function likePattern(search: string): string {
   return `%${search.trim().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -113,6 +173,10 @@ export function likePattern(search: string): string {
 export interface HoldSqlRow {
   id: string;
   channel: string;
+  holder: string;
+  client_name: string | null;
+  client_id: string | null;
+  redirect_host: string | null;
   customer_ref: string | null;
   created_at: number;
   expires_at: number;
@@ -131,6 +195,15 @@ export function groupHolds(rows: HoldSqlRow[], now: number): ConsoleHold[] {
       cart = {
         cart_id: row.id,
         channel: row.channel,
+        holder:
+          row.holder === ''
+            ? { grant_id: null, client_name: null, client_id: null, redirect_host: null }
+            : {
+                grant_id: row.holder,
+                client_name: row.client_name,
+                client_id: row.client_id,
+                redirect_host: row.redirect_host,
+              },
         customer_ref: row.customer_ref,
         created_at: row.created_at,
         expires_at: row.expires_at,

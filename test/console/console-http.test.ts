@@ -93,6 +93,38 @@ describe('the console over HTTP', () => {
     );
   });
 
+  it('refuses a bad host, a bad channel and an unknown grant, and changes nothing', async () => {
+    const { base, admin, store } = await start();
+    const { signed } = await signIn(base, admin);
+    if (!signed) throw new Error('sign-in failed');
+    const before = await store.oauth.hostRules();
+    const badHost = await post(signed, 'oauth-hosts', { host: 'https://x.example/cb', channel: 'web' });
+    expect(badHost.status).toBe(400);
+    expect(((await badHost.json()) as { error: { message: string } }).error.message).toMatch(
+      /bare host name/,
+    );
+    const badChannel = await post(signed, 'oauth-hosts', { host: 'x.example', channel: 'Not A Channel' });
+    expect(badChannel.status).toBe(400);
+    expect(((await badChannel.json()) as { error: { message: string } }).error.message).toMatch(/channel/);
+    expect(await store.oauth.hostRules()).toEqual(before);
+    const noGrant = await post(signed, 'grants/grt_nope/revoke', {});
+    expect(noGrant.status).toBe(404);
+    const notAGrant = await post(signed, 'grants/tok_nope/revoke', {});
+    expect(notAGrant.status).toBe(404);
+    // Without the CSRF token nothing is allowed either.
+    const noCsrf = await post(
+      signed,
+      'oauth-hosts',
+      { host: 'x.example', channel: 'web' },
+      { 'X-CSRF-Token': '' },
+    );
+    expect(noCsrf.status).toBe(403);
+    expect(await store.oauth.hostRules()).toEqual(before);
+    const allowed = await post(signed, 'oauth-hosts', { host: 'X.Example', channel: 'web' });
+    expect(await allowed.json()).toEqual({ host: 'x.example', channel: 'web' });
+    expect((await store.oauth.hostRules()).map((r) => [r.host, r.channel])).toEqual([['x.example', 'web']]);
+  });
+
   it('refuses cross-site and foreign-origin requests even with the CSRF token', async () => {
     const { base, admin, store } = await start();
     const { signed } = await signIn(base, admin);

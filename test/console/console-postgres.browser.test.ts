@@ -7,18 +7,31 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, launchBrowser } from '../helpers/browser.js';
 import { CLI, ROOT, type RunningCli, spawnCli, waitHealthy } from '../helpers/cli.js';
 import { call, connectClient, firstText, freePort } from '../helpers/http.js';
+import {
+  connectWithOAuth,
+  MemoryOAuthProvider,
+  signIn as oauthSignIn,
+  publicClientMetadata,
+  tokenRequest,
+} from '../helpers/oauth.js';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
 
 const run = promisify(execFile);
 const DEMO = join(ROOT, 'examples', 'demo-catalog.json');
 const WAIT = { timeout: 15_000, interval: 50 };
+const REDIRECT = 'http://127.0.0.1:9/callback';
 const text = (locator: Locator) => async () => (await locator.allTextContents()).join(' ').trim();
 
 const unavailable = await postgresUnavailable();
 
 describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')('the console on PostgreSQL', () => {
   let db: TestDatabase;
-  let servers: RunningCli[] = [];
+  interface Served extends RunningCli {
+    url: string;
+  }
+  let servers: Served[] = [];
+  let admin = '';
+  const consoleUrl = (server: Served) => server.url.replace(/\/mcp$/, '/console/');
   let browser: Browser | undefined;
 
   async function cli(...args: string[]): Promise<string> {
@@ -30,9 +43,9 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')('the con
 
   async function serve(): Promise<string> {
     const port = await freePort();
-    const server = spawnCli(['serve', '--http', '--port', String(port), '--db', db.url]);
-    servers.push(server);
     const url = `http://127.0.0.1:${port}/mcp`;
+    const server = { ...spawnCli(['serve', '--http', '--port', String(port), '--db', db.url]), url };
+    servers.push(server);
     await waitHealthy(url, server);
     return url;
   }
@@ -50,7 +63,7 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')('the con
 
   it('shows a sale made through another server within the page, without a reload', async () => {
     await cli('import', DEMO);
-    const admin = await cli('token', 'create', '--channel', 'ops', '--admin');
+    admin = await cli('token', 'create', '--channel', 'ops', '--admin');
     const customer = await cli('token', 'create', '--channel', 'voice');
     const [consoleServer, otherServer] = await Promise.all([serve(), serve()]);
 
@@ -80,5 +93,60 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')('the con
       await client.close();
     }
     expect(await page.evaluate(() => performance.timeOrigin)).toBe(loaded);
+  });
+
+  it('accepts a session made on one server on the other; a sign-out there ends the page open on the first', async () => {
+    const [first, second] = servers.slice(0, 2).map((server) => consoleUrl(server));
+    const page = await (browser as Browser).context.newPage();
+    await page.goto(first as string);
+    // Still signed in from the test above, on the first server.
+    await expect.poll(text(page.locator('#live')), WAIT).toBe('live');
+    const other = await (browser as Browser).context.newPage();
+    await other.goto(second as string);
+    await expect.poll(text(other.locator('#live')), WAIT).toBe('live');
+    const sessions = await db.query<{ id_hash: string }>('SELECT id_hash FROM console_sessions');
+    expect(sessions).toHaveLength(1);
+    await other.getByRole('button', { name: 'Sign out' }).click();
+    await other.getByLabel('Admin token').waitFor();
+    // The row's deletion is a NOTIFY: the first server's open page goes back to sign-in.
+    await page.getByLabel('Admin token').waitFor({ timeout: 20_000 });
+    expect(await db.query('SELECT id_hash FROM console_sessions')).toEqual([]);
+    await other.close();
+    await page.close();
+  });
+
+  it('lists an OAuth grant made through the other server, and revokes it so its refresh is refused', async () => {
+    await cli('oauth', 'allow', '127.0.0.1', '--channel', 'agents');
+    const otherMcp = servers[1]?.url as string;
+    const provider = new MemoryOAuthProvider(REDIRECT, publicClientMetadata(REDIRECT, 'Pool agent'));
+    await oauthSignIn(provider, otherMcp);
+    const client = await connectWithOAuth(otherMcp, provider);
+    const added = await call(client, 'add_to_cart', { sku: 'HOODIE-GRY-M', quantity: 1 });
+    expect(added.isError, firstText(added)).toBeFalsy();
+    const cartId = (added.structuredContent as { cart_id: string }).cart_id;
+
+    const page = await (browser as Browser).context.newPage();
+    await page.goto(consoleUrl(servers[0] as Served));
+    await page.getByLabel('Admin token').fill(admin);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(text(page.locator('#live')), WAIT).toBe('live');
+    await page.getByRole('link', { name: 'Holds' }).click();
+    await expect
+      .poll(text(page.locator(`#holds-table tr[data-cart="${cartId}"] td[data-label="Holder"]`)), WAIT)
+      .toContain('Pool agent');
+    await page.getByRole('link', { name: 'Channels' }).click();
+    const row = page.locator('#grants-table tr', { hasText: 'Pool agent' });
+    await expect.poll(text(row.locator('td[data-label="Channel"]')), WAIT).toBe('agents');
+    await row.getByRole('button', { name: /^Revoke grant/ }).click();
+    await row.getByRole('button', { name: /^Confirm: Revoke grant/ }).click();
+    await expect.poll(text(row.locator('td[data-label="Status"]')), WAIT).toContain('revoked');
+    const refreshed = await tokenRequest(otherMcp, {
+      grant_type: 'refresh_token',
+      refresh_token: provider.saved?.refresh_token as string,
+      client_id: provider.client?.client_id as string,
+    });
+    expect(refreshed.body.error).toBe('invalid_grant');
+    await client.close().catch(() => undefined);
+    await page.close();
   });
 });

@@ -4,15 +4,37 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { hashToken } from '../../src/storage/shared.js';
 import { type Browser, launchBrowser } from '../helpers/browser.js';
 import { CLI, ROOT, type RunningCli, spawnCli, stdioClient, waitHealthy } from '../helpers/cli.js';
-import { call, connectClient, firstText, freePort, tempDir, waitFor } from '../helpers/http.js';
+import {
+  bearer,
+  call,
+  connectClient,
+  firstText,
+  freePort,
+  INITIALIZE,
+  MCP_HEADERS,
+  raw,
+  tempDir,
+  waitFor,
+} from '../helpers/http.js';
+import {
+  connectWithOAuth,
+  MemoryOAuthProvider,
+  signIn as oauthSignIn,
+  publicClientMetadata,
+  tokenRequest,
+} from '../helpers/oauth.js';
 
 const run = promisify(execFile);
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const DEMO = join(ROOT, 'examples', 'demo-catalog.json');
+/** Nothing listens there: the OAuth helper reads the code from the redirect without following it. */
+const OAUTH_REDIRECT = 'http://127.0.0.1:9/callback';
 
 let tmp: { dir: string; remove: () => void };
 let db: string;
@@ -269,7 +291,12 @@ describe('the merchant console in Chromium', () => {
       .toContain('bot backend');
     await expect.poll(() => page.locator('#new-token').count(), WAIT).toBe(0);
 
+    // A confirm step: the first press only asks; "Keep" backs out and nothing is revoked.
     await page.getByRole('button', { name: `Revoke ${id} (telegram)` }).click();
+    await page.getByRole('button', { name: 'Keep' }).click();
+    expect(await text(page.locator(`#tokens-table tr[data-token="${id}"]`))()).not.toContain('revoked');
+    await page.getByRole('button', { name: `Revoke ${id} (telegram)` }).click();
+    await page.getByRole('button', { name: `Confirm: Revoke ${id} (telegram)` }).click();
     await expect.poll(text(page.locator(`#tokens-table tr[data-token="${id}"]`)), WAIT).toContain('revoked');
     // The server trusts a verified token for up to 5 s; a new connection is refused once that passes.
     await waitFor(
@@ -376,6 +403,164 @@ describe('the merchant console in Chromium', () => {
     await page.getByRole('button', { name: 'Run the audit' }).click();
     await page.getByRole('status').filter({ hasText: 'The books balance' }).waitFor();
     await expect.poll(text(page.locator('#audit-result')), WAIT).toMatch(/Checked \d+ products/);
+  });
+
+  it('lists an OAuth sign-in as a grant and as the holder of its cart; revoking it from the page refuses the client', async () => {
+    await cli('oauth', 'allow', '127.0.0.1', '--channel', 'agents');
+    const provider = new MemoryOAuthProvider(
+      OAUTH_REDIRECT,
+      publicClientMetadata(OAUTH_REDIRECT, 'Console test agent'),
+    );
+    await oauthSignIn(provider, mcpUrl);
+    const client = await connectWithOAuth(mcpUrl, provider);
+    cleanups.push(() => client.close());
+    const added = await call(client, 'add_to_cart', { sku: 'MUG-WHT', quantity: 1 });
+    expect(added.isError, firstText(added)).toBeFalsy();
+    const cartId = (added.structuredContent as { cart_id: string }).cart_id;
+
+    await signIn();
+    await page.getByRole('link', { name: 'Holds' }).click();
+    const hold = page.locator(`#holds-table tr[data-cart="${cartId}"] td[data-label="Holder"]`);
+    await expect.poll(text(hold), WAIT).toMatch(/^Console test agent\s*OAuth via 127\.0\.0\.1 · grt_\w+$/);
+    const grantId = /grt_\w+/.exec(await text(hold)())?.[0] as string;
+
+    await page.getByRole('link', { name: 'Channels' }).click();
+    const row = page.locator(`#grants-table tr[data-grant="${grantId}"]`);
+    await expect.poll(text(row), WAIT).toContain('Console test agent');
+    const cells = async (label: string) => text(row.locator(`td[data-label="${label}"]`))();
+    expect(await cells('Client')).toMatch(/^Console test agent\s*registered cli_\w+\s*grt_\w+$/);
+    expect(await cells('Signed in via')).toBe('127.0.0.1');
+    expect(await cells('Channel')).toBe('agents');
+    expect(await cells('Scopes')).toBe('stock:shop');
+    expect(await cells('Last used')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d$/);
+    expect(await cells('Expires')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d$/);
+    // The host map, as `oauth list` shows it: the presets and the rule made above.
+    await expect
+      .poll(text(page.locator('#hosts-table tr[data-host="127.0.0.1"]')), WAIT)
+      .toBe('127.0.0.1agentsyour rule');
+    expect(await text(page.locator('#hosts-table tr[data-host="chatgpt.com"]'))()).toBe(
+      'chatgpt.comchatgptpreset',
+    );
+    // Never a token or a hash on the page.
+    const html = await page.content();
+    for (const secret of [provider.saved?.access_token, provider.saved?.refresh_token]) {
+      expect(html).not.toContain(secret as string);
+    }
+
+    await row.getByRole('button', { name: new RegExp(`^Revoke grant ${grantId}`) }).click();
+    await row.getByRole('button', { name: new RegExp(`^Confirm: Revoke grant ${grantId}`) }).click();
+    await expect
+      .poll(text(row.locator('td[data-label="Status"]')), WAIT)
+      .toBe('revokedrevoked in the console');
+    // The refresh token is refused at once: the client cannot get a new access token.
+    const refreshed = await tokenRequest(mcpUrl, {
+      grant_type: 'refresh_token',
+      refresh_token: provider.saved?.refresh_token as string,
+      client_id: provider.client?.client_id as string,
+    });
+    expect(refreshed.status).toBe(400);
+    expect(refreshed.body.error).toBe('invalid_grant');
+    // The access token is refused once the server's few-second verification cache lets go of it.
+    await waitFor(
+      async () =>
+        (
+          await raw(mcpUrl, {
+            headers: { ...MCP_HEADERS, ...bearer(provider.saved?.access_token as string) },
+            body: INITIALIZE,
+          })
+        ).status === 401,
+      20_000,
+      250,
+    );
+    // And the signed-in client's next tool call is refused.
+    await expect(call(client, 'check_stock', { skus: ['MUG-WHT'] })).rejects.toThrow();
+    expect(server.stderr()).not.toContain(provider.saved?.access_token as string);
+  });
+
+  it('edits the OAuth host map with the same rules as the CLI', async () => {
+    await signIn();
+    await page.getByRole('link', { name: 'Channels' }).click();
+    await page.getByLabel('Host', { exact: true }).fill('https://shop.example.com/x');
+    await page.getByLabel('Sells as channel').fill('assistant');
+    await page.getByRole('button', { name: 'Allow host' }).click();
+    await expect.poll(text(page.locator('#host-form + .status')), WAIT).toContain('not a bare host name');
+    await page.getByLabel('Host', { exact: true }).fill('Shop.Example.com');
+    await page.getByRole('button', { name: 'Allow host' }).click();
+    await expect
+      .poll(text(page.locator('#hosts-table tr[data-host="shop.example.com"]')), WAIT)
+      .toBe('shop.example.comassistantyour rule');
+    await page.getByLabel('Host', { exact: true }).fill('claude.ai');
+    await page.getByRole('button', { name: 'Deny host' }).click();
+    await expect
+      .poll(text(page.locator('#hosts-table tr[data-host="claude.ai"]')), WAIT)
+      .toBe('claude.aideniedyour rule');
+    // The CLI reads the same map.
+    const listed = await cli('oauth', 'list');
+    expect(listed).toContain('shop.example.com  channel assistant');
+    expect(listed).toContain('claude.ai  denied  (preset, changed)');
+    await cli('oauth', 'allow', 'claude.ai', '--channel', 'claude');
+  });
+
+  it('a session made on one server works on a second server on the same file; signing out there ends it on both', async () => {
+    const port = await freePort();
+    const otherBase = `http://127.0.0.1:${port}`;
+    const other = spawnCli(['serve', '--http', '--port', String(port), '--db', db]);
+    cleanups.push(() => other.kill());
+    await waitHealthy(`${otherBase}/mcp`, other);
+
+    await signIn();
+    await expect.poll(text(page.locator('#live')), WAIT).toBe('live');
+    const cookie = (await browser.context.cookies()).find((c) => c.name === 'stocklock_console');
+    expect(cookie?.value).toBeTruthy();
+    // Cookies are per host, not per port: the same browser carries the cookie to the second server.
+    const second = await browser.context.newPage();
+    cleanups.push(() => second.close());
+    await second.goto(`${otherBase}/console/#stock`);
+    await expect.poll(text(second.locator('#live')), WAIT).toBe('live');
+    // Searched for: an earlier test's large import pushes it past the first page of the table.
+    await second.locator('#stock-search').fill('MUG-WHT');
+    await expect.poll(text(second.locator('#stock-table tr[data-sku="MUG-WHT"]')), WAIT).toContain('MUG-WHT');
+    // A state-changing request with the page's CSRF token works there too.
+    const before = await available('MUG-WHT');
+    const restocked = await second.evaluate(async () => {
+      const token = document.querySelector<HTMLMetaElement>('meta[name="csrf-token"]')?.content ?? '';
+      const res = await fetch('api/stock/MUG-WHT/restock', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': token },
+        body: JSON.stringify({ quantity: 2, note: 'second server' }),
+      });
+      return res.status;
+    });
+    expect(restocked).toBe(200);
+    expect(await available('MUG-WHT')).toBe((before ?? 0) + 2);
+
+    // The file keeps the session under the hash of the cookie's secret, and neither secret itself.
+    const file = new Database(db, { readonly: true });
+    const stored = file.prepare('SELECT * FROM console_sessions').all() as Record<string, unknown>[];
+    file.close();
+    expect(stored.map((row) => row.id_hash)).toContain(hashToken(cookie?.value as string));
+    const csrf = await second.locator('meta[name="csrf-token"]').getAttribute('content');
+    expect(JSON.stringify(stored)).not.toContain(cookie?.value as string);
+    expect(JSON.stringify(stored)).not.toContain(csrf as string);
+
+    // Signed out on B: the page open on A is signed out too, and the old cookie is refused by both.
+    await second.getByRole('button', { name: 'Sign out' }).click();
+    await second.getByLabel('Admin token').waitFor();
+    await page.getByLabel('Admin token').waitFor({ timeout: 20_000 });
+    await browser.context.addCookies([cookie as NonNullable<typeof cookie>]);
+    expect((await page.request.get(`${base}/console/api/stock`)).status()).toBe(401);
+    expect((await page.request.get(`${otherBase}/console/api/stock`)).status()).toBe(401);
+    expect(other.stderr()).not.toContain(cookie?.value as string);
+  });
+
+  it('keeps a session across a restart of the server', async () => {
+    await signIn();
+    await expect.poll(text(page.locator('#live')), WAIT).toBe('live');
+    await server.kill();
+    server = spawnCli(['serve', '--http', '--port', new URL(base).port, '--db', db]);
+    await waitHealthy(mcpUrl, server);
+    await page.reload();
+    await expect.poll(text(page.locator('#live')), WAIT).toBe('live');
   });
 
   it("passes axe-core's accessibility checks on every page, at desktop and phone width", async () => {

@@ -1,59 +1,145 @@
-// Console sessions: only the secret's hash is kept; sessions end at their absolute and idle limits and on revocation.
-import { describe, expect, it } from 'vitest';
-import { SessionTable, sameSecret } from '../../src/console/sessions.js';
+// Console sessions in the shared table, on a real SQLite file and a real PostgreSQL database: hashes only,
+// absolute and idle expiry, revocation, pruning, and two servers (two connections) sharing one session.
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { csrfFor, SessionTable, sameSecret } from '../../src/console/sessions.js';
+import { ManualClock } from '../../src/domain/clock.js';
+import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
+import type { ConsoleQueries } from '../../src/storage/console-queries.js';
+import { openStore } from '../../src/storage/open.js';
+import { openConsoleQueries } from '../../src/storage/open-console.js';
 import { hashToken } from '../../src/storage/shared.js';
+import type { StoreOptions } from '../../src/storage/store.js';
+import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
+import { tempDir } from '../helpers/sqlite.js';
 
-function table(ttlMs = 10_000, idleMs = 3_000) {
-  let now = 1_000_000;
-  const sessions = new SessionTable({ ttlMs, idleMs }, () => now);
-  return { sessions, advance: (ms: number) => (now += ms) };
+const TTL = 10_000;
+const IDLE = 3_000;
+
+function options(clock: ManualClock): StoreOptions {
+  return { clock, reservationTtlMs: 900_000, limits: DEFAULT_LIMITS, lockTimeoutMs: 5_000, poolSize: 2 };
 }
 
-describe('console sessions', () => {
-  it('keeps the hash of the cookie secret, never the secret', () => {
-    const { sessions } = table();
-    const { secret, session } = sessions.create('tok_a', 'ops');
-    const kept = (sessions as unknown as { sessions: Map<string, unknown> }).sessions;
-    expect([...kept.keys()]).toEqual([hashToken(secret)]);
-    expect(JSON.stringify(session)).not.toContain(secret);
-    expect(sessions.find(secret)).toBe(session);
-    expect(sessions.find(`${secret}x`)).toBeUndefined();
-    expect(sessions.find(undefined)).toBeUndefined();
+const unavailable = await postgresUnavailable();
+let pgDb: TestDatabase | undefined;
+beforeAll(async () => {
+  if (unavailable === undefined) pgDb = await createTestDatabase('stocklock_console_sessions');
+});
+afterAll(async () => {
+  await pgDb?.drop();
+});
+
+const dialects: { name: string; database: () => Promise<string> }[] = [
+  { name: 'sqlite', database: async () => join(tempDir('stocklock-console-s-'), 'stocklock.db') },
+];
+if (unavailable === undefined || process.env.CI === 'true') {
+  dialects.push({
+    name: 'postgres',
+    database: async () => {
+      if (!pgDb) throw new Error(unavailable);
+      const probe = await openStore(pgDb.url, options(new ManualClock()));
+      await probe.close();
+      await pgDb.reset();
+      return pgDb.url;
+    },
+  });
+} else {
+  console.warn(`Skipping the PostgreSQL console session tests: ${unavailable}`);
+}
+
+describe.each(dialects)('console sessions on $name', ({ database }) => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const done of cleanups.splice(0).reverse()) await done();
   });
 
-  it('ends a session left idle, and one past its lifetime however busy', () => {
-    const { sessions, advance } = table();
-    const idle = sessions.create('tok_a', 'ops');
-    const busy = sessions.create('tok_a', 'ops');
-    advance(2_000);
-    expect(sessions.find(busy.secret)).toBeDefined();
-    advance(1_500);
-    expect(sessions.find(idle.secret)).toBeUndefined();
-    expect(idle.session.ended).toBe(true);
-    expect(sessions.find(busy.secret)).toBeDefined();
-    for (let i = 0; i < 3; i++) {
-      advance(2_000);
-      expect(sessions.find(busy.secret)).toBeDefined();
+  /** Two "servers": each its own console connection and session table, on one database, one clock. */
+  async function open() {
+    const db = await database();
+    const clock = new ManualClock(Date.UTC(2026, 0, 10, 12));
+    const store = await openStore(db, options(clock));
+    cleanups.push(() => store.close());
+    const servers: { queries: ConsoleQueries; sessions: SessionTable }[] = [];
+    for (let i = 0; i < 2; i++) {
+      const queries = await openConsoleQueries(db, clock);
+      cleanups.push(() => queries.close());
+      servers.push({
+        queries,
+        sessions: new SessionTable(queries.sessions, { ttlMs: TTL, idleMs: IDLE }, () => clock.now()),
+      });
     }
-    advance(2_000);
-    expect(sessions.find(busy.secret)).toBeUndefined();
+    const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]];
+    return { a, b, clock };
+  }
+
+  it('stores the hashes of the cookie secret and of the CSRF token, never either', async () => {
+    const { a, b } = await open();
+    const { secret, session } = await a.sessions.create('tok_a', 'ops');
+    const stored = await a.queries.sessions.get(hashToken(secret));
+    expect(stored).toMatchObject({
+      id_hash: hashToken(secret),
+      csrf_hash: hashToken(session.csrf),
+      token_id: 'tok_a',
+    });
+    expect(JSON.stringify(stored)).not.toContain(secret);
+    expect(JSON.stringify(stored)).not.toContain(session.csrf);
+    expect(session.csrf).toBe(csrfFor(secret));
+    // Server B accepts the cookie made on A, with the same CSRF token.
+    const onB = await b.sessions.find(secret);
+    expect(onB).toMatchObject({ tokenId: 'tok_a', channel: 'ops', csrf: session.csrf });
+    expect(await b.sessions.find(`${secret}x`)).toBeUndefined();
+    expect(await b.sessions.find(undefined)).toBeUndefined();
   });
 
-  it('ends every session of a revoked token and a signed-out one', () => {
-    const { sessions } = table();
-    const a = sessions.create('tok_a', 'ops');
-    const b = sessions.create('tok_a', 'ops');
-    const c = sessions.create('tok_c', 'ops');
-    sessions.deleteByToken('tok_a');
-    expect(sessions.find(a.secret)).toBeUndefined();
-    expect(sessions.find(b.secret)).toBeUndefined();
-    expect(sessions.live(b.session)).toBe(false);
-    expect(sessions.find(c.secret)).toBeDefined();
-    sessions.delete(c.secret);
-    expect(sessions.live(c.session)).toBe(false);
+  it('ends a session left idle, and one past its lifetime however busy, and prunes ended rows', async () => {
+    const { a, b, clock } = await open();
+    const idle = await a.sessions.create('tok_a', 'ops');
+    const busy = await a.sessions.create('tok_a', 'ops');
+    clock.advance(2_000);
+    // Busy on B: its use is recorded in the table, so A sees it too.
+    expect(await b.sessions.find(busy.secret)).toBeDefined();
+    clock.advance(1_500);
+    expect(await a.sessions.find(idle.secret)).toBeUndefined();
+    expect(await a.queries.sessions.get(hashToken(idle.secret))).toBeUndefined();
+    expect(await a.sessions.find(busy.secret)).toBeDefined();
+    for (let i = 0; i < 3; i++) {
+      clock.advance(2_000);
+      expect(await (i % 2 ? a : b).sessions.find(busy.secret)).toBeDefined();
+    }
+    clock.advance(2_000);
+    expect(await b.sessions.find(busy.secret)).toBeUndefined();
+
+    // Rows of sessions nobody comes back for are pruned at the next sign-in.
+    const forgotten = await a.sessions.create('tok_a', 'ops');
+    clock.advance(IDLE + 1);
+    const fresh = await b.sessions.create('tok_b', 'ops');
+    expect(await a.queries.sessions.existing([hashToken(forgotten.secret), hashToken(fresh.secret)])).toEqual(
+      new Set([hashToken(fresh.secret)]),
+    );
   });
 
-  it('compares CSRF tokens exactly', () => {
+  it('a sign-out or revocation on one server ends the session on the other', async () => {
+    const { a, b } = await open();
+    const first = await a.sessions.create('tok_a', 'ops');
+    const second = await a.sessions.create('tok_a', 'ops');
+    const other = await a.sessions.create('tok_c', 'ops');
+    const onB = await b.sessions.find(first.secret);
+    expect(onB).toBeDefined();
+    await a.sessions.delete(first.secret);
+    expect(await b.sessions.find(first.secret)).toBeUndefined();
+    // B's open pages learn of it on their next check.
+    const watched = await b.sessions.find(second.secret);
+    await a.sessions.deleteByToken('tok_a');
+    expect(watched && b.sessions.live(watched)).toBe(true);
+    await b.sessions.recheck();
+    expect(watched && b.sessions.live(watched)).toBe(false);
+    expect(await b.sessions.find(second.secret)).toBeUndefined();
+    expect(await b.sessions.find(other.secret)).toBeDefined();
+  });
+});
+
+describe('CSRF comparison', () => {
+  it('compares exactly', () => {
     expect(sameSecret('abc', 'abc')).toBe(true);
     expect(sameSecret('abd', 'abc')).toBe(false);
     expect(sameSecret('ab', 'abc')).toBe(false);

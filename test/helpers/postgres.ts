@@ -22,6 +22,7 @@ const TABLES = [
   'oauth_codes',
   'oauth_clients',
   'oauth_hosts',
+  'console_sessions',
 ];
 
 /** Why PostgreSQL cannot be used, or undefined when it answers. */

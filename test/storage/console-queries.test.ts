@@ -136,6 +136,97 @@ describe.each(dialects)('console queries on $name', ({ name, database }) => {
     expect(await queries.cartOwner('cart_nope')).toBeUndefined();
   });
 
+  it('names the OAuth grant holding a cart, and lists grants with client, expiry and revocation', async () => {
+    const { store, queries, clock } = await open();
+    const now = clock.now();
+    await store.oauth.saveClient({
+      client_id: 'cli_agent',
+      kind: 'dcr',
+      metadata: JSON.stringify({ client_name: 'Shopping agent', redirect_uris: ['https://chat.example/cb'] }),
+      secret_hash: null,
+      created_at: now,
+      fetched_at: now,
+    });
+    await store.oauth.saveCode({
+      code_hash: 'code-hash',
+      client_id: 'cli_agent',
+      redirect_uri: 'https://chat.example/cb',
+      code_challenge: 'challenge',
+      scope: 'stock:shop',
+      resource: 'http://127.0.0.1/mcp',
+      channel: 'agents',
+      created_at: now,
+      expires_at: now + 60_000,
+      used_at: null,
+      grant_id: null,
+    });
+    const refreshExpiry = now + 30 * DAY_MS;
+    const outcome = await store.oauth.redeemCode(
+      'code-hash',
+      now,
+      {
+        id: 'grt_agent',
+        client_id: 'cli_agent',
+        channel: 'agents',
+        scope: 'stock:shop',
+        resource: 'http://127.0.0.1/mcp',
+        redirect_host: 'chat.example',
+      },
+      {
+        access_hash: 'a-hash',
+        access_expires_at: now + 3_600_000,
+        refresh_hash: 'r-hash',
+        refresh_expires_at: refreshExpiry,
+      },
+    );
+    expect(outcome).toBe('issued');
+    const held = await store.addToCart(
+      { channel: 'agents', holder: 'grt_agent' },
+      { sku: 'MUG-WHT', quantity: 1 },
+    );
+    const plain = await store.addToCart(web, { sku: 'MUG-WHT', quantity: 1 });
+
+    const holds = await queries.holds(50);
+    expect(holds.find((c) => c.cart_id === held.cart_id)?.holder).toEqual({
+      grant_id: 'grt_agent',
+      client_name: 'Shopping agent',
+      client_id: 'cli_agent',
+      redirect_host: 'chat.example',
+    });
+    expect(holds.find((c) => c.cart_id === plain.cart_id)?.holder).toEqual({
+      grant_id: null,
+      client_name: null,
+      client_id: null,
+      redirect_host: null,
+    });
+    expect(await queries.cartOwner(held.cart_id)).toEqual({ channel: 'agents', holder: 'grt_agent' });
+
+    expect(await queries.grants()).toEqual([
+      {
+        id: 'grt_agent',
+        channel: 'agents',
+        scope: 'stock:shop',
+        client_id: 'cli_agent',
+        client_kind: 'dcr',
+        client_name: 'Shopping agent',
+        redirect_host: 'chat.example',
+        created_at: now,
+        last_used_at: now,
+        expires_at: refreshExpiry,
+        revoked_at: null,
+        revoke_reason: null,
+      },
+    ]);
+    // Nothing secret leaves: the token hashes are not part of what the page gets.
+    expect(JSON.stringify(await queries.grants())).not.toMatch(/a-hash|r-hash/);
+    expect(await store.oauth.revokeGrant('grt_agent', now + 5, 'revoked in the console')).toBe(true);
+    expect((await queries.grants())[0]).toMatchObject({
+      revoked_at: now + 5,
+      revoke_reason: 'revoked in the console',
+      expires_at: null,
+    });
+  });
+
   it('counts held units, orders and revenue per channel by UTC day', async () => {
     const { store, queries, clock } = await open();
     const sell = async (ctx: { channel: string }, sku: string, quantity: number) => {
@@ -227,6 +318,9 @@ describe.skipIf(unavailable !== undefined)('console triggers on PostgreSQL', () 
       expect(triggers.map((t) => t.tgname)).toEqual([
         'stocklock_console_notify_api_tokens',
         'stocklock_console_notify_carts',
+        'stocklock_console_notify_console_sessions',
+        'stocklock_console_notify_oauth_grants',
+        'stocklock_console_notify_oauth_hosts',
         'stocklock_console_notify_products',
         'stocklock_console_notify_stock_movements',
       ]);

@@ -95,10 +95,11 @@ type RpcMessage = {
   error?: { code: number; message: string };
 };
 
-/** The JSON-RPC messages of a response, whether it came as JSON or as an SSE stream. */
+/** The JSON-RPC messages of a response, whether it came as JSON (one message or a batch) or as an SSE stream. */
 function messages(response: RawResponse): RpcMessage[] {
   if (!String(response.headers['content-type']).startsWith('text/event-stream')) {
-    return [JSON.parse(response.text) as RpcMessage];
+    const body = JSON.parse(response.text) as RpcMessage | RpcMessage[];
+    return Array.isArray(body) ? body : [body];
   }
   return response.text
     .split('\n')

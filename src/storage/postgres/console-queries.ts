@@ -5,23 +5,38 @@ import type { CallContext } from '../../domain/types.js';
 import { databaseNow } from '../audit.js';
 import {
   type ConsoleChannelActivity,
+  type ConsoleGrant,
   type ConsoleHold,
   type ConsoleMovement,
   type ConsoleQueries,
   type ConsoleStockRow,
   DAY_MS,
+  GRANTS_ORDER,
   groupHolds,
   type HoldSqlRow,
   type LedgerFilter,
   likePattern,
   ownerOf,
+  type StoredConsoleSession,
 } from '../console-queries.js';
 import { redactUrl } from '../open.js';
 
 /** The NOTIFY channel every write to the watched tables signals, whichever server or CLI made it. */
 export const CHANGES_CHANNEL = 'stocklock_changes';
-/** Tables whose writes a console page shows: stock and the ledger, carts, products, tokens. */
-const WATCHED_TABLES = ['stock_movements', 'products', 'carts', 'api_tokens'] as const;
+/**
+ * Tables whose writes a console page shows (stock and the ledger, carts, products, tokens, grants and the
+ * host map), and console sessions: a sign-out on one server closes that session's pages on every server.
+ */
+const WATCHED_TABLES = [
+  'stock_movements',
+  'products',
+  'carts',
+  'api_tokens',
+  'oauth_grants',
+  'oauth_hosts',
+  'console_sessions',
+] as const;
+const GRANTS_LIMIT = 500;
 const TRIGGER_LOCK = 0x51c0_7501;
 /** The application_name of a console's listening connection, which the trigger looks for. */
 const LISTENER_NAME = 'stocklock-console-listen';
@@ -163,6 +178,54 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
   return {
     now,
 
+    sessions: {
+      async prune(at, idleBefore, keep) {
+        await pool.query('DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $2', [
+          at,
+          idleBefore,
+        ]);
+        await pool.query(
+          `DELETE FROM console_sessions WHERE id_hash NOT IN
+             (SELECT id_hash FROM console_sessions ORDER BY created_at DESC LIMIT $1)`,
+          [keep],
+        );
+      },
+      async insert(s) {
+        await pool.query(
+          `INSERT INTO console_sessions (id_hash, csrf_hash, token_id, channel, created_at, last_seen_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+          [s.id_hash, s.csrf_hash, s.token_id, s.channel, s.created_at, s.last_seen_at, s.expires_at],
+        );
+      },
+      async get(idHash) {
+        const { rows } = await pool.query<StoredConsoleSession>(
+          'SELECT * FROM console_sessions WHERE id_hash = $1',
+          [idHash],
+        );
+        return rows[0];
+      },
+      async touch(idHash, at) {
+        await pool.query(
+          'UPDATE console_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at < $1',
+          [at, idHash],
+        );
+      },
+      async delete(idHash) {
+        await pool.query('DELETE FROM console_sessions WHERE id_hash = $1', [idHash]);
+      },
+      async deleteByToken(tokenId) {
+        await pool.query('DELETE FROM console_sessions WHERE token_id = $1', [tokenId]);
+      },
+      async existing(idHashes) {
+        if (idHashes.length === 0) return new Set();
+        const { rows } = await pool.query<{ id_hash: string }>(
+          'SELECT id_hash FROM console_sessions WHERE id_hash = ANY($1)',
+          [idHashes],
+        );
+        return new Set(rows.map((row) => row.id_hash));
+      },
+    },
+
     async stock(search: string, limit: number): Promise<ConsoleStockRow[]> {
       const { rows } = await pool.query<StockSqlRow>(
         `SELECT p.sku, p.name, p.price_minor, p.currency, p.on_hand, p.reserved, p.track_stock, p.active,
@@ -193,12 +256,27 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
       const at = await now();
       const { rows } = await pool.query<HoldSqlRow>(
         `WITH open_carts AS (SELECT * FROM carts WHERE status = 'open' ORDER BY expires_at, id LIMIT $1)
-         SELECT c.id, c.channel, c.customer_ref, c.created_at, c.expires_at, l.sku, p.name, l.quantity, l.held
+         SELECT c.id, c.channel, c.holder, (oc.metadata::jsonb ->> 'client_name') AS client_name,
+           g.client_id, g.redirect_host, c.customer_ref, c.created_at, c.expires_at, l.sku, p.name, l.quantity, l.held
          FROM open_carts c JOIN cart_lines l ON l.cart_id = c.id JOIN products p ON p.sku = l.sku
+         LEFT JOIN oauth_grants g ON g.id = c.holder LEFT JOIN oauth_clients oc ON oc.client_id = g.client_id
          ORDER BY c.expires_at, c.id, l.sku COLLATE "C"`,
         [limit],
       );
       return groupHolds(rows, at);
+    },
+
+    async grants(): Promise<ConsoleGrant[]> {
+      const { rows } = await pool.query<ConsoleGrant>(
+        `SELECT g.id, g.channel, g.scope, g.client_id, oc.kind AS client_kind,
+           (oc.metadata::jsonb ->> 'client_name') AS client_name, g.redirect_host, g.created_at, g.last_used_at,
+           (SELECT MAX(t.expires_at) FROM oauth_tokens t
+            WHERE t.grant_id = g.id AND t.kind = 'refresh' AND t.used_at IS NULL) AS expires_at,
+           g.revoked_at, g.revoke_reason
+         FROM oauth_grants g LEFT JOIN oauth_clients oc ON oc.client_id = g.client_id
+         ${GRANTS_ORDER} LIMIT ${GRANTS_LIMIT}`,
+      );
+      return rows;
     },
 
     async channelActivity(days: number): Promise<ConsoleChannelActivity> {

@@ -230,3 +230,22 @@ export const oauthHosts = pgTable('oauth_hosts', {
   channel: text('channel'),
   updatedAt: ms('updated_at').notNull(),
 });
+
+/**
+ * Merchant console sign-ins, shared by every server on the database: the SHA-256 of the cookie's secret
+ * and of the session's CSRF token, never either secret.
+ */
+export const consoleSessions = pgTable(
+  'console_sessions',
+  {
+    idHash: text('id_hash').primaryKey(),
+    csrfHash: text('csrf_hash').notNull(),
+    /** The admin token signed in with: revoking it ends the session. */
+    tokenId: text('token_id').notNull(),
+    channel: text('channel').notNull(),
+    createdAt: ms('created_at').notNull(),
+    lastSeenAt: ms('last_seen_at').notNull(),
+    expiresAt: ms('expires_at').notNull(),
+  },
+  (t) => [index('console_sessions_token').on(t.tokenId), index('console_sessions_expiry').on(t.expiresAt)],
+);

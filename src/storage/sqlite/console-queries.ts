@@ -1,20 +1,31 @@
 // The console's reads on SQLite: its own read-only connection to the store's file, and PRAGMA data_version for changes.
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
 import type { CallContext } from '../../domain/types.js';
 import {
   type ConsoleChannelActivity,
+  type ConsoleGrant,
   type ConsoleHold,
   type ConsoleMovement,
   type ConsoleQueries,
+  type ConsoleSessionStore,
   type ConsoleStockRow,
   DAY_MS,
+  GRANTS_ORDER,
   groupHolds,
   type HoldSqlRow,
   type LedgerFilter,
   likePattern,
   ownerOf,
+  type StoredConsoleSession,
 } from '../console-queries.js';
+
+const GRANTS_LIMIT = 500;
+/** A session write waits this long inside SQLite for the store's write lock, then yields and retries. */
+const SESSION_BUSY_MS = 20;
+const SESSION_WRITE_DEADLINE_MS = 5_000;
 
 /** How often data_version is read while a console listens: well inside the one-second promise. */
 const WATCH_INTERVAL_MS = 150;
@@ -50,10 +61,25 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
   );
   const holdsQuery = db.prepare(
     `WITH open_carts AS (SELECT * FROM carts WHERE status = 'open' ORDER BY expires_at, id LIMIT @limit)
-     SELECT c.id, c.channel, c.customer_ref, c.created_at, c.expires_at, l.sku, p.name, l.quantity, l.held
+     SELECT c.id, c.channel, c.holder, json_extract(oc.metadata, '$.client_name') AS client_name,
+       g.client_id, g.redirect_host, c.customer_ref, c.created_at, c.expires_at, l.sku, p.name, l.quantity, l.held
      FROM open_carts c JOIN cart_lines l ON l.cart_id = c.id JOIN products p ON p.sku = l.sku
+     LEFT JOIN oauth_grants g ON g.id = c.holder LEFT JOIN oauth_clients oc ON oc.client_id = g.client_id
      ORDER BY c.expires_at, c.id, l.sku`,
   );
+  const grantsQuery = db.prepare(
+    `SELECT g.id, g.channel, g.scope, g.client_id, oc.kind AS client_kind,
+       json_extract(oc.metadata, '$.client_name') AS client_name, g.redirect_host, g.created_at, g.last_used_at,
+       (SELECT MAX(t.expires_at) FROM oauth_tokens t
+        WHERE t.grant_id = g.id AND t.kind = 'refresh' AND t.used_at IS NULL) AS expires_at,
+       g.revoked_at, g.revoke_reason
+     FROM oauth_grants g LEFT JOIN oauth_clients oc ON oc.client_id = g.client_id
+     ${GRANTS_ORDER} LIMIT ${GRANTS_LIMIT}`,
+  );
+  const sessionGet = db.prepare('SELECT * FROM console_sessions WHERE id_hash = ?');
+  const sessionsExisting = db
+    .prepare('SELECT id_hash FROM console_sessions WHERE id_hash IN (SELECT value FROM json_each(?))')
+    .pluck();
   const heldQuery = db.prepare(
     `SELECT c.channel, SUM(l.held) AS units FROM carts c JOIN cart_lines l ON l.cart_id = c.id
      WHERE c.status = 'open' AND c.expires_at > @now AND l.held > 0
@@ -88,7 +114,11 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
     timer.unref();
   }
 
+  const sessions = sqliteSessionStore(path, sessionGet, sessionsExisting);
+
   return {
+    sessions,
+
     async now(): Promise<number> {
       return clock.now();
     },
@@ -114,6 +144,10 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
     async holds(limit: number): Promise<ConsoleHold[]> {
       const now = clock.now();
       return groupHolds(holdsQuery.all({ limit }) as HoldSqlRow[], now);
+    },
+
+    async grants(): Promise<ConsoleGrant[]> {
+      return grantsQuery.all() as ConsoleGrant[];
     },
 
     async channelActivity(days: number): Promise<ConsoleChannelActivity> {
@@ -173,7 +207,75 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
       if (timer) clearInterval(timer);
       timer = undefined;
       listeners.clear();
+      sessions.close();
       db.close();
+    },
+  };
+}
+
+/**
+ * Session writes go through a second connection of their own (the read connection is query_only). They
+ * are short single statements; a busy file is waited for in short slices so the event loop keeps running.
+ */
+function sqliteSessionStore(
+  path: string,
+  getStatement: Database.Statement,
+  existingStatement: Database.Statement,
+): ConsoleSessionStore & { close(): void } {
+  let writer: Database.Database | undefined;
+  const statements = () => {
+    if (!writer) {
+      writer = new Database(path, { fileMustExist: true });
+      writer.pragma(`busy_timeout = ${SESSION_BUSY_MS}`);
+    }
+    const w = writer;
+    return {
+      insert: w.prepare(
+        `INSERT INTO console_sessions (id_hash, csrf_hash, token_id, channel, created_at, last_seen_at, expires_at)
+         VALUES (@id_hash, @csrf_hash, @token_id, @channel, @created_at, @last_seen_at, @expires_at)`,
+      ),
+      touch: w.prepare('UPDATE console_sessions SET last_seen_at = ? WHERE id_hash = ? AND last_seen_at < ?'),
+      delete: w.prepare('DELETE FROM console_sessions WHERE id_hash = ?'),
+      deleteByToken: w.prepare('DELETE FROM console_sessions WHERE token_id = ?'),
+      pruneEnded: w.prepare('DELETE FROM console_sessions WHERE expires_at <= ? OR last_seen_at <= ?'),
+      pruneOldest: w.prepare(
+        `DELETE FROM console_sessions WHERE id_hash NOT IN
+           (SELECT id_hash FROM console_sessions ORDER BY created_at DESC LIMIT ?)`,
+      ),
+    };
+  };
+  let prepared: ReturnType<typeof statements> | undefined;
+  async function write(run: (s: ReturnType<typeof statements>) => void): Promise<void> {
+    prepared ??= statements();
+    const deadline = Date.now() + SESSION_WRITE_DEADLINE_MS;
+    for (;;) {
+      try {
+        run(prepared);
+        return;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+        await sleep(5 + Math.random() * 20);
+      }
+    }
+  }
+  return {
+    prune: (now, idleBefore, keep) =>
+      write((s) => {
+        s.pruneEnded.run(now, idleBefore);
+        s.pruneOldest.run(keep);
+      }),
+    insert: (session) => write((s) => void s.insert.run(session)),
+    get: async (idHash) => getStatement.get(idHash) as StoredConsoleSession | undefined,
+    touch: (idHash, at) => write((s) => void s.touch.run(at, idHash, at)),
+    delete: (idHash) => write((s) => void s.delete.run(idHash)),
+    deleteByToken: (tokenId) => write((s) => void s.deleteByToken.run(tokenId)),
+    existing: async (idHashes) =>
+      new Set(idHashes.length ? (existingStatement.all(JSON.stringify(idHashes)) as string[]) : []),
+    close() {
+      writer?.close();
+      writer = undefined;
+      prepared = undefined;
     },
   };
 }

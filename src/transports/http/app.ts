@@ -19,7 +19,7 @@ import type { InventoryStore } from '../../storage/store.js';
 import { type BearerVerifier, createAuthenticate, requireIdentity, staticTokens } from './credentials.js';
 import { assertSafeBind, hostGuard, isLoopbackUrl } from './guard.js';
 import { jsonErrors, notFound, sendRpcError } from './replies.js';
-import { Sessions } from './sessions.js';
+import { type HttpTransportKind, Sessions } from './sessions.js';
 
 export interface HttpOptions {
   host: string;
@@ -33,6 +33,11 @@ export interface HttpOptions {
   sessionIdleMs: number;
   maxSessions: number;
   version: string;
+  /**
+   * The Streamable HTTP implementation: 'lean' (ours, JSON replies) or 'sdk' (the SDK's, SSE replies), kept
+   * for comparison. Default: STOCKLOCK_HTTP_TRANSPORT, else 'lean'.
+   */
+  transport?: HttpTransportKind;
   /** Largest request body; default 1 MB. */
   maxBodyBytes?: number;
   /** How long a verified token is trusted without asking the store again; default 5 s. */
@@ -73,6 +78,15 @@ const DEFAULT_DRAIN_MS = 10_000;
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
+/** The transport named by STOCKLOCK_HTTP_TRANSPORT (lean when unset); throws on any other name. */
+export function httpTransportFromEnv(value = process.env.STOCKLOCK_HTTP_TRANSPORT): HttpTransportKind {
+  const name = value?.trim().toLowerCase() || 'lean';
+  if (name !== 'lean' && name !== 'sdk') {
+    throw new Error(`STOCKLOCK_HTTP_TRANSPORT must be lean or sdk, got "${value}"`);
+  }
+  return name;
+}
+
 /** Serves MCP over Streamable HTTP until close(); throws at once on an unsafe configuration. */
 export async function serveHttp(
   store: InventoryStore,
@@ -80,8 +94,10 @@ export async function serveHttp(
   logger: Logger,
 ): Promise<HttpServerHandle> {
   assertSafeBind(options);
+  const transport = options.transport ?? httpTransportFromEnv();
   const sessions = new Sessions(
     {
+      transport,
       maxSessions: options.maxSessions,
       idleMs: options.sessionIdleMs,
       createServer: (identity) =>
@@ -160,9 +176,7 @@ export async function serveHttp(
     });
   });
   app.use(guard);
-  // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
-  app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
-  if (options.console) app.use('/console', options.console.router);
+  // /mcp first: every tool call would otherwise walk the OAuth router's routes before reaching it.
   app.all(
     '/mcp',
     trackRequest,
@@ -170,6 +184,9 @@ export async function serveHttp(
     express.json({ limit: maxBodyBytes }),
     (req: Request, res: Response) => sessions.handle(req, res),
   );
+  // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
+  app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
+  if (options.console) app.use('/console', options.console.router);
   app.use(notFound);
   app.use(jsonErrors(maxBodyBytes, logger));
 
@@ -210,6 +227,7 @@ export async function serveHttp(
   logger.info(
     {
       url,
+      transport,
       auth: options.auth,
       ...(oauth ? { oauthIssuer: oauth.issuer } : {}),
       allowedHosts: options.allowedHosts,

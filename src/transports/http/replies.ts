@@ -1,16 +1,27 @@
 // Every HTTP refusal as a JSON-RPC error body: unknown paths, body-parser failures, anything thrown.
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../../logger.js';
 
-export function sendRpcError(
-  res: Response,
+/** A JSON-RPC error with no id, written with Node's own API so it serves express and plain node:http alike. */
+export function writeRpcError(
+  res: ServerResponse,
   status: number,
   code: number,
   message: string,
   headers: Record<string, string> = {},
 ): void {
-  res.status(status).set(headers).json({ jsonrpc: '2.0', error: { code, message }, id: null });
+  const text = JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
+  res
+    .writeHead(status, {
+      ...headers,
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(text),
+    })
+    .end(text);
 }
+
+export const sendRpcError = writeRpcError;
 
 export const notFound: RequestHandler = (_req, res) => {
   sendRpcError(res, 404, -32000, 'Not found: the MCP endpoint is /mcp and the health check /healthz.');

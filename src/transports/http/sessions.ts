@@ -1,9 +1,10 @@
 // MCP sessions over HTTP: routing by Mcp-Session-Id, opening on initialize, the cap and its eviction, idle expiry.
 /*
- * - Stateful sessions (FIELD-NOTES: stateless ran 2-3x slower). One McpServer and one
- *   StreamableHTTPServerTransport per session, routed by `mcp-session-id`. The session id is
- *   minted here (randomUUID) and the session registered before the SDK sees the initialize
- *   request, so the session cap is exact under concurrent initializes.
+ * - Stateful sessions (FIELD-NOTES: stateless ran 2-3x slower). One McpServer and one transport
+ *   per session, routed by `mcp-session-id`: our LeanHttpTransport (JSON replies), or with
+ *   `transport: 'sdk'` the SDK's StreamableHTTPServerTransport (SSE replies), kept for comparison.
+ *   The session id is minted here (randomUUID) and the session registered before the transport
+ *   sees the initialize request, so the session cap is exact under concurrent initializes.
  * - A session keeps the identity of its initialize request. A later request on it must carry the
  *   same credential (same credentialId), otherwise 403: a session id alone never lends another
  *   channel's identity.
@@ -17,23 +18,39 @@
  *   session is busy, the initialize gets 503 with Retry-After.
  */
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, Response } from 'express';
 import type { Logger } from '../../logger.js';
-import { isInitializeRequest, type McpServer, StreamableHTTPServerTransport } from '../../mcp/sdk.js';
+import {
+  isInitializeRequest,
+  type McpServer,
+  StreamableHTTPServerTransport,
+  type Transport,
+} from '../../mcp/sdk.js';
 import type { Identity } from './credentials.js';
+import { LeanHttpTransport } from './lean-transport.js';
 import { sendRpcError } from './replies.js';
 
+/** Which Streamable HTTP implementation serves the sessions: ours (default) or the SDK's. */
+export type HttpTransportKind = 'lean' | 'sdk';
+
 export interface SessionOptions {
+  transport: HttpTransportKind;
   maxSessions: number;
   idleMs: number;
   /** A new MCP server for a session of this identity. */
   createServer(identity: Identity): McpServer;
 }
 
+/** What both transports offer: the SDK's Transport, fed one HTTP request at a time. */
+type SessionTransport = Transport & {
+  handleRequest(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;
+};
+
 interface Session {
   id: string;
   identity: Identity;
-  transport: StreamableHTTPServerTransport;
+  transport: SessionTransport;
   server: McpServer;
   openedAt: number;
   lastActive: number;
@@ -188,7 +205,10 @@ export class Sessions {
 
   private async open(identity: Identity): Promise<Session> {
     const id = randomUUID();
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => id });
+    const transport: SessionTransport =
+      this.options.transport === 'sdk'
+        ? new StreamableHTTPServerTransport({ sessionIdGenerator: () => id })
+        : new LeanHttpTransport(id);
     const server = this.options.createServer(identity);
     const now = Date.now();
     const session: Session = {

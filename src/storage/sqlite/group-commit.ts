@@ -50,6 +50,8 @@ export class GroupCommit {
   private readonly queue: Write[] = [];
   private flushing = false;
   private readonly drainWaiters: (() => void)[] = [];
+  /** The flush is waiting for the writers' turn or for SQLite's lock held elsewhere. */
+  private waiting = false;
   private readonly stats: GroupCommitStats = { batches: 0, writes: 0, largest: 0 };
   private readonly sql: Record<
     'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
@@ -86,10 +88,20 @@ export class GroupCommit {
     });
   }
 
-  /** Resolves once every write submitted so far is settled (the store drains before it closes). */
+  /**
+   * Resolves once the writes submitted so far are answered, or are waiting: for another process's turn or lock
+   * (closing the store then refuses them: nothing was written). The store drains before it closes, so a write
+   * submitted just before close() is written as it would have been without group commit.
+   */
   drained(): Promise<void> {
-    if (!this.flushing) return Promise.resolve();
+    if (!this.flushing || this.waiting) return Promise.resolve();
     return new Promise((done) => this.drainWaiters.push(done));
+  }
+
+  /** Marks the flush as waiting (or not) for a turn or a lock, and lets close() go on while it waits. */
+  private setWaiting(waiting: boolean): void {
+    this.waiting = waiting;
+    if (waiting) for (const done of this.drainWaiters.splice(0)) done();
   }
 
   /** A copy of the counters (tests and the bench read how many writes shared a transaction). */
@@ -107,7 +119,9 @@ export class GroupCommit {
         if (busy) {
           // Another process outside the queue holds SQLite's lock: back off with jitter, as unbatched writes do.
           this.refuseExpired();
+          this.setWaiting(true);
           await sleep(Math.random() * Math.min(2 + attempt, 10));
+          this.setWaiting(false);
           attempt++;
           continue;
         }
@@ -130,12 +144,15 @@ export class GroupCommit {
       const turn = writers.take(remaining, () => TURN_TIMED_OUT);
       if (turn) {
         try {
+          this.setWaiting(true);
           await turn;
         } catch (error) {
           if (error === TURN_TIMED_OUT) this.refuseExpired();
           // The queue was closed (the store is closing) or its lock call failed: no write can run.
           else for (const write of this.queue.splice(0)) write.reject(error);
           return false;
+        } finally {
+          this.setWaiting(false);
         }
       }
     }

@@ -17,6 +17,11 @@ export interface PgProxy {
    * sweep committing meanwhile does not.
    */
   failNextCommit(fault: CommitFault, marker?: string): Promise<number>;
+  /**
+   * The next autocommit statement whose bytes contain `marker` runs and commits, and its answer is lost: once the
+   * server is ready for the next query, the backend is terminated and the client hears only that.
+   */
+  failAfterStatement(marker: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -49,6 +54,9 @@ export async function startPgProxy(targetUrl: string): Promise<PgProxy> {
   let armed:
     | { fault: CommitFault; marker?: Buffer; tripped: (pid: number) => void; failed: (error: Error) => void }
     | undefined;
+  let armedStatement:
+    | { marker: Buffer; tripped: (pid: number) => void; failed: (error: Error) => void }
+    | undefined;
   const sockets = new Set<net.Socket>();
 
   const terminate = async (pid: number) => {
@@ -68,6 +76,7 @@ export async function startPgProxy(targetUrl: string): Promise<PgProxy> {
     sockets.add(upstream);
     let pid = 0;
     let commitSent: typeof armed;
+    let statementSent: typeof armedStatement;
     let answerWithheld = false;
     let markerSeen = false;
     const fromClient = new MessageSplitter(true);
@@ -75,6 +84,10 @@ export async function startPgProxy(targetUrl: string): Promise<PgProxy> {
 
     client.on('data', (chunk: Buffer) => {
       for (const message of fromClient.push(chunk)) {
+        if (armedStatement && message.includes(armedStatement.marker)) {
+          statementSent = armedStatement;
+          armedStatement = undefined;
+        }
         const trip = armed;
         if (trip?.marker && message.includes(trip.marker)) markerSeen = true;
         const isCommit = type(message) === 'Q' && body(message).trim().toUpperCase() === 'COMMIT';
@@ -94,6 +107,15 @@ export async function startPgProxy(targetUrl: string): Promise<PgProxy> {
     upstream.on('data', (chunk: Buffer) => {
       for (const message of fromServer.push(chunk)) {
         if (type(message) === 'K') pid = message.readInt32BE(5);
+        const statement = statementSent;
+        if (statement) {
+          // Everything the statement answers is withheld; ready for the next query means it committed.
+          answerWithheld = true;
+          if (type(message) === 'Z') {
+            statementSent = undefined;
+            terminate(pid).then(() => statement.tripped(pid), statement.failed);
+          }
+        }
         const trip = commitSent;
         if (trip && type(message) === 'C' && body(message) === 'COMMIT') {
           // Committed: the client must not hear so. Only the termination's FATAL error reaches it.
@@ -127,6 +149,11 @@ export async function startPgProxy(targetUrl: string): Promise<PgProxy> {
     failNextCommit(fault, marker) {
       return new Promise<number>((tripped, failed) => {
         armed = { fault, tripped, failed, ...(marker ? { marker: Buffer.from(marker) } : {}) };
+      });
+    },
+    failAfterStatement(marker) {
+      return new Promise<number>((tripped, failed) => {
+        armedStatement = { marker: Buffer.from(marker), tripped, failed };
       });
     },
     async close() {

@@ -115,6 +115,14 @@ export const S = statements({
     VALUES ($1, $2, $3, $4, $5, $6)`,
   pruneIdempotency: `DELETE FROM idempotency_records WHERE created_at < ${databaseNow('$2', '$3')} - $1::bigint`,
   now: `SELECT ${databaseNow('$1', '$2')} AS now`,
+  // add_to_cart's hot path as one autocommit statement (drizzle/postgres/0004, one-statement.ts).
+  reserveNewCart: 'SELECT * FROM stocklock_reserve_new_cart($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+  // A backend gone from pg_stat_activity has ended its transaction: committed, or never will.
+  backendAlive: 'SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1) AS alive',
+  cartExists: 'SELECT EXISTS (SELECT 1 FROM carts WHERE id = $1) AS found',
+  // checkout's hot path as one autocommit statement (drizzle/postgres/0004, one-statement.ts).
+  checkoutCart: 'SELECT * FROM stocklock_checkout_cart($1, $2, $3, $4, $5, $6, $7)',
+  orderExists: 'SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1) AS found',
   // Open, unexpired carts with a line of this SKU.
   liveCartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id
     WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at > $2`,

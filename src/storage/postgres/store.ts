@@ -36,6 +36,7 @@ import type { OAuthStore } from '../oauth.js';
 import { redactUrl } from '../open.js';
 import {
   hashToken,
+  holderOf,
   issuedToken,
   newTokenSecret,
   type StoredToken,
@@ -52,8 +53,23 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
-import { isConnectionLost, isDefiniteRollback, isLockWait, isRetryable, readOnlyRefusal } from './errors.js';
+import {
+  isConnectionLost,
+  isDefiniteRollback,
+  isLockWait,
+  isRetryable,
+  pgCode,
+  readOnlyRefusal,
+} from './errors.js';
 import { postgresOAuthStore } from './oauth.js';
+import {
+  answerOf,
+  CHANNEL_CAP_RECHECK,
+  type CheckoutRow,
+  checkoutAnswerOf,
+  fitsOneStatement,
+  type OneStatementRow,
+} from './one-statement.js';
 import { asciiLowerJs, S, type Statement } from './statements.js';
 import { Transactions } from './transactions.js';
 import { Tx } from './tx.js';
@@ -79,7 +95,17 @@ const typeParsers = {
       : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-export async function openPostgresStore(url: string, options: StoreOptions): Promise<InventoryStore> {
+/** How the PostgreSQL store runs its hot path; the bench turns the one-statement reserve off to compare. */
+export interface PostgresTuning {
+  /** add_to_cart of a new cart in one autocommit statement (one-statement.ts); default on. */
+  oneStatement?: boolean;
+}
+
+export async function openPostgresStore(
+  url: string,
+  options: StoreOptions,
+  tuning: PostgresTuning = {},
+): Promise<InventoryStore> {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
@@ -107,7 +133,7 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
     } finally {
       client.release(broken);
     }
-    return new PostgresStore(pool, options);
+    return new PostgresStore(pool, options, tuning);
   } catch (error) {
     await pool.end().catch(() => undefined);
     throw error;
@@ -127,6 +153,7 @@ export class PostgresStore implements InventoryStore {
   constructor(
     private readonly pool: pg.Pool,
     readonly options: StoreOptions,
+    private readonly tuning: PostgresTuning = {},
   ) {
     this.t = new Transactions(
       options,
@@ -145,8 +172,7 @@ export class PostgresStore implements InventoryStore {
    * whole transaction again, with jitter, a bounded number of times). Past it the call is STORE_BUSY. A
    * connection lost during COMMIT is OUTCOME_UNKNOWN: the commit may have happened.
    */
-  private async write<R>(fn: (tx: Tx) => Promise<R>): Promise<R> {
-    const started = performance.now();
+  private async write<R>(fn: (tx: Tx) => Promise<R>, started = performance.now()): Promise<R> {
     const deadline = started + this.options.lockTimeoutMs;
     const busy = () => refuse.busy(Math.round(performance.now() - started));
     for (let attempt = 1; ; attempt++) {
@@ -318,7 +344,96 @@ export class PostgresStore implements InventoryStore {
   async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
     assertSku(input.sku);
     assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    return this.write((tx) => this.t.addToCartTx(tx, ctx, input));
+    const started = performance.now();
+    if (this.tuning.oneStatement !== false && fitsOneStatement(ctx, input, this.options.limits)) {
+      const cartId = newId('cart_');
+      const { reservationTtlMs: ttlMs, limits } = this.options;
+      const view = await this.oneStatement<OneStatementRow, CartView>({
+        statement: S.reserveNewCart,
+        values: ({ fixedAt, offsetMs }, remaining) => [
+          input.sku,
+          input.quantity,
+          cartId,
+          ctx.channel,
+          ttlMs,
+          limits.maxChannelReserved,
+          fixedAt,
+          offsetMs,
+          remaining,
+        ],
+        started,
+        answer: ([row]) => (row ? answerOf(row, { ctx, input, cartId, ttlMs, limits }) : undefined),
+        // The cart's id is ours: if it exists, the call committed.
+        committed: S.cartExists,
+        key: cartId,
+        recover: () => this.getCart(ctx, cartId),
+      });
+      if (view) return view;
+    }
+    return this.write((tx) => this.t.addToCartTx(tx, ctx, input), started);
+  }
+
+  /**
+   * A hot path in one round trip: one statement in autocommit, its own transaction (one-statement.ts). Undefined
+   * when the general path must decide; nothing was written then. The call's one lock budget covers both. A
+   * connection lost under the statement is settled: once its backend has exited, its transaction either
+   * committed (`committed` finds `key`, and `recover` reads the answer) or never will (the general path runs the
+   * call, as a retry would). A backend still there at the deadline leaves the outcome unknown.
+   */
+  private async oneStatement<Row, R>(call: {
+    statement: Statement;
+    values: (time: DatabaseTime, remainingMs: number) => unknown[];
+    started: number;
+    answer: (rows: Row[]) => R | undefined;
+    committed: Statement;
+    key: string;
+    recover: () => Promise<R>;
+  }): Promise<R | undefined> {
+    const deadline = call.started + this.options.lockTimeoutMs;
+    const busy = () => refuse.busy(Math.round(performance.now() - call.started));
+    const client = await this.acquire(deadline, busy);
+    client.on('error', ignoreLostConnection);
+    const backend = (client as pg.PoolClient & { processID?: number | null }).processID ?? undefined;
+    let rows: Row[] | undefined;
+    let failure: unknown;
+    try {
+      const remaining = Math.ceil(deadline - performance.now());
+      if (remaining <= 0) throw busy();
+      const { statement } = call;
+      const values = call.values(this.databaseTime(), remaining);
+      rows = (await client.query({ name: statement.name, text: statement.text, values })).rows as Row[];
+    } catch (error) {
+      failure = error;
+    } finally {
+      client.removeListener('error', ignoreLostConnection);
+      client.release(isConnectionLost(failure) ? (failure as Error) : undefined);
+    }
+    if (failure === undefined) return call.answer(rows ?? []);
+    if (failure instanceof StockError) throw failure;
+    if (isConnectionLost(failure)) {
+      await this.backendGone(backend, deadline, failure);
+      const found = (await this.query<{ found: boolean }>(call.committed, [call.key]))[0]?.found;
+      return found ? call.recover() : undefined;
+    }
+    // Rolled back whole: the general path decides (the channel cap exactly, a deadlock by retrying).
+    if (pgCode(failure) === CHANNEL_CAP_RECHECK || isRetryable(failure)) return undefined;
+    if (isLockWait(failure)) throw busy();
+    throw readOnlyRefusal(failure) ?? failure;
+  }
+
+  /** Waits until a lost connection's backend has exited (so its transaction has ended), else OUTCOME_UNKNOWN. */
+  private async backendGone(backend: number | undefined, deadline: number, failure: unknown): Promise<void> {
+    const unknown = () => refuse.outcomeUnknown('The database connection failed', failure);
+    if (backend === undefined) throw unknown();
+    try {
+      while ((await this.query<{ alive: boolean }>(S.backendAlive, [backend]))[0]?.alive) {
+        if (performance.now() >= deadline) throw unknown();
+        await sleep(5);
+      }
+    } catch (error) {
+      if (error instanceof StockError) throw error;
+      throw unknown();
+    }
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
@@ -331,7 +446,29 @@ export class PostgresStore implements InventoryStore {
   }
 
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    return this.write((tx) => this.t.checkoutTx(tx, ctx, input));
+    const started = performance.now();
+    if (this.tuning.oneStatement !== false && input.idempotencyKey === undefined) {
+      const orderId = newId('ord_');
+      const order = await this.oneStatement<CheckoutRow, OrderView>({
+        statement: S.checkoutCart,
+        values: ({ fixedAt, offsetMs }, remaining) => [
+          input.cartId,
+          ctx.channel,
+          holderOf(ctx),
+          orderId,
+          fixedAt,
+          offsetMs,
+          remaining,
+        ],
+        started,
+        answer: (rows) => checkoutAnswerOf(rows, { ctx, cartId: input.cartId, orderId }),
+        committed: S.orderExists,
+        key: orderId,
+        recover: () => this.t.orderOf(undefined, input.cartId),
+      });
+      if (order) return order;
+    }
+    return this.write((tx) => this.t.checkoutTx(tx, ctx, input), started);
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {

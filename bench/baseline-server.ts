@@ -2,9 +2,10 @@
 // that reads stock, decides, then writes (the bug stocklock exists to prevent, as in test/fixtures/naive-buyer.mjs).
 // Usage: baseline-server.ts stdio [DB] | baseline-server.ts http PORT [DB] | baseline-server.ts http-lean PORT [DB];
 // over HTTP it prints {"url": …} when ready. `http` is the SDK's Streamable HTTP transport, `http-lean` stocklock's
-// LeanHttpTransport in the same express pattern (the baseline for stocklock's default transport).
+// LeanHttpTransport in the same express pattern (the baseline for stocklock's default transport), with POSTs read on
+// node:http without express as stocklock's serve a plain POST /mcp (src/transports/http/mcp-post.ts).
 import { randomUUID } from 'node:crypto';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
@@ -59,17 +60,17 @@ async function main(): Promise<void> {
   const sessions = new Map<string, StreamableHTTPServerTransport | LeanHttpTransport>();
   const app = express();
   app.use(express.json({ limit: '1mb' }));
-  app.all('/mcp', async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, body: unknown) => {
     const id = req.headers['mcp-session-id'];
     const existing = typeof id === 'string' ? sessions.get(id) : undefined;
     if (existing) {
-      await existing.handleRequest(req, res, req.body);
+      await existing.handleRequest(req, res, body);
       return;
     }
-    if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
+    if (req.method !== 'POST' || !isInitializeRequest(body)) {
       res
-        .status(typeof id === 'string' ? 404 : 400)
-        .json({ jsonrpc: '2.0', error: { code: -32000, message: 'no session' }, id: null });
+        .writeHead(typeof id === 'string' ? 404 : 400, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: 'no session' }, id: null }));
       return;
     }
     let transport: StreamableHTTPServerTransport | LeanHttpTransport;
@@ -90,9 +91,24 @@ async function main(): Promise<void> {
       if (transport.sessionId) sessions.delete(transport.sessionId);
     };
     await createServer().connect(transport);
-    await transport.handleRequest(req, res, req.body);
+    await transport.handleRequest(req, res, body);
+  };
+  app.all('/mcp', (req, res) => handle(req, res, req.body));
+  const server = createHttpServer((req, res) => {
+    if (mode !== 'http-lean' || req.method !== 'POST') return app(req, res);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        res.writeHead(400).end();
+        return;
+      }
+      void handle(req, res, body);
+    });
   });
-  const server = createHttpServer(app);
   server.listen(port, '127.0.0.1', () => {
     process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}/mcp` })}\n`);
   });

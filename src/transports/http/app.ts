@@ -9,15 +9,23 @@
  *   remaining sockets (GET streams, idle keep-alives) are closed. The store stays open: the
  *   caller owns it.
  */
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import { createOAuthServer, type OAuthServer, parsePublicUrl } from '../../auth/server.js';
 import type { Logger } from '../../logger.js';
 import { createServer } from '../../mcp/server.js';
 import type { InventoryStore } from '../../storage/store.js';
-import { type BearerVerifier, createAuthenticate, requireIdentity, staticTokens } from './credentials.js';
+import {
+  type BearerVerifier,
+  createAuthenticate,
+  type Identity,
+  identify,
+  requireIdentity,
+  staticTokens,
+} from './credentials.js';
 import { assertSafeBind, hostGuard, isLoopbackUrl } from './guard.js';
+import { isPlainMcpPost, type McpPostRoute, serveMcpPost } from './mcp-post.js';
 import { jsonErrors, notFound, sendRpcError } from './replies.js';
 import { type HttpTransportKind, Sessions } from './sessions.js';
 
@@ -153,11 +161,14 @@ export async function serveHttp(
     inFlight -= 1;
     if (inFlight === 0) drained?.();
   };
-  const trackRequest = (req: Request, res: Response, next: NextFunction) => {
+  const track = (req: IncomingMessage, res: ServerResponse) => {
     if (req.method === 'POST') {
       inFlight += 1;
       res.once('close', requestDone);
     }
+  };
+  const trackRequest = (req: Request, res: Response, next: () => void) => {
+    track(req, res);
     next();
   };
 
@@ -182,7 +193,7 @@ export async function serveHttp(
     trackRequest,
     requireIdentity(authenticate, logger),
     express.json({ limit: maxBodyBytes }),
-    (req: Request, res: Response) => sessions.handle(req, res),
+    (req: Request, res: Response) => sessions.handle(req, res, res.locals.identity as Identity, req.body),
   );
   // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
   app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
@@ -190,7 +201,19 @@ export async function serveHttp(
   app.use(notFound);
   app.use(jsonErrors(maxBodyBytes, logger));
 
-  const httpServer = createHttpServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, app);
+  const mcpPost: McpPostRoute = {
+    guard,
+    track,
+    identify: (req, res) => identify(authenticate, logger, req, res),
+    handle: (req, res, identity, body) => sessions.handle(req, res, identity, body),
+    maxBodyBytes,
+    logger,
+  };
+  const httpServer = createHttpServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+    // Tool calls skip express (mcp-post.ts); the shutdown's 503 and every other shape stay with it.
+    if (!closing && isPlainMcpPost(req)) void serveMcpPost(mcpPost, req, res);
+    else app(req, res);
+  });
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.host, () => {

@@ -10,7 +10,7 @@
  *   are not cached, so a token created a moment ago works at once.
  * - `auth: false` (--no-auth): every request is a customer on the given channel.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Logger } from '../../logger.js';
 import { hashToken } from '../../storage/shared.js';
@@ -148,20 +148,30 @@ export function createAuthenticate(options: CredentialOptions): Authenticate {
   };
 }
 
+/** The request's identity, or undefined once the 401 with the challenge has been answered. */
+export async function identify(
+  authenticate: Authenticate,
+  logger: Logger,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<Identity | undefined> {
+  const result = await authenticate(req);
+  if ('identity' in result) return result.identity;
+  const { refusal } = result;
+  logger.warn(
+    { ip: req.socket.remoteAddress, reason: refusal.reason },
+    'refused an unauthenticated MCP request',
+  );
+  sendRpcError(res, 401, -32000, refusal.message, { 'WWW-Authenticate': refusal.challenge });
+  return undefined;
+}
+
 /** Puts the identity in `res.locals.identity`, or answers 401 with the challenge. */
 export function requireIdentity(authenticate: Authenticate, logger: Logger): RequestHandler {
   return async (req, res, next) => {
-    const result = await authenticate(req);
-    if ('refusal' in result) {
-      const { refusal } = result;
-      logger.warn(
-        { ip: req.socket.remoteAddress, reason: refusal.reason },
-        'refused an unauthenticated MCP request',
-      );
-      sendRpcError(res, 401, -32000, refusal.message, { 'WWW-Authenticate': refusal.challenge });
-      return;
-    }
-    res.locals.identity = result.identity;
+    const identity = await identify(authenticate, logger, req, res);
+    if (!identity) return;
+    res.locals.identity = identity;
     next();
   };
 }

@@ -6,7 +6,7 @@
  * a present one must be a loopback origin or match allowedHosts (a full origin entry must match
  * exactly). Both checks answer 403 JSON before the body is read.
  */
-import type { Request, RequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../logger.js';
 import { sendRpcError } from './replies.js';
 
@@ -110,12 +110,21 @@ function originAllowed(origin: string | undefined, rules: HostRule[]): boolean {
 }
 
 /**
- * Middleware that answers 403 to a foreign Host or Origin. Throws at once on a malformed
+ * Middleware (express, or plain node:http) that answers 403 to a foreign Host or Origin. Throws at once on a malformed
  * allowedHosts entry; `listenPort` is read per request because port 0 is bound only later.
  */
-export function hostGuard(allowedHosts: string[], listenPort: () => number, logger: Logger): RequestHandler {
+export function hostGuard(
+  allowedHosts: string[],
+  listenPort: () => number,
+  logger: Logger,
+): (req: IncomingMessage, res: ServerResponse, next: () => void) => void {
   const rules = allowedHosts.map(parseHostRule);
-  const refuse = (req: Request, res: Response, header: 'Host' | 'Origin', logMessage: string) => {
+  const refuse = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    header: 'Host' | 'Origin',
+    logMessage: string,
+  ) => {
     const value = header === 'Host' ? req.headers.host : req.headers.origin;
     logger.warn({ [header.toLowerCase()]: value, ip: req.socket.remoteAddress }, logMessage);
     sendRpcError(

@@ -19,7 +19,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Request, Response } from 'express';
 import type { Logger } from '../../logger.js';
 import {
   isInitializeRequest,
@@ -28,7 +27,8 @@ import {
   type Transport,
 } from '../../mcp/sdk.js';
 import type { Identity } from './credentials.js';
-import { LeanHttpTransport } from './lean-transport.js';
+import { isJsonContentType, LeanHttpTransport } from './lean-transport.js';
+import { hasBody } from './mcp-post.js';
 import { sendRpcError } from './replies.js';
 
 /** Which Streamable HTTP implementation serves the sessions: ours (default) or the SDK's. */
@@ -79,9 +79,8 @@ export class Sessions {
     return this.table.size;
   }
 
-  /** The /mcp route, after authentication and body parsing: `res.locals.identity` is set. */
-  async handle(req: Request, res: Response): Promise<void> {
-    const identity = res.locals.identity as Identity;
+  /** The /mcp route, after authentication and body parsing (`body`: the parsed JSON of a POST). */
+  async handle(req: IncomingMessage, res: ServerResponse, identity: Identity, body: unknown): Promise<void> {
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {
       const session = this.table.get(sessionId);
@@ -106,7 +105,7 @@ export class Sessions {
         sendRpcError(res, 403, -32000, 'Forbidden: this session belongs to another token.');
         return;
       }
-      await this.serve(session, req, res);
+      await this.serve(session, req, res, body);
       return;
     }
 
@@ -118,11 +117,11 @@ export class Sessions {
       }
       return;
     }
-    if (!req.is('application/json')) {
+    if (!hasBody(req) || !isJsonContentType(req.headers['content-type'])) {
       sendRpcError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json.');
       return;
     }
-    if (!isInitializeRequest(req.body)) {
+    if (!isInitializeRequest(body)) {
       sendRpcError(
         res,
         400,
@@ -131,7 +130,7 @@ export class Sessions {
       );
       return;
     }
-    await this.initialize(identity, req, res);
+    await this.initialize(identity, req, res, body);
   }
 
   /** Closes sessions idle for longer than `idleMs`, on an unref'd timer, until closeAll(). */
@@ -158,7 +157,12 @@ export class Sessions {
     await Promise.all([...this.table.values()].map((session) => this.close(session, reason)));
   }
 
-  private async initialize(identity: Identity, req: Request, res: Response): Promise<void> {
+  private async initialize(
+    identity: Identity,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+  ): Promise<void> {
     const { maxSessions } = this.options;
     if (this.table.size >= maxSessions) {
       const victim = this.longestIdle();
@@ -185,7 +189,7 @@ export class Sessions {
     }
     const session = await this.open(identity);
     try {
-      await this.serve(session, req, res);
+      await this.serve(session, req, res, body);
     } finally {
       if (session.transport.sessionId === undefined) {
         await this.close(session, 'initialize failed');
@@ -230,7 +234,12 @@ export class Sessions {
     return session;
   }
 
-  private async serve(session: Session, req: Request, res: Response): Promise<void> {
+  private async serve(
+    session: Session,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+  ): Promise<void> {
     session.lastActive = Date.now();
     // A GET stream stays open for the life of the session: it is not a request in flight.
     if (req.method === 'POST') {
@@ -240,7 +249,7 @@ export class Sessions {
         session.lastActive = Date.now();
       });
     }
-    await session.transport.handleRequest(req, res, req.body);
+    await session.transport.handleRequest(req, res, body);
   }
 
   /** The session that has waited longest without a request, among those with none in flight. */

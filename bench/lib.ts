@@ -159,7 +159,8 @@ export async function roundRobin<K extends string>(
 
 export const fmt = {
   rate: (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a'),
-  ratio: (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a'),
+  // Truncated, not rounded: a 0.895× must not print as the 0.90× it missed.
+  ratio: (n: number) => (Number.isFinite(n) ? `${(Math.floor(n * 100 + 1e-9) / 100).toFixed(2)}×` : 'n/a'),
   ms: (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a'),
   mb: (bytes: number) => (bytes / (1024 * 1024)).toFixed(1),
 };

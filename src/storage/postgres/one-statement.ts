@@ -37,6 +37,20 @@ export function fitsOneStatement(ctx: CallContext, input: AddToCartInput, limits
   }
 }
 
+/** The product row as the function locked it, in the shape the domain's decisions take. */
+function productRowOf(row: ProductRow): ProductRow {
+  return {
+    sku: row.sku,
+    name: row.name,
+    description: row.description,
+    price_minor: row.price_minor,
+    currency: row.currency,
+    on_hand: row.on_hand,
+    reserved: row.reserved,
+    track_stock: row.track_stock,
+    active: row.active,
+  };
+}
 /**
  * The call's answer from the function's row, or undefined when the general path must decide. decideAddToCart runs
  * on exactly what the function read under the lock: for 'out_of_stock' it throws the refusal; for 'reserved' it
@@ -48,17 +62,7 @@ export function answerOf(
 ): CartView | undefined {
   if (row.outcome === 'general') return undefined;
   const { ctx, input, ttlMs, limits } = call;
-  const product: ProductRow = {
-    sku: row.sku,
-    name: row.name,
-    description: row.description,
-    price_minor: row.price_minor,
-    currency: row.currency,
-    on_hand: row.on_hand,
-    reserved: row.reserved,
-    track_stock: row.track_stock,
-    active: row.active,
-  };
+  const product = productRowOf(row);
   const holds: Hold[] = row.expired_cart_ids.map((cartId, i) => ({
     cart_id: cartId,
     held: row.expired_held[i] as number,
@@ -121,22 +125,7 @@ export function checkoutAnswerOf(
   const [first] = rows;
   if (first?.outcome !== 'sold') return undefined;
   const lines: StoredLine[] = rows.map((row) => ({ sku: row.sku, quantity: row.quantity, held: row.held }));
-  const products = new Map<string, ProductRow>(
-    rows.map((row) => [
-      row.sku,
-      {
-        sku: row.sku,
-        name: row.name,
-        description: row.description,
-        price_minor: row.price_minor,
-        currency: row.currency,
-        on_hand: row.on_hand,
-        reserved: row.reserved,
-        track_stock: row.track_stock,
-        active: row.active,
-      },
-    ]),
-  );
+  const products = new Map<string, ProductRow>(rows.map((row) => [row.sku, productRowOf(row)]));
   let decision: ReturnType<typeof decideCheckout>;
   try {
     decision = decideCheckout({

@@ -258,34 +258,31 @@ export class GroupCommit {
 
   /** A batch of one needs no savepoint: its transaction is its own, exactly as without group commit. */
   private writeAlone(write: Write): 'busy' | (() => void) {
-    const { sql } = this;
     let value: unknown;
     try {
       value = write.body();
     } catch (error) {
-      if (this.db.inTransaction) sql.rollback.run();
-      if (isBusy(error)) {
-        this.queue.unshift(write);
-        return 'busy';
-      }
-      this.count(1);
-      const failure = writeFailure(error, false);
-      return () => write.reject(failure);
+      return this.failAlone(write, error, false);
     }
     try {
-      sql.commit.run();
+      this.sql.commit.run();
     } catch (error) {
-      if (this.db.inTransaction) sql.rollback.run();
-      if (isBusy(error)) {
-        this.queue.unshift(write);
-        return 'busy';
-      }
-      this.count(1);
-      const failure = writeFailure(error, true);
-      return () => write.reject(failure);
+      return this.failAlone(write, error, true);
     }
     this.count(1);
     return () => write.resolve(value);
+  }
+
+  /** A lone write's body or COMMIT failed: back to the queue when busy, else its error (as writeFailure maps it). */
+  private failAlone(write: Write, error: unknown, committing: boolean): 'busy' | (() => void) {
+    if (this.db.inTransaction) this.sql.rollback.run();
+    if (isBusy(error)) {
+      this.queue.unshift(write);
+      return 'busy';
+    }
+    this.count(1);
+    const failure = writeFailure(error, committing);
+    return () => write.reject(failure);
   }
 
   private count(writes: number): void {

@@ -1,5 +1,5 @@
 // Checking an authorization request, from the query (GET) or the consent form (POST), before anything is shown.
-import { ClientMetadataError } from '../client-metadata.js';
+import { ClientMetadataError, checkRedirectUri } from '../client-metadata.js';
 import { clientName, type OAuthContext, type ResolvedClient } from '../context.js';
 import {
   InvalidRequestError,
@@ -28,7 +28,8 @@ export interface AuthorizationRequest {
   scopes: Scope[];
   resource: string;
   channel: string;
-  returnHost: string;
+  /** Exactly where the browser goes back to: scheme, host and port. */
+  returnOrigin: string;
 }
 
 export type Resolution =
@@ -85,7 +86,7 @@ async function clientAndRedirect(
         'The app did not say where to return (redirect_uri is missing).',
       );
     }
-    return { client, redirectUri: client.metadata.redirect_uris[0] as string };
+    return { client, redirectUri: checkRedirectUri(client.metadata.redirect_uris[0]) };
   }
   if (!client.metadata.redirect_uris.some((registered) => redirectUriMatches(requested, registered))) {
     ctx.logger.warn(
@@ -98,7 +99,8 @@ async function clientAndRedirect(
       'The app asked to return to an address it did not register, so this sign-in was stopped.',
     );
   }
-  return { client, redirectUri: requested };
+  // A registration stored before the https-only rule may still hold another scheme.
+  return { client, redirectUri: checkRedirectUri(requested) };
 }
 
 /** Checks a whole authorization request: a consent page to show, an error page, or an error redirect. */
@@ -112,7 +114,10 @@ export async function resolveAuthorization(
     known = await clientAndRedirect(ctx, params);
   } catch (error) {
     if (error instanceof ClientMetadataError) {
-      ctx.logger.warn({ reason: error.message }, 'refused a client metadata document');
+      ctx.logger.warn(
+        { reason: error.message, ...(error.detail ? { detail: error.detail } : {}) },
+        'refused a client metadata document',
+      );
       return page(400, 'The app could not be verified', error.message);
     }
     if (error instanceof OAuthError) return page(400, 'Bad sign-in request', error.message);
@@ -120,6 +125,17 @@ export async function resolveAuthorization(
   }
   if ('kind' in known) return known;
   const { client, redirectUri } = known;
+  // From here errors go back to the client, so only to a host the merchant allows.
+  const host = redirectHost(redirectUri);
+  const mapping = channelForHost(host, await ctx.store.hostRules());
+  if (!mapping.channel) {
+    ctx.logger.warn({ client: client.clientId, host }, 'refused a sign-in from an unmapped host');
+    return {
+      kind: 'page',
+      status: 403,
+      html: unmappedHostPage(host, mapping.channel === null, clientName(client)),
+    };
+  }
 
   let state: string | undefined;
   try {
@@ -139,16 +155,6 @@ export async function resolveAuthorization(
       throw new InvalidTargetError(`this server issues tokens only for ${ctx.resource}`);
     }
     const scopes = parseScopes(single(params, 'scope'));
-    const host = redirectHost(redirectUri);
-    const mapping = channelForHost(host, await ctx.store.hostRules());
-    if (!mapping.channel) {
-      ctx.logger.warn({ client: client.clientId, host }, 'refused a sign-in from an unmapped host');
-      return {
-        kind: 'page',
-        status: 403,
-        html: unmappedHostPage(host, mapping.channel === null, clientName(client)),
-      };
-    }
     return {
       kind: 'ok',
       request: {
@@ -159,7 +165,7 @@ export async function resolveAuthorization(
         scopes,
         resource: ctx.resource,
         channel: mapping.channel,
-        returnHost: host,
+        returnOrigin: new URL(redirectUri).origin,
       },
     };
   } catch (error) {

@@ -45,7 +45,7 @@ export function authorizeRouter(ctx: OAuthContext): Router {
         clientName: clientName(request.client),
         clientId: request.client.clientId,
         registration: request.client.kind,
-        returnHost: request.returnHost,
+        returnOrigin: request.returnOrigin,
         channel: request.channel,
         adminRequested: request.scopes.includes(Scope.ADMIN),
         fields: requestFields(request),

@@ -7,6 +7,15 @@ import { InvalidClientError, InvalidRequestError } from '../errors.js';
 import { single } from '../params.js';
 import { hashSecret, sameHash } from '../secrets.js';
 
+/** Basic credentials are percent-encoded (RFC 6749 §2.3.1): a malformed escape is bad credentials, not a crash. */
+function formDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new InvalidClientError('malformed Basic credentials');
+  }
+}
+
 /** The client a request speaks for, authenticated by its secret when it has one. */
 export async function authenticateClient(
   ctx: OAuthContext,
@@ -20,12 +29,12 @@ export async function authenticateClient(
     const decoded = Buffer.from(basic[1] as string, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 0) throw new InvalidClientError('malformed Basic credentials');
-    const basicId = decodeURIComponent(decoded.slice(0, colon));
+    const basicId = formDecode(decoded.slice(0, colon));
     if (clientId !== undefined && clientId !== basicId) {
       throw new InvalidRequestError('client_id differs between the header and the body');
     }
     clientId = basicId;
-    secret = decodeURIComponent(decoded.slice(colon + 1));
+    secret = formDecode(decoded.slice(colon + 1));
   }
   if (!clientId) throw new InvalidClientError('client_id is required');
   let client: ResolvedClient | undefined;

@@ -295,14 +295,14 @@ describe('HTTP plumbing', () => {
     expect(unknown.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
   });
 
-  it('answers a body over the limit (1 MB by default) with 413 JSON', async () => {
+  it('answers a body over the limit (64 KB by default) with 413 JSON', async () => {
     const http = await start();
     const headers = { ...MCP_HEADERS, ...bearer(await http.token('web')) };
     const huge = JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
       method: 'initialize',
-      params: { pad: 'x'.repeat(1_100_000) },
+      params: { pad: 'x'.repeat(66_000) },
     });
     const response = await raw(http.url, { headers, body: huge });
     expect(response.status).toBe(413);
@@ -312,7 +312,7 @@ describe('HTTP plumbing', () => {
       jsonrpc: '2.0',
       id: 1,
       method: 'tools/list',
-      params: { pad: 'x'.repeat(1_000_000) },
+      params: { pad: 'x'.repeat(65_000) },
     });
     expect((await raw(http.url, { headers, body: fits })).status).toBe(400);
   });

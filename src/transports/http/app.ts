@@ -47,12 +47,20 @@ export interface HttpOptions {
   version: string;
   /** Largest request body (after decompression); default 64 KB. */
   maxBodyBytes?: number;
-  /** What the sessions tell the time by; default the store's clock. */
+  /** What sessions and the token cache tell the time by; default the store's clock. */
   clock?: Clock;
   /** How long a verified token is trusted without asking the store again; default 5 s. */
   tokenCacheMs?: number;
   /** How long close() waits for requests in flight; default 10 s. */
   drainMs?: number;
+  /** Longest a client may take to send a request's headers (408 and closed after); default 10 s. */
+  headersTimeoutMs?: number;
+  /** Longest a client may take to send a whole request, body included; default 30 s. */
+  requestTimeoutMs?: number;
+  /** Most open connections; past it new ones are closed at once. Default 2,000: two per session at the cap. */
+  maxConnections?: number;
+  /** How long an idle keep-alive connection stays open; default KEEP_ALIVE_TIMEOUT_MS. */
+  keepAliveTimeoutMs?: number;
   /** The merchant console (src/console/), mounted at /console behind the same Host/Origin checks. */
   console?: { router: RequestHandler };
   /**
@@ -76,6 +84,9 @@ export interface HttpServerHandle {
 }
 
 const DEFAULT_MAX_SESSIONS_PER_CREDENTIAL = 100;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_CONNECTIONS = 2_000;
 const DEFAULT_TOKEN_CACHE_MS = 5_000;
 const DEFAULT_DRAIN_MS = 10_000;
 /**
@@ -86,6 +97,32 @@ const DEFAULT_DRAIN_MS = 10_000;
  * never retried. 65 s (Node 26's new default, nodejs/node#62782) outlasts them all; close() still ends idle sockets at once.
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
+/** Node's server options for the timeouts, and the connection cap; throws at once on values that cannot work. */
+function connectionLimits(options: HttpOptions) {
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const requestTimeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  if (!(headersTimeout > 0)) throw new Error(`--headers-timeout must be positive, got ${headersTimeout} ms`);
+  if (!(requestTimeout >= headersTimeout)) {
+    throw new Error(
+      `--request-timeout (${requestTimeout} ms) must be at least --headers-timeout (${headersTimeout} ms)`,
+    );
+  }
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
+    throw new Error(`--max-connections must be a whole number of at least 1, got ${maxConnections}`);
+  }
+  return {
+    maxConnections,
+    server: {
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
+      headersTimeout,
+      requestTimeout,
+      // Node looks for requests past their deadline this often (30 s by default, which would double a 30 s limit).
+      connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(headersTimeout / 4))),
+    },
+  };
+}
 
 /** Serves MCP over Streamable HTTP until close(); throws at once on an unsafe configuration. */
 export async function serveHttp(
@@ -102,11 +139,12 @@ export async function serveHttp(
     () => listenPort,
     logger,
   );
+  const clock = options.clock ?? store.options.clock;
   const sessions = new Sessions(
     {
       maxSessions: options.maxSessions,
       maxSessionsPerCredential: options.maxSessionsPerCredential ?? DEFAULT_MAX_SESSIONS_PER_CREDENTIAL,
-      clock: options.clock ?? store.options.clock,
+      clock,
       idleMs: options.sessionIdleMs,
       createServer: (identity) =>
         createServer({
@@ -142,6 +180,7 @@ export async function serveHttp(
     channel: options.channel,
     verifiers: [oauthTokens, staticTokens(store)],
     cacheMs: options.tokenCacheMs ?? DEFAULT_TOKEN_CACHE_MS,
+    clock,
     challenge: () => oauth?.challenge() ?? 'Bearer realm="stocklock"',
   });
 
@@ -194,10 +233,12 @@ export async function serveHttp(
     maxBodyBytes,
     logger,
   };
-  const httpServer = createHttpServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
+  const limits = connectionLimits(options);
+  const httpServer = createHttpServer(limits.server, (req, res) => {
     if (!closing && isMcpPost(req)) void serveMcpPost(mcpPost, req, res);
     else app(req, res);
   });
+  httpServer.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.host, () => {

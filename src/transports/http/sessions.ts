@@ -64,7 +64,11 @@ export class Sessions {
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {
       const session = this.table.get(sessionId);
-      if (!session) {
+      // Idle past its time is expired, whether or not the timer has come round yet.
+      if (session && this.idleTooLong(session, this.options.clock.now())) {
+        void this.close(session, `idle for more than ${this.options.idleMs} ms`);
+      }
+      if (!session || session.closed) {
         sendRpcError(
           res,
           404,
@@ -124,13 +128,15 @@ export class Sessions {
 
   /** Closes every session without a request for longer than `idleMs`; one in flight is never idle. */
   expireIdle(): void {
-    const { idleMs, clock } = this.options;
-    const now = clock.now();
+    const now = this.options.clock.now();
     for (const session of [...this.table.values()]) {
-      if (session.inFlight === 0 && now - session.lastActive > idleMs) {
-        void this.close(session, `idle for more than ${idleMs} ms`);
-      }
+      if (this.idleTooLong(session, now))
+        void this.close(session, `idle for more than ${this.options.idleMs} ms`);
     }
+  }
+
+  private idleTooLong(session: Session, now: number): boolean {
+    return session.inFlight === 0 && now - session.lastActive > this.options.idleMs;
   }
 
   stopIdleExpiry(): void {

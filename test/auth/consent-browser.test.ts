@@ -69,7 +69,7 @@ describeBrowser('the consent page in Chromium', () => {
     // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the shopper reads.
     const text = await page.locator('main').innerText();
     expect(text).toContain('Allow Claude to shop here?');
-    expect(text).toMatch(/Returns to\s+claude\.ai/);
+    expect(text).toMatch(/Returns to\s+https:\/\/claude\.ai\s/);
     expect(text).toMatch(/Sells as channel\s+claude/);
     expect(text).toContain('check out the cart');
     expect(text).toContain('Merchant: also allow stock administration');

@@ -147,17 +147,15 @@ describe('a database locked by another process for longer than the lock timeout'
       const lock = await holdWriteLock(db);
 
       for (let attempt = 0; attempt < 2; attempt++) {
-        const started = performance.now();
         const busy = await call(client, 'add_to_cart', { sku: 'MUG-WHT', quantity: 1 });
-        const elapsed = performance.now() - started;
         expect(refusalCode(busy)).toBe('STORE_BUSY');
         expect(text(busy)).toMatch(
           /^STORE_BUSY: The store is busy \(waited \d+ ms for the lock\)\. Nothing changed/,
         );
         const waited = details(busy).waited_ms as number;
+        // The server's own count of the wait it made: the whole --lock-timeout, and not the 5 s default.
         expect(waited).toBeGreaterThanOrEqual(300);
         expect(waited).toBeLessThan(5_000);
-        expect(elapsed).toBeGreaterThanOrEqual(300);
       }
       // WAL readers do not need the write lock.
       const stock = await call(client, 'check_stock', { skus: ['MUG-WHT'] });

@@ -40,6 +40,13 @@ export interface StoreOptions {
   groupCommit?: boolean;
   /** PostgreSQL only: connections in the pool. */
   poolSize?: number;
+  /**
+   * PostgreSQL only: add_to_cart into a new cart and checkout without a key run as one statement each (the
+   * functions of drizzle/postgres migration 0004), the general transaction deciding only what they hand back.
+   * Default true. The store contract and the model test run the store both ways, so the rules in those
+   * functions and in workflow/operations.ts cannot drift apart unnoticed.
+   */
+  oneStatement?: boolean;
 }
 
 export interface SearchQuery {

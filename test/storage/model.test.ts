@@ -1218,7 +1218,7 @@ function sqliteBackend(): Backend {
   };
 }
 
-function postgresBackend(): Backend {
+function postgresBackend(oneStatement: boolean): Backend {
   // Two servers of one pool with one clock: expiry is decided alike whichever instance a call reaches.
   const clock = new ManualClock(T0);
   let db: TestDatabase | undefined;
@@ -1227,8 +1227,9 @@ function postgresBackend(): Backend {
     async setup() {
       db = await createTestDatabase('stocklock_model');
       // One migrates first; the second then finds nothing to do.
-      const first = await openPostgresStore(db.url, { ...STORE_OPTIONS, clock });
-      stores = [first, await openPostgresStore(db.url, { ...STORE_OPTIONS, clock })];
+      const options = { ...STORE_OPTIONS, clock, oneStatement };
+      const first = await openPostgresStore(db.url, options);
+      stores = [first, await openPostgresStore(db.url, options)];
     },
     async teardown() {
       await Promise.all((stores ?? []).map((store) => store.close()));
@@ -1432,7 +1433,13 @@ describeModel('SQLite', sqliteBackend, 1, true);
 
 const unavailable = await postgresUnavailable();
 if (unavailable === undefined) {
-  describeModel('PostgreSQL', postgresBackend, 6);
+  // Both copies of the hot paths' rules: the one-statement functions (migration 0004) and the general transaction.
+  describeModel('PostgreSQL (hot paths in one statement, migration 0004)', () => postgresBackend(true), 6);
+  describeModel(
+    'PostgreSQL (general transaction only, workflow/operations.ts)',
+    () => postgresBackend(false),
+    6,
+  );
 } else if (process.env.CI === 'true') {
   describe('PostgreSQL store against a reference model', () => {
     it('needs PostgreSQL, which CI must provide', () => {

@@ -89,7 +89,7 @@ describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')(
     async function run(ops: Op[], oneStatement: boolean) {
       await db.reset();
       const clock = new ManualClock(T0);
-      const store: InventoryStore = await openPostgresStore(db.url, options(clock), { oneStatement });
+      const store: InventoryStore = await openPostgresStore(db.url, { ...options(clock), oneStatement });
       try {
         await store.importProducts(admin, CATALOG);
         const carts: string[] = [];

@@ -49,9 +49,15 @@ if (unavailable !== undefined) {
     await db?.drop();
   });
 
-  describeStoreContract('postgres', async (options) => {
+  // Both copies of the hot paths' rules: the one-statement functions (drizzle/postgres/0004, one-statement.ts)
+  // and the general transaction (workflow/operations.ts), each held to the whole contract.
+  describeStoreContract('postgres, hot paths in one statement (migration 0004)', async (options) => {
     await db.reset();
     return openPostgresStore(db.url, { ...options, poolSize: 4 });
+  });
+  describeStoreContract('postgres, general transaction only (workflow/operations.ts)', async (options) => {
+    await db.reset();
+    return openPostgresStore(db.url, { ...options, poolSize: 4, oneStatement: false });
   });
 
   describe('PostgreSQL store', () => {

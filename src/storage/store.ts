@@ -28,16 +28,11 @@ export interface StoreOptions {
   /** SQLite only: FULL survives power loss, NORMAL only a process crash. */
   synchronous?: 'FULL' | 'NORMAL';
   /**
-   * SQLite only: writers of one file take turns in a first-come, first-served queue (writer-queue.ts).
-   * Default true; false leaves waiting to retries alone, which the benchmarks compare against.
+   * SQLite only: writers of one file take turns in a first-come, first-served queue across processes
+   * (sqlite/writer-queue.ts). Default true; the CLI's commands that only read (audit, stock levels, token list)
+   * open the store without it, so they never touch the queue's lock file.
    */
   queueWriters?: boolean;
-  /**
-   * SQLite only: writes that arrive while a batch is being written share the next transaction, each in its own
-   * savepoint, with one COMMIT (sqlite/group-commit.ts). Default true; false makes every write its own
-   * transaction, which the benchmarks compare against.
-   */
-  groupCommit?: boolean;
   /** PostgreSQL only: connections in the pool. */
   poolSize?: number;
   /**

@@ -3,11 +3,12 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openUnbatchedStore } from '../../bench/unbatched-store.js';
-import { sqliteStore, tempDir } from '../helpers/sqlite.js';
+import { sqliteStore } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 import { describeStoreContract } from '../storage/contract.js';
 
 describeStoreContract('sqlite file, unbatched (the bench baseline)', async (options) =>
-  openUnbatchedStore(join(tempDir(), 'stocklock.db'), options),
+  openUnbatchedStore(join(tempDir().dir, 'stocklock.db'), options),
 );
 
 describe('the unbatched bench baseline', () => {

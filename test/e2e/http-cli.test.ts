@@ -14,9 +14,9 @@ import {
   freePort,
   healthz,
   rawInitialize,
-  tempDir,
   waitFor,
 } from '../helpers/http.js';
+import { tempDir } from '../helpers/temp.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli.js');

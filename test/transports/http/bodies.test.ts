@@ -14,8 +14,8 @@ import {
   raw,
   rawInitialize,
   startHttpPerTest,
-  tempDir,
 } from '../../helpers/http.js';
+import { tempDir } from '../../helpers/temp.js';
 
 const start = startHttpPerTest();
 const run = promisify(execFile);

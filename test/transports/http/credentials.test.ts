@@ -11,7 +11,8 @@ import {
   type Identity,
   staticTokens,
 } from '../../../src/transports/http/credentials.js';
-import { storeOptions, tempDir } from '../../helpers/http.js';
+import { storeOptions } from '../../helpers/http.js';
+import { tempDir } from '../../helpers/temp.js';
 
 /** A real node request carrying only the Authorization header under test. */
 function request(authorization?: string): IncomingMessage {

@@ -73,6 +73,38 @@ describe('stocklock serve --http (built CLI)', () => {
     expect(JSON.parse(stock.stdout)).toMatchObject([{ sku: 'MUG-WHT', on_hand: 58, reserved: 0 }]);
   });
 
+  it("answers an 8 MB POST with a 413 that Node's fetch and the SDK client read, not a broken pipe", async () => {
+    const tmp = tempDir('stocklock-e2e-http-');
+    cleanups.push(tmp.remove);
+    const db = join(tmp.dir, 'stocklock.db');
+    await run(process.execPath, [CLI, 'import', DEMO, '--db', db]);
+    const token = (
+      await run(process.execPath, [CLI, 'token', 'create', '--channel', 'web', '--db', db])
+    ).stdout.trim();
+    const port = await freePort();
+    const server = spawnTracked(['serve', '--http', '--port', String(port), '--db', db]);
+    const url = `http://127.0.0.1:${port}/mcp`;
+    await waitHealthy(url, server);
+    const headers = {
+      'Content-Type': 'application/json',
+      Accept: 'application/json, text/event-stream',
+      Authorization: `Bearer ${token}`,
+    };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const response = await fetch(url, { method: 'POST', headers, body: 'x'.repeat(8 * 1024 * 1024) });
+      expect(response.status).toBe(413);
+      expect(await response.json()).toMatchObject({ error: { code: -32000 } });
+    }
+    const client = await connectClient(url, token);
+    cleanups.push(() => client.close().catch(() => undefined));
+    await expect(
+      call(client, 'search_products', { query: 'q'.repeat(8 * 1024 * 1024) }),
+    ).rejects.toMatchObject({
+      code: 413,
+    });
+    expect((await call(client, 'search_products', { query: 'mug' })).isError).toBeFalsy();
+  });
+
   it('exits on SIGTERM with 1,000 sessions open after the reader of its output has gone', async () => {
     const tmp = tempDir('stocklock-e2e-http-');
     cleanups.push(tmp.remove);

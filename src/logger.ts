@@ -14,7 +14,10 @@ export function createLogger(level = process.env.STOCKLOCK_LOG_LEVEL ?? 'info'):
         censor: '[redacted]',
       },
     },
-    pino.destination(2),
+    // Synchronous: a buffered destination flushes at exit and retries a write to a closed pipe forever, so a
+    // server whose log reader died would never finish shutting down. Written at once, a closed pipe (EPIPE)
+    // just ends the logging.
+    pino.destination({ dest: 2, sync: true }),
   );
 }
 

@@ -10,6 +10,9 @@ import type { InventoryStore } from '../storage/store.js';
 import { startSweeper } from '../sweeper.js';
 import { CLI_CHANNEL, dbFlag, flagSource, UsageError, VERSION } from './shared.js';
 
+/** The HTTP server's 10 s drain for requests in flight, and 10 s more for closing sessions and the store. */
+const SHUTDOWN_DEADLINE_MS = 20_000;
+
 export const DEMO_CATALOG = fileURLToPath(new URL('../../examples/demo-catalog.json', import.meta.url));
 
 interface ServeFlags {
@@ -28,6 +31,9 @@ interface ServeFlags {
   maxSessions: string;
   maxSessionsPerCredential: string;
   maxBody: string;
+  headersTimeout: string;
+  requestTimeout: string;
+  maxConnections: string;
   sweepInterval: string;
 }
 
@@ -93,6 +99,27 @@ function addHttpOptions(command: Command): Command {
       new Option('--max-body <size>', 'largest /mcp request body, after decompression (bytes, or 64kb, 1mb)')
         .env('STOCKLOCK_MAX_BODY')
         .default('64kb'),
+    )
+    .addOption(
+      new Option(
+        '--headers-timeout <duration>',
+        "longest a client may take to send a request's headers (408, closed)",
+      )
+        .env('STOCKLOCK_HEADERS_TIMEOUT')
+        .default('10s'),
+    )
+    .addOption(
+      new Option(
+        '--request-timeout <duration>',
+        'longest a client may take to send a whole request, body included',
+      )
+        .env('STOCKLOCK_REQUEST_TIMEOUT')
+        .default('30s'),
+    )
+    .addOption(
+      new Option('--max-connections <n>', 'most open HTTP connections; past it new ones are closed at once')
+        .env('STOCKLOCK_MAX_CONNECTIONS')
+        .default('2000'),
     )
     .addOption(
       new Option('--sweep-interval <duration>', 'how often expired carts are released')
@@ -233,6 +260,9 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
       maxSessions: Number(flags.maxSessions),
       maxSessionsPerCredential: Number(flags.maxSessionsPerCredential),
       maxBodyBytes: parseByteSize(flags.maxBody, '--max-body'),
+      headersTimeoutMs: parseDuration(flags.headersTimeout),
+      requestTimeoutMs: parseDuration(flags.requestTimeout),
+      maxConnections: Number(flags.maxConnections),
       version: VERSION,
       console: merchantConsole?.handle,
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
@@ -251,6 +281,11 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
     printAttachHelp(server.url, flags.db, devToken, consoleUrl);
   }
   const shutdown = async (signal: string) => {
+    // Whatever hangs (a request, the database, a log reader), the process ends within the drain and a grace.
+    setTimeout(() => {
+      logger.error({ signal, afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     logger.info({ signal }, 'shutting down: finishing requests in flight');
     await merchantConsole?.close();
     await server.close();

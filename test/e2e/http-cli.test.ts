@@ -7,7 +7,15 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningCli, spawnCli, waitHealthy } from '../helpers/cli.js';
-import { call, connectClient, firstText, freePort, waitFor } from '../helpers/http.js';
+import {
+  call,
+  connectClient,
+  firstText,
+  freePort,
+  healthz,
+  rawInitialize,
+  waitFor,
+} from '../helpers/http.js';
 import { tempDir } from '../helpers/temp.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -63,6 +71,75 @@ describe('stocklock serve --http (built CLI)', () => {
     expect(audit.stdout).toContain('OK');
     const stock = await run(process.execPath, [CLI, 'stock', 'MUG-WHT', '--json', '--db', db]);
     expect(JSON.parse(stock.stdout)).toMatchObject([{ sku: 'MUG-WHT', on_hand: 58, reserved: 0 }]);
+  });
+
+  it("answers an 8 MB POST with a 413 that Node's fetch and the SDK client read, not a broken pipe", async () => {
+    const tmp = tempDir('stocklock-e2e-http-');
+    cleanups.push(tmp.remove);
+    const db = join(tmp.dir, 'stocklock.db');
+    await run(process.execPath, [CLI, 'import', DEMO, '--db', db]);
+    const token = (
+      await run(process.execPath, [CLI, 'token', 'create', '--channel', 'web', '--db', db])
+    ).stdout.trim();
+    const port = await freePort();
+    const server = spawnTracked(['serve', '--http', '--port', String(port), '--db', db]);
+    const url = `http://127.0.0.1:${port}/mcp`;
+    await waitHealthy(url, server);
+    const headers = {
+      'Content-Type': 'application/json',
+      Accept: 'application/json, text/event-stream',
+      Authorization: `Bearer ${token}`,
+    };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const response = await fetch(url, { method: 'POST', headers, body: 'x'.repeat(8 * 1024 * 1024) });
+      expect(response.status).toBe(413);
+      expect(await response.json()).toMatchObject({ error: { code: -32000 } });
+    }
+    const client = await connectClient(url, token);
+    cleanups.push(() => client.close().catch(() => undefined));
+    await expect(
+      call(client, 'search_products', { query: 'q'.repeat(8 * 1024 * 1024) }),
+    ).rejects.toMatchObject({
+      code: 413,
+    });
+    expect((await call(client, 'search_products', { query: 'mug' })).isError).toBeFalsy();
+  });
+
+  it('exits on SIGTERM with 1,000 sessions open after the reader of its output has gone', async () => {
+    const tmp = tempDir('stocklock-e2e-http-');
+    cleanups.push(tmp.remove);
+    const db = join(tmp.dir, 'stocklock.db');
+    await run(process.execPath, [CLI, 'import', DEMO, '--db', db]);
+    const port = await freePort();
+    const server = spawnTracked([
+      'serve',
+      '--http',
+      '--no-auth',
+      '--port',
+      String(port),
+      '--db',
+      db,
+      '--max-sessions',
+      '2000',
+      '--max-sessions-per-credential',
+      '2000',
+    ]);
+    const url = `http://127.0.0.1:${port}/mcp`;
+    await waitHealthy(url, server);
+    for (let opened = 0; opened < 1_000; opened += 50) {
+      await Promise.all(Array.from({ length: 50 }, () => rawInitialize(url)));
+    }
+    expect((await healthz(url)).body.sessions).toBe(1_000);
+
+    // The log collector dies: both output pipes lose their reader, then the signal comes.
+    server.child.stdout?.destroy();
+    server.child.stderr?.destroy();
+    server.child.kill('SIGTERM');
+    const exit = await Promise.race([
+      server.exited,
+      new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 15_000)),
+    ]);
+    expect(exit).toBe(0);
   });
 
   it('`start` that cannot bind its port exits 1 and leaves no admin token behind', async () => {

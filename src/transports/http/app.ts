@@ -94,7 +94,7 @@ const DEFAULT_DRAIN_MS = 10_000;
  * and proxies keep idle connections for (httpx 5 s, load balancers 60 s), and even undici, which
  * follows the advertised `Keep-Alive: timeout=5` less 2 s, reuses a socket the server is closing
  * once a loaded machine delays its timers: the POST on it fails with "other side closed" and is
- * never retried. 65 s (Node 26's new default, nodejs/node#62782) outlasts them all; close() still ends idle sockets at once.
+ * never retried. 65 s (Node 26's new default) outlasts them all; close() still ends idle sockets at once.
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 

@@ -18,9 +18,13 @@ const CHANNELS = ['web', 'chatgpt', 'claude', 'telegram'];
 /** Units each SKU was imported with: far more than a year sells of it. */
 const IMPORTED = 1_000_000;
 
-/** A series 1..n of 64-bit integers that SQLite and PostgreSQL both read. */
-const series = (n: number) =>
-  `WITH RECURSIVE s(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < ${n})`;
+export type Dialect = 'sqlite' | 'postgres';
+
+/** A series s(i) of 64-bit integers 1..n: a recursive CTE on SQLite, generate_series on PostgreSQL (faster there). */
+const seriesOf = (dialect: Dialect) => (n: number) =>
+  dialect === 'sqlite'
+    ? `WITH RECURSIVE s(i) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT i + 1 FROM s WHERE i < ${n})`
+    : `WITH s(i) AS (SELECT generate_series(CAST(1 AS BIGINT), ${n}))`;
 const channelOf = (x: string) =>
   `CASE ${x} % 4 ${CHANNELS.map((c, k) => `WHEN ${k} THEN '${c}'`).join(' ')} END`;
 
@@ -30,7 +34,8 @@ const channelOf = (x: string) =>
  * open now. The ledger holds each cart's reserve and its sale, release or expiry, in time order, and the
  * products' levels are the ledger's sums, so the audit finds the books balanced.
  */
-export function historyStatements(size: HistorySize, now: number): string[] {
+export function historyStatements(size: HistorySize, now: number, dialect: Dialect): string[] {
+  const series = seriesOf(dialect);
   const { orders: n, skus } = size;
   const start = now - SPAN;
   const at = (i: string, count: number) => `${start} + (${i} * ${SPAN - DAY}) / ${count}`;

@@ -218,7 +218,8 @@ interface Measured {
 
 async function measure(target: Target, size: HistorySize, quick: boolean, port: number): Promise<Measured> {
   const empty = await target.create();
-  const fill = await timed(() => target.fill(historyStatements(size, Date.now())));
+  const dialect = target.store === 'SQLite' ? 'sqlite' : 'postgres';
+  const fill = await timed(() => target.fill(historyStatements(size, Date.now(), dialect)));
   const bytes = (await target.bytes()) - empty;
   const store = await openStore(target.db, benchStoreOptions('FULL'));
   const { token: adminToken } = await store.createToken('ops', true, 'year bench');
@@ -243,6 +244,8 @@ async function measure(target: Target, size: HistorySize, quick: boolean, port: 
     );
     const duringAudit = await shopperLatencies(shopper, size.skus, auditRun);
     const audit = await auditRun;
+    if (!audit.value.ok)
+      throw new Error('the audit finds the generated history unbalanced: see bench/history.ts');
 
     const rssBefore = rssBytes(server.pid);
     let rssPeak = rssBefore;
@@ -323,6 +326,8 @@ export async function yearOfSalesScenario(settings: RunSettings): Promise<Sectio
         const measured = await measure(target, historySize(orders), settings.quick, port++);
         measured.cliAuditMs = await cli(['audit', '--db', target.db]);
         results.push(measured);
+        // Each result as it comes: a long run stopped part-way still leaves its figures.
+        process.stderr.write(`bench: year of sales: ${JSON.stringify(measured)}\n`);
       } finally {
         await target.drop();
       }
@@ -370,7 +375,7 @@ function report(results: Measured[]): Section[] {
       r.skus.toLocaleString('en-US'),
       `${fmt.ms(r.idle.p50)} / ${fmt.ms(r.idle.p99)}`,
       `${fmt.ms(r.audit.p50)} / ${fmt.ms(r.audit.p99)}`,
-      `${fmt.ms(r.audit.ms)}${r.audit.ok ? '' : ' (violations!)'}`,
+      fmt.ms(r.audit.ms),
       `${fmt.ms(r.csv.p50)} / ${fmt.ms(r.csv.p99)}`,
       fmt.ms(r.csv.ms),
       r.csv.mb.toFixed(1),

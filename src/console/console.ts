@@ -65,15 +65,20 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
   const limits = { ...DEFAULT_SESSION_LIMITS, ...options.sessions };
   const sessions = new SessionTable(queries.sessions, limits, () => clock.now());
   const tokens = new LiveTokens({ store, clock });
-  const feed = new ChangeFeed(queries, options.throttleMs ?? DEFAULT_THROTTLE_MS, async () => {
-    if (sessions.size === 0) return;
-    tokens.forget();
-    for (const tokenId of sessions.tokenIds()) {
-      if (!(await tokens.has(tokenId))) await sessions.deleteByToken(tokenId);
-    }
-    // A sign-out or expiry on another server removed the row: this server's pages of it end too.
-    await sessions.recheck();
-  });
+  const feed = new ChangeFeed(
+    queries,
+    options.throttleMs ?? DEFAULT_THROTTLE_MS,
+    async () => {
+      if (sessions.size === 0) return;
+      tokens.forget();
+      for (const tokenId of sessions.tokenIds()) {
+        if (!(await tokens.has(tokenId))) await sessions.deleteByToken(tokenId);
+      }
+      // A sign-out or expiry on another server removed the row: this server's pages of it end too.
+      await sessions.recheck();
+    },
+    clock,
+  );
   const ctx: ConsoleContext = {
     store,
     queries,

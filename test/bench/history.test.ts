@@ -5,11 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { historySize, historyStatements } from '../../bench/history.js';
 import { benchStoreOptions } from '../../bench/lib.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 describe('bench: a generated year of sales', () => {
   it('balances: every invariant holds, with sold, released, expired and open carts', async () => {
-    const path = join(tempDir('stocklock-history-'), 'year.db');
+    const tmp = tempDir('stocklock-history-');
+    const path = join(tmp.dir, 'year.db');
     await openSqliteStore(path, benchStoreOptions('NORMAL')).close();
     const size = historySize(2_000);
     const db = new Database(path);
@@ -33,6 +34,7 @@ describe('bench: a generated year of sales', () => {
       expect(report.checked).toMatchObject({ products: size.skus, orders: 2_000, carts: 2_900 });
     } finally {
       await store.close();
+      tmp.remove();
     }
   });
 });

@@ -5,9 +5,11 @@ import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import { openStore } from '../../src/storage/open.js';
 import { openConsoleQueries } from '../../src/storage/open-console.js';
 import { auditInWorker } from '../../src/storage/sqlite/audit-worker.js';
+import { SHOP_CATALOG } from '../helpers/catalog.js';
 import { call, connect } from '../helpers/mcp.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
-import { CATALOG, sqliteStore } from '../helpers/sqlite.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
+import { sqliteStore } from '../helpers/sqlite.js';
 
 describe('the audit on SQLite runs in a worker thread', () => {
   it('lets a tool call complete while the audit is held inside its snapshot, and reports that snapshot', async () => {
@@ -39,7 +41,7 @@ describe('the audit on SQLite runs in a worker thread', () => {
       const report = await audit;
       expect(report.ok).toBe(true);
       // Its snapshot was taken before the cart existed; the store's own audit, run now, sees the cart.
-      expect(report.checked).toMatchObject({ products: CATALOG.length, carts: 0 });
+      expect(report.checked).toMatchObject({ products: SHOP_CATALOG.length, carts: 0 });
       expect((await store.audit()).checked.carts).toBe(1);
     } finally {
       await store.close();
@@ -66,9 +68,7 @@ describe('the audit on SQLite runs in a worker thread', () => {
   });
 });
 
-const unavailable = await postgresUnavailable();
-
-describe.skipIf(unavailable !== undefined)('the console audit on PostgreSQL', () => {
+describePostgres('the console audit on PostgreSQL', () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase('stocklock_console_audit');
@@ -88,7 +88,7 @@ describe.skipIf(unavailable !== undefined)('the console audit on PostgreSQL', ()
     });
     const queries = await openConsoleQueries(db.url, clock);
     try {
-      await store.importProducts({ channel: 'cli' }, CATALOG);
+      await store.importProducts({ channel: 'cli' }, SHOP_CATALOG);
       await store.addToCart({ channel: 'web' }, { sku: 'MUG-WHT', quantity: 1 });
       const report = await queries.audit();
       expect(report.ok).toBe(true);

@@ -200,7 +200,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   return { ms: performance.now() - t0, value };
 }
 
-interface Measured {
+export interface Measured {
   store: string;
   orders: number;
   skus: number;
@@ -336,7 +336,7 @@ export async function yearOfSalesScenario(settings: RunSettings): Promise<Sectio
   return report(results);
 }
 
-function report(results: Measured[]): Section[] {
+export function report(results: Measured[]): Section[] {
   const latency = section(
     'Year of sales: a shopper while the merchant audits and exports',
     "A history written straight into the tables (bench/history.ts: sold, released, expired and open carts, their ledger, orders, idempotency records, OAuth grants and tokens; the audit finds it balanced), then `stocklock serve --http` on it and one shopper calling `check_stock` one call after another: idle, during the console's Audit (POST /console/api/audit) and during the console's ledger CSV export. Times in ms.",

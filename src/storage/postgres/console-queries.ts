@@ -19,7 +19,7 @@ import {
   ownerOf,
   type StoredConsoleSession,
 } from '../console-queries.js';
-import { redactUrl } from '../open.js';
+import { redactUrl } from '../database-url.js';
 import { auditOnOwnConnection } from './audit-connection.js';
 
 /** The NOTIFY channel every write to the watched tables signals, whichever server or CLI made it. */
@@ -173,7 +173,7 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
       time.fixedAt,
       time.offsetMs,
     ]);
-    return rows[0]?.now ?? Date.now();
+    return rows[0]?.now ?? clock.now();
   }
 
   return {

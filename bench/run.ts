@@ -1,6 +1,6 @@
 // `npm run bench`: runs every scenario in one process tree, prints the tables and writes BENCHMARKS.md.
 // Flags (after `npm run bench --`): --quick (short windows, one repeat: a smoke test for CI, under a minute),
-// --only store,processes,mcp,race,memory,postgres,flash-sale (some scenarios), --out FILE (write the report there).
+// --only store,processes,mcp,race,memory,postgres,flash-sale,console,year-of-sales (some scenarios), --out FILE (write the report there).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { postgresScenario } from './postgres.js';
 import { processesScenario } from './processes.js';
 import { raceScenario } from './race.js';
 import { storeScenario } from './store.js';
+import { yearOfSalesScenario } from './year-of-sales.js';
 
 /** What the figures mean and what was found behind them; copied into BENCHMARKS.md after the goals. */
 const FINDINGS = join(ROOT, 'bench', 'findings.md');
@@ -30,6 +31,7 @@ const SCENARIOS: Record<string, Scenario> = {
   postgres: postgresScenario,
   'flash-sale': flashSaleScenario,
   console: consoleScenario,
+  'year-of-sales': yearOfSalesScenario,
 };
 
 const { values } = parseArgs({

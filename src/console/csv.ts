@@ -69,6 +69,8 @@ export async function sendCsv<Row>(
     if (res.destroyed) break;
     const ok = res.write(batch.map((row) => csvLine(columns, row)).join(''));
     if (!ok && !res.destroyed) await drained(res);
+    // A batch read on SQLite resolves without a turn of the event loop: give tool calls theirs.
+    await new Promise((resume) => setImmediate(resume));
   }
   res.end();
 }

@@ -1,5 +1,5 @@
 // The merchant console's read side, as an interface: what its pages show, and a feed saying when any writer changed the data.
-import type { CallContext, MovementKind } from '../domain/types.js';
+import type { AuditReport, CallContext, MovementKind } from '../domain/types.js';
 
 export interface ConsoleStockRow {
   sku: string;
@@ -143,6 +143,11 @@ export interface ConsoleQueries {
   channelActivity(days: number): Promise<ConsoleChannelActivity>;
   /** The newest movements first. */
   ledger(filter: LedgerFilter): Promise<ConsoleMovement[]>;
+  /**
+   * Every invariant checked on one consistent snapshot, away from the store's hot path: on SQLite in a
+   * worker thread with its own read connection, on PostgreSQL on a connection of its own.
+   */
+  audit(): Promise<AuditReport>;
   /** The cart's channel and holder, to release it as its owner; undefined when no such cart. */
   cartOwner(cartId: string): Promise<CallContext | undefined>;
   /**

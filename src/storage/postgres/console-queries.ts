@@ -20,6 +20,7 @@ import {
   type StoredConsoleSession,
 } from '../console-queries.js';
 import { redactUrl } from '../database-url.js';
+import { auditOnOwnConnection } from './audit-connection.js';
 
 /** The NOTIFY channel every write to the watched tables signals, whichever server or CLI made it. */
 export const CHANGES_CHANNEL = 'stocklock_changes';
@@ -321,6 +322,8 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
       );
       return rows;
     },
+
+    audit: () => auditOnOwnConnection(url, clock),
 
     async cartOwner(cartId: string): Promise<CallContext | undefined> {
       const { rows } = await pool.query<{ channel: string; holder: string }>(

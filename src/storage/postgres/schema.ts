@@ -99,7 +99,11 @@ export const orders = pgTable(
     currency: text('currency').notNull(),
     createdAt: ms('created_at').notNull(),
   },
-  (t) => [uniqueIndex('orders_cart_id').on(t.cartId)],
+  (t) => [
+    uniqueIndex('orders_cart_id').on(t.cartId),
+    // Orders and revenue per channel per day, read from the index alone.
+    index('orders_created').on(t.createdAt, t.channel, t.currency, t.totalMinor),
+  ],
 );
 
 export const orderLines = pgTable(
@@ -132,7 +136,13 @@ export const stockMovements = pgTable(
     channel: text('channel'),
     note: text('note'),
   },
-  (t) => [index('stock_movements_sku').on(t.sku), index('stock_movements_order').on(t.orderId)],
+  (t) => [
+    // The ledger's filters, newest first by id (keyset pages).
+    index('stock_movements_sku_id').on(t.sku, t.id),
+    index('stock_movements_channel_id').on(t.channel, t.id),
+    index('stock_movements_kind_id').on(t.kind, t.id),
+    index('stock_movements_order').on(t.orderId),
+  ],
 );
 
 export const idempotencyRecords = pgTable(
@@ -187,7 +197,11 @@ export const oauthGrants = pgTable(
     revokedAt: ms('revoked_at'),
     revokeReason: text('revoke_reason'),
   },
-  (t) => [index('oauth_grants_client').on(t.clientId)],
+  (t) => [
+    index('oauth_grants_client').on(t.clientId),
+    // The console's list: live grants first, newest first.
+    index('oauth_grants_listing').on(sql`(${t.revokedAt} IS NOT NULL)`, sql`${t.createdAt} DESC`, t.id),
+  ],
 );
 
 export const oauthCodes = pgTable(

@@ -21,6 +21,7 @@ import {
   ownerOf,
   type StoredConsoleSession,
 } from '../console-queries.js';
+import { auditInWorker } from './audit-worker.js';
 
 const GRANTS_LIMIT = 500;
 /** A session write waits this long inside SQLite for the store's write lock, then yields and retries. */
@@ -185,6 +186,8 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
         FROM stock_movements ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
       return db.prepare(sql).all(...params, filter.limit) as ConsoleMovement[];
     },
+
+    audit: () => auditInWorker(path, { now: () => clock.now() }),
 
     async cartOwner(cartId: string): Promise<CallContext | undefined> {
       const row = cartOwnerQuery.get(cartId) as { channel: string; holder: string } | undefined;

@@ -82,7 +82,11 @@ export const orders = sqliteTable(
     currency: text('currency').notNull(),
     createdAt: integer('created_at').notNull(),
   },
-  (t) => [uniqueIndex('orders_cart_id').on(t.cartId)],
+  (t) => [
+    uniqueIndex('orders_cart_id').on(t.cartId),
+    // Orders and revenue per channel per day, read from the index alone.
+    index('orders_created').on(t.createdAt, t.channel, t.currency, t.totalMinor),
+  ],
 );
 
 export const orderLines = sqliteTable(
@@ -115,7 +119,13 @@ export const stockMovements = sqliteTable(
     channel: text('channel'),
     note: text('note'),
   },
-  (t) => [index('stock_movements_sku').on(t.sku), index('stock_movements_order').on(t.orderId)],
+  (t) => [
+    // The ledger's filters, newest first by id (keyset pages): SQLite's indexes end in the rowid (id) already.
+    index('stock_movements_sku').on(t.sku),
+    index('stock_movements_channel_id').on(t.channel, t.id),
+    index('stock_movements_kind_id').on(t.kind, t.id),
+    index('stock_movements_order').on(t.orderId),
+  ],
 );
 
 export const idempotencyRecords = sqliteTable(
@@ -170,7 +180,11 @@ export const oauthGrants = sqliteTable(
     revokedAt: integer('revoked_at'),
     revokeReason: text('revoke_reason'),
   },
-  (t) => [index('oauth_grants_client').on(t.clientId)],
+  (t) => [
+    index('oauth_grants_client').on(t.clientId),
+    // The console's list: live grants first, newest first.
+    index('oauth_grants_listing').on(sql`(${t.revokedAt} IS NOT NULL)`, sql`${t.createdAt} DESC`, t.id),
+  ],
 );
 
 export const oauthCodes = sqliteTable(

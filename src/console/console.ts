@@ -23,9 +23,11 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { z } from 'zod';
 import { allowHost, denyHost, isGrantId } from '../auth/admin.js';
 import { effectiveHosts, normalizeHost } from '../auth/hosts.js';
+import { clientAddressKey, limiterFor, setRetryAfter } from '../auth/limits.js';
 import { CatalogError, catalogFormat, checkCatalog } from '../catalog.js';
 import { assertChannel, CHANNEL_PATTERN } from '../config.js';
 import { ErrorCode, isStockError, StockError } from '../domain/errors.js';
+import { DEFAULT_RATE_LIMITS } from '../domain/limits.js';
 import { MAX_STOCK } from '../domain/rules.js';
 import { MovementKind } from '../domain/types.js';
 import type { Logger } from '../logger.js';
@@ -278,6 +280,16 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
 
   router.post('/sign-in', form, async (req, res) => {
     res.set('Cache-Control', 'no-store');
+    // Failed sign-ins count per address; past the limit even the right token waits.
+    const rate = (store.options.rateLimits ?? DEFAULT_RATE_LIMITS).consoleSignIn;
+    const failures = limiterFor(store.limiter, 'console-sign-in', rate);
+    const limited = await failures?.check(clientAddressKey(req));
+    if (limited && !limited.allowed) {
+      logger.warn({ ip: req.ip }, 'console sign-in refused: rate limit');
+      setRetryAfter(res, limited.retryAfterMs);
+      sendSignIn(res, 429, 'Too many failed sign-ins from this address. Wait a few minutes, then try again.');
+      return;
+    }
     const body = (req.body ?? {}) as { token?: unknown; _csrf?: unknown };
     const expected = cookies(req)[SIGN_IN_COOKIE];
     if (!expected || !sameSecret(typeof body._csrf === 'string' ? body._csrf : undefined, expected)) {
@@ -288,6 +300,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandle {
     const token = typeof body.token === 'string' ? body.token.trim() : '';
     const record = token ? await store.verifyToken(token) : undefined;
     if (!record) {
+      await failures?.consume(clientAddressKey(req));
       logger.warn({ ip: req.socket.remoteAddress }, 'console sign-in refused: unknown or revoked token');
       sendSignIn(res, 401, 'That token is unknown or revoked.');
       return;

@@ -2,6 +2,7 @@
 
 import type { Clock } from '../domain/clock.js';
 import type { ImportOptions } from '../domain/import-stock.js';
+import type { RateLimiter, RateLimits } from '../domain/limits.js';
 import type { Limits } from '../domain/rules.js';
 import type {
   AuditReport,
@@ -40,6 +41,8 @@ export interface StoreOptions {
   groupCommit?: boolean;
   /** PostgreSQL only: connections in the pool. */
   poolSize?: number;
+  /** Rate limits the servers on this store apply; DEFAULT_RATE_LIMITS when absent. */
+  rateLimits?: RateLimits;
 }
 
 export interface SearchQuery {
@@ -117,6 +120,8 @@ export interface InventoryStore {
 
   /** OAuth clients, codes, grants and the host map (src/auth/), kept in the same database. */
   readonly oauth: OAuthStore;
+  /** A rate limiter named `name` whose counters live in this database (storage/limits.ts). */
+  limiter(name: string, points: number, durationS: number): RateLimiter;
 
   /**
    * SQLite only: writes an online, consistent copy of the database to `path` (replacing it) while the

@@ -61,6 +61,7 @@ import {
   pgCode,
   readOnlyRefusal,
 } from './errors.js';
+import { postgresLimiters } from './limits.js';
 import { postgresOAuthStore } from './oauth.js';
 import {
   answerOf,
@@ -145,6 +146,7 @@ export async function openPostgresStore(
 export class PostgresStore implements InventoryStore {
   readonly dialect = 'postgres' as const;
   private closed = false;
+  readonly limiter: InventoryStore['limiter'];
   readonly oauth: OAuthStore;
 
   /** The transactions' bodies: lock, read, decide, apply (transactions.ts). */
@@ -162,6 +164,7 @@ export class PostgresStore implements InventoryStore {
       () => this.databaseTime(),
     );
     this.oauth = postgresOAuthStore(pool);
+    this.limiter = postgresLimiters(pool);
   }
 
   // ---------------------------------------------------------------- the write path

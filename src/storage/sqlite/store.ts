@@ -55,6 +55,7 @@ import type {
   StoreOptions,
 } from '../store.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
+import { sqliteLimiters } from './limits.js';
 import { sqliteOAuthStore } from './oauth.js';
 import { prepareStatements, type Statements } from './statements.js';
 import { Transactions } from './transactions.js';
@@ -136,6 +137,7 @@ export class SqliteStore implements InventoryStore {
   private readonly t: Transactions;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
   readonly oauth: OAuthStore;
+  readonly limiter: InventoryStore['limiter'];
   /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
   private committing = false;
   /** Runs reads in one deferred (read) transaction: one consistent snapshot, no lock. */
@@ -152,6 +154,7 @@ export class SqliteStore implements InventoryStore {
   ) {
     const q = (sql: string) => db.prepare(sql);
     this.oauth = sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) });
+    this.limiter = sqliteLimiters(db);
     this.auditStatements = Object.fromEntries(
       Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
     ) as Record<AuditQuery, Database.Statement>;

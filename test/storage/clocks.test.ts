@@ -9,11 +9,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/domain/clock.js';
 import { StockError } from '../../src/domain/errors.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
-import type { CallContext, CartView, ImportRow } from '../../src/domain/types.js';
+import type { CallContext, CartView } from '../../src/domain/types.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
+import { SCARCE_CATALOG } from '../helpers/catalog.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
 import { admin, bot, expectAuditOk, expectStockError, level, TTL, web } from './contract.js';
 
 const MINUTE = 60_000;
@@ -42,13 +44,6 @@ function skewedEverywhere(shift: Shift, skewMs: number): Clock {
 function options(clock: Clock): StoreOptions {
   return { clock, reservationTtlMs: TTL, limits: DEFAULT_LIMITS, lockTimeoutMs: 5_000, poolSize: 4 };
 }
-
-const SCARCE: ImportRow[] = [
-  { sku: 'A', name: 'Product A', price_minor: 100, currency: 'EUR', stock: 3 },
-  { sku: 'B', name: 'Product B', price_minor: 200, currency: 'EUR', stock: 6 },
-  { sku: 'C', name: 'Product C', price_minor: 300, currency: 'EUR', stock: 8 },
-  { sku: 'E', name: 'E-book', price_minor: 50, currency: 'EUR', stock: 0, track_stock: false },
-];
 
 /** A small deterministic PRNG (mulberry32), so a failing interleaving can be replayed. */
 function random(seed: number): () => number {
@@ -87,7 +82,7 @@ function scenarios(backend: () => Backend): void {
   async function servers(clocks: Clock[]): Promise<InventoryStore[]> {
     const stores = await backend().open(clocks);
     opened.push(...stores);
-    await stores[0]?.importProducts(admin, SCARCE);
+    await stores[0]?.importProducts(admin, SCARCE_CATALOG);
     return stores;
   }
 
@@ -178,7 +173,7 @@ async function interleave(backend: Backend, opened: InventoryStore[], seed: numb
   const shift: Shift = { ms: 0 };
   const stores = await backend.open([serverClock(shift, 0), serverClock(shift, 10 * MINUTE)]);
   opened.push(...stores);
-  await stores[0]?.importProducts(admin, SCARCE);
+  await stores[0]?.importProducts(admin, SCARCE_CATALOG);
   const next = random(seed);
   const pick = <T>(list: T[]): T => list[Math.floor(next() * list.length)] as T;
   const carts = new Map<string, { ctx: CallContext; view: CartView }>();
@@ -274,64 +269,48 @@ describe('one clock: SQLite file', () => {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-const unavailable = await postgresUnavailable();
-
-if (unavailable !== undefined) {
-  if (process.env.CI === 'true') {
-    describe('one clock: PostgreSQL', () => {
-      it('needs PostgreSQL, which CI must provide', () => {
-        throw new Error(unavailable);
-      });
-    });
-  } else {
-    describe.skip(`one clock: PostgreSQL (skipped: ${unavailable})`, () => {
-      it('needs PostgreSQL', () => undefined);
-    });
-  }
-} else {
-  describe('one clock: PostgreSQL', () => {
-    let db: TestDatabase;
-    /** One connection of the test's own, to read the database's time and look at the carts. */
-    let inspector: pg.Client;
-    const opened: InventoryStore[] = [];
-    beforeAll(async () => {
-      db = await createTestDatabase();
-      const store = await openPostgresStore(db.url, options(serverClock({ ms: 0 }, 0)));
-      await store.close();
-      inspector = await db.connect();
-    });
-    afterEach(async () => {
-      await Promise.all(opened.splice(0).map((store) => store.close()));
-    });
-    afterAll(async () => {
-      await inspector?.end();
-      await db?.drop();
-    });
-
-    const postgres = (): Backend => ({
-      name: 'postgres',
-      async open(clocks) {
-        await db.reset();
-        return Promise.all(clocks.map((clock) => openPostgresStore(db.url, options(clock))));
-      },
-      async time(shift) {
-        const { rows } = await inspector.query<{ now: string }>(
-          'SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now',
-        );
-        return Number(rows[0]?.now) + shift.ms;
-      },
-      async unheld(now) {
-        return (await inspector.query(UNHELD_SQL('$1', 'p.track_stock'), [now])).rows;
-      },
-      async exec(sql) {
-        await db.query(sql);
-      },
-    });
-
-    scenarios(postgres);
-
-    it('two servers whose clocks differ by 10 minutes agree on expiry across add_to_cart, checkout and sweeps', async () => {
-      for (const seed of [1, 2, 3]) await interleave(postgres(), opened, seed);
-    });
+describePostgres('one clock: PostgreSQL', () => {
+  let db: TestDatabase;
+  /** One connection of the test's own, to read the database's time and look at the carts. */
+  let inspector: pg.Client;
+  const opened: InventoryStore[] = [];
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const store = await openPostgresStore(db.url, options(serverClock({ ms: 0 }, 0)));
+    await store.close();
+    inspector = await db.connect();
   });
-}
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+  afterAll(async () => {
+    await inspector?.end();
+    await db?.drop();
+  });
+
+  const postgres = (): Backend => ({
+    name: 'postgres',
+    async open(clocks) {
+      await db.reset();
+      return Promise.all(clocks.map((clock) => openPostgresStore(db.url, options(clock))));
+    },
+    async time(shift) {
+      const { rows } = await inspector.query<{ now: string }>(
+        'SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now',
+      );
+      return Number(rows[0]?.now) + shift.ms;
+    },
+    async unheld(now) {
+      return (await inspector.query(UNHELD_SQL('$1', 'p.track_stock'), [now])).rows;
+    },
+    async exec(sql) {
+      await db.query(sql);
+    },
+  });
+
+  scenarios(postgres);
+
+  it('two servers whose clocks differ by 10 minutes agree on expiry across add_to_cart, checkout and sweeps', async () => {
+    for (const seed of [1, 2, 3]) await interleave(postgres(), opened, seed);
+  });
+});

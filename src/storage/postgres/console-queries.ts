@@ -19,7 +19,7 @@ import {
   ownerOf,
   type StoredConsoleSession,
 } from '../console-queries.js';
-import { redactUrl } from '../open.js';
+import { redactUrl } from '../database-url.js';
 
 /** The NOTIFY channel every write to the watched tables signals, whichever server or CLI made it. */
 export const CHANGES_CHANNEL = 'stocklock_changes';
@@ -172,7 +172,7 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
       time.fixedAt,
       time.offsetMs,
     ]);
-    return rows[0]?.now ?? Date.now();
+    return rows[0]?.now ?? clock.now();
   }
 
   return {

@@ -1,5 +1,5 @@
 // The SQLite store: every stock write runs synchronously under BEGIN IMMEDIATE, in its own savepoint of a group
-// commit (group-commit.ts) or, with groupCommit off, as its own better-sqlite3 transaction.
+// commit (group-commit.ts).
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -9,56 +9,20 @@ import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { soldOutWithoutLock } from '../../domain/decisions.js';
 import { refuse, type StockError } from '../../domain/errors.js';
-import type { ImportOptions } from '../../domain/import-stock.js';
-import {
-  assertCount,
-  assertImportRows,
-  assertProduct,
-  assertSku,
-  MAX_QUANTITY,
-  MAX_STOCK,
-  newId,
-} from '../../domain/rules.js';
-import type {
-  AuditReport,
-  CallContext,
-  CartView,
-  ImportResult,
-  ImportRow,
-  OrderView,
-  ProductInput,
-  ProductView,
-  ReleaseResult,
-  StockLevel,
-  SweepResult,
-  TokenRecord,
-} from '../../domain/types.js';
-import { cartView, type ProductRow, productView, stockLevel } from '../../domain/views.js';
+import type { AuditReport, CallContext, CartView, ProductView } from '../../domain/types.js';
+import { cartView, type ProductRow, productView } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
 import type { OAuthStore } from '../oauth.js';
-import {
-  hashToken,
-  issuedToken,
-  newTokenSecret,
-  type StoredToken,
-  searchTerms,
-  tokenRecord,
-} from '../shared.js';
-import type {
-  AddToCartInput,
-  CheckoutInput,
-  InventoryStore,
-  IssuedToken,
-  ReleaseInput,
-  SearchQuery,
-  StockChange,
-  StoreOptions,
-} from '../store.js';
+import { type StoredToken, searchTerms } from '../shared.js';
+import type { AddToCartInput, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
+import type { Engine, Operation } from '../workflow/engine.js';
+import { runSync } from '../workflow/engine.js';
+import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
+import { SqliteEngine, SqliteReader } from './engine.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { sqliteLimiters } from './limits.js';
 import { sqliteOAuthStore } from './oauth.js';
 import { prepareStatements, type Statements } from './statements.js';
-import { Transactions } from './transactions.js';
 import { isBusy, sleep, writeFailure } from './write-errors.js';
 import { WriterQueue } from './writer-queue.js';
 
@@ -130,28 +94,25 @@ export function openSqliteStore(path: string, options: StoreOptions): SqliteStor
   }
 }
 
-export class SqliteStore implements InventoryStore {
+export class SqliteStore extends StockStore implements InventoryStore {
   readonly dialect = 'sqlite' as const;
   private readonly s: Statements;
-  /** The transactions' bodies: read, decide, apply (transactions.ts). */
-  private readonly t: Transactions;
+  /** The reads get_cart shares with the write path. */
+  private readonly reader: SqliteReader;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
   readonly oauth: OAuthStore;
   readonly limiter: InventoryStore['limiter'];
-  /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
-  private committing = false;
   /** Runs reads in one deferred (read) transaction: one consistent snapshot, no lock. */
   private readonly snapshot: <R>(read: () => R) => R;
-  /** Runs a body as its own IMMEDIATE transaction (groupCommit off), marking the end of the body. */
-  private readonly immediate: <R>(body: () => R) => R;
-  /** Undefined when groupCommit is off: then every write is its own transaction. */
-  private readonly group?: GroupCommit;
+  private readonly group: GroupCommit;
 
   constructor(
-    private readonly db: Database.Database,
+    protected readonly db: Database.Database,
     readonly options: StoreOptions,
-    private readonly writers?: WriterQueue,
+    /** This file's writers' turn (writer-queue.ts); left out by commands that only read. */
+    protected readonly writers?: WriterQueue,
   ) {
+    super();
     const q = (sql: string) => db.prepare(sql);
     this.oauth = sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) });
     this.limiter = sqliteLimiters(db);
@@ -159,72 +120,50 @@ export class SqliteStore implements InventoryStore {
       Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
     ) as Record<AuditQuery, Database.Statement>;
     this.s = prepareStatements(db);
-    this.t = new Transactions(this.s, options);
-    // The body's end is marked, so a failure after it is known to come from COMMIT itself.
-    const run = db.transaction((body: () => unknown) => {
-      const result = body();
-      this.committing = true;
-      return result;
-    }).immediate;
-    this.immediate = run as <R>(body: () => R) => R;
+    this.reader = new SqliteReader(this.s);
     this.snapshot = db.transaction((read: () => unknown) => read()).deferred as <R>(read: () => R) => R;
-    if (options.groupCommit !== false) {
-      this.group = new GroupCommit(db, { lockTimeoutMs: options.lockTimeoutMs, writers });
-    }
+    this.group = new GroupCommit(db, { lockTimeoutMs: options.lockTimeoutMs, writers });
   }
 
   // ---------------------------------------------------------------- the write path
 
   /**
-   * Runs a write under the lock. Every body reads the clock itself (this.now() inside it), once BEGIN IMMEDIATE
-   * has the lock, so a writer that waited decides with the time it got the lock at, never one read before
-   * another writer's commit. With group commit the write shares a transaction with the writes queued beside it
-   * (group-commit.ts). Without it, writers of this file queue for their turn first (writer-queue.ts), then take
-   * SQLite's lock; a lock still held by a process outside the queue is retried off the event loop. Either way,
-   * past --lock-timeout the call is refused with STORE_BUSY.
+   * Runs a write under the lock, in a transaction it shares with the writes queued beside it (group-commit.ts);
+   * past --lock-timeout the call is refused with STORE_BUSY. Every body reads the clock itself, once BEGIN
+   * IMMEDIATE has the lock, so a writer that waited decides with the time it got the lock at, never one read
+   * before another writer's commit.
    */
-  private async write<R>(body: () => R): Promise<R> {
-    if (this.group) return this.group.submit(body);
-    return this.withRetries(() => this.immediate(body), this.writers);
+  protected write<R>(body: () => R): Promise<R> {
+    return this.group.submit(body);
   }
 
-  /** How many writes shared a transaction so far (zeros with groupCommit off). */
+  /** How many writes shared a transaction so far. */
   groupCommitStats(): GroupCommitStats {
-    return this.group?.counters() ?? { batches: 0, writes: 0, largest: 0 };
+    return this.group.counters();
   }
 
-  /** Reads need no lock under WAL, but a checkpoint or recovery can still report busy for a moment. */
+  /**
+   * Reads need no lock under WAL, but a checkpoint or recovery can still report busy for a moment: retried off
+   * the event loop until --lock-timeout.
+   */
   private async read<R>(fn: () => R): Promise<R> {
-    return this.withRetries(fn, undefined);
-  }
-
-  private async withRetries<R>(fn: () => R, queue: WriterQueue | undefined): Promise<R> {
     const started = performance.now();
-    const timeoutMs = this.options.lockTimeoutMs;
     for (let attempt = 0; ; attempt++) {
-      if (queue) {
-        const remaining = Math.max(0, timeoutMs - (performance.now() - started));
-        const turn = queue.take(remaining, () => refuse.busy(Math.round(performance.now() - started)));
-        if (turn) await turn;
-      }
-      this.committing = false;
       try {
         return fn();
       } catch (error) {
-        if (!isBusy(error)) throw writeFailure(error, this.committing);
-      } finally {
-        // Given back before any wait: the turn is never held across an await.
-        queue?.give();
+        if (!isBusy(error)) throw writeFailure(error, false);
       }
       const waited = performance.now() - started;
-      if (waited >= timeoutMs) throw refuse.busy(Math.round(waited));
-      // Jittered, capped backoff so processes outside the queue do not retry in lockstep with us.
+      if (waited >= this.options.lockTimeoutMs) throw refuse.busy(Math.round(waited));
+      // Jittered, capped backoff so processes do not retry in lockstep.
       await sleep(Math.random() * Math.min(2 + attempt, 10));
     }
   }
 
-  private now(): number {
-    return this.options.clock.now();
+  /** Every operation runs synchronously in the write, its clock read once the lock is held. */
+  protected transact<R>(body: (e: Engine) => Operation<R>): Promise<R> {
+    return this.write(() => runSync(body(new SqliteEngine(this.s, this.options.limits, this.now()))));
   }
 
   // ---------------------------------------------------------------- InventoryStore
@@ -238,44 +177,36 @@ export class SqliteStore implements InventoryStore {
         now,
         in_stock_only: query.inStockOnly ? 1 : 0,
         limit: query.limit,
-      }) as (ProductRow & { expired_held: number })[];
+      }) as ProductWithExpired[];
       return rows.map((row) => productView(row, row.expired_held));
     });
   }
 
-  async checkStock(skus: string[]): Promise<{ products: ProductView[]; unknown_skus: string[] }> {
+  protected productRows(skus: string[] | undefined): Promise<ProductWithExpired[]> {
     const now = this.now();
-    const wanted = [...new Set(skus)];
     return this.read(() => {
-      const rows = (this.s.productsIn.all(JSON.stringify(wanted)) as ProductRow[]).filter(
-        (row) => row.active,
-      );
-      const found = new Map(rows.map((row) => [row.sku, row]));
-      const products: ProductView[] = [];
-      const unknown: string[] = [];
-      for (const sku of wanted) {
-        const row = found.get(sku);
-        if (row) products.push(productView(row, row.track_stock ? this.t.expiredHeld(sku, now) : 0));
-        else unknown.push(sku);
-      }
-      return { products, unknown_skus: unknown };
+      const rows = (
+        skus ? this.s.productsIn.all(JSON.stringify(skus)) : this.s.allProducts.all()
+      ) as ProductRow[];
+      return rows.map((row) => ({
+        ...row,
+        expired_held: row.track_stock ? this.reader.expiredHeldAt(row.sku, now) : 0,
+      }));
     });
   }
 
-  async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
-    assertSku(input.sku);
-    assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    const soldOut = this.soldOutWithoutLock(input);
-    if (soldOut) throw soldOut;
-    return this.write(() => this.t.addToCartLocked(ctx, input, this.now()));
-  }
-
   /**
-   * A sold-out add_to_cart refused from a consistent read, without queueing for the write lock (issue 15), when
-   * the domain says the locked decision could only refuse it the same way (decisions.ts, soldOutWithoutLock).
+   * A sold-out add_to_cart refused from a consistent read, without queueing for the write lock, when the
+   * domain says the locked decision could only refuse it the same way (decisions.ts, soldOutWithoutLock).
    * Under synchronous FULL a commit becomes visible to readers only once it is durable, so the refusal never
    * rests on a write a power loss could undo.
    */
+  protected addToCartFast(_ctx: CallContext, input: AddToCartInput): undefined {
+    const soldOut = this.soldOutWithoutLock(input);
+    if (soldOut) throw soldOut;
+    return undefined;
+  }
+
   private soldOutWithoutLock(input: AddToCartInput): StockError | undefined {
     if (input.idempotencyKey !== undefined || input.cartId !== undefined) return undefined;
     try {
@@ -285,7 +216,7 @@ export class SqliteStore implements InventoryStore {
       return this.snapshot(() => {
         const product = this.s.product.get(input.sku) as ProductRow | undefined;
         // The clock is read once the snapshot exists, as audit() does.
-        const expiredHeld = product ? this.t.expiredHeld(input.sku, this.now()) : 0;
+        const expiredHeld = product ? this.reader.expiredHeldAt(input.sku, this.now()) : 0;
         return soldOutWithoutLock({ ...input, limits: this.options.limits }, { product, expiredHeld });
       });
     } catch {
@@ -297,69 +228,18 @@ export class SqliteStore implements InventoryStore {
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
     const now = this.now();
     return this.read(() => {
-      const cart = this.t.loadCart(ctx, cartId);
-      if (cart.status !== 'checked_out') return this.t.cartViewOf(cart, now, null);
+      const cart = this.reader.cart(ctx, cartId);
+      if (!cart) throw refuse.cartNotFound(cartId);
+      if (cart.status !== 'checked_out') return cartView(cart, this.reader.lineViews(cart.id), now, null);
       // A sold cart shows what was sold, at the prices of the sale.
-      const order = this.t.orderOf(cart.id);
+      const order = this.reader.orderOf(cart.id);
       return cartView(cart, order.lines, now, order.order_id);
     });
   }
 
-  async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    return this.write(() => this.t.checkoutLocked(ctx, input, this.now()));
-  }
-
-  async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
-    if (input.sku !== undefined) assertSku(input.sku);
-    return this.write(() => this.t.releaseLocked(ctx, input, this.now()));
-  }
-
-  async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
-    assertSku(change.sku);
-    assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
-    return this.write(() => this.t.restock(ctx, change, this.now()));
-  }
-
-  async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
-    assertSku(change.sku);
-    assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
-    return this.write(() => this.t.setStock(ctx, change, this.now()));
-  }
-
-  async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
-    assertProduct(product);
-    return this.write(() => this.t.upsert(product, this.now()));
-  }
-
-  async importProducts(
-    ctx: CallContext,
-    rows: ImportRow[],
-    options: ImportOptions = { setStock: false },
-  ): Promise<ImportResult> {
-    assertImportRows(rows);
-    return this.write(() => this.t.importRows(ctx, rows, options, this.now()));
-  }
-
-  async stockLevels(skus?: string[]): Promise<StockLevel[]> {
-    const now = this.now();
-    return this.read(() => {
-      const rows = (
-        skus && skus.length > 0 ? this.s.productsIn.all(JSON.stringify(skus)) : this.s.allProducts.all()
-      ) as ProductRow[];
-      return rows.map((row) => stockLevel(row, row.track_stock ? this.t.expiredHeld(row.sku, now) : 0));
-    });
-  }
-
-  async sweepExpired(batchSize = 100): Promise<SweepResult> {
-    const total: SweepResult = { carts: 0, units: 0 };
-    for (;;) {
-      const batch = await this.write(() => this.t.sweepBatch(batchSize, this.now()));
-      total.carts += batch.carts;
-      total.units += batch.units;
-      if (batch.carts < batchSize) return total;
-      // Let waiting requests have the lock between batches.
-      await new Promise((done) => setImmediate(done));
-    }
+  /** Lets waiting requests have the lock between batches. */
+  protected betweenSweepBatches(): Promise<void> {
+    return new Promise((done) => setImmediate(done));
   }
 
   async pruneIdempotency(olderThanMs: number): Promise<number> {
@@ -387,41 +267,33 @@ export class SqliteStore implements InventoryStore {
     return this.read(() => this.s.anyProduct.get() === undefined);
   }
 
-  async createToken(channel: string, admin: boolean, label?: string): Promise<IssuedToken> {
-    const token = newTokenSecret();
-    const id = newId('tok_', 10);
-    const now = this.now();
-    await this.write(() =>
-      this.s.insertToken.run(id, hashToken(token), channel, admin ? 1 : 0, label ?? null, now),
-    );
-    return issuedToken(token, { id, channel, admin, label: label ?? null }, now);
+  protected async insertToken(token: NewToken): Promise<void> {
+    const { id, hash, channel, admin, label, now } = token;
+    await this.write(() => this.s.insertToken.run(id, hash, channel, admin ? 1 : 0, label, now));
   }
 
-  async listTokens(): Promise<TokenRecord[]> {
-    return this.read(() => (this.s.tokens.all() as StoredToken[]).map(tokenRecord));
+  protected tokenRows(): Promise<StoredToken[]> {
+    return this.read(() => this.s.tokens.all() as StoredToken[]);
   }
 
-  async revokeToken(id: string): Promise<boolean> {
+  protected tokenByHash(hash: string): Promise<StoredToken | undefined> {
+    return this.read(() => this.s.tokenByHash.get(hash) as StoredToken | undefined);
+  }
+
+  protected revokeTokenRow(id: string): Promise<boolean> {
     return this.write(() => this.s.revokeToken.run(this.now(), id).changes > 0);
   }
 
-  async verifyToken(token: string): Promise<TokenRecord | undefined> {
-    const row = await this.read(() => this.s.tokenByHash.get(hashToken(token)) as StoredToken | undefined);
-    if (!row) return undefined;
-    const now = this.now();
-    // last_used_at is advisory: refreshing it at most once a minute keeps auth off the write lock.
-    if (row.last_used_at === null || now - row.last_used_at > 60_000) {
-      // One try, no waiting at all: authentication must not queue behind another process's write lock.
-      this.db.pragma('busy_timeout = 0');
-      try {
-        this.s.touchToken.run(now, row.id);
-      } catch {
-        // The next request refreshes it.
-      } finally {
-        this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-      }
+  protected async touchToken(id: string, now: number): Promise<void> {
+    // One try, no waiting at all: authentication must not queue behind another process's write lock.
+    this.db.pragma('busy_timeout = 0');
+    try {
+      this.s.touchToken.run(now, id);
+    } catch {
+      // The next request refreshes it.
+    } finally {
+      this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     }
-    return tokenRecord(row);
   }
 
   /**
@@ -451,7 +323,7 @@ export class SqliteStore implements InventoryStore {
 
   async close(): Promise<void> {
     // Writes already submitted are written (or refused) first, as they were when every write ran at once.
-    await this.group?.drained();
+    await this.group.drained();
     this.writers?.close();
     if (this.db.open) this.db.close();
   }

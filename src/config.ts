@@ -1,6 +1,7 @@
 // Shared command-line options; each has a STOCKLOCK_ environment twin (flags beat environment beat defaults).
 import { type Command, Option } from 'commander';
 import { systemClock } from './domain/clock.js';
+import { DEFAULT_RATE_LIMITS, formatRate, parseRate, type RateLimits } from './domain/limits.js';
 import { DEFAULT_LIMITS, MAX_RESERVATION_TTL_MS, parseDuration } from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
 
@@ -15,7 +16,53 @@ export interface StoreFlags {
   maxChannelReserved?: string;
   maxHolderReserved?: string;
   poolSize?: string;
+  rateConsent?: string;
+  rateRegister?: string;
+  rateTokenGrant?: string;
+  rateTokenCode?: string;
+  rateConsoleSignIn?: string;
+  rateNewCarts?: string;
 }
+
+/** Each rate limit's flag, its environment twin, and what it counts. */
+const RATE_FLAGS: { key: keyof RateLimits; flag: string; attr: keyof StoreFlags; what: string }[] = [
+  {
+    key: 'consent',
+    flag: 'rate-consent',
+    attr: 'rateConsent',
+    what: 'consent form posts (new OAuth grants) per client address',
+  },
+  {
+    key: 'register',
+    flag: 'rate-register',
+    attr: 'rateRegister',
+    what: 'OAuth client registrations per client address',
+  },
+  {
+    key: 'tokenPerGrant',
+    flag: 'rate-token-grant',
+    attr: 'rateTokenGrant',
+    what: 'token refreshes per OAuth grant',
+  },
+  {
+    key: 'tokenPerCode',
+    flag: 'rate-token-code',
+    attr: 'rateTokenCode',
+    what: 'token requests per authorization code',
+  },
+  {
+    key: 'consoleSignIn',
+    flag: 'rate-console-sign-in',
+    attr: 'rateConsoleSignIn',
+    what: 'failed console sign-ins per client address',
+  },
+  {
+    key: 'newCarts',
+    flag: 'rate-new-carts',
+    attr: 'rateNewCarts',
+    what: 'new carts per OAuth shopper (grant)',
+  },
+];
 
 const DEFAULTS = {
   reservationTtl: '15m',
@@ -69,7 +116,7 @@ export function addWriteOptions(command: Command): Command {
 
 /** Every store flag: for the server, where reservations, caps and the pool apply. */
 export function addStoreOptions(command: Command): Command {
-  return addWriteOptions(command)
+  addWriteOptions(command)
     .addOption(
       new Option('--reservation-ttl <duration>', 'how long add_to_cart holds stock (90s, 15m, 2h or seconds)')
         .env('STOCKLOCK_RESERVATION_TTL')
@@ -103,6 +150,23 @@ export function addStoreOptions(command: Command): Command {
         .env('STOCKLOCK_POOL_SIZE')
         .default(DEFAULTS.poolSize),
     );
+  for (const { key, flag, what } of RATE_FLAGS) {
+    command.addOption(
+      new Option(`--${flag} <count/window>`, `most ${what}, e.g. 30/10m, or off`)
+        .env(`STOCKLOCK_${flag.toUpperCase().replaceAll('-', '_')}`)
+        .default(formatRate(DEFAULT_RATE_LIMITS[key])),
+    );
+  }
+  return command;
+}
+
+function rateLimits(flags: StoreFlags): RateLimits {
+  const limits = { ...DEFAULT_RATE_LIMITS };
+  for (const { key, flag, attr } of RATE_FLAGS) {
+    const text = flags[attr];
+    if (typeof text === 'string') limits[key] = parseRate(text, `--${flag}`);
+  }
+  return limits;
 }
 
 export function storeOptions(given: StoreFlags): StoreOptions {
@@ -119,6 +183,7 @@ export function storeOptions(given: StoreFlags): StoreOptions {
       maxHolderReserved: positiveInteger(flags.maxHolderReserved, '--max-holder-reserved'),
     },
     poolSize: positiveInteger(flags.poolSize, '--pool-size'),
+    rateLimits: rateLimits(given),
   };
 }
 

@@ -68,7 +68,8 @@ const ALL_PARTS: Part[] = [
   'logger',
   'sweeper',
 ];
-const DATABASE = ['drizzle-orm', 'better-sqlite3', 'pg', 'fs-native-extensions'];
+// rate-limiter-flexible keeps its counters in the store's own database (storage/limits.ts).
+const DATABASE = ['drizzle-orm', 'better-sqlite3', 'pg', 'fs-native-extensions', 'rate-limiter-flexible'];
 
 /** What each part may import: parts of src/ and npm packages (node: builtins are open to all). */
 const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {

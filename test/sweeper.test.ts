@@ -66,19 +66,142 @@ function retention(name: string, open: () => Open): void {
   });
 }
 
+function oauthPruning(name: string, open: () => Open): void {
+  describe(`OAuth pruning: ${name}`, () => {
+    const opened: InventoryStore[] = [];
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
+
+    const client = (id: string, now: number) => ({
+      client_id: id,
+      kind: 'dcr' as const,
+      metadata: JSON.stringify({
+        redirect_uris: ['https://claude.ai/cb'],
+        token_endpoint_auth_method: 'none',
+      }),
+      secret_hash: null,
+      created_at: now,
+      fetched_at: now,
+    });
+    const code = (hash: string, clientId: string, now: number) => ({
+      code_hash: hash,
+      client_id: clientId,
+      redirect_uri: 'https://claude.ai/cb',
+      code_challenge: 'c'.repeat(43),
+      scope: 'stock:shop',
+      resource: 'https://shop.example/mcp',
+      channel: 'claude',
+      created_at: now,
+      expires_at: now + 5 * 60_000,
+      used_at: null,
+      grant_id: null,
+    });
+    const grant = (id: string, clientId: string) => ({
+      id,
+      client_id: clientId,
+      channel: 'claude',
+      scope: 'stock:shop',
+      resource: 'https://shop.example/mcp',
+      redirect_host: 'claude.ai',
+    });
+    const tokens = (tag: string, now: number) => ({
+      access_hash: `a-${tag}`,
+      access_expires_at: now + HOUR,
+      refresh_hash: `r-${tag}`,
+      refresh_expires_at: now + 30 * DAY,
+    });
+    const clientIds = async (store: InventoryStore) =>
+      (
+        await Promise.all(
+          ['cli_unused', 'cli_live', 'cli_revoked', 'cli_code'].map(async (id) =>
+            (await store.oauth.getClient(id)) ? id : undefined,
+          ),
+        )
+      ).filter(Boolean);
+
+    it('drops expired codes, unused registrations after a day, revoked and expired grants after 30 days', async () => {
+      const clock = new ManualClock(T0);
+      const store = await open()({
+        clock,
+        reservationTtlMs: 15 * 60_000,
+        limits: DEFAULT_LIMITS,
+        lockTimeoutMs: 5_000,
+      });
+      opened.push(store);
+      for (const id of ['cli_unused', 'cli_live', 'cli_revoked', 'cli_code'])
+        await store.oauth.saveClient(client(id, T0));
+      await store.oauth.saveCode(code('code-live', 'cli_live', T0));
+      await store.oauth.saveCode(code('code-revoked', 'cli_revoked', T0));
+      await store.oauth.saveCode(code('code-unspent', 'cli_code', T0));
+      expect(
+        await store.oauth.redeemCode('code-live', T0, grant('grt_live', 'cli_live'), tokens('live', T0)),
+      ).toBe('issued');
+      expect(
+        await store.oauth.redeemCode(
+          'code-revoked',
+          T0,
+          grant('grt_revoked', 'cli_revoked'),
+          tokens('revoked', T0),
+        ),
+      ).toBe('issued');
+
+      // Within their five minutes codes stay, spent or not (a spent one detects reuse).
+      clock.advance(4 * 60_000);
+      await sweepOnce(store, silentLogger);
+      expect(await store.oauth.getCode('code-live')).toBeDefined();
+      expect(await store.oauth.getCode('code-unspent')).toBeDefined();
+      clock.advance(2 * 60_000);
+      await sweepOnce(store, silentLogger);
+      expect(await store.oauth.getCode('code-live')).toBeUndefined();
+      expect(await store.oauth.getCode('code-unspent')).toBeUndefined();
+      expect(await clientIds(store)).toEqual(['cli_unused', 'cli_live', 'cli_revoked', 'cli_code']);
+
+      // A day on, registrations no grant ever used are gone; the one whose code lapsed unused too.
+      clock.advance(DAY - 6 * 60_000 + 60_000);
+      await store.oauth.revokeGrant('grt_revoked', clock.now(), 'revoked by the client');
+      await sweepOnce(store, silentLogger);
+      expect(await clientIds(store)).toEqual(['cli_live', 'cli_revoked']);
+
+      // A revoked grant is listed for 30 days, then dropped, and its client with it a day later at most.
+      clock.advance(30 * DAY - 60_000);
+      await sweepOnce(store, silentLogger);
+      expect((await store.oauth.listGrants()).map((g) => g.id).sort()).toEqual(['grt_live', 'grt_revoked']);
+      clock.advance(2 * 60_000);
+      await sweepOnce(store, silentLogger);
+      expect((await store.oauth.listGrants()).map((g) => g.id)).toEqual(['grt_live']);
+      expect(await clientIds(store)).toEqual(['cli_live']);
+
+      // A grant whose refresh token lapsed (30 days after issue) is dropped 30 days after that.
+      expect((await store.oauth.getRefresh('r-live'))?.grant.id).toBe('grt_live');
+      clock.set(T0 + 60 * DAY - 60_000);
+      await sweepOnce(store, silentLogger);
+      expect((await store.oauth.listGrants()).map((g) => g.id)).toEqual(['grt_live']);
+      clock.set(T0 + 60 * DAY + 60_000);
+      await sweepOnce(store, silentLogger);
+      expect(await store.oauth.listGrants()).toEqual([]);
+      expect(await store.oauth.getRefresh('r-live')).toBeUndefined();
+      expect(await clientIds(store)).toEqual([]);
+    });
+  });
+}
+
 const root = mkdtempSync(join(tmpdir(), 'stocklock-sweeper-'));
 let files = 0;
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 retention('sqlite', () => async (options) => openSqliteStore(join(root, `${++files}.db`), options));
+oauthPruning('sqlite', () => async (options) => openSqliteStore(join(root, `${++files}.db`), options));
 
 describePostgres('PostgreSQL', () => {
   let db: TestDatabase | undefined;
   afterAll(async () => {
     await db?.drop();
   });
-  retention('postgres', () => async (options) => {
+  const openPostgres = () => async (options: StoreOptions) => {
     if (db) await db.reset();
     else db = await createTestDatabase();
     return openPostgresStore(db.url, { ...options, poolSize: 2 });
-  });
+  };
+  retention('postgres', openPostgres);
+  oauthPruning('postgres', openPostgres);
 });

@@ -11,6 +11,11 @@ export interface ClientMetadata {
   token_endpoint_auth_method: 'none' | 'client_secret_post' | 'client_secret_basic';
 }
 
+/** Text a client chose, cut short for a refusal's message: pages and log lines stay small. */
+export function clip(text: string, max = 120): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 /** A registration or metadata document that cannot be accepted; the message says why. */
 export class ClientMetadataError extends Error {
   constructor(
@@ -22,8 +27,9 @@ export class ClientMetadataError extends Error {
   }
 }
 
-const MAX_REDIRECT_URIS = 20;
-const MAX_URI_LENGTH = 2000;
+// Every registration is stored and anyone may register: what one can make the database keep is bounded.
+const MAX_REDIRECT_URIS = 10;
+const MAX_URI_LENGTH = 512;
 const MAX_NAME_LENGTH = 200;
 const AUTH_METHODS = ['none', 'client_secret_post', 'client_secret_basic'] as const;
 const LOOPBACK_REDIRECT_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
@@ -94,8 +100,11 @@ export function parseClientMetadata(
     throw new ClientMetadataError(`client_name must be a string of at most ${MAX_NAME_LENGTH} characters`);
   }
   const clientUri = doc.client_uri;
-  if (clientUri !== undefined && (typeof clientUri !== 'string' || !/^https:\/\//i.test(clientUri))) {
-    throw new ClientMetadataError('client_uri must be an https URL');
+  if (
+    clientUri !== undefined &&
+    (typeof clientUri !== 'string' || !/^https:\/\//i.test(clientUri) || clientUri.length > MAX_URI_LENGTH)
+  ) {
+    throw new ClientMetadataError(`client_uri must be an https URL of at most ${MAX_URI_LENGTH} characters`);
   }
   return {
     ...(typeof name === 'string' && name.trim() ? { client_name: name.trim() } : {}),
@@ -166,6 +175,11 @@ export function isClientMetadataUrl(clientId: string): boolean {
 }
 
 function checkClientIdUrl(clientId: string): URL {
+  if (clientId.length > MAX_URI_LENGTH) {
+    throw new ClientMetadataError(
+      `client_id "${clip(clientId)}" is longer than ${MAX_URI_LENGTH} characters`,
+    );
+  }
   let url: URL;
   try {
     url = new URL(clientId);
@@ -283,7 +297,7 @@ export async function fetchClientMetadata(clientId: string, options: FetchOption
   const named = (doc as { client_id?: unknown } | null)?.client_id;
   if (named !== clientId) {
     throw new ClientMetadataError(
-      `the metadata document at ${clientId} names client_id ${JSON.stringify(named)}; it must name its own URL`,
+      `the metadata document at ${clientId} names client_id ${clip(JSON.stringify(named) ?? 'nothing')}; it must name its own URL`,
     );
   }
   const metadata = parseClientMetadata(doc, 'none');

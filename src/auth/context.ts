@@ -1,5 +1,11 @@
 // What every OAuth endpoint shares: the issuer and resource, the store, the clock, and loading a client.
 import type { Clock } from '../domain/clock.js';
+import {
+  DEFAULT_RATE_LIMITS,
+  type RateLimiter,
+  type RateLimits,
+  type RateVerdict,
+} from '../domain/limits.js';
 import type { Logger } from '../logger.js';
 import type { OAuthStore } from '../storage/oauth.js';
 import {
@@ -31,7 +37,14 @@ export interface OAuthOptions {
   refreshTtlMs?: number;
   /** Extra CA certificates (PEM) trusted when fetching client metadata documents. */
   clientMetadataCa?: string;
+  /** Makes a limiter whose counters live in the store; without it nothing is limited. */
+  limiter?: (name: string, points: number, durationS: number) => RateLimiter;
+  /** DEFAULT_RATE_LIMITS when absent. */
+  rateLimits?: RateLimits;
 }
+
+/** The limits the OAuth endpoints apply, each counted per what its key says. */
+export type OAuthLimit = 'consent' | 'register' | 'tokenPerGrant' | 'tokenPerCode';
 
 /** A client as the endpoints see it, from a registration or a fetched metadata document. */
 export interface ResolvedClient {
@@ -62,6 +75,8 @@ export interface OAuthContext {
    * copy held is old; undefined for an unknown registered client. Throws ClientMetadataError.
    */
   loadClient(clientId: string, fresh: boolean): Promise<ResolvedClient | undefined>;
+  /** Counts one request against a limit for `key` (an address, a grant id, a code's hash). */
+  rate(limit: OAuthLimit, key: string): Promise<RateVerdict>;
 }
 
 /** Checks --public-url: an http(s) origin, nothing after it; returns it without a trailing slash. */
@@ -120,6 +135,14 @@ export function createContext(options: OAuthOptions): OAuthContext {
     };
   }
 
+  const rates = options.rateLimits ?? DEFAULT_RATE_LIMITS;
+  const limiters = new Map<OAuthLimit, RateLimiter>();
+  for (const limit of ['consent', 'register', 'tokenPerGrant', 'tokenPerCode'] as const) {
+    const rate = rates[limit];
+    if (rate && options.limiter)
+      limiters.set(limit, options.limiter(`oauth-${limit}`, rate.points, rate.durationS));
+  }
+
   return {
     issuer,
     resource,
@@ -135,6 +158,7 @@ export function createContext(options: OAuthOptions): OAuthContext {
     csrfCookie: secureCookies ? '__Host-stocklock_csrf' : 'stocklock_csrf',
     isAdminToken: options.isAdminToken,
     loadClient,
+    rate: async (limit, key) => (await limiters.get(limit)?.consume(key)) ?? { allowed: true },
   };
 }
 

@@ -1,5 +1,6 @@
 // One class per OAuth error code, each with its HTTP status and its wire form (RFC 6749 §5.2, RFC 7591 §3.2.2).
 import type { Response } from 'express';
+import { setRetryAfter } from './limits.js';
 
 /** A refusal a client can read: `{error, error_description}` with the status its code calls for. */
 export abstract class OAuthError extends Error {
@@ -53,4 +54,22 @@ export class AccessDeniedError extends OAuthError {
 /** RFC 7591 §3.2.2: a registration whose metadata cannot be accepted. */
 export class InvalidClientMetadataError extends OAuthError {
   readonly code = 'invalid_client_metadata';
+}
+
+/** 429: a rate limit; Retry-After says when to come back. */
+export class TooManyRequestsError extends OAuthError {
+  readonly code = 'too_many_requests';
+  override readonly status = 429;
+
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+
+  override send(res: Response): void {
+    setRetryAfter(res, this.retryAfterMs);
+    super.send(res);
+  }
 }

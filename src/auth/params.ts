@@ -2,6 +2,7 @@
 import { Buffer } from 'node:buffer';
 import { timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
+import { clip } from './client-metadata.js';
 import { InvalidRequestError, InvalidScopeError } from './errors.js';
 
 export const Scope = { SHOP: 'stock:shop', ADMIN: 'stock:admin' } as const;
@@ -58,7 +59,7 @@ export function parseScopes(requested: string | undefined): Scope[] {
     if ((SCOPES as readonly string[]).includes(word)) known.push(word as Scope);
     // offline_access asks for a refresh token, which every grant gets anyway.
     else if (word !== 'offline_access')
-      throw new InvalidScopeError(`unknown scope "${word}"; this server offers ${SCOPES.join(', ')}`);
+      throw new InvalidScopeError(`unknown scope "${clip(word)}"; this server offers ${SCOPES.join(', ')}`);
   }
   // ChatGPT omits the scope on reconnect: an omitted scope means shopping.
   return known.length === 0 ? [Scope.SHOP] : [...new Set(known)];

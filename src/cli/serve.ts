@@ -24,6 +24,7 @@ interface ServeFlags {
   host: string;
   allowedHosts?: string;
   publicUrl?: string;
+  trustProxy: string;
   auth: boolean;
   /** false (--no-console): no merchant console at /console. */
   console: boolean;
@@ -76,6 +77,14 @@ function addHttpOptions(command: Command): Command {
         '--public-url <url>',
         'the https origin clients reach this server at, e.g. behind a TLS proxy; names the OAuth issuer and resource (required beyond loopback)',
       ).env('STOCKLOCK_PUBLIC_URL'),
+    )
+    .addOption(
+      new Option(
+        '--trust-proxy <hops>',
+        'how many proxies in front to believe X-Forwarded-For from, for the client address rate limits count (1 behind one TLS proxy)',
+      )
+        .env('STOCKLOCK_TRUST_PROXY')
+        .default('0'),
     )
     .addOption(
       new Option('--session-idle <duration>', 'HTTP sessions idle this long are closed')
@@ -188,6 +197,17 @@ export function addServeCommands(program: Command): void {
   });
 }
 
+function trustProxyHops(text: string): number {
+  const hops = Number(text);
+  if (!/^\d+$/.test(text.trim()) || hops > 10) {
+    throw new UsageError(
+      `--trust-proxy must be a number of proxy hops (0-10), got "${text}"`,
+      'stocklock serve',
+    );
+  }
+  return hops;
+}
+
 /** Where the port came from, so the message names what to change: `--port` or STOCKLOCK_PORT. */
 function portSource(command: Command): string {
   return flagSource(command, 'port', '--port', 'STOCKLOCK_PORT');
@@ -266,6 +286,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
       version: VERSION,
       console: merchantConsole?.handle,
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
+      trustProxy: trustProxyHops(flags.trustProxy),
     },
     logger,
   ).catch((error: unknown) => {

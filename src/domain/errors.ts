@@ -14,6 +14,7 @@ export const ErrorCode = {
   STORE_READ_ONLY: 'STORE_READ_ONLY',
   OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   INVALID_INPUT: 'INVALID_INPUT',
+  RATE_LIMITED: 'RATE_LIMITED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -139,4 +140,11 @@ export const refuse = {
     ),
   invalid: (field: string, message: string) =>
     new StockError(ErrorCode.INVALID_INPUT, `${field}: ${message}`, { field }),
+  /** Too many requests from this holder or client (`limit` names which); nothing changed. */
+  rateLimited: (limit: string, retryAfterMs: number) =>
+    new StockError(
+      ErrorCode.RATE_LIMITED,
+      `Too many requests (${limit}). Nothing changed; retry after ${Math.ceil(retryAfterMs / 1000)} s, or keep using the cart you have (pass its cart_id).`,
+      { limit, retry_after_ms: retryAfterMs },
+    ),
 };

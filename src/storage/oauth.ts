@@ -78,6 +78,20 @@ export interface HostRule {
   updated_at: number;
 }
 
+/** How long what anonymous traffic leaves behind is kept before the sweeper drops it. */
+export const OAUTH_RETENTION = {
+  /** A registration no grant or code has used within a day was an abandoned (or hostile) sign-in. */
+  unusedClientMs: 86_400_000,
+  /** Revoked grants, and grants whose last token expired, stay listed this long, then go. */
+  deadGrantMs: 30 * 86_400_000,
+} as const;
+
+export interface OAuthPruned {
+  codes: number;
+  grants: number;
+  clients: number;
+}
+
 export type RedeemOutcome = 'issued' | 'reused';
 export type RotateOutcome = 'issued' | 'reused';
 
@@ -105,6 +119,13 @@ export interface OAuthStore {
 
   listGrants(): Promise<StoredGrant[]>;
   revokeGrant(id: string, now: number, reason: string): Promise<boolean>;
+
+  /**
+   * Drops codes past their expiry (spent or not), grants revoked or without a live token for
+   * OAUTH_RETENTION.deadGrantMs (their tokens with them), and clients registered more than
+   * OAUTH_RETENTION.unusedClientMs ago that no grant or code refers to.
+   */
+  prune(now: number): Promise<OAuthPruned>;
 
   hostRules(): Promise<HostRule[]>;
   /** channel null records a denial, which also overrides a preset. */

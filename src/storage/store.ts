@@ -2,6 +2,7 @@
 
 import type { Clock } from '../domain/clock.js';
 import type { ImportOptions } from '../domain/import-stock.js';
+import type { RateLimiter, RateLimits } from '../domain/limits.js';
 import type { Limits } from '../domain/rules.js';
 import type {
   AuditReport,
@@ -35,6 +36,8 @@ export interface StoreOptions {
   queueWriters?: boolean;
   /** PostgreSQL only: connections in the pool. */
   poolSize?: number;
+  /** Rate limits the servers on this store apply; DEFAULT_RATE_LIMITS when absent. */
+  rateLimits?: RateLimits;
   /**
    * PostgreSQL only: add_to_cart into a new cart and checkout without a key run as one statement each (the
    * functions of drizzle/postgres migration 0004), the general transaction deciding only what they hand back.
@@ -119,6 +122,8 @@ export interface InventoryStore {
 
   /** OAuth clients, codes, grants and the host map (src/auth/), kept in the same database. */
   readonly oauth: OAuthStore;
+  /** A rate limiter named `name` whose counters live in this database (storage/limits.ts). */
+  limiter(name: string, points: number, durationS: number): RateLimiter;
 
   /**
    * SQLite only: writes an online, consistent copy of the database to `path` (replacing it) while the

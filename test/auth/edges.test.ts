@@ -271,3 +271,45 @@ describe('metadata document fetch failures', () => {
     expect(lines.join('\n')).toMatch(/ECONNREFUSED/);
   });
 });
+
+describe('what a registration can make the database keep', () => {
+  it('caps redirect URIs (10, 512 characters each), names and client_uri; a refusal quotes little', async () => {
+    const http = await server();
+    const uri = (i: number, length = 60) => `https://claude.ai/${String(i).padEnd(length - 18, 'x')}`;
+    const register = (metadata: Record<string, unknown>) =>
+      registerClient(http.origin, { token_endpoint_auth_method: 'none', ...metadata });
+    const eleven = await register({ redirect_uris: Array.from({ length: 11 }, (_, i) => uri(i)) });
+    expect(eleven.status).toBe(400);
+    expect(eleven.body.error_description).toMatch(/at most 10/);
+    const long = await register({ redirect_uris: [uri(1, 513)] });
+    expect(long.status).toBe(400);
+    expect(long.body.error_description).toMatch(/at most 512 characters/);
+    const name = await register({ redirect_uris: [uri(1)], client_name: 'n'.repeat(201) });
+    expect(name.status).toBe(400);
+    const clientUri = await register({
+      redirect_uris: [uri(1)],
+      client_uri: `https://${'c'.repeat(600)}.example`,
+    });
+    expect(clientUri.status).toBe(400);
+
+    // The largest registration accepted, with unknown fields dropped, stays a few kilobytes.
+    const largest = await register({
+      redirect_uris: Array.from({ length: 10 }, (_, i) => uri(i, 512)),
+      client_name: 'n'.repeat(200),
+      client_uri: `https://${'c'.repeat(480)}.example`,
+      logo_uri: 'x'.repeat(4_000),
+      extra: 'y'.repeat(1_000),
+    });
+    expect(largest.status).toBe(201);
+    const stored = await http.store.oauth.getClient(largest.body.client_id as string);
+    expect(stored?.metadata.length).toBeLessThan(6_000);
+    expect(stored?.metadata).not.toContain('logo_uri');
+
+    // A metadata-document client_id past the cap is refused without being fetched or quoted whole.
+    const huge = `https://example.com/${'z'.repeat(5_000)}`;
+    const page = await openConsent(authorizeUrl(http.origin, authorizeParams(huge, REDIRECT)));
+    expect(page.status).toBe(400);
+    expect(page.html).toMatch(/longer than 512 characters/);
+    expect(page.html.length).toBeLessThan(3_000);
+  });
+});

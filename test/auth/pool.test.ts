@@ -128,4 +128,47 @@ describePostgres('an OAuth grant across a PostgreSQL pool', () => {
     });
     expect((await db.query('SELECT count(*)::int AS n FROM oauth_tokens'))[0]).toEqual({ n: 0 });
   });
+
+  it('shares rate-limit counters: consent posts on A and on B count against one limit per address', async () => {
+    const limits = await createTestDatabase('stocklock_oauth_pool_limits');
+    const pair: HttpServerHandle[] = [];
+    const opened: InventoryStore[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const store = await openPostgresStore(limits.url, storeOptions());
+        opened.push(store);
+        pair.push(await serveHttp(store, defaultHttpOptions({ publicUrl: PUBLIC }), silentLogger));
+      }
+      const [originA, originB] = pair.map((server) => new URL(server.url).origin) as [string, string];
+      const registered = await registerClient(originA, {
+        client_name: 'Claude',
+        redirect_uris: [REDIRECT],
+        token_endpoint_auth_method: 'none',
+      });
+      const form = await openConsent(
+        authorizeUrl(originA, {
+          response_type: 'code',
+          client_id: registered.body.client_id as string,
+          redirect_uri: REDIRECT,
+          code_challenge: pkcePair().challenge,
+          code_challenge_method: 'S256',
+        }),
+      );
+      // The default is 30 per 10 minutes: 15 on each server, then both refuse the 31st.
+      for (let i = 0; i < 30; i++) {
+        const answer = await submitConsent(i % 2 === 0 ? originA : originB, form, 'allow');
+        expect(answer.status).toBe(303);
+      }
+      for (const origin of [originA, originB]) {
+        expect((await submitConsent(origin, form, 'allow')).status).toBe(429);
+      }
+      expect(
+        (await limits.query("SELECT points FROM stocklock_rate_limits WHERE key LIKE 'oauth-consent:%'"))[0],
+      ).toEqual({ points: 32 });
+    } finally {
+      await Promise.all(pair.map((server) => server.close()));
+      await Promise.all(opened.map((store) => store.close()));
+      await limits.drop();
+    }
+  });
 });

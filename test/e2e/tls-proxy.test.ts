@@ -79,6 +79,9 @@ describeNginx('behind nginx with TLS', () => {
       db,
       '--public-url',
       publicUrl,
+      // As examples/nginx says: one proxy in front, so its X-Forwarded-For names the client for rate limits.
+      '--trust-proxy',
+      '1',
     ]);
     await waitHealthy(`http://127.0.0.1:${upstreamPort}/mcp`, running.cli);
 

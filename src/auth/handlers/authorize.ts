@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import express, { type Request, type Response, type Router } from 'express';
 import { clientName, type OAuthContext } from '../context.js';
+import { clientAddressKey, setRetryAfter } from '../limits.js';
 import { consentPage, errorPage } from '../pages.js';
 import { grantedScope, readCookie, Scope, sameText } from '../params.js';
 import { hashSecret, newSecret, SecretPrefix } from '../secrets.js';
@@ -78,6 +79,23 @@ export function authorizeRouter(ctx: OAuthContext): Router {
   }
 
   async function decide(req: Request, res: Response): Promise<void> {
+    // Every post counts, refused ones too: each allowed one is a new grant.
+    const address = clientAddressKey(req);
+    const verdict = await ctx.rate('consent', address);
+    if (!verdict.allowed) {
+      logger.warn({ address }, 'consent form refused: rate limit');
+      pageHeaders(res);
+      setRetryAfter(res, verdict.retryAfterMs);
+      res
+        .status(429)
+        .send(
+          errorPage(
+            'Too many sign-ins from this network',
+            `Please wait ${Math.ceil(verdict.retryAfterMs / 60_000)} minute(s), then go back to the app and connect again.`,
+          ),
+        );
+      return;
+    }
     const body = bodyOf(req);
     const cookie = readCookie(req, csrfCookie);
     const sent = typeof body.csrf_token === 'string' ? body.csrf_token : undefined;

@@ -4,7 +4,8 @@ import { newId } from '../../domain/rules.js';
 import type { StoredClient } from '../../storage/oauth.js';
 import { type ClientMetadata, ClientMetadataError, parseClientMetadata } from '../client-metadata.js';
 import type { OAuthContext } from '../context.js';
-import { InvalidClientMetadataError } from '../errors.js';
+import { InvalidClientMetadataError, TooManyRequestsError } from '../errors.js';
+import { clientAddressKey } from '../limits.js';
 import { hashSecret, newSecret, SecretPrefix } from '../secrets.js';
 import { asyncRoute, cors, json, preflight } from './shared.js';
 
@@ -13,6 +14,15 @@ export function registerRouter(ctx: OAuthContext): Router {
 
   async function register(req: Request, res: Response): Promise<void> {
     res.set('Cache-Control', 'no-store');
+    const verdict = await ctx.rate('register', clientAddressKey(req));
+    if (!verdict.allowed) {
+      logger.warn({ address: clientAddressKey(req) }, 'client registration refused: rate limit');
+      new TooManyRequestsError(
+        'too many client registrations from this address; retry later',
+        verdict.retryAfterMs,
+      ).send(res);
+      return;
+    }
     let metadata: ClientMetadata;
     try {
       // RFC 7591 §2: a client that names no method gets client_secret_basic.

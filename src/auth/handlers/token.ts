@@ -9,6 +9,7 @@ import {
   InvalidScopeError,
   InvalidTargetError,
   OAuthError,
+  TooManyRequestsError,
   UnsupportedGrantTypeError,
 } from '../errors.js';
 import { redirectHost } from '../hosts.js';
@@ -21,6 +22,18 @@ type Body = Record<string, unknown>;
 
 export function tokenRouter(ctx: OAuthContext): Router {
   const { store, clock, logger, accessTtlMs, refreshTtlMs } = ctx;
+
+  /** Counted once the code or grant is known to exist, so made-up ones leave no counter behind. */
+  async function limit(which: 'tokenPerCode' | 'tokenPerGrant', key: string, what: string): Promise<void> {
+    const verdict = await ctx.rate(which, key);
+    if (!verdict.allowed) {
+      logger.warn({ limit: which }, 'token request refused: rate limit');
+      throw new TooManyRequestsError(
+        `too many token requests for ${what}; retry later`,
+        verdict.retryAfterMs,
+      );
+    }
+  }
 
   function newTokens(now: number): { pair: TokenPair; access: string; refresh: string } {
     const access = newSecret(SecretPrefix.ACCESS);
@@ -64,7 +77,9 @@ export function tokenRouter(ctx: OAuthContext): Router {
     if (!stored || stored.client_id !== client.clientId) {
       throw new InvalidGrantError('the authorization code is unknown or belongs to another client');
     }
+    // A spent code is never limited: its reuse must always revoke the grant it made.
     if (stored.used_at === null) {
+      await limit('tokenPerCode', codeHash, 'this authorization code');
       if (stored.expires_at <= now) throw new InvalidGrantError('the authorization code has expired');
       if (!PKCE_VERIFIER.test(verifier) || pkceChallenge(verifier) !== stored.code_challenge) {
         throw new InvalidGrantError('code_verifier does not match the code_challenge');
@@ -114,6 +129,7 @@ export function tokenRouter(ctx: OAuthContext): Router {
       throw new InvalidGrantError('the refresh token is unknown, revoked or belongs to another client');
     }
     if (found.used_at === null) {
+      await limit('tokenPerGrant', found.grant.id, 'this grant');
       if (found.expires_at <= now) throw new InvalidGrantError('the refresh token has expired');
       checkTokenResource(body, found.grant.resource);
       const asked = single(body, 'scope');

@@ -1,5 +1,7 @@
 // Signing in with an admin token, and signing out: the two form posts outside the JSON API.
 import express, { type Router } from 'express';
+import { clientAddressKey, limiterFor, setRetryAfter } from '../../auth/limits.js';
+import { DEFAULT_RATE_LIMITS } from '../../domain/limits.js';
 import type { ConsoleContext } from '../context.js';
 import { cookies, SESSION_COOKIE, type SessionGate, SIGN_IN_COOKIE } from '../middleware.js';
 import { type ConsoleSession, sameSecret } from '../sessions.js';
@@ -11,6 +13,20 @@ export function signInRoutes(router: Router, ctx: ConsoleContext, gate: SessionG
   // A customer token is refused: a console sees and changes every channel.
   router.post('/sign-in', form, async (req, res) => {
     res.set('Cache-Control', 'no-store');
+    // Failed sign-ins count per address; past the limit even the right token waits.
+    const rate = (store.options.rateLimits ?? DEFAULT_RATE_LIMITS).consoleSignIn;
+    const failures = limiterFor(store.limiter, 'console-sign-in', rate);
+    const limited = await failures?.check(clientAddressKey(req));
+    if (limited && !limited.allowed) {
+      logger.warn({ ip: req.ip }, 'console sign-in refused: rate limit');
+      setRetryAfter(res, limited.retryAfterMs);
+      gate.sendSignIn(
+        res,
+        429,
+        'Too many failed sign-ins from this address. Wait a few minutes, then try again.',
+      );
+      return;
+    }
     const body = (req.body ?? {}) as { token?: unknown; _csrf?: unknown };
     // Double-submit: the form's token must match the cookie set with the form.
     const expected = cookies(req)[SIGN_IN_COOKIE];
@@ -26,6 +42,7 @@ export function signInRoutes(router: Router, ctx: ConsoleContext, gate: SessionG
     const token = typeof body.token === 'string' ? body.token.trim() : '';
     const record = token ? await store.verifyToken(token) : undefined;
     if (!record) {
+      await failures?.consume(clientAddressKey(req));
       logger.warn({ ip: req.socket.remoteAddress }, 'console sign-in refused: unknown or revoked token');
       gate.sendSignIn(res, 401, 'That token is unknown or revoked.');
       return;

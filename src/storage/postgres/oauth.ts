@@ -1,11 +1,26 @@
 // The PostgreSQL side of OAuth (src/storage/oauth.ts): shared by every server of a pool, so grants work on any of them.
 import type pg from 'pg';
-import type { HostRule, OAuthStore, StoredClient, StoredCode, StoredGrant, TokenPair } from '../oauth.js';
+import {
+  type HostRule,
+  OAUTH_RETENTION,
+  type OAuthPruned,
+  type OAuthStore,
+  type StoredClient,
+  type StoredCode,
+  type StoredGrant,
+  type TokenPair,
+} from '../oauth.js';
 
 const GRANT_COLUMNS = `g.id, g.client_id, (c.metadata::jsonb ->> 'client_name') AS client_name, g.channel, g.scope,
   g.resource, g.redirect_host, g.created_at, g.last_used_at, g.revoked_at, g.revoke_reason`;
 const CLIENT_JOIN = 'LEFT JOIN oauth_clients c ON c.client_id = g.client_id';
 const GRANT_FROM = `oauth_grants g ${CLIENT_JOIN}`;
+
+/** Revoked before `before`, or never revoked and with no token that was live after it. */
+function deadGrant(before: string): string {
+  return `(revoked_at IS NOT NULL AND revoked_at < ${before}) OR (revoked_at IS NULL AND created_at < ${before}
+    AND NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.grant_id = oauth_grants.id AND t.expires_at >= ${before}))`;
+}
 
 const SQL = {
   saveClient: `INSERT INTO oauth_clients (client_id, kind, metadata, secret_hash, created_at, fetched_at)
@@ -37,6 +52,12 @@ const SQL = {
   revokeGrant:
     'UPDATE oauth_grants SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL',
   dropTokens: 'DELETE FROM oauth_tokens WHERE grant_id = $1',
+  pruneExpiredCodes: 'DELETE FROM oauth_codes WHERE expires_at < $1',
+  pruneDeadTokens: `DELETE FROM oauth_tokens WHERE grant_id IN (SELECT id FROM oauth_grants WHERE ${deadGrant('$1')})`,
+  pruneDeadGrants: `DELETE FROM oauth_grants WHERE ${deadGrant('$1')}`,
+  pruneUnusedClients: `DELETE FROM oauth_clients WHERE created_at < $1
+    AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = oauth_clients.client_id)
+    AND NOT EXISTS (SELECT 1 FROM oauth_codes c WHERE c.client_id = oauth_clients.client_id)`,
   hostRules: 'SELECT host, channel, updated_at FROM oauth_hosts ORDER BY host',
   setHostRule: `INSERT INTO oauth_hosts (host, channel, updated_at) VALUES ($1, $2, $3)
     ON CONFLICT (host) DO UPDATE SET channel = excluded.channel, updated_at = excluded.updated_at`,
@@ -171,6 +192,16 @@ export function postgresOAuthStore(pool: pg.Pool): OAuthStore {
       return (await query(SQL.grants, [])).rows as StoredGrant[];
     },
     revokeGrant: (id, now, reason) => transaction((tx) => revoke(tx, id, now, reason)),
+    prune: (now) =>
+      transaction(async (tx): Promise<OAuthPruned> => {
+        const codes = (await tx(SQL.pruneExpiredCodes, [now])).rowCount ?? 0;
+        const deadBefore = now - OAUTH_RETENTION.deadGrantMs;
+        await tx(SQL.pruneDeadTokens, [deadBefore]);
+        const grants = (await tx(SQL.pruneDeadGrants, [deadBefore])).rowCount ?? 0;
+        const clients =
+          (await tx(SQL.pruneUnusedClients, [now - OAUTH_RETENTION.unusedClientMs])).rowCount ?? 0;
+        return { codes, grants, clients };
+      }),
     async hostRules() {
       return (await query(SQL.hostRules, [])).rows as HostRule[];
     },

@@ -16,6 +16,7 @@ import type { AddToCartInput, CheckoutInput, InventoryStore, SearchQuery, StoreO
 import { type Engine, type Operation, runAsync } from '../workflow/engine.js';
 import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
 import { PostgresReader } from './engine.js';
+import { postgresLimiters } from './limits.js';
 import { postgresOAuthStore } from './oauth.js';
 import {
   answerOf,
@@ -80,6 +81,7 @@ export async function openPostgresStore(url: string, options: StoreOptions): Pro
 export class PostgresStore extends StockStore implements InventoryStore {
   readonly dialect = 'postgres' as const;
   private closed = false;
+  readonly limiter: InventoryStore['limiter'];
   readonly oauth: OAuthStore;
   /** Transactions, their lock budget and retries, and plain reads on pooled connections. */
   private readonly db: WritePath;
@@ -94,6 +96,7 @@ export class PostgresStore extends StockStore implements InventoryStore {
     this.db = new WritePath(pool, options);
     this.reader = new PostgresReader((statement, values) => this.db.query(statement, values));
     this.oauth = postgresOAuthStore(pool);
+    this.limiter = postgresLimiters(pool);
   }
 
   protected transact<R>(body: (e: Engine) => Operation<R>, started?: number): Promise<R> {

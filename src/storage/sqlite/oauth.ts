@@ -1,16 +1,18 @@
 // The SQLite side of OAuth (src/storage/oauth.ts): clients, codes, grants, tokens and the host map.
 import type Database from 'better-sqlite3';
-import type {
-  HostRule,
-  NewGrant,
-  OAuthStore,
-  RedeemOutcome,
-  RotateOutcome,
-  StoredClient,
-  StoredCode,
-  StoredGrant,
-  StoredRefresh,
-  TokenPair,
+import {
+  type HostRule,
+  type NewGrant,
+  OAUTH_RETENTION,
+  type OAuthPruned,
+  type OAuthStore,
+  type RedeemOutcome,
+  type RotateOutcome,
+  type StoredClient,
+  type StoredCode,
+  type StoredGrant,
+  type StoredRefresh,
+  type TokenPair,
 } from '../oauth.js';
 
 /** How the owning store runs statements: writes take its writers' turn and retry on busy, like stock writes. */
@@ -23,6 +25,13 @@ const GRANT_COLUMNS = `g.id, g.client_id, json_extract(c.metadata, '$.client_nam
   g.resource, g.redirect_host, g.created_at, g.last_used_at, g.revoked_at, g.revoke_reason`;
 const CLIENT_JOIN = 'LEFT JOIN oauth_clients c ON c.client_id = g.client_id';
 const GRANT_FROM = `oauth_grants g ${CLIENT_JOIN}`;
+
+/** Revoked before @before, or never revoked and with no token that was live after @before. */
+const DEAD_GRANT = `(revoked_at IS NOT NULL AND revoked_at < @before) OR (revoked_at IS NULL AND created_at < @before
+  AND NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.grant_id = oauth_grants.id AND t.expires_at >= @before))`;
+const UNUSED_CLIENT = `created_at < @before
+  AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = oauth_clients.client_id)
+  AND NOT EXISTS (SELECT 1 FROM oauth_codes c WHERE c.client_id = oauth_clients.client_id)`;
 
 export function sqliteOAuthStore(db: Database.Database, run: SqliteRunner): OAuthStore {
   const q = (sql: string) => db.prepare(sql);
@@ -70,6 +79,12 @@ export function sqliteOAuthStore(db: Database.Database, run: SqliteRunner): OAut
     ),
     // A revoked grant's tokens can never work again; dropping them keeps the table to live grants.
     dropTokens: q('DELETE FROM oauth_tokens WHERE grant_id = ?'),
+    pruneExpiredCodes: q('DELETE FROM oauth_codes WHERE expires_at < ?'),
+    pruneDeadTokens: q(
+      `DELETE FROM oauth_tokens WHERE grant_id IN (SELECT id FROM oauth_grants WHERE ${DEAD_GRANT})`,
+    ),
+    pruneDeadGrants: q(`DELETE FROM oauth_grants WHERE ${DEAD_GRANT}`),
+    pruneUnusedClients: q(`DELETE FROM oauth_clients WHERE ${UNUSED_CLIENT}`),
     hostRules: q('SELECT host, channel, updated_at FROM oauth_hosts ORDER BY host'),
     setHostRule: q(
       `INSERT INTO oauth_hosts (host, channel, updated_at) VALUES (?, ?, ?)
@@ -114,6 +129,14 @@ export function sqliteOAuthStore(db: Database.Database, run: SqliteRunner): OAut
   }).immediate;
 
   const revokeTx = db.transaction(revoke).immediate;
+  const pruneTx = db.transaction((now: number): OAuthPruned => {
+    const codes = s.pruneExpiredCodes.run(now).changes;
+    const deadBefore = { before: now - OAUTH_RETENTION.deadGrantMs };
+    s.pruneDeadTokens.run(deadBefore);
+    const grants = s.pruneDeadGrants.run(deadBefore).changes;
+    const clients = s.pruneUnusedClients.run({ before: now - OAUTH_RETENTION.unusedClientMs }).changes;
+    return { codes, grants, clients };
+  }).immediate;
   const saveCodeTx = db.transaction((code: StoredCode) => {
     s.pruneCodes.run(code.created_at - 86_400_000);
     s.saveCode.run(code);
@@ -149,6 +172,7 @@ export function sqliteOAuthStore(db: Database.Database, run: SqliteRunner): OAut
     },
     listGrants: () => run.read(() => s.grants.all() as StoredGrant[]),
     revokeGrant: (id, now, reason) => run.write(() => revokeTx(id, now, reason)),
+    prune: (now) => run.write(() => pruneTx(now)),
     hostRules: () => run.read(() => s.hostRules.all() as HostRule[]),
     setHostRule: (host, channel, now) => run.write(() => void s.setHostRule.run(host, channel, now)),
   };

@@ -20,6 +20,7 @@ import { runSync } from '../workflow/engine.js';
 import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
 import { SqliteEngine, SqliteReader } from './engine.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
+import { sqliteLimiters } from './limits.js';
 import { sqliteOAuthStore } from './oauth.js';
 import { prepareStatements, type Statements } from './statements.js';
 import { isBusy, sleep, writeFailure } from './write-errors.js';
@@ -100,6 +101,7 @@ export class SqliteStore extends StockStore implements InventoryStore {
   private readonly reader: SqliteReader;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
   readonly oauth: OAuthStore;
+  readonly limiter: InventoryStore['limiter'];
   /** Runs reads in one deferred (read) transaction: one consistent snapshot, no lock. */
   private readonly snapshot: <R>(read: () => R) => R;
   private readonly group: GroupCommit;
@@ -113,6 +115,7 @@ export class SqliteStore extends StockStore implements InventoryStore {
     super();
     const q = (sql: string) => db.prepare(sql);
     this.oauth = sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) });
+    this.limiter = sqliteLimiters(db);
     this.auditStatements = Object.fromEntries(
       Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
     ) as Record<AuditQuery, Database.Statement>;

@@ -72,6 +72,8 @@ export interface HttpOptions {
   accessTokenTtlMs?: number;
   /** Extra CA certificates (PEM) trusted when fetching OAuth client metadata documents. */
   clientMetadataCa?: string;
+  /** How many proxy hops of X-Forwarded-For to believe for the client address (rate limits); default 0. */
+  trustProxy?: number;
 }
 
 export interface HttpServerHandle {
@@ -201,6 +203,7 @@ export async function serveHttp(
 
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', options.trustProxy ?? 0);
   app.set('etag', false);
 
   app.get('/healthz', (_req, res) => {
@@ -262,7 +265,15 @@ export async function serveHttp(
       isAdminToken: async (secret) => (await store.verifyToken(secret))?.admin === true,
       ...(options.accessTokenTtlMs ? { accessTtlMs: options.accessTokenTtlMs } : {}),
       ...(options.clientMetadataCa ? { clientMetadataCa: options.clientMetadataCa } : {}),
+      limiter: store.limiter,
+      ...(store.options.rateLimits ? { rateLimits: store.options.rateLimits } : {}),
     });
+    if (publicOrigin && !options.trustProxy) {
+      logger.warn(
+        { publicUrl: publicOrigin },
+        'behind a proxy with --trust-proxy 0: rate limits count every client as the proxy; set --trust-proxy 1 for one proxy',
+      );
+    }
   }
   sessions.startIdleExpiry();
 

@@ -36,6 +36,9 @@ export const DEFAULT_RESERVATION_TTL_MS = 15 * 60_000;
 /** How long an order in a payment channel may await its payment before its units go back on sale. */
 export const DEFAULT_PAYMENT_WINDOW_MS = 30 * 60_000;
 
+/** Seven days: an order that may wait longer for its payment is a hoard too. */
+export const MAX_PAYMENT_WINDOW_MS = 7 * 86_400_000;
+
 /** Thirty days: a longer hold is a hoard, and the timestamps it makes must stay representable. */
 export const MAX_RESERVATION_TTL_MS = 30 * 86_400_000;
 

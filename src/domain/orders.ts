@@ -307,13 +307,14 @@ export function decideCancelOrder(
     if (state.reason !== 'merchant') return unchanged;
     if (state.restock) {
       for (const line of lines) {
-        if (!state.products.get(line.sku)?.track_stock) continue;
-        writes.changeStock(line.sku, line.quantity, 0, true);
+        // An untracked line's return is recorded too, with no stock delta, as its sale was.
+        const tracked = Boolean(state.products.get(line.sku)?.track_stock);
+        if (tracked) writes.changeStock(line.sku, line.quantity, 0, true);
         writes.record({
           sku: line.sku,
           kind: 'return',
           quantity: line.quantity,
-          on_hand_delta: line.quantity,
+          on_hand_delta: tracked ? line.quantity : 0,
           reserved_delta: 0,
           cart_id: order.cart_id,
           order_id: order.id,
@@ -383,4 +384,24 @@ export function orderSummary(order: OrderView): string {
 /** Whether a channel's checkout needs a payment: its own setting, else payment when an OAuth host maps to it. */
 export function checkoutModeOf(setting: CheckoutMode | undefined, mappedByOAuthHost: boolean): CheckoutMode {
   return setting ?? (mappedByOAuthHost ? 'payment' : 'direct');
+}
+
+/**
+ * The hosted AI hosts stocklock exists for, and the channel each signs in as unless the merchant's host map
+ * says otherwise (`oauth deny HOST` overrides a preset).
+ */
+export const PRESET_HOSTS: Readonly<Record<string, string>> = {
+  'chatgpt.com': 'chatgpt',
+  'claude.ai': 'claude',
+  'claude.com': 'claude',
+};
+
+/** Channels some OAuth host signs in as: the merchant's rules (null denies), then the presets they leave. */
+export function oauthChannels(rules: readonly { host: string; channel: string | null }[]): Set<string> {
+  const channels = new Set<string>();
+  for (const rule of rules) if (rule.channel !== null) channels.add(rule.channel);
+  for (const [host, channel] of Object.entries(PRESET_HOSTS)) {
+    if (!rules.some((rule) => rule.host === host)) channels.add(channel);
+  }
+  return channels;
 }

@@ -10,6 +10,7 @@ import {
   decideOrderCheckout,
   decideOrderTimeouts,
   type OrderCheckoutState,
+  oauthChannels,
   orderSummary,
   orderView,
   type StoredOrder,
@@ -328,6 +329,19 @@ describe('decideCancelOrder', () => {
     expect(moves(d)).toEqual([['return', 'A', 2, 0, 'order cancelled']]);
   });
 
+  it('paid with restock, an untracked line: its return is recorded with no stock delta', () => {
+    const d = decideCancelOrder({
+      now: NOW,
+      order: stored({ status: 'paid', paid_at: NOW }),
+      lines: [orderLine('E', 3, 0)],
+      products: products(row('E', 0, 0, { track_stock: 0 })),
+      restock: true,
+      reason: 'merchant',
+    });
+    expect(moves(d)).toEqual([['return', 'E', 0, 0, 'order cancelled']]);
+    expect(d.writes.stock.size).toBe(0);
+  });
+
   it('paid without restock: written off, nothing moves', () => {
     const d = cancel(stored({ status: 'paid', paid_at: NOW }), false);
     expect(d.order.status).toBe('cancelled');
@@ -401,6 +415,20 @@ describe('checkout modes and the holder cap', () => {
     ['payment', false, 'payment'],
   ] as const)('setting %s, OAuth-mapped %s: %s', (setting, mapped, expected) => {
     expect(checkoutModeOf(setting, mapped)).toBe(expected);
+  });
+
+  it('an OAuth host maps its channel: the presets unless the merchant denied or remapped their host', () => {
+    expect([...oauthChannels([])].sort()).toEqual(['chatgpt', 'claude']);
+    expect(
+      [
+        ...oauthChannels([
+          { host: 'chatgpt.com', channel: null },
+          { host: 'shop.example', channel: 'web-ai' },
+        ]),
+      ].sort(),
+    ).toEqual(['claude', 'web-ai']);
+    // claude.com still maps to claude when only claude.ai is denied.
+    expect([...oauthChannels([{ host: 'claude.ai', channel: null }])].sort()).toEqual(['chatgpt', 'claude']);
   });
 
   const limits = { ...DEFAULT_LIMITS, maxHolderReserved: 5 };

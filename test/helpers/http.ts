@@ -41,10 +41,18 @@ export const CUSTOMER_TOOLS = [
   'check_stock',
   'checkout',
   'get_cart',
+  'get_order',
   'release_cart',
   'search_products',
 ];
-export const ADMIN_TOOLS = [...CUSTOMER_TOOLS, 'restock', 'set_stock', 'upsert_product'].sort();
+export const ADMIN_TOOLS = [
+  ...CUSTOMER_TOOLS,
+  'restock',
+  'set_stock',
+  'upsert_product',
+  'confirm_payment',
+  'cancel_order',
+].sort();
 
 /** A temporary directory removed by the returned function. */
 export function tempDir(prefix = 'stocklock-http-'): { dir: string; remove: () => void } {

@@ -2,7 +2,12 @@
 import { type Command, Option } from 'commander';
 import { systemClock } from './domain/clock.js';
 import { DEFAULT_RATE_LIMITS, formatRate, parseRate, type RateLimits } from './domain/limits.js';
-import { DEFAULT_LIMITS, MAX_RESERVATION_TTL_MS, parseDuration } from './domain/rules.js';
+import {
+  DEFAULT_LIMITS,
+  MAX_PAYMENT_WINDOW_MS,
+  MAX_RESERVATION_TTL_MS,
+  parseDuration,
+} from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
 
 /** The store's flags. Only `serve` and `start` take them all; other commands take the few they use. */
@@ -22,6 +27,7 @@ export interface StoreFlags {
   rateTokenCode?: string;
   rateConsoleSignIn?: string;
   rateNewCarts?: string;
+  paymentWindow?: string;
 }
 
 /** Each rate limit's flag, its environment twin, and what it counts. */
@@ -73,6 +79,7 @@ const DEFAULTS = {
   maxChannelReserved: String(DEFAULT_LIMITS.maxChannelReserved),
   maxHolderReserved: String(DEFAULT_LIMITS.maxHolderReserved),
   poolSize: '10',
+  paymentWindow: '30m',
 } as const;
 
 function boundedDuration(text: string, flag: string, maxMs: number): number {
@@ -146,6 +153,14 @@ export function addStoreOptions(command: Command): Command {
         .default(DEFAULTS.maxHolderReserved),
     )
     .addOption(
+      new Option(
+        '--payment-window <duration>',
+        'how long an order in a payment channel awaits its payment, its items held (30m, 2h)',
+      )
+        .env('STOCKLOCK_PAYMENT_WINDOW')
+        .default(DEFAULTS.paymentWindow),
+    )
+    .addOption(
       new Option('--pool-size <n>', 'PostgreSQL connections per process')
         .env('STOCKLOCK_POOL_SIZE')
         .default(DEFAULTS.poolSize),
@@ -184,6 +199,7 @@ export function storeOptions(given: StoreFlags): StoreOptions {
     },
     poolSize: positiveInteger(flags.poolSize, '--pool-size'),
     rateLimits: rateLimits(given),
+    paymentWindowMs: boundedDuration(flags.paymentWindow, '--payment-window', MAX_PAYMENT_WINDOW_MS),
   };
 }
 

@@ -1,15 +1,19 @@
-// Background upkeep: releases expired carts, forgets idempotency records past their retention, prunes dead OAuth records.
+// Background upkeep: releases expired carts and unpaid orders past pay_by, forgets idempotency records past their
+// retention, prunes dead OAuth records.
 import { IDEMPOTENCY_RETENTION_MS } from './domain/rules.js';
 import type { Logger } from './logger.js';
 import type { InventoryStore } from './storage/store.js';
 
 /**
- * One round of upkeep: expired carts released, idempotency records past IDEMPOTENCY_RETENTION_MS dropped,
- * OAuth codes, grants and registrations nobody can use any more dropped (OAUTH_RETENTION).
+ * One round of upkeep: expired carts released, orders past pay_by cancelled, idempotency records past
+ * IDEMPOTENCY_RETENTION_MS dropped, OAuth codes, grants and registrations nobody can use any more dropped
+ * (OAUTH_RETENTION).
  */
 export async function sweepOnce(store: InventoryStore, logger: Logger): Promise<void> {
   const swept = await store.sweepExpired();
   if (swept.carts > 0) logger.info(swept, 'released expired carts');
+  const overdue = await store.sweepOverdueOrders();
+  if (overdue.orders > 0) logger.info(overdue, 'cancelled orders past their payment time');
   await store.pruneIdempotency(IDEMPOTENCY_RETENTION_MS);
   const pruned = await store.oauth.prune(store.options.clock.now());
   if (pruned.codes + pruned.grants + pruned.clients > 0) logger.info(pruned, 'pruned spent OAuth records');

@@ -15,6 +15,9 @@ export const ErrorCode = {
   OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   INVALID_INPUT: 'INVALID_INPUT',
   RATE_LIMITED: 'RATE_LIMITED',
+  ORDER_NOT_FOUND: 'ORDER_NOT_FOUND',
+  ORDER_CLOSED: 'ORDER_CLOSED',
+  PAYMENT_UNAVAILABLE: 'PAYMENT_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -137,6 +140,24 @@ export const refuse = {
       `${what} while committing: the change may or may not have been made. Retry the same call with the same idempotency_key; without a key, look at the cart with get_cart before retrying.`,
       {},
       { cause: error },
+    ),
+  orderNotFound: (orderId: string) =>
+    new StockError(
+      ErrorCode.ORDER_NOT_FOUND,
+      `No order "${orderId}" on this channel. Use the order_id that checkout returned.`,
+      { order_id: orderId },
+    ),
+  /** `why` finishes the sentence: what state the order is in and what can still be done. */
+  orderClosed: (orderId: string, status: string, why: string) =>
+    new StockError(ErrorCode.ORDER_CLOSED, `Order "${orderId}" is ${status.replace('_', ' ')}: ${why}`, {
+      order_id: orderId,
+      status,
+    }),
+  paymentUnavailable: (orderId: string, provider: string) =>
+    new StockError(
+      ErrorCode.PAYMENT_UNAVAILABLE,
+      `The payment provider (${provider}) could not be reached. Order "${orderId}" is saved and its items stay held until it is paid or its time runs out; retry checkout with the same idempotency_key to get the payment link.`,
+      { order_id: orderId, provider },
     ),
   invalid: (field: string, message: string) =>
     new StockError(ErrorCode.INVALID_INPUT, `${field}: ${message}`, { field }),

@@ -114,6 +114,10 @@ async function setUp(
     ),
   );
   for (const token of tokens) expect(token).toMatch(/^slk_/);
+  // Each channel here is a backend that takes the payment itself, the OAuth hosts' channels too.
+  for (const channel of ['chatgpt', 'claude']) {
+    await cli(['channel', 'set', channel, '--checkout', 'direct', '--db', db.url]);
+  }
   return { db, servers, tokens, statuses: [] };
 }
 

@@ -11,6 +11,9 @@ describe('stocklock serve --stdio', () => {
   it('sells the demo catalog end to end and keeps the books balanced', async () => {
     const db = join(tempDir().dir, 'shop.db');
     expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
+    // Claude Desktop on the merchant's own machine: the merchant sells direct on this channel.
+    const set = runCli(['channel', 'set', 'claude', '--checkout', 'direct', '--db', db]);
+    expect(set.stdout).toContain('Channel "claude" checks out in direct mode');
     const client = await stdioClient(['--db', db, '--channel', 'claude']);
     try {
       const { tools } = await client.listTools();

@@ -20,10 +20,18 @@ export const CUSTOMER_TOOLS = [
   'check_stock',
   'checkout',
   'get_cart',
+  'get_order',
   'release_cart',
   'search_products',
 ];
-export const ADMIN_TOOLS = [...CUSTOMER_TOOLS, 'restock', 'set_stock', 'upsert_product'].sort();
+export const ADMIN_TOOLS = [
+  ...CUSTOMER_TOOLS,
+  'restock',
+  'set_stock',
+  'upsert_product',
+  'confirm_payment',
+  'cancel_order',
+].sort();
 
 export function storeOptions(overrides: Partial<StoreOptions> = {}): StoreOptions {
   return {

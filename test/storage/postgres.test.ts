@@ -22,6 +22,7 @@ import {
   TTL,
   web,
 } from './contract.js';
+import { describeOrdersContract } from './orders-contract.js';
 
 describePostgres('PostgreSQL store', () => {
   let db: TestDatabase;
@@ -44,6 +45,11 @@ describePostgres('PostgreSQL store', () => {
   describeStoreContract('postgres, general transaction only (workflow/operations.ts)', async (options) => {
     await db.reset();
     return openPostgresStore(db.url, { ...options, poolSize: 4, oneStatement: false });
+  });
+
+  describeOrdersContract('postgres', async (options) => {
+    await db.reset();
+    return openPostgresStore(db.url, { ...options, poolSize: 4 });
   });
 
   describe('PostgreSQL store', () => {

@@ -601,6 +601,8 @@ describe('race over HTTP', () => {
   it('48 clients on 6 channels race for the last 5 units: exactly 5 orders, no 5xx, books balance', async () => {
     const http = await start();
     const channels = ['web', 'telegram', 'whatsapp', 'chatgpt', 'claude', 'voice'];
+    // Static tokens on every channel, each a backend that takes the payment itself: all sell at checkout.
+    for (const channel of ['chatgpt', 'claude']) await http.store.setCheckoutMode(channel, 'direct');
     const tokens = await Promise.all(channels.map((channel) => http.token(channel)));
     const clients = await Promise.all(
       Array.from({ length: 48 }, (_, i) => http.connect(tokens[i % tokens.length])),

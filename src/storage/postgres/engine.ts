@@ -1,12 +1,13 @@
 // PostgreSQL's engine for the stock operations (workflow/operations.ts): row locks taken in one global order,
 // the database's time, and the ledger and channel counters written last (flush).
 import { checkChannelCap, type ExpiredHolds, type StoredCart } from '../../domain/decisions.js';
+import type { StoredOrder, StoredOrderLine } from '../../domain/orders.js';
 import type { Limits } from '../../domain/rules.js';
-import type { CallContext, OrderView } from '../../domain/types.js';
-import { type CartRow, type LineRow, orderView, type ProductRow } from '../../domain/views.js';
+import type { CallContext, CheckoutMode } from '../../domain/types.js';
+import type { CartRow, LineRow, ProductRow } from '../../domain/views.js';
 import type { Hold, StoredLine, Writes } from '../../domain/writes.js';
 import { holderOf, type KeyedCall } from '../shared.js';
-import type { Engine, ExpiredCart, OrderWrite, ProductWrite, Reader } from '../workflow/engine.js';
+import type { Engine, ExpiredCart, OrderQuery, OrderRows, ProductWrite, Reader } from '../workflow/engine.js';
 import { RetryTransaction } from './errors.js';
 import { S, type Statement } from './statements.js';
 import type { Tx } from './tx.js';
@@ -36,11 +37,44 @@ export class PostgresReader implements Reader {
     return this.query<LineRow>(S.lineViews, [cartId]);
   }
 
-  async orderOf(cartId: string): Promise<OrderView> {
-    type StoredOrder = { id: string; cart_id: string; currency: string; created_at: number };
-    const [order] = await this.query<StoredOrder>(S.orderForCart, [cartId]);
-    if (!order) throw new Error(`checked-out cart ${cartId} has no order`);
-    return orderView(order, await this.query<LineRow>(S.orderLines, [order.id]));
+  async orderForCart(cartId: string): Promise<StoredOrder | undefined> {
+    return (await this.query<StoredOrder>(S.orderForCart, [cartId]))[0];
+  }
+
+  async order(orderId: string): Promise<StoredOrder | undefined> {
+    return (await this.query<StoredOrder>(S.order, [orderId]))[0];
+  }
+
+  async orderByReference(reference: string): Promise<StoredOrder | undefined> {
+    return (await this.query<StoredOrder>(S.orderByReference, [reference]))[0];
+  }
+
+  async orderLines(orderId: string): Promise<StoredOrderLine[]> {
+    return this.query<StoredOrderLine>(S.orderLines, [orderId]);
+  }
+
+  async orders(q: OrderQuery): Promise<StoredOrder[]> {
+    return this.query<StoredOrder>(S.orders, [q.status, q.channel, q.limit, q.now]);
+  }
+
+  async linesOfOrders(orderIds: string[]): Promise<(StoredOrderLine & { order_id: string })[]> {
+    return this.query<StoredOrderLine & { order_id: string }>(S.linesOfOrders, [orderIds]);
+  }
+
+  async channelMode(channel: string): Promise<CheckoutMode | undefined> {
+    return (await this.query<{ checkout: CheckoutMode }>(S.channelMode, [channel]))[0]?.checkout;
+  }
+
+  async channelModes(): Promise<{ channel: string; checkout: CheckoutMode }[]> {
+    return this.query<{ channel: string; checkout: CheckoutMode }>(S.channelModes, []);
+  }
+
+  async hostRules(): Promise<{ host: string; channel: string | null }[]> {
+    return this.query<{ host: string; channel: string | null }>(S.hostRules, []);
+  }
+
+  async tokenChannels(): Promise<string[]> {
+    return (await this.query<{ channel: string }>(S.tokenChannels, [])).map((row) => row.channel);
   }
 }
 
@@ -125,11 +159,16 @@ export class PostgresEngine extends PostgresReader implements Engine {
     return (await this.tx.row<{ held: number }>(S.holderHeld, values))?.held ?? 0;
   }
 
+  async holderAwaiting(channel: string, holder: string): Promise<number> {
+    return (await this.tx.row<{ held: number }>(S.holderAwaiting, [channel, holder, this.tx.now]))?.held ?? 0;
+  }
+
   /** The row changes in one round trip; the ledger rows and counters wait for the flush. */
   async apply(writes: Writes): Promise<void> {
     const stock = [...writes.stock].filter(([, d]) => d.touched || d.onHand !== 0 || d.reserved !== 0);
     const held = [...writes.held.values()];
-    if (stock.length > 0 || held.length > 0) {
+    const orderHeld = [...writes.orderHeld.values()];
+    if (stock.length > 0 || held.length > 0 || orderHeld.length > 0) {
       const rows = await this.tx.rows<ProductRow>(S.applyRows, [
         this.tx.now,
         stock.map(([sku]) => sku),
@@ -139,6 +178,9 @@ export class PostgresEngine extends PostgresReader implements Engine {
         held.map((line) => line.cart_id),
         held.map((line) => line.sku),
         held.map((line) => line.held),
+        orderHeld.map((line) => line.order_id),
+        orderHeld.map((line) => line.sku),
+        orderHeld.map((line) => line.held),
       ]);
       for (const row of rows) this.tx.products.set(row.sku, row);
     }
@@ -166,16 +208,50 @@ export class PostgresEngine extends PostgresReader implements Engine {
     for (const sku of skus) await this.tx.run(S.deleteLine, [cartId, sku]);
   }
 
-  async insertOrder(order: OrderWrite, sold: LineRow[]): Promise<void> {
-    const { id, cart_id, channel, total, currency } = order;
-    await this.tx.run(S.insertOrder, [id, cart_id, channel, total, currency, this.tx.now]);
+  async insertOrder(order: StoredOrder, lines: StoredOrderLine[]): Promise<void> {
+    const { id, cart_id, channel, holder, status, total_minor, currency, created_at, pay_by, paid_at } =
+      order;
+    const values = [id, cart_id, channel, holder, status, total_minor, currency, created_at, pay_by, paid_at];
+    await this.tx.run(S.insertOrder, values);
     await this.tx.run(S.insertOrderLines, [
       id,
-      sold.map((l) => l.sku),
-      sold.map((l) => l.name),
-      sold.map((l) => l.quantity),
-      sold.map((l) => l.unit_price_minor),
+      lines.map((l) => l.sku),
+      lines.map((l) => l.name),
+      lines.map((l) => l.quantity),
+      lines.map((l) => l.unit_price_minor),
+      lines.map((l) => l.held),
     ]);
+  }
+
+  async lockOrder(ctx: CallContext, orderId: string): Promise<StoredOrder | undefined> {
+    const scope = ctx.admin ? [null, null] : [ctx.channel, holderOf(ctx)];
+    return (await this.tx.locked<StoredOrder>(S.lockOrder, [orderId, ...scope]))[0];
+  }
+
+  async saveOrder(o: StoredOrder): Promise<void> {
+    await this.tx.run(S.saveOrder, [
+      o.id,
+      o.status,
+      o.paid_at,
+      o.cancelled_at,
+      o.cancel_reason,
+      o.payment_url,
+      o.payment_instructions,
+      o.payment_reference,
+      Boolean(o.needs_refund),
+    ]);
+  }
+
+  /** Locked with SKIP LOCKED: several sweepers at once each take different orders. */
+  async overdueOrders(limit: number): Promise<OrderRows[]> {
+    const orders = await this.tx.rows<StoredOrder>(S.overdueOrders, [this.tx.now, limit]);
+    if (orders.length === 0) return [];
+    const lines = await this.linesOfOrders(orders.map((order) => order.id));
+    return orders.map((order) => ({ order, lines: lines.filter((line) => line.order_id === order.id) }));
+  }
+
+  async saveChannelMode(channel: string, mode: CheckoutMode): Promise<void> {
+    await this.tx.run(S.saveChannelMode, [channel, mode, await this.now()]);
   }
 
   /** Locked with SKIP LOCKED: several sweepers at once each take different carts. */

@@ -13,7 +13,8 @@ import { redactUrl } from '../database-url.js';
 import type { OAuthStore } from '../oauth.js';
 import { holderOf, type StoredToken, searchTerms } from '../shared.js';
 import type { AddToCartInput, CheckoutInput, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
-import { type Engine, type Operation, runAsync } from '../workflow/engine.js';
+import { type Engine, type Operation, type Reader, runAsync } from '../workflow/engine.js';
+import { readOrderForCart } from '../workflow/orders.js';
 import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
 import { PostgresReader } from './engine.js';
 import { postgresLimiters } from './limits.js';
@@ -99,6 +100,10 @@ export class PostgresStore extends StockStore implements InventoryStore {
     this.limiter = postgresLimiters(pool);
   }
 
+  protected readWith<R>(body: (r: Reader) => Operation<R>): Promise<R> {
+    return runAsync(body(this.reader));
+  }
+
   protected transact<R>(body: (e: Engine) => Operation<R>, started?: number): Promise<R> {
     return this.db.write((e) => runAsync(body(e)), started);
   }
@@ -165,8 +170,9 @@ export class PostgresStore extends StockStore implements InventoryStore {
     const { now } = cart;
     if (cart.status !== 'checked_out') return cartView(cart, await this.reader.lineViews(cart.id), now, null);
     // A sold cart shows what was sold, at the prices of the sale.
-    const order = await this.reader.orderOf(cart.id);
-    return cartView(cart, order.lines, now, order.order_id);
+    const order = await this.reader.orderForCart(cart.id);
+    if (!order) throw new Error(`checked-out cart ${cart.id} has no order`);
+    return cartView(cart, await this.reader.orderLines(order.id), now, order.id);
   }
 
   /** A cart sold without a key: one statement (one-statement.ts), unless StoreOptions.oneStatement is false. */
@@ -175,7 +181,19 @@ export class PostgresStore extends StockStore implements InventoryStore {
     input: CheckoutInput,
     started: number,
   ): Promise<OrderView | undefined> | undefined {
-    if (this.options.oneStatement === false || input.idempotencyKey !== undefined) return;
+    // The statement (migration 0004) writes an order with neither holder nor paid_at: an OAuth holder's order
+    // must keep its holder, so only static tokens' checkouts take it.
+    if (this.options.oneStatement === false || input.idempotencyKey !== undefined || ctx.holder) return;
+    return this.checkoutInOneStatement(ctx, input, started);
+  }
+
+  /** The one statement sells: a channel whose orders await payment takes the general path. */
+  private async checkoutInOneStatement(
+    ctx: CallContext,
+    input: CheckoutInput,
+    started: number,
+  ): Promise<OrderView | undefined> {
+    if (!(await this.checksOutDirect(ctx.channel))) return undefined;
     const orderId = newId('ord_');
     return this.db.oneStatement<CheckoutRow, OrderView>({
       statement: S.checkoutCart,
@@ -192,7 +210,7 @@ export class PostgresStore extends StockStore implements InventoryStore {
       answer: (rows) => checkoutAnswerOf(rows, { ctx, cartId: input.cartId, orderId }),
       committed: S.orderExists,
       key: orderId,
-      recover: () => this.reader.orderOf(input.cartId),
+      recover: () => this.readWith((r) => readOrderForCart(r, input.cartId, this.now())),
     });
   }
 

@@ -1,12 +1,13 @@
 // SQLite's engine for the stock operations (workflow/operations.ts): one per write, made once BEGIN IMMEDIATE
 // holds the file's lock, so every read is already serialised and every answer is synchronous.
 import { checkChannelCap, type ExpiredHolds, type StoredCart } from '../../domain/decisions.js';
+import type { StoredOrder, StoredOrderLine } from '../../domain/orders.js';
 import type { Limits } from '../../domain/rules.js';
-import type { CallContext, OrderView } from '../../domain/types.js';
-import { type CartRow, type LineRow, orderView, type ProductRow } from '../../domain/views.js';
+import type { CallContext, CheckoutMode } from '../../domain/types.js';
+import type { CartRow, LineRow, ProductRow } from '../../domain/views.js';
 import type { Hold, StoredLine, Writes } from '../../domain/writes.js';
 import { holderOf, type KeyedCall } from '../shared.js';
-import type { Engine, ExpiredCart, OrderWrite, ProductWrite, Reader } from '../workflow/engine.js';
+import type { Engine, ExpiredCart, OrderQuery, OrderRows, ProductWrite, Reader } from '../workflow/engine.js';
 import type { Statements } from './statements.js';
 
 /** The reads get_cart shares with the write path. */
@@ -17,12 +18,44 @@ export class SqliteReader implements Reader {
     return this.s.lineViews.all(cartId) as LineRow[];
   }
 
-  orderOf(cartId: string): OrderView {
-    const order = this.s.orderForCart.get(cartId) as
-      | { id: string; cart_id: string; currency: string; created_at: number }
-      | undefined;
-    if (!order) throw new Error(`checked-out cart ${cartId} has no order`);
-    return orderView(order, this.s.orderLines.all(order.id) as LineRow[]);
+  orderForCart(cartId: string): StoredOrder | undefined {
+    return this.s.orderForCart.get(cartId) as StoredOrder | undefined;
+  }
+
+  order(orderId: string): StoredOrder | undefined {
+    return this.s.order.get(orderId) as StoredOrder | undefined;
+  }
+
+  orderByReference(reference: string): StoredOrder | undefined {
+    return this.s.orderByReference.get(reference) as StoredOrder | undefined;
+  }
+
+  orderLines(orderId: string): StoredOrderLine[] {
+    return this.s.orderLines.all(orderId) as StoredOrderLine[];
+  }
+
+  orders(query: OrderQuery): StoredOrder[] {
+    return this.s.orders.all(query) as StoredOrder[];
+  }
+
+  linesOfOrders(orderIds: string[]): (StoredOrderLine & { order_id: string })[] {
+    return this.s.linesOfOrders.all(JSON.stringify(orderIds)) as (StoredOrderLine & { order_id: string })[];
+  }
+
+  channelMode(channel: string): CheckoutMode | undefined {
+    return (this.s.channelMode.get(channel) as { checkout: CheckoutMode } | undefined)?.checkout;
+  }
+
+  channelModes(): { channel: string; checkout: CheckoutMode }[] {
+    return this.s.channelModes.all() as { channel: string; checkout: CheckoutMode }[];
+  }
+
+  hostRules(): { host: string; channel: string | null }[] {
+    return this.s.hostRules.all() as { host: string; channel: string | null }[];
+  }
+
+  tokenChannels(): string[] {
+    return (this.s.tokenChannels.all() as { channel: string }[]).map((row) => row.channel);
   }
 
   cart(ctx: CallContext, cartId: string): StoredCart | undefined {
@@ -95,8 +128,9 @@ export class SqliteEngine extends SqliteReader implements Engine {
   checkChannelCap(channel: string, check: { adding: number; reviving: boolean; cartId: string }): void {
     checkChannelCap(this.limits, {
       counted: (this.s.channelHeld.get(channel) as { held: number } | undefined)?.held ?? 0,
-      expiredElsewhere: (this.s.channelExpiredHeld.get(channel, this.time, check.cartId) as { held: number })
-        .held,
+      expiredElsewhere: (
+        this.s.channelExpiredHeld.get({ channel, now: this.time, cart: check.cartId }) as { held: number }
+      ).held,
       adding: check.adding,
       reviving: check.reviving,
     });
@@ -104,6 +138,10 @@ export class SqliteEngine extends SqliteReader implements Engine {
 
   holderHeld(channel: string, holder: string, cartId: string): number {
     return (this.s.holderHeld.get(channel, holder, this.time, cartId) as { held: number }).held;
+  }
+
+  holderAwaiting(channel: string, holder: string): number {
+    return (this.s.holderAwaiting.get(channel, holder, this.time) as { held: number }).held;
   }
 
   apply(writes: Writes): void {
@@ -114,6 +152,7 @@ export class SqliteEngine extends SqliteReader implements Engine {
       this.products.delete(sku);
     }
     for (const line of writes.held.values()) this.s.setHeld.run(line.held, line.cart_id, line.sku);
+    for (const line of writes.orderHeld.values()) this.s.setOrderHeld.run(line.held, line.order_id, line.sku);
     for (const [channel, delta] of writes.channels) this.s.addChannelHeld.run(channel, delta);
     for (const movement of writes.movements) this.s.movement.run({ at: now, ...movement });
   }
@@ -135,11 +174,53 @@ export class SqliteEngine extends SqliteReader implements Engine {
     for (const sku of skus) this.s.deleteLine.run(cartId, sku);
   }
 
-  insertOrder(order: OrderWrite, sold: LineRow[]): void {
-    this.s.insertOrder.run(order.id, order.cart_id, order.channel, order.total, order.currency, this.time);
-    for (const line of sold) {
-      this.s.insertOrderLine.run(order.id, line.sku, line.name, line.quantity, line.unit_price_minor);
+  insertOrder(order: StoredOrder, lines: StoredOrderLine[]): void {
+    const { id, cart_id, channel, holder, status, total_minor, currency, created_at, pay_by, paid_at } =
+      order;
+    this.s.insertOrder.run({
+      id,
+      cart_id,
+      channel,
+      holder,
+      status,
+      total_minor,
+      currency,
+      created_at,
+      pay_by,
+      paid_at,
+    });
+    for (const l of lines) {
+      this.s.insertOrderLine.run(id, l.sku, l.name, l.quantity, l.unit_price_minor, l.held);
     }
+  }
+
+  lockOrder(ctx: CallContext, orderId: string): StoredOrder | undefined {
+    if (ctx.admin) return this.order(orderId);
+    return this.s.orderOf.get(orderId, ctx.channel, holderOf(ctx)) as StoredOrder | undefined;
+  }
+
+  saveOrder(order: StoredOrder): void {
+    const { id, status, paid_at, cancelled_at, cancel_reason, payment_url, payment_instructions } = order;
+    this.s.saveOrder.run({
+      id,
+      status,
+      paid_at,
+      cancelled_at,
+      cancel_reason,
+      payment_url,
+      payment_instructions,
+      payment_reference: order.payment_reference,
+      needs_refund: order.needs_refund ? 1 : 0,
+    });
+  }
+
+  overdueOrders(limit: number): OrderRows[] {
+    const orders = this.s.overdueOrders.all(this.time, limit) as StoredOrder[];
+    return orders.map((order) => ({ order, lines: this.orderLines(order.id) }));
+  }
+
+  saveChannelMode(channel: string, mode: CheckoutMode): void {
+    this.s.saveChannelMode.run(channel, mode, this.time);
   }
 
   expiredCarts(limit: number): ExpiredCart[] {

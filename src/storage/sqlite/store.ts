@@ -15,7 +15,7 @@ import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT
 import type { OAuthStore } from '../oauth.js';
 import { type StoredToken, searchTerms } from '../shared.js';
 import type { AddToCartInput, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
-import type { Engine, Operation } from '../workflow/engine.js';
+import type { Engine, Operation, Reader } from '../workflow/engine.js';
 import { runSync } from '../workflow/engine.js';
 import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
 import { SqliteEngine, SqliteReader } from './engine.js';
@@ -161,6 +161,10 @@ export class SqliteStore extends StockStore implements InventoryStore {
     }
   }
 
+  protected readWith<R>(body: (r: Reader) => Operation<R>): Promise<R> {
+    return this.read(() => runSync(body(this.reader)));
+  }
+
   /** Every operation runs synchronously in the write, its clock read once the lock is held. */
   protected transact<R>(body: (e: Engine) => Operation<R>): Promise<R> {
     return this.write(() => runSync(body(new SqliteEngine(this.s, this.options.limits, this.now()))));
@@ -232,8 +236,9 @@ export class SqliteStore extends StockStore implements InventoryStore {
       if (!cart) throw refuse.cartNotFound(cartId);
       if (cart.status !== 'checked_out') return cartView(cart, this.reader.lineViews(cart.id), now, null);
       // A sold cart shows what was sold, at the prices of the sale.
-      const order = this.reader.orderOf(cart.id);
-      return cartView(cart, order.lines, now, order.order_id);
+      const order = this.reader.orderForCart(cart.id);
+      if (!order) throw new Error(`checked-out cart ${cart.id} has no order`);
+      return cartView(cart, this.reader.orderLines(order.id), now, order.id);
     });
   }
 

@@ -5,7 +5,8 @@
 // or as a Promise (PostgreSQL). The body takes every answer through `yield* step(...)`, so one body serves
 // both: runSync drives it without ever leaving the call stack, runAsync awaits each promise.
 import type { ExpiredHolds, StoredCart } from '../../domain/decisions.js';
-import type { CallContext, OrderView } from '../../domain/types.js';
+import type { StoredOrder, StoredOrderLine } from '../../domain/orders.js';
+import type { CallContext, CheckoutMode, OrderStatus } from '../../domain/types.js';
 import type { CartRow, LineRow, ProductRow } from '../../domain/views.js';
 import type { StoredLine, Writes } from '../../domain/writes.js';
 import type { KeyedCall } from '../shared.js';
@@ -56,15 +57,6 @@ export interface ProductWrite {
   active: boolean;
 }
 
-/** An order as checkout writes it. */
-export interface OrderWrite {
-  id: string;
-  cart_id: string;
-  channel: string;
-  total: number;
-  currency: string;
-}
-
 /** A cart a sweep closes, with the lines whose holds it frees. */
 export interface ExpiredCart {
   id: string;
@@ -72,11 +64,40 @@ export interface ExpiredCart {
   lines: StoredLine[];
 }
 
-/** The reads outside a write transaction too (get_cart). */
+/** An order with its lines. */
+export interface OrderRows {
+  order: StoredOrder;
+  lines: StoredOrderLine[];
+}
+
+/** Which orders `stocklock orders` and the console list; `now` tells an overdue order (cancelled) apart. */
+export interface OrderQuery {
+  status: OrderStatus | null;
+  channel: string | null;
+  limit: number;
+  now: number;
+}
+
+/** The reads outside a write transaction too (get_cart, get_order, the order lists, the channel modes). */
 export interface Reader {
   lineViews(cartId: string): Step<LineRow[]>;
   /** The order a checked-out cart made, at the prices of the sale. */
-  orderOf(cartId: string): Step<OrderView>;
+  orderForCart(cartId: string): Step<StoredOrder | undefined>;
+  /** Any channel's order; a caller's scope is checked by the operation. */
+  order(orderId: string): Step<StoredOrder | undefined>;
+  orderByReference(reference: string): Step<StoredOrder | undefined>;
+  orderLines(orderId: string): Step<StoredOrderLine[]>;
+  /** Newest first. */
+  orders(query: OrderQuery): Step<StoredOrder[]>;
+  /** The lines of these orders, in one read. */
+  linesOfOrders(orderIds: string[]): Step<(StoredOrderLine & { order_id: string })[]>;
+  /** The merchant's checkout setting for a channel, if any. */
+  channelMode(channel: string): Step<CheckoutMode | undefined>;
+  channelModes(): Step<{ channel: string; checkout: CheckoutMode }[]>;
+  /** The OAuth host map's rules (null: denied), which decide a channel's default mode. */
+  hostRules(): Step<{ host: string; channel: string | null }[]>;
+  /** Channels of live static tokens. */
+  tokenChannels(): Step<string[]>;
 }
 
 /**
@@ -114,6 +135,8 @@ export interface Engine extends Reader {
   checkChannelCap(channel: string, check: { adding: number; reviving: boolean; cartId: string }): Step<void>;
   /** What a holder's live carts hold, `cartId` included even when expired. */
   holderHeld(channel: string, holder: string, cartId: string): Step<number>;
+  /** What a holder's orders awaiting payment hold, those past pay_by left out. */
+  holderAwaiting(channel: string, holder: string): Step<number>;
 
   /** Applies a decision's writes: counts, holds, channel counters, the ledger. */
   apply(writes: Writes): Step<void>;
@@ -121,7 +144,17 @@ export interface Engine extends Reader {
   saveCart(ctx: CallContext, cart: CartRow, line: StoredLine, isNew: boolean): Step<void>;
   closeCarts(status: string, ids: string[]): Step<void>;
   deleteLines(cartId: string, skus: string[]): Step<void>;
-  insertOrder(order: OrderWrite, sold: LineRow[]): Step<void>;
+  insertOrder(order: StoredOrder, lines: StoredOrderLine[]): Step<void>;
+  /**
+   * The order, locked (PostgreSQL: the first row lock, which sets the time), or undefined; a customer's only
+   * when it is its channel and holder's, an admin's (ctx.admin) any.
+   */
+  lockOrder(ctx: CallContext, orderId: string): Step<StoredOrder | undefined>;
+  /** Writes an order's status, times and payment fields (its lines' holds go through apply()). */
+  saveOrder(order: StoredOrder): Step<void>;
+  /** Orders awaiting payment past pay_by, at most `limit`, locked (PostgreSQL skips locked ones), with their lines. */
+  overdueOrders(limit: number): Step<OrderRows[]>;
+  saveChannelMode(channel: string, mode: CheckoutMode): Step<void>;
   /** Open carts expired by now, at most `limit`, locked (PostgreSQL skips locked ones), with their held lines. */
   expiredCarts(limit: number): Step<ExpiredCart[]>;
 

@@ -30,25 +30,22 @@ import {
   changeOnHand,
   checkHolderCap,
   decideAddToCart,
-  decideCheckout,
   decideOnHand,
   decideRelease,
   decideSweep,
   freeExpiredHolds,
   productChange,
   type StoredCart,
-  unheldLines,
 } from '../../domain/decisions.js';
 import { inRow, refuse } from '../../domain/errors.js';
 import { type ImportOptions, importedOnHand } from '../../domain/import-stock.js';
 import type { Limits } from '../../domain/rules.js';
-import { assertProduct, newId } from '../../domain/rules.js';
+import { assertProduct } from '../../domain/rules.js';
 import type {
   CallContext,
   CartView,
   ImportResult,
   ImportRow,
-  OrderView,
   ProductInput,
   ProductView,
   ReleaseResult,
@@ -59,14 +56,13 @@ import {
   type CartRow,
   cartView,
   effectiveStatus,
-  orderView,
   type ProductRow,
   productView,
   stockLevel,
 } from '../../domain/views.js';
 import { type StoredLine, Writes } from '../../domain/writes.js';
 import { type KeyedCall, keyedCall, replayOf } from '../shared.js';
-import type { AddToCartInput, CheckoutInput, ReleaseInput, StockChange } from '../store.js';
+import type { AddToCartInput, ReleaseInput, StockChange } from '../store.js';
 import { type Engine, type Operation, step } from './engine.js';
 
 /** The store's settings an operation decides by. */
@@ -144,6 +140,7 @@ export function* addToCart(
   if (ctx.holder) {
     checkHolderCap(rules.limits, ctx.holder, {
       held: yield* step(e.holderHeld(ctx.channel, ctx.holder, after.id)),
+      awaiting: yield* step(e.holderAwaiting(ctx.channel, ctx.holder)),
       adding: decision.adding,
       reviving: decision.reviving,
     });
@@ -168,40 +165,6 @@ export function* addToCart(
         null,
       )
     : yield* cartViewOf(e, after, now);
-  yield* remember(e, call, view);
-  return view;
-}
-
-export function* checkout(e: Engine, ctx: CallContext, input: CheckoutInput): Operation<OrderView> {
-  const call = keyedCall(ctx, 'checkout', input.idempotencyKey, [input.cartId]);
-  const replayed = yield* replay(e, call);
-  if (replayed) return replayed as OrderView;
-
-  const cart = yield* step(e.lockCart(ctx, input.cartId));
-  if (!cart) throw refuse.cartNotFound(input.cartId);
-  if (cart.status === 'checked_out') {
-    // Checkout is idempotent on the cart: a repeat returns the order it made.
-    const order = yield* step(e.orderOf(cart.id));
-    yield* remember(e, call, order);
-    return order;
-  }
-  if (cart.status === 'released') throw refuse.cartClosed(cart.id, cart.status);
-  const now = yield* step(e.now());
-  const lines = yield* step(e.lines(cart.id));
-  yield* step(e.lockProducts(lines.map((line) => line.sku)));
-  const { writes, order, sold } = decideCheckout({
-    now,
-    channel: ctx.channel,
-    cart,
-    lines,
-    products: e.products,
-    expired: yield* step(e.expiredHolds(unheldLines(lines, e.products), cart.id)),
-    orderId: newId('ord_'),
-  });
-  yield* step(e.apply(writes));
-  yield* step(e.insertOrder({ ...order, channel: ctx.channel }, sold));
-  yield* step(e.closeCarts('checked_out', [cart.id]));
-  const view = orderView(order, sold);
   yield* remember(e, call, view);
   return view;
 }

@@ -7,6 +7,7 @@ import {
   assertImportRows,
   assertProduct,
   assertSku,
+  DEFAULT_PAYMENT_WINDOW_MS,
   MAX_QUANTITY,
   MAX_STOCK,
   newId,
@@ -14,6 +15,8 @@ import {
 import type {
   CallContext,
   CartView,
+  ChannelSetting,
+  CheckoutMode,
   ImportResult,
   ImportRow,
   OrderView,
@@ -28,14 +31,19 @@ import { type ProductRow, productView, stockLevel } from '../../domain/views.js'
 import { hashToken, issuedToken, newTokenSecret, type StoredToken, tokenRecord } from '../shared.js';
 import type {
   AddToCartInput,
+  CancelOrderInput,
   CheckoutInput,
+  ConfirmPaymentInput,
   IssuedToken,
+  OrderFilter,
+  PaymentAttachment,
   ReleaseInput,
   StockChange,
   StoreOptions,
 } from '../store.js';
-import type { Engine, Operation } from './engine.js';
+import type { Engine, Operation, Reader } from './engine.js';
 import * as op from './operations.js';
+import * as orders from './orders.js';
 
 /** A product row with the units expired carts still hold of it, as a store's reads return it. */
 export type ProductWithExpired = ProductRow & { expired_held: number };
@@ -58,6 +66,8 @@ export abstract class StockStore {
 
   /** Runs an operation as one write transaction of this dialect; `started` begins the call's lock budget. */
   protected abstract transact<R>(body: (e: Engine) => Operation<R>, started?: number): Promise<R>;
+  /** Runs reads (get_order, the order lists, the channel modes) outside any write transaction. */
+  protected abstract readWith<R>(body: (r: Reader) => Operation<R>): Promise<R>;
   /** Active and inactive products of these SKUs (all, without SKUs), with their expired holds, from one read. */
   protected abstract productRows(skus: string[] | undefined): Promise<ProductWithExpired[]>;
   protected abstract insertToken(token: NewToken): Promise<void>;
@@ -104,12 +114,69 @@ export abstract class StockStore {
     return this.transact((e) => op.addToCart(e, this.options, ctx, input), started);
   }
 
+  /**
+   * Whether the channel checks out direct, read outside the transaction: a dialect's fast path is the sale, so
+   * it asks first. A mode changed between this read and the sale orders like a change made just after it.
+   */
+  protected async checksOutDirect(channel: string): Promise<boolean> {
+    return (await this.readWith((r) => orders.checkoutModeFor(r, channel))) === 'direct';
+  }
+
+  private get paymentWindowMs(): number {
+    return this.options.paymentWindowMs ?? DEFAULT_PAYMENT_WINDOW_MS;
+  }
+
   async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
     const started = performance.now();
     const fast = this.checkoutFast(ctx, input, started);
     const answered = fast && (await fast);
     if (answered) return answered;
-    return this.transact((e) => op.checkout(e, ctx, input), started);
+    const rules = { paymentWindowMs: this.paymentWindowMs };
+    return this.transact((e) => orders.checkout(e, rules, ctx, input), started);
+  }
+
+  async getOrder(ctx: CallContext, orderId: string): Promise<OrderView> {
+    return this.readWith((r) => orders.readOrder(r, ctx, orderId, this.now()));
+  }
+
+  async confirmPayment(ctx: CallContext, input: ConfirmPaymentInput): Promise<OrderView> {
+    return this.transact((e) => orders.confirmPayment(e, ctx, input));
+  }
+
+  async cancelOrder(ctx: CallContext, input: CancelOrderInput): Promise<OrderView> {
+    return this.transact((e) => orders.cancelOrder(e, ctx, input));
+  }
+
+  async attachPayment(orderId: string, payment: PaymentAttachment): Promise<OrderView> {
+    return this.transact((e) => orders.attachPayment(e, orderId, payment));
+  }
+
+  async findOrderByReference(reference: string): Promise<OrderView | undefined> {
+    return this.readWith((r) => orders.readOrderByReference(r, reference, this.now()));
+  }
+
+  async listOrders(filter: OrderFilter): Promise<OrderView[]> {
+    return this.readWith((r) => orders.readOrders(r, filter, this.now()));
+  }
+
+  async channelSettings(): Promise<ChannelSetting[]> {
+    return this.readWith((r) => orders.readChannelSettings(r));
+  }
+
+  async setCheckoutMode(channel: string, mode: CheckoutMode): Promise<ChannelSetting> {
+    return this.transact((e) => orders.setCheckoutMode(e, channel, mode));
+  }
+
+  /** Orders past pay_by give their units back, in small batches like carts. */
+  async sweepOverdueOrders(batchSize = 100): Promise<{ orders: number; units: number }> {
+    const total = { orders: 0, units: 0 };
+    for (;;) {
+      const batch = await this.transact((e) => orders.sweepOrdersBatch(e, batchSize));
+      total.orders += batch.orders;
+      total.units += batch.units;
+      if (batch.orders < batchSize) return total;
+      await this.betweenSweepBatches();
+    }
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {

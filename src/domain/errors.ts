@@ -14,6 +14,9 @@ export const ErrorCode = {
   STORE_READ_ONLY: 'STORE_READ_ONLY',
   OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   INVALID_INPUT: 'INVALID_INPUT',
+  ORDER_NOT_FOUND: 'ORDER_NOT_FOUND',
+  ORDER_CLOSED: 'ORDER_CLOSED',
+  PAYMENT_UNAVAILABLE: 'PAYMENT_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

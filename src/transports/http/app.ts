@@ -54,6 +54,8 @@ export interface HttpOptions {
   drainMs?: number;
   /** The merchant console (src/console/), mounted at /console behind the same Host/Origin checks. */
   console?: { router: RequestHandler };
+  /** The payment webhooks and return page (src/payments/), at /payments: signed by the provider, no bearer token. */
+  payments?: { router: RequestHandler };
   /**
    * The origin clients reach this server at (--public-url), naming the OAuth issuer and resource. Required
    * beyond loopback when auth is on; on loopback it defaults to the address served.
@@ -187,6 +189,7 @@ export async function serveHttp(
     });
   });
   app.use(guard);
+  if (options.payments) app.use('/payments', trackRequest, options.payments.router);
   // /mcp first: every tool call would otherwise walk the OAuth router's routes before reaching it.
   app.all(
     '/mcp',

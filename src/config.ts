@@ -1,7 +1,12 @@
 // Shared command-line options; each has a STOCKLOCK_ environment twin (flags beat environment beat defaults).
 import { type Command, Option } from 'commander';
 import { systemClock } from './domain/clock.js';
-import { DEFAULT_LIMITS, MAX_RESERVATION_TTL_MS, parseDuration } from './domain/rules.js';
+import {
+  DEFAULT_LIMITS,
+  MAX_PAYMENT_WINDOW_MS,
+  MAX_RESERVATION_TTL_MS,
+  parseDuration,
+} from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
 
 /** The store's flags. Only `serve` and `start` take them all; other commands take the few they use. */
@@ -16,6 +21,7 @@ export interface StoreFlags {
   maxChannelReserved?: string;
   maxHolderReserved?: string;
   poolSize?: string;
+  paymentWindow?: string;
 }
 
 const DEFAULTS = {
@@ -28,6 +34,7 @@ const DEFAULTS = {
   maxChannelReserved: String(DEFAULT_LIMITS.maxChannelReserved),
   maxHolderReserved: String(DEFAULT_LIMITS.maxHolderReserved),
   poolSize: '10',
+  paymentWindow: '30m',
 } as const;
 
 function boundedDuration(text: string, flag: string, maxMs: number): number {
@@ -113,6 +120,14 @@ export function addStoreOptions(command: Command): Command {
         .default(DEFAULTS.maxHolderReserved),
     )
     .addOption(
+      new Option(
+        '--payment-window <duration>',
+        'how long an order in a payment channel awaits its payment, its items held (30m, 2h)',
+      )
+        .env('STOCKLOCK_PAYMENT_WINDOW')
+        .default(DEFAULTS.paymentWindow),
+    )
+    .addOption(
       new Option('--pool-size <n>', 'PostgreSQL connections per process')
         .env('STOCKLOCK_POOL_SIZE')
         .default(DEFAULTS.poolSize),
@@ -134,6 +149,7 @@ export function storeOptions(given: StoreFlags): StoreOptions {
       maxHolderReserved: positiveInteger(flags.maxHolderReserved, '--max-holder-reserved'),
     },
     poolSize: positiveInteger(flags.poolSize, '--pool-size'),
+    paymentWindowMs: boundedDuration(flags.paymentWindow, '--payment-window', MAX_PAYMENT_WINDOW_MS),
   };
 }
 

@@ -1,12 +1,10 @@
 // Which redirect hosts may sign in, and as which channel: presets plus the merchant's rules in the store.
+
+import { PRESET_HOSTS } from '../domain/orders.js';
 import type { HostRule } from '../storage/oauth.js';
 
-/** The hosted AI hosts stocklock exists for; `oauth deny HOST` overrides a preset. */
-export const PRESET_HOSTS: Readonly<Record<string, string>> = {
-  'chatgpt.com': 'chatgpt',
-  'claude.ai': 'claude',
-  'claude.com': 'claude',
-};
+/** The hosted AI hosts stocklock exists for (kept in the domain: a channel they map to checks out with payment). */
+export { PRESET_HOSTS };
 
 export interface HostMapping {
   host: string;

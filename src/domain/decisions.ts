@@ -29,19 +29,25 @@ export function freeExpiredHolds(writes: Writes, expired: ExpiredHolds, sku: str
 }
 
 /** Frees the SKU's expired holds (other than `keepCartId`'s) once per transaction, before deciding on it. */
-function freeExpired(writes: Writes, freed: Set<string>, expired: ExpiredHolds, sku: string, keep: string) {
+export function freeExpired(
+  writes: Writes,
+  freed: Set<string>,
+  expired: ExpiredHolds,
+  sku: string,
+  keep: string,
+) {
   if (freed.has(sku)) return;
   freed.add(sku);
   for (const hold of expired.get(sku) ?? []) if (hold.cart_id !== keep) writes.release(sku, hold, 'expire');
 }
 
-function product(products: ReadonlyMap<string, ProductRow>, sku: string): ProductRow {
+export function product(products: ReadonlyMap<string, ProductRow>, sku: string): ProductRow {
   const row = products.get(sku);
   if (!row?.active) throw refuse.unknownSku(sku);
   return row;
 }
 
-interface HoldLines {
+export interface HoldLines {
   cart: CartRow;
   channel: string;
   lines: readonly StoredLine[];
@@ -55,7 +61,7 @@ interface HoldLines {
  * Makes every tracked line hold its full quantity again (a revived cart, or a line whose hold was freed):
  * all or nothing, naming every short line. Returns the units it held.
  */
-function holdLines(writes: Writes, freed: Set<string>, h: HoldLines): number {
+export function holdLines(writes: Writes, freed: Set<string>, h: HoldLines): number {
   const short: ShortLine[] = [];
   let added = 0;
   for (const line of h.lines) {
@@ -240,16 +246,17 @@ export function checkChannelCap(
 /**
  * The per-holder cap, for OAuth holders only (a static token's holder is its whole channel, which the channel
  * cap governs). `held` is what the holder's live carts hold before this write, this cart included even when
- * expired (reviving it counts its units again), read under the write's lock.
+ * expired (reviving it counts its units again), and `awaiting` what its orders awaiting payment still hold
+ * (not past pay_by), so unpaid orders cannot park stock beyond the cap; both read under the write's lock.
  */
 export function checkHolderCap(
   limits: Limits,
   holder: string | undefined,
-  check: { held: number; adding: number; reviving: boolean },
+  check: { held: number; awaiting?: number; adding: number; reviving: boolean },
 ): void {
   if (!holder) return;
   if (check.adding <= 0 && !check.reviving) return;
-  assertHolderCap(limits, check.held, check.adding);
+  assertHolderCap(limits, check.held, check.adding, check.awaiting ?? 0);
 }
 
 export interface CheckoutState {
@@ -265,7 +272,14 @@ export interface CheckoutState {
 
 export interface CheckoutDecision {
   writes: Writes;
-  order: { id: string; cart_id: string; currency: string; created_at: number; total: number };
+  order: {
+    id: string;
+    cart_id: string;
+    channel: string;
+    currency: string;
+    created_at: number;
+    total: number;
+  };
   sold: LineRow[];
 }
 
@@ -306,7 +320,7 @@ export function decideCheckout(state: CheckoutState): CheckoutDecision {
   const currency = cart.currency as string;
   return {
     writes,
-    order: { id: state.orderId, cart_id: cart.id, currency, created_at: state.now, total },
+    order: { id: state.orderId, cart_id: cart.id, channel, currency, created_at: state.now, total },
     sold,
   };
 }

@@ -140,6 +140,24 @@ export const refuse = {
       {},
       { cause: error },
     ),
+  orderNotFound: (orderId: string) =>
+    new StockError(
+      ErrorCode.ORDER_NOT_FOUND,
+      `No order "${orderId}" on this channel. Use the order_id that checkout returned.`,
+      { order_id: orderId },
+    ),
+  /** `why` finishes the sentence: what state the order is in and what can still be done. */
+  orderClosed: (orderId: string, status: string, why: string) =>
+    new StockError(ErrorCode.ORDER_CLOSED, `Order "${orderId}" is ${status.replace('_', ' ')}: ${why}`, {
+      order_id: orderId,
+      status,
+    }),
+  paymentUnavailable: (orderId: string, provider: string) =>
+    new StockError(
+      ErrorCode.PAYMENT_UNAVAILABLE,
+      `The payment provider (${provider}) could not be reached. Order "${orderId}" is saved and its items stay held until it is paid or its time runs out; retry checkout with the same idempotency_key to get the payment link.`,
+      { order_id: orderId, provider },
+    ),
   invalid: (field: string, message: string) =>
     new StockError(ErrorCode.INVALID_INPUT, `${field}: ${message}`, { field }),
 };

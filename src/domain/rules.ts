@@ -20,7 +20,7 @@ export interface Limits {
   maxCartQuantity: number;
   /** Most units one channel may hold in open carts at once. */
   maxChannelReserved: number;
-  /** Most units one OAuth holder (one shopper's grant) may hold in open carts at once. */
+  /** Most units one OAuth holder (one shopper's grant) may hold at once, in open carts and unpaid orders. */
   maxHolderReserved: number;
 }
 
@@ -32,6 +32,12 @@ export const DEFAULT_LIMITS: Limits = {
 };
 
 export const DEFAULT_RESERVATION_TTL_MS = 15 * 60_000;
+
+/** How long an order in a payment channel may await its payment before its units go back on sale. */
+export const DEFAULT_PAYMENT_WINDOW_MS = 30 * 60_000;
+
+/** Seven days: an order that may wait longer for its payment is a hoard too. */
+export const MAX_PAYMENT_WINDOW_MS = 7 * 86_400_000;
 
 /** Thirty days: a longer hold is a hoard, and the timestamps it makes must stay representable. */
 export const MAX_RESERVATION_TTL_MS = 30 * 86_400_000;
@@ -73,14 +79,24 @@ export function assertChannelCap(limits: Limits, held: number, adding: number): 
   }
 }
 
-/** Refuses adding units when an OAuth holder's live holds (`held`, before this call) would pass its cap. */
-export function assertHolderCap(limits: Limits, held: number, adding: number): void {
+/**
+ * Refuses adding units when an OAuth holder's live holds (`inCarts` in open carts and `inOrders` in orders
+ * awaiting payment, before this call) would pass its cap.
+ */
+export function assertHolderCap(limits: Limits, inCarts: number, adding: number, inOrders = 0): void {
   const cap = limits.maxHolderReserved;
+  const held = inCarts + inOrders;
   if (held + adding > cap) {
+    const where =
+      inOrders > 0
+        ? `${inCarts} in open carts and ${inOrders} in orders awaiting payment`
+        : `${held} units in open carts`;
+    const next =
+      inOrders > 0 ? 'Pay for or release what you hold first.' : 'Check out or release carts first.';
     throw refuse.limit(
       'per_holder',
       cap,
-      `You already hold ${held} units in open carts; the cap is ${cap} per shopper. Check out or release carts first.`,
+      `You already hold ${where}; the cap is ${cap} per shopper. ${next}`,
     );
   }
 }

@@ -17,6 +17,8 @@ export const MovementKind = {
   RELEASE: 'release',
   EXPIRE: 'expire',
   SALE: 'sale',
+  /** Units of a paid order that came back to on-hand (a cancellation with restock). */
+  RETURN: 'return',
 } as const;
 export type MovementKind = (typeof MovementKind)[keyof typeof MovementKind];
 
@@ -28,6 +30,8 @@ export interface CallContext {
    * whole channel). A cart is visible to its own channel and holder only; OAuth holders have their own cap.
    */
   holder?: string;
+  /** An admin connection (admin token, stock:admin grant, the CLI): sees and acts on every channel's orders. */
+  admin?: boolean;
 }
 
 export interface ProductView {
@@ -74,14 +78,51 @@ export interface CartView {
   expires_at: string;
 }
 
+export const OrderStatus = {
+  AWAITING_PAYMENT: 'awaiting_payment',
+  PAID: 'paid',
+  CANCELLED: 'cancelled',
+} as const;
+export type OrderStatus = (typeof OrderStatus)[keyof typeof OrderStatus];
+
+/**
+ * `direct`: the caller has taken payment, checkout is the sale. `payment`: checkout makes an order that holds
+ * its units until the payment is confirmed or its window passes.
+ */
+export const CheckoutMode = { DIRECT: 'direct', PAYMENT: 'payment' } as const;
+export type CheckoutMode = (typeof CheckoutMode)[keyof typeof CheckoutMode];
+
+export type CancelReason = 'payment_timeout' | 'merchant' | 'payment_expired' | 'grant_revoked';
+
 export interface OrderView {
   order_id: string;
   cart_id: string;
+  channel: string;
+  status: OrderStatus;
   lines: CartLineView[];
   total_minor: number;
   currency: string;
   total_display: string;
   created_at: string;
+  /** ISO, while awaiting payment (kept after, for the record); null for a direct sale. */
+  pay_by: string | null;
+  /** Where the shopper pays; set by the payment provider after the order committed. */
+  payment_url: string | null;
+  /** What the shopper does to pay when there is no URL (the manual provider). */
+  payment_instructions: string | null;
+  payment_reference: string | null;
+  paid_at: string | null;
+  cancelled_at: string | null;
+  cancel_reason: CancelReason | null;
+  /** A payment arrived for an order whose stock was gone: the merchant refunds it. */
+  needs_refund: boolean;
+}
+
+export interface ChannelSetting {
+  channel: string;
+  checkout: CheckoutMode;
+  /** False: no row for the channel, so its mode is the default (payment for a channel an OAuth host maps to). */
+  explicit: boolean;
 }
 
 export interface ReleasedLine {

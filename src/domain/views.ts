@@ -96,8 +96,9 @@ export function cartView(cart: CartRow, lines: LineRow[], now: number, orderId: 
   };
 }
 
+/** A direct sale's order (paid at checkout): what stores answer until they keep the order's own status. */
 export function orderView(
-  order: { id: string; cart_id: string; currency: string; created_at: number },
+  order: { id: string; cart_id: string; channel: string; currency: string; created_at: number },
   lines: LineRow[],
 ): OrderView {
   const views = lineViews(lines);
@@ -105,10 +106,20 @@ export function orderView(
   return {
     order_id: order.id,
     cart_id: order.cart_id,
+    channel: order.channel,
+    status: 'paid',
     lines: views,
     total_minor: total,
     currency: order.currency,
     total_display: formatMoney(total, order.currency),
     created_at: iso(order.created_at),
+    pay_by: null,
+    payment_url: null,
+    payment_instructions: null,
+    payment_reference: null,
+    paid_at: iso(order.created_at),
+    cancelled_at: null,
+    cancel_reason: null,
+    needs_refund: false,
   };
 }

@@ -21,11 +21,12 @@ export interface StoredLine {
   held: number;
 }
 
-/** A hold of another cart, found under the SKU's lock. */
+/** A hold of another cart, found under the SKU's lock; with `order_id`, a line of that cart's order awaiting payment. */
 export interface Hold {
   cart_id: string;
   held: number;
   channel: string;
+  order_id?: string | null;
 }
 
 export interface StockDelta {
@@ -45,6 +46,8 @@ export class Writes {
   readonly stock = new Map<string, StockDelta>();
   /** `cart_id sku` → the line's new `held`. */
   readonly held = new Map<string, { cart_id: string; sku: string; held: number }>();
+  /** `order_id sku` → the order line's new `held` (an order awaiting payment holds its units). */
+  readonly orderHeld = new Map<string, { order_id: string; sku: string; held: number }>();
   readonly channels = new Map<string, number>();
   readonly movements: Movement[] = [];
 
@@ -79,6 +82,10 @@ export class Writes {
     this.held.set(`${cartId} ${sku}`, { cart_id: cartId, sku, held });
   }
 
+  setOrderHeld(orderId: string, sku: string, held: number): void {
+    this.orderHeld.set(`${orderId} ${sku}`, { order_id: orderId, sku, held });
+  }
+
   addChannel(channel: string, delta: number): void {
     if (delta !== 0) this.channels.set(channel, (this.channels.get(channel) ?? 0) + delta);
   }
@@ -87,10 +94,11 @@ export class Writes {
     this.movements.push({ note: null, ...movement });
   }
 
-  /** Frees one line's hold: the line, `reserved`, the channel's counter and an `expire`/`release` row. */
-  release(sku: string, hold: Hold, kind: 'release' | 'expire'): void {
+  /** Frees one line's hold (a cart's, or its order's): the line, `reserved`, the channel's counter and a row. */
+  release(sku: string, hold: Hold, kind: 'release' | 'expire', note: string | null = null): void {
     if (hold.held <= 0) return;
-    this.setHeld(hold.cart_id, sku, 0);
+    if (hold.order_id) this.setOrderHeld(hold.order_id, sku, 0);
+    else this.setHeld(hold.cart_id, sku, 0);
     this.changeStock(sku, 0, -hold.held, false);
     this.addChannel(hold.channel, -hold.held);
     this.record({
@@ -100,8 +108,9 @@ export class Writes {
       on_hand_delta: 0,
       reserved_delta: -hold.held,
       cart_id: hold.cart_id,
-      order_id: null,
+      order_id: hold.order_id ?? null,
       channel: hold.channel,
+      note,
     });
   }
 }

@@ -75,14 +75,48 @@ export const cartOutput = z.object({
   expires_at: z.string().describe('When the reservation lapses unless the cart is checked out or added to.'),
 });
 
+export const orderIdInput = storableText(
+  z.string().min(1, 'must not be empty').max(100, 'is at most 100 characters'),
+).describe('The order id returned by checkout, e.g. "ord_7Hq2mXc9LpR4tV1wZ8yB3n".');
+
 export const orderOutput = z.object({
   order_id: z.string(),
   cart_id: z.string(),
+  channel: z.string().describe('The sales channel the order was placed on.'),
+  status: z
+    .enum(['awaiting_payment', 'paid', 'cancelled'])
+    .describe(
+      'paid: sold. awaiting_payment: the items are held for the shopper until pay_by; tell them how to pay. cancelled: nothing is sold.',
+    ),
   lines: z.array(cartLineOutput),
   total_minor: z.number().int(),
   currency: z.string(),
-  total_display: z.string(),
+  total_display: z.string().describe('The total to show or say, e.g. "25.00 EUR".'),
   created_at: z.string(),
+  pay_by: z
+    .string()
+    .nullable()
+    .describe(
+      'ISO time by which the payment must arrive; the items are held until then. Null for a direct sale.',
+    ),
+  payment_url: z
+    .string()
+    .nullable()
+    .describe('Where the shopper pays, while awaiting payment; give it to them.'),
+  payment_instructions: z
+    .string()
+    .nullable()
+    .describe("The shop's own payment instructions when there is no payment_url; read them to the shopper."),
+  payment_reference: z.string().nullable().describe("The payment provider's reference, once paid."),
+  paid_at: z.string().nullable(),
+  cancelled_at: z.string().nullable(),
+  cancel_reason: z
+    .enum(['payment_timeout', 'merchant', 'payment_expired', 'grant_revoked'])
+    .nullable()
+    .describe('Why a cancelled order was cancelled; payment_timeout means pay_by passed unpaid.'),
+  needs_refund: z
+    .boolean()
+    .describe('True when a payment arrived after the items were gone: the merchant refunds it.'),
 });
 
 export const stockLevelOutput = z.object({

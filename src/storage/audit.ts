@@ -24,18 +24,29 @@ export function auditQueries(dialect: Dialect) {
   return {
     bounds: `SELECT p.sku, p.on_hand, p.reserved FROM products p
       WHERE ${tracked} AND (p.reserved < 0 OR p.reserved > p.on_hand OR p.on_hand < 0) ${bySku}`,
+    // Holds not yet released: open carts' (expired ones included until swept) and orders awaiting payment's.
     holds: `SELECT p.sku, p.reserved, COALESCE(h.held, 0)${int} AS held FROM products p
-      LEFT JOIN (SELECT l.sku, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-                 WHERE c.status = 'open' GROUP BY l.sku) h ON h.sku = p.sku
+      LEFT JOIN (SELECT sku, SUM(held) AS held FROM (
+                   SELECT l.sku, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id WHERE c.status = 'open'
+                   UNION ALL
+                   SELECT l.sku, l.held FROM order_lines l JOIN orders o ON o.id = l.order_id
+                   WHERE o.status = 'awaiting_payment') x GROUP BY sku) h ON h.sku = p.sku
       WHERE ${tracked} AND p.reserved != COALESCE(h.held, 0) ${bySku}`,
-    closedHolds: `SELECT l.cart_id, l.sku, c.status, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-      WHERE l.held > 0 AND c.status != 'open'`,
-    // Both ways: a counter that disagrees with its carts, and carts holding units with no counter at all.
+    closedHolds: `SELECT 'cart ' || l.cart_id AS holder, l.sku, c.status, l.held FROM cart_lines l
+        JOIN carts c ON c.id = l.cart_id WHERE l.held > 0 AND c.status != 'open'
+      UNION ALL
+      SELECT 'order ' || l.order_id, l.sku, o.status, l.held FROM order_lines l JOIN orders o ON o.id = l.order_id
+        WHERE l.held > 0 AND o.status != 'awaiting_payment'`,
+    // Both ways: a counter that disagrees with its holds, and holds with no counter at all. An order's holds
+    // count toward its channel like its cart's did.
     channelHolds: `SELECT COALESCE(ch.channel, h.channel) AS channel, COALESCE(ch.held, 0) AS counted,
         COALESCE(h.held, 0)${int} AS held
       FROM channel_holds ch
-      FULL OUTER JOIN (SELECT c.channel, SUM(l.held) AS held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
-                       GROUP BY c.channel) h ON h.channel = ch.channel
+      FULL OUTER JOIN (SELECT channel, SUM(held) AS held FROM (
+                         SELECT c.channel, l.held FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                         UNION ALL
+                         SELECT o.channel, l.held FROM order_lines l JOIN orders o ON o.id = l.order_id) x
+                       GROUP BY channel) h ON h.channel = ch.channel
       WHERE COALESCE(ch.held, 0) != COALESCE(h.held, 0)`,
     ledger: `SELECT p.sku, p.on_hand, p.reserved, COALESCE(m.on_sum, 0)${int} AS on_sum,
         COALESCE(m.res_sum, 0)${int} AS res_sum
@@ -45,11 +56,25 @@ export function auditQueries(dialect: Dialect) {
     cartOrders: `SELECT c.id, c.status, COUNT(o.id) AS orders FROM carts c LEFT JOIN orders o ON o.cart_id = c.id
       GROUP BY c.id, c.status
       HAVING (c.status = 'checked_out' AND COUNT(o.id) != 1) OR (c.status != 'checked_out' AND COUNT(o.id) > 0)`,
-    saleLines: `SELECT order_id, sku, SUM(ordered)${int} AS ordered, SUM(sold)${int} AS sold FROM (
-        SELECT order_id, sku, quantity AS ordered, 0 AS sold FROM order_lines
+    // Per order line: units ordered, sold and returned in the ledger. A paid order sold each line once and
+    // returned nothing; one awaiting payment has sold nothing yet; a cancelled one sold nothing, or sold once
+    // and returned all of it (restock) or none (written off). Sales of no order line are caught too.
+    saleLines: `SELECT x.order_id, x.sku, o.status, SUM(x.ordered)${int} AS ordered, SUM(x.sold)${int} AS sold,
+        SUM(x.returned)${int} AS returned
+      FROM (
+        SELECT order_id, sku, quantity AS ordered, 0 AS sold, 0 AS returned FROM order_lines
         UNION ALL
-        SELECT order_id, sku, 0, quantity FROM stock_movements WHERE kind = 'sale'
-      ) x GROUP BY order_id, sku HAVING SUM(ordered) != SUM(sold)`,
+        SELECT order_id, sku, 0, quantity, 0 FROM stock_movements WHERE kind = 'sale'
+        UNION ALL
+        SELECT order_id, sku, 0, 0, quantity FROM stock_movements WHERE kind = 'return'
+      ) x LEFT JOIN orders o ON o.id = x.order_id
+      GROUP BY x.order_id, x.sku, o.status
+      HAVING CASE o.status
+        WHEN 'paid' THEN SUM(x.sold) != SUM(x.ordered) OR SUM(x.returned) != 0
+        WHEN 'awaiting_payment' THEN SUM(x.sold) != 0 OR SUM(x.returned) != 0
+        WHEN 'cancelled' THEN NOT ((SUM(x.sold) = 0 AND SUM(x.returned) = 0)
+          OR (SUM(x.sold) = SUM(x.ordered) AND (SUM(x.returned) = 0 OR SUM(x.returned) = SUM(x.sold))))
+        ELSE TRUE END`,
     orderTotals: `SELECT o.id, o.total_minor, COALESCE(SUM(l.quantity * l.unit_price_minor), 0)${int} AS lines_total
       FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
       GROUP BY o.id, o.total_minor HAVING o.total_minor != COALESCE(SUM(l.quantity * l.unit_price_minor), 0)`,
@@ -76,9 +101,10 @@ export function auditReport(rows: AuditRows): AuditReport {
   for (const p of rows.bounds) {
     add(1, p.sku, `on_hand ${p.on_hand}, reserved ${p.reserved}: must be 0 <= reserved <= on_hand`);
   }
-  for (const p of rows.holds) add(2, p.sku, `reserved ${p.reserved} but open carts hold ${p.held}`);
-  for (const l of rows.closedHolds)
-    add(2, l.sku, `cart ${l.cart_id} is ${l.status} but still holds ${l.held}`);
+  for (const p of rows.holds) {
+    add(2, p.sku, `reserved ${p.reserved} but open carts and orders awaiting payment hold ${p.held}`);
+  }
+  for (const l of rows.closedHolds) add(2, l.sku, `${l.holder} is ${l.status} but still holds ${l.held}`);
   for (const l of rows.liveUnheld) {
     add(
       2,
@@ -87,7 +113,11 @@ export function auditReport(rows: AuditRows): AuditReport {
     );
   }
   for (const c of rows.channelHolds) {
-    add(2, `channel ${c.channel}`, `channel hold counter ${c.counted} but its carts hold ${c.held}`);
+    add(
+      2,
+      `channel ${c.channel}`,
+      `channel hold counter ${c.counted} but its carts and orders hold ${c.held}`,
+    );
   }
   for (const p of rows.ledger) {
     add(
@@ -103,7 +133,7 @@ export function auditReport(rows: AuditRows): AuditReport {
     add(
       4,
       m.order_id ?? '(no order)',
-      `${m.sku}: order lines say ${m.ordered}, sale movements say ${m.sold}`,
+      `${m.sku}: ${m.status ?? 'no such order'}, ordered ${m.ordered} but the ledger sold ${m.sold} and returned ${m.returned}`,
     );
   }
   for (const o of rows.orderTotals) {

@@ -40,6 +40,8 @@ export interface StoreOptions {
   groupCommit?: boolean;
   /** PostgreSQL only: connections in the pool. */
   poolSize?: number;
+  /** How long an order in a payment channel awaits its payment (pay_by = checkout + this); default 30 minutes. */
+  paymentWindowMs?: number;
 }
 
 export interface SearchQuery {

@@ -276,7 +276,14 @@ describe('decideCheckout', () => {
         row('E', 0, 0, { track_stock: 0, price_minor: 10 }),
       ),
     });
-    expect(d.order).toEqual({ id: 'ord_1', cart_id: 'c1', currency: 'EUR', created_at: NOW, total: 530 });
+    expect(d.order).toEqual({
+      id: 'ord_1',
+      cart_id: 'c1',
+      channel: 'web',
+      currency: 'EUR',
+      created_at: NOW,
+      total: 530,
+    });
     expect(Object.fromEntries(d.writes.stock)).toEqual({
       A: { onHand: -2, reserved: -2, touched: true },
     });

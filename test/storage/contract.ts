@@ -1186,6 +1186,17 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           currency: 'EUR',
           total_display: '52.48 EUR',
           created_at: iso(T0 + 60_000),
+          // A direct channel: the checkout is the sale, paid at once.
+          channel: 'web',
+          status: 'paid',
+          pay_by: null,
+          payment_url: null,
+          payment_instructions: null,
+          payment_reference: null,
+          paid_at: iso(T0 + 60_000),
+          cancelled_at: null,
+          cancel_reason: null,
+          needs_refund: false,
         });
         expect(await level(store, 'TSHIRT-M')).toMatchObject({ on_hand: 8, reserved: 0, available: 8 });
         expect(await level(store, 'MUG')).toMatchObject({ on_hand: 4, reserved: 0, available: 4 });

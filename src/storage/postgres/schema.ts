@@ -98,8 +98,30 @@ export const orders = pgTable(
     totalMinor: minor('total_minor').notNull(),
     currency: text('currency').notNull(),
     createdAt: ms('created_at').notNull(),
+    /** Who placed it inside its channel (the cart's holder): an OAuth grant's id, or '' for the whole channel. */
+    holder: text('holder').notNull().default(''),
+    /** awaiting_payment, paid or cancelled; orders from before payment existed were sales, so paid. */
+    status: text('status').notNull().default('paid'),
+    /** While awaiting payment: when its holds go back on sale. Kept after, for the record. */
+    payBy: ms('pay_by'),
+    paidAt: ms('paid_at'),
+    cancelledAt: ms('cancelled_at'),
+    cancelReason: text('cancel_reason'),
+    paymentUrl: text('payment_url'),
+    paymentInstructions: text('payment_instructions'),
+    paymentReference: text('payment_reference'),
+    /** A payment arrived after the order's stock was gone: the merchant refunds it. */
+    needsRefund: boolean('needs_refund').notNull().default(false),
   },
-  (t) => [uniqueIndex('orders_cart_id').on(t.cartId)],
+  (t) => [
+    uniqueIndex('orders_cart_id').on(t.cartId),
+    // The sweeper's scan for orders past pay_by.
+    index('orders_status_pay_by').on(t.status, t.payBy),
+    index('orders_channel_status').on(t.channel, t.status),
+    // A holder's orders awaiting payment count toward its cap.
+    index('orders_holder_status').on(t.channel, t.holder, t.status),
+    index('orders_payment_reference').on(t.paymentReference),
+  ],
 );
 
 export const orderLines = pgTable(
@@ -112,9 +134,25 @@ export const orderLines = pgTable(
     name: text('name').notNull(),
     quantity: integer('quantity').notNull(),
     unitPriceMinor: minor('unit_price_minor').notNull(),
+    /** Units this line holds while its order awaits payment; 0 once sold, released or expired. */
+    held: integer('held').notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.orderId, t.sku] })],
+  (t) => [
+    primaryKey({ columns: [t.orderId, t.sku] }),
+    index('order_lines_sku_held').on(t.sku, t.held),
+    check('order_lines_held', sql`${t.held} >= 0 AND ${t.held} <= ${t.quantity}`),
+  ],
 );
+
+/**
+ * Each channel's checkout mode, when the merchant set one: `direct` (checkout is the sale) or `payment` (an order
+ * awaits its payment). A channel without a row is `payment` if an OAuth host maps to it, else `direct`.
+ */
+export const channels = pgTable('channels', {
+  channel: text('channel').primaryKey(),
+  checkout: text('checkout').notNull(),
+  updatedAt: ms('updated_at').notNull(),
+});
 
 /** The append-only ledger: every unit that moves, like a bank statement. */
 export const stockMovements = pgTable(

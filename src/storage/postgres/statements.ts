@@ -99,7 +99,7 @@ export const S = statements({
   deleteLine: 'DELETE FROM cart_lines WHERE cart_id = $1 AND sku = $2',
   lineViews: `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
     FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = $1 ORDER BY l.sku COLLATE "C"`,
-  orderForCart: 'SELECT id, cart_id, currency, created_at FROM orders WHERE cart_id = $1',
+  orderForCart: 'SELECT id, cart_id, channel, currency, created_at FROM orders WHERE cart_id = $1',
   orderLines:
     'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY sku COLLATE "C"',
   insertOrder:

@@ -419,7 +419,7 @@ export class Transactions {
   }
 
   async orderOf(tx: Tx | undefined, cartId: string): Promise<OrderView> {
-    type StoredOrder = { id: string; cart_id: string; currency: string; created_at: number };
+    type StoredOrder = { id: string; cart_id: string; channel: string; currency: string; created_at: number };
     const order = tx
       ? await tx.row<StoredOrder>(S.orderForCart, [cartId])
       : (await this.query<StoredOrder>(S.orderForCart, [cartId]))[0];

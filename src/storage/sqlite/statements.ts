@@ -70,7 +70,7 @@ export function prepareStatements(db: Database.Database) {
       `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
        FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = ? ORDER BY l.sku`,
     ),
-    orderForCart: q('SELECT id, cart_id, currency, created_at FROM orders WHERE cart_id = ?'),
+    orderForCart: q('SELECT id, cart_id, channel, currency, created_at FROM orders WHERE cart_id = ?'),
     orderLines: q(
       'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = ? ORDER BY sku',
     ),

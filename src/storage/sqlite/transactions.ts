@@ -266,7 +266,7 @@ export class Transactions {
 
   orderOf(cartId: string): OrderView {
     const order = this.s.orderForCart.get(cartId) as
-      | { id: string; cart_id: string; currency: string; created_at: number }
+      | { id: string; cart_id: string; channel: string; currency: string; created_at: number }
       | undefined;
     if (!order) throw new Error(`checked-out cart ${cartId} has no order`);
     return orderView(order, this.s.orderLines.all(order.id) as LineRow[]);

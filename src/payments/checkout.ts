@@ -1,5 +1,4 @@
 // checkout in a payment channel: the order commits first; only then is the provider asked where the shopper pays.
-import type { Clock } from '../domain/clock.js';
 import { isStockError } from '../domain/errors.js';
 import type { CallContext } from '../domain/types.js';
 import type { Logger } from '../logger.js';
@@ -13,7 +12,6 @@ import {
 
 /** The store calls a payment checkout makes (the InventoryStore has them). */
 export interface CheckoutStore<Order extends PayableOrder> {
-  readonly options: { clock: Clock };
   checkout(ctx: CallContext, input: CheckoutInput): Promise<Order>;
   getOrder(ctx: CallContext, orderId: string): Promise<Order>;
   attachPayment(
@@ -48,7 +46,6 @@ export async function checkoutWithPayment<Order extends PayableOrder>(
   // A retried checkout replays the answer of the commit; an earlier attempt may have attached the payment since.
   const order = input.idempotencyKey ? await deps.store.getOrder(ctx, committed.order_id) : committed;
   if (!needsPayment(order)) return order;
-  if (order.pay_by && Date.parse(order.pay_by) <= deps.store.options.clock.now()) return order;
   const start = await startWithin(deps, order);
   return deps.store.attachPayment(order.order_id, {
     url: start.payment_url ?? null,

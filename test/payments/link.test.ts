@@ -1,32 +1,46 @@
 // The link provider: the pay page's URL, its signature as the README tells a pay page to check it, the template and
 // secret checks.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { assertLinkTemplate, createLinkProvider, linkSignature } from '../../src/payments/link.js';
 import { createManualProvider } from '../../src/payments/manual.js';
 import { paymentSecretKey } from '../../src/payments/secret.js';
 import { order, SECRET } from '../helpers/payments.js';
 
-/** What the merchant's pay page does, line for line as in the README ("Checking a pay link on your page"). */
+/** The README's check for a pay page ("Checking a pay link on your page"), run as written. */
+const README = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+const SNIPPET = /Checking a pay link on your\s+page[\s\S]*?```js\n([\s\S]*?)```/.exec(README)?.[1] ?? '';
+
 function payPageAccepts(secret: string, q: URLSearchParams): boolean {
-  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  const signed = `${q.get('order_id')}.${q.get('total_minor')}.${q.get('currency')}`;
-  const expected = createHmac('sha256', key).update(signed).digest('hex');
-  const given = Buffer.from(q.get('sig') ?? '');
-  return given.length === expected.length && timingSafeEqual(given, Buffer.from(expected));
+  const process = { env: { STOCKLOCK_PAYMENT_SECRET: secret } };
+  const run = new Function(
+    'q',
+    'process',
+    'Buffer',
+    'createHmac',
+    'timingSafeEqual',
+    `${SNIPPET}\nreturn ok;`,
+  );
+  return run(q, process, Buffer, createHmac, timingSafeEqual) as boolean;
 }
 
 const TEMPLATE =
-  'https://shop.example/pay?order_id={order_id}&total_minor={total_minor}&currency={currency}&sig={signature}';
+  'https://shop.example/pay?order={order_id}&total={total_minor}&currency={currency}&sig={signature}';
 
 describe('link provider', () => {
+  it("the README's check is five lines of code", () => {
+    expect(SNIPPET.trim().split('\n')).toHaveLength(5);
+  });
+
   it('fills the template and signs order id, total and currency so the pay page can check them', async () => {
     const provider = createLinkProvider({ template: TEMPLATE, key: paymentSecretKey(SECRET) });
     const start = await provider.start(order());
     const url = new URL(start.payment_url ?? '');
     expect(url.origin + url.pathname).toBe('https://shop.example/pay');
-    expect(url.searchParams.get('order_id')).toBe('ord_7Hq2');
-    expect(url.searchParams.get('total_minor')).toBe('4800');
+    expect(url.searchParams.get('order')).toBe('ord_7Hq2');
+    expect(url.searchParams.get('total')).toBe('4800');
     expect(url.searchParams.get('currency')).toBe('EUR');
     expect(url.searchParams.get('sig')).toMatch(/^[0-9a-f]{64}$/);
     expect(payPageAccepts(SECRET, url.searchParams)).toBe(true);
@@ -38,9 +52,9 @@ describe('link provider', () => {
     const provider = createLinkProvider({ template: TEMPLATE, key: paymentSecretKey(SECRET) });
     const url = new URL((await provider.start(order())).payment_url ?? '');
     for (const [name, value] of [
-      ['total_minor', '480'],
+      ['total', '480'],
       ['currency', 'USD'],
-      ['order_id', 'ord_other'],
+      ['order', 'ord_other'],
     ] as const) {
       const tampered = new URLSearchParams(url.searchParams);
       tampered.set(name, value);
@@ -55,7 +69,7 @@ describe('link provider', () => {
     const provider = createLinkProvider({ template: TEMPLATE, key });
     const odd = order({ order_id: 'ord a&b=c' });
     const url = new URL((await provider.start(odd)).payment_url ?? '');
-    expect(url.searchParams.get('order_id')).toBe('ord a&b=c');
+    expect(url.searchParams.get('order')).toBe('ord a&b=c');
     expect(url.searchParams.get('sig')).toBe(linkSignature(key, 'ord a&b=c', 4800, 'EUR'));
     expect(payPageAccepts(SECRET, url.searchParams)).toBe(true);
   });

@@ -1,12 +1,14 @@
-// Background upkeep: releases expired carts and forgets idempotency records past their retention.
+// Background upkeep: releases expired carts and unpaid orders past pay_by, and forgets idempotency records past their retention.
 import { IDEMPOTENCY_RETENTION_MS } from './domain/rules.js';
 import type { Logger } from './logger.js';
 import type { InventoryStore } from './storage/store.js';
 
-/** One round of upkeep: expired carts released, idempotency records past IDEMPOTENCY_RETENTION_MS dropped. */
+/** One round of upkeep: expired carts released, orders past pay_by cancelled, idempotency records past IDEMPOTENCY_RETENTION_MS dropped. */
 export async function sweepOnce(store: InventoryStore, logger: Logger): Promise<void> {
   const swept = await store.sweepExpired();
   if (swept.carts > 0) logger.info(swept, 'released expired carts');
+  const overdue = await store.sweepOverdueOrders();
+  if (overdue.orders > 0) logger.info(overdue, 'cancelled orders past their payment time');
   await store.pruneIdempotency(IDEMPOTENCY_RETENTION_MS);
 }
 

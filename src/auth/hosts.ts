@@ -1,6 +1,6 @@
 // Which redirect hosts may sign in, and as which channel: presets plus the merchant's rules in the store.
 
-import { PRESET_HOSTS } from '../domain/orders.js';
+import { PRESET_HOSTS } from '../domain/channels.js';
 import type { HostRule } from '../storage/oauth.js';
 
 /** The hosted AI hosts stocklock exists for (kept in the domain: a channel they map to checks out with payment). */

@@ -4,6 +4,7 @@ import { ErrorCode, isStockError, type StockError } from '../domain/errors.js';
 import { addImportCommand } from './catalog.js';
 import { addAuditCommand, addBackupCommand, addMigrateCommand, addSweepCommand } from './maintenance.js';
 import { addOAuthCommands } from './oauth.js';
+import { addChannelCommands, addOrderCommands } from './orders.js';
 import { addServeCommands } from './serve.js';
 import { UsageError, VERSION } from './shared.js';
 import { addStockChangeCommands, addStockCommand } from './stock.js';
@@ -40,6 +41,8 @@ export function buildProgram(): Command {
   addBackupCommand(program);
   addTokenCommands(program);
   addOAuthCommands(program);
+  addChannelCommands(program);
+  addOrderCommands(program);
   pointAtHelp(program, 'stocklock');
   return program;
 }

@@ -19,14 +19,24 @@ export function addMigrateCommand(program: Command): void {
 }
 
 export function addSweepCommand(program: Command): void {
-  addWriteOptions(program.command('sweep').description('release expired reservations now')).action(
-    async (flags: StoreFlags) => {
-      const result = await withStore(flags, (store) => store.sweepExpired());
+  addWriteOptions(
+    program
+      .command('sweep')
+      .description('release expired reservations and orders past their payment time now'),
+  ).action(async (flags: StoreFlags) => {
+    const [carts, orders] = await withStore(flags, async (store) => [
+      await store.sweepExpired(),
+      await store.sweepOverdueOrders(),
+    ]);
+    process.stdout.write(
+      `Released ${carts.units} units from ${carts.carts} expired carts in ${describeDatabase(flags.db)}.\n`,
+    );
+    if (orders.orders > 0) {
       process.stdout.write(
-        `Released ${result.units} units from ${result.carts} expired carts in ${describeDatabase(flags.db)}.\n`,
+        `Released ${orders.units} units from ${orders.orders} orders past their payment time.\n`,
       );
-    },
-  );
+    }
+  });
 }
 
 export function addAuditCommand(program: Command): void {

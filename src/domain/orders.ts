@@ -55,6 +55,7 @@ export function isOverdue(order: StoredOrder, now: number): boolean {
 export function orderView(order: StoredOrder, lines: readonly StoredOrderLine[], now: number): OrderView {
   const views = lineViews([...lines]);
   const overdue = isOverdue(order, now);
+  const paidAt = order.paid_at ?? (order.status === 'paid' ? order.created_at : null);
   return {
     order_id: order.id,
     cart_id: order.cart_id,
@@ -69,7 +70,9 @@ export function orderView(order: StoredOrder, lines: readonly StoredOrderLine[],
     payment_url: order.payment_url,
     payment_instructions: order.payment_instructions,
     payment_reference: order.payment_reference,
-    paid_at: order.paid_at === null ? null : iso(order.paid_at),
+    // Orders sold before payments existed, and PostgreSQL's one-statement sale, leave paid_at empty: a paid
+    // order without it was paid when it was made.
+    paid_at: paidAt === null ? null : iso(paidAt),
     cancelled_at: overdue
       ? iso(order.pay_by as number)
       : order.cancelled_at === null
@@ -379,29 +382,4 @@ export function orderSummary(order: OrderView): string {
       ? `To pay${by}: ${order.payment_instructions}`
       : `Pay${by} as the shop tells you`;
   return `${id} awaits payment. ${where}; the items are held until then.`;
-}
-
-/** Whether a channel's checkout needs a payment: its own setting, else payment when an OAuth host maps to it. */
-export function checkoutModeOf(setting: CheckoutMode | undefined, mappedByOAuthHost: boolean): CheckoutMode {
-  return setting ?? (mappedByOAuthHost ? 'payment' : 'direct');
-}
-
-/**
- * The hosted AI hosts stocklock exists for, and the channel each signs in as unless the merchant's host map
- * says otherwise (`oauth deny HOST` overrides a preset).
- */
-export const PRESET_HOSTS: Readonly<Record<string, string>> = {
-  'chatgpt.com': 'chatgpt',
-  'claude.ai': 'claude',
-  'claude.com': 'claude',
-};
-
-/** Channels some OAuth host signs in as: the merchant's rules (null denies), then the presets they leave. */
-export function oauthChannels(rules: readonly { host: string; channel: string | null }[]): Set<string> {
-  const channels = new Set<string>();
-  for (const rule of rules) if (rule.channel !== null) channels.add(rule.channel);
-  for (const [host, channel] of Object.entries(PRESET_HOSTS)) {
-    if (!rules.some((rule) => rule.host === host)) channels.add(channel);
-  }
-  return channels;
 }

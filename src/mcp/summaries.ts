@@ -1,4 +1,5 @@
 // One-line texts for tool results, written to be read out by a chat or voice agent.
+import { orderSummary } from '../domain/orders.js';
 import type { CartView, OrderView, ProductView, StockLevel } from '../domain/types.js';
 
 export function availabilityText(product: ProductView): string {
@@ -21,7 +22,9 @@ export function cartText(cart: CartView): string {
   return `Cart ${cart.cart_id} (${cart.status}): ${linesText(cart.lines)}${total}${hold}.`;
 }
 
+/** checkout's answer: a direct sale as placed; an order awaiting payment says where to pay and by when. */
 export function orderText(order: OrderView): string {
+  if (order.status !== 'paid') return orderSummary(order);
   return `Order ${order.order_id} placed: ${linesText(order.lines)}, total ${order.total_display}.`;
 }
 

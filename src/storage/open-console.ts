@@ -1,7 +1,7 @@
 // Opens the console's read connection from --db: a postgres:// URL is PostgreSQL, anything else a SQLite file.
 import type { Clock } from '../domain/clock.js';
 import type { ConsoleQueries } from './console-queries.js';
-import { isPostgresUrl } from './open.js';
+import { isPostgresUrl } from './database-url.js';
 
 /** The console's own connection to the database the store uses (the store must have opened it first). */
 export async function openConsoleQueries(db: string, clock: Clock): Promise<ConsoleQueries> {

@@ -7,8 +7,11 @@ import type {
   AuditReport,
   CallContext,
   CartView,
+  ChannelSetting,
+  CheckoutMode,
   ImportResult,
   ImportRow,
+  OrderStatus,
   OrderView,
   ProductInput,
   ProductView,
@@ -67,6 +70,34 @@ export interface ReleaseInput {
   sku?: string;
 }
 
+export interface ConfirmPaymentInput {
+  orderId: string;
+  /** The payment's reference at the provider or bank; kept on the order. */
+  reference: string;
+}
+
+export interface CancelOrderInput {
+  orderId: string;
+  /** A paid order: return its units to on-hand (`return`); without, they stay written off. */
+  restock: boolean;
+  /** Default `merchant`; `payment_expired` (a provider's session ran out) cancels only an unpaid order. */
+  reason?: 'merchant' | 'payment_expired';
+}
+
+/** What a payment provider gave for an order, stored after the order committed. */
+export interface PaymentAttachment {
+  url?: string | null;
+  instructions?: string | null;
+  reference?: string | null;
+}
+
+export interface OrderFilter {
+  status?: OrderStatus;
+  channel?: string;
+  /** Newest first, at most this many (default 100). */
+  limit?: number;
+}
+
 export interface StockChange {
   sku: string;
   quantity: number;
@@ -90,8 +121,33 @@ export interface InventoryStore {
   checkStock(skus: string[]): Promise<{ products: ProductView[]; unknown_skus: string[] }>;
   addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView>;
   getCart(ctx: CallContext, cartId: string): Promise<CartView>;
+  /**
+   * The cart becomes an order. In a `direct` channel it is the sale (paid); in a `payment` channel the order
+   * awaits payment until now + the payment window, its units still reserved (held by the order now). The mode is
+   * read from the channels table inside the transaction.
+   */
   checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView>;
   releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult>;
+
+  /** A customer sees its own channel and holder's orders (others are ORDER_NOT_FOUND); an admin context any. */
+  getOrder(ctx: CallContext, orderId: string): Promise<OrderView>;
+  /**
+   * Idempotent: a paid order is returned unchanged; awaiting → paid (`sale` movements); cancelled for timeout or
+   * expiry → sold again if the stock is there, else `needs_refund` with the reference, nothing oversold; cancelled
+   * by the merchant → ORDER_CLOSED. Any channel's order (admin).
+   */
+  confirmPayment(ctx: CallContext, input: ConfirmPaymentInput): Promise<OrderView>;
+  /** Awaiting: holds released. Paid: `return` movements with restock, else written off. Cancelled: unchanged. */
+  cancelOrder(ctx: CallContext, input: CancelOrderInput): Promise<OrderView>;
+  /** Stores a provider's URL, instructions or reference on an order: a short write of its own, after the checkout. */
+  attachPayment(orderId: string, payment: PaymentAttachment): Promise<OrderView>;
+  /** The order whose payment reference this is (for webhooks that only know the provider's id). */
+  findOrderByReference(reference: string): Promise<OrderView | undefined>;
+  listOrders(filter: OrderFilter): Promise<OrderView[]>;
+
+  /** Every known channel (set, mapped by an OAuth host, or with a token) and its checkout mode. */
+  channelSettings(): Promise<ChannelSetting[]>;
+  setCheckoutMode(channel: string, mode: CheckoutMode): Promise<ChannelSetting>;
 
   restock(ctx: CallContext, change: StockChange): Promise<StockLevel>;
   setStock(ctx: CallContext, change: StockChange): Promise<StockLevel>;
@@ -105,6 +161,8 @@ export interface InventoryStore {
 
   /** Releases expired carts in small batches, each its own transaction. */
   sweepExpired(batchSize?: number): Promise<SweepResult>;
+  /** Cancels orders past pay_by (payment_timeout), their units back on sale, in small batches like carts. */
+  sweepOverdueOrders(batchSize?: number): Promise<{ orders: number; units: number }>;
   /** Drops idempotency records older than the retention window. */
   pruneIdempotency(olderThanMs: number): Promise<number>;
   audit(): Promise<AuditReport>;

@@ -1,16 +1,15 @@
 // The order decisions on plain rows, no database: checkout in both modes, payment on time and late, the
 // payment window's end, cancellation with and without restock, and the holder cap counting unpaid orders.
 import { describe, expect, it } from 'vitest';
+import { checkoutModeOf, oauthChannels } from '../../src/domain/channels.js';
 import { checkHolderCap, type StoredCart } from '../../src/domain/decisions.js';
 import { StockError } from '../../src/domain/errors.js';
 import {
-  checkoutModeOf,
   decideCancelOrder,
   decideConfirmPayment,
   decideOrderCheckout,
   decideOrderTimeouts,
   type OrderCheckoutState,
-  oauthChannels,
   orderSummary,
   orderView,
   type StoredOrder,

@@ -23,6 +23,7 @@ const TABLES = [
   'oauth_clients',
   'oauth_hosts',
   'console_sessions',
+  'channels',
 ];
 
 /** Why PostgreSQL cannot be used, or undefined when it answers. */

@@ -23,11 +23,12 @@ const CUSTOMER_TOOLS = [
   'add_to_cart',
   'get_cart',
   'checkout',
+  'get_order',
   'release_cart',
 ];
 
 describe('tool listing', () => {
-  it('offers the six customer tools to a customer connection and nine to an admin', async () => {
+  it('offers the seven customer tools to a customer connection and eleven to an admin', async () => {
     const { store } = await setup();
     const customer = await connect(store, 'web');
     const admin = await connect(store, 'web', true);
@@ -37,6 +38,8 @@ describe('tool listing', () => {
       'restock',
       'set_stock',
       'upsert_product',
+      'confirm_payment',
+      'cancel_order',
     ]);
   });
 
@@ -62,12 +65,17 @@ describe('tool listing', () => {
     const admin = await connect(store, 'web', true);
     const customerTools = new Set((await customer.listTools()).tools.map((t) => t.name));
     const adminOnly = (await admin.listTools()).tools.map((t) => t.name).filter((n) => !customerTools.has(n));
-    expect(adminOnly).toEqual(['restock', 'set_stock', 'upsert_product']);
+    expect(adminOnly).toEqual(['restock', 'set_stock', 'upsert_product', 'confirm_payment', 'cancel_order']);
+    // An order to confirm and cancel: web checks out direct, so it is paid.
+    const cart = await store.addToCart({ channel: 'web' }, { sku: 'JACKET-LTD', quantity: 1 });
+    const { order_id } = await store.checkout({ channel: 'web' }, { cartId: cart.cart_id });
     // Valid arguments: the admin connection accepts each call below, so only the scope refuses it.
     const validCalls: Record<string, Record<string, unknown>> = {
       restock: { sku: 'JACKET-LTD', quantity: 5 },
       set_stock: { sku: 'JACKET-LTD', quantity: 7 },
       upsert_product: { sku: 'NEW-1', name: 'New thing', price_minor: 999, currency: 'EUR' },
+      confirm_payment: { order_id, reference: 'cash' },
+      cancel_order: { order_id, restock: true },
     };
     const unknown = await call(customer, 'no_such_tool', {});
     expect(unknown.isError).toBe(true);
@@ -112,10 +120,24 @@ describe('a sale through the tools', () => {
       unknown_skus: ['NOPE'],
     });
 
+    // claude is a channel an OAuth host signs in as: its checkout awaits payment, the jacket held meanwhile.
     const order = await call(client, 'checkout', { cart_id: cartId });
-    expect(order.structuredContent).toMatchObject({ cart_id: cartId, total_minor: 14900, currency: 'EUR' });
+    expect(order.structuredContent).toMatchObject({
+      cart_id: cartId,
+      total_minor: 14900,
+      currency: 'EUR',
+      status: 'awaiting_payment',
+    });
+    expect(text(order)).toMatch(/awaits payment\. .*; the items are held until then\.$/);
     const again = await call(client, 'checkout', { cart_id: cartId });
     expect(again.structuredContent).toEqual(order.structuredContent);
+    const orderId = (order.structuredContent as { order_id: string }).order_id;
+    const shown = await call(client, 'get_order', { order_id: orderId });
+    expect(shown.structuredContent).toEqual(order.structuredContent);
+    expect((await store.stockLevels(['JACKET-LTD']))[0]).toMatchObject({ on_hand: 1, reserved: 1 });
+    const admin = await connect(store, 'web', true);
+    const paid = await call(admin, 'confirm_payment', { order_id: orderId, reference: 'bank-42' });
+    expect(paid.structuredContent).toMatchObject({ status: 'paid', payment_reference: 'bank-42' });
 
     const got = await call(client, 'get_cart', { cart_id: cartId });
     expect(got.structuredContent).toMatchObject({
@@ -129,6 +151,8 @@ describe('a sale through the tools', () => {
       ['check_stock', stock],
       ['add_to_cart', cart],
       ['checkout', order],
+      ['get_order', shown],
+      ['confirm_payment', paid],
       ['get_cart', got],
     ] as const) {
       const definition = ALL_TOOLS.find((t) => t.name === tool);

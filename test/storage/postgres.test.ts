@@ -21,6 +21,7 @@ import {
   TTL,
   web,
 } from './contract.js';
+import { describeOrdersContract } from './orders-contract.js';
 
 const unavailable = await postgresUnavailable();
 
@@ -50,6 +51,11 @@ if (unavailable !== undefined) {
   });
 
   describeStoreContract('postgres', async (options) => {
+    await db.reset();
+    return openPostgresStore(db.url, { ...options, poolSize: 4 });
+  });
+
+  describeOrdersContract('postgres', async (options) => {
     await db.reset();
     return openPostgresStore(db.url, { ...options, poolSize: 4 });
   });

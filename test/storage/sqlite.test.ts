@@ -23,6 +23,7 @@ import {
   TTL,
   web,
 } from './contract.js';
+import { describeOrdersContract } from './orders-contract.js';
 
 const root = mkdtempSync(join(tmpdir(), 'stocklock-sqlite-'));
 let counter = 0;
@@ -39,6 +40,7 @@ afterAll(() => {
 });
 
 describeStoreContract('sqlite file', async (options) => openSqliteStore(freshFile(), options));
+describeOrdersContract('sqlite file', async (options) => openSqliteStore(freshFile(), options));
 
 const RACERS = 4;
 const STORE_BUYER = fileURLToPath(new URL('../fixtures/store-buyer.ts', import.meta.url));

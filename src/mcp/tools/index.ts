@@ -1,9 +1,12 @@
 // Every tool, in the order hosts list them.
 import type { ToolDefinition } from '../tool.js';
 import { addToCart } from './add-to-cart.js';
+import { cancelOrder } from './cancel-order.js';
 import { checkStock } from './check-stock.js';
 import { checkout } from './checkout.js';
+import { confirmPayment } from './confirm-payment.js';
 import { getCart } from './get-cart.js';
+import { getOrder } from './get-order.js';
 import { releaseCart } from './release-cart.js';
 import { restock } from './restock.js';
 import { searchProducts } from './search-products.js';
@@ -17,8 +20,11 @@ export const ALL_TOOLS: ToolDefinition<any, any>[] = [
   addToCart,
   getCart,
   checkout,
+  getOrder,
   releaseCart,
   restock,
   setStock,
   upsertProduct,
+  confirmPayment,
+  cancelOrder,
 ];

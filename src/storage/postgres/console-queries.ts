@@ -19,7 +19,7 @@ import {
   ownerOf,
   type StoredConsoleSession,
 } from '../console-queries.js';
-import { redactUrl } from '../open.js';
+import { redactUrl } from '../database-url.js';
 
 /** The NOTIFY channel every write to the watched tables signals, whichever server or CLI made it. */
 export const CHANGES_CHANNEL = 'stocklock_changes';

@@ -17,6 +17,10 @@ const thenNow = (locking: string, fixedAt: string, offsetMs: string) =>
 const EXPIRED_HELD = `(SELECT COALESCE(SUM(l.held), 0)::bigint FROM carts c JOIN cart_lines l ON l.cart_id = c.id
   WHERE l.sku = p.sku AND c.status = 'open' AND c.expires_at <= $NOW)`;
 
+/** An order row as domain/orders.ts reads it (StoredOrder). */
+const ORDER_COLUMNS = `id, cart_id, channel, holder, status, currency, total_minor, created_at, pay_by, paid_at,
+  cancelled_at, cancel_reason, payment_url, payment_instructions, payment_reference, needs_refund`;
+
 export interface Statement {
   name: string;
   text: string;
@@ -47,8 +51,11 @@ export const S = statements({
     FOR UPDATE OF c SKIP LOCKED`,
   expiredHeldSum: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
     WHERE l.sku = $1 AND c.status = 'open' AND c.expires_at <= $2`,
-  channelExpiredHeld: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
-    WHERE c.channel = $1 AND c.status = 'open' AND c.expires_at <= $2 AND c.id <> $3`,
+  // Units the channel's other expired carts and its orders past pay_by still hold: not counted against its cap.
+  channelExpiredHeld: `SELECT ((SELECT COALESCE(SUM(l.held), 0) FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+      WHERE c.channel = $1 AND c.status = 'open' AND c.expires_at <= $2 AND c.id <> $3)
+    + (SELECT COALESCE(SUM(l.held), 0) FROM orders o JOIN order_lines l ON l.order_id = o.id
+      WHERE o.channel = $1 AND o.status = 'awaiting_payment' AND o.pay_by <= $2))::bigint AS held`,
   // A decision's row changes in one round trip: products' counts (returning the rows) and lines' holds.
   applyRows: `WITH stock AS (
       UPDATE products p SET on_hand = p.on_hand + d.on_hand, reserved = p.reserved + d.reserved,
@@ -59,7 +66,11 @@ export const S = statements({
     held AS (
       UPDATE cart_lines l SET held = d.held
       FROM unnest($6::text[], $7::text[], $8::integer[]) AS d(cart_id, sku, held)
-      WHERE l.cart_id = d.cart_id AND l.sku = d.sku)
+      WHERE l.cart_id = d.cart_id AND l.sku = d.sku),
+    order_held AS (
+      UPDATE order_lines l SET held = d.held
+      FROM unnest($9::text[], $10::text[], $11::integer[]) AS d(order_id, sku, held)
+      WHERE l.order_id = d.order_id AND l.sku = d.sku)
     SELECT * FROM stock`,
   // The end of every write, in one round trip: the ledger rows, then the channel counters in channel order.
   flush: `WITH ledger AS (
@@ -99,14 +110,47 @@ export const S = statements({
   deleteLine: 'DELETE FROM cart_lines WHERE cart_id = $1 AND sku = $2',
   lineViews: `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
     FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = $1 ORDER BY l.sku COLLATE "C"`,
-  orderForCart: 'SELECT id, cart_id, channel, currency, created_at FROM orders WHERE cart_id = $1',
+  orderForCart: `SELECT ${ORDER_COLUMNS} FROM orders WHERE cart_id = $1`,
+  order: `SELECT ${ORDER_COLUMNS} FROM orders WHERE id = $1`,
+  orderByReference: `SELECT ${ORDER_COLUMNS} FROM orders WHERE payment_reference = $1
+    ORDER BY created_at DESC LIMIT 1`,
+  // The order row locked, the first lock of its transaction; a customer's only in its own channel and holder
+  // (an admin passes no channel).
+  lockOrder: thenNow(
+    `SELECT ${ORDER_COLUMNS} FROM orders WHERE id = $1 AND ($2::text IS NULL OR (channel = $2 AND holder = $3))
+     FOR UPDATE`,
+    '$4',
+    '$5',
+  ),
+  // An order past pay_by not yet swept reads as cancelled, so the filter uses the status it reads as.
+  orders: `SELECT ${ORDER_COLUMNS} FROM orders
+    WHERE ($1::text IS NULL OR CASE WHEN status = 'awaiting_payment' AND pay_by <= $4 THEN 'cancelled'
+                                    ELSE status END = $1::text)
+      AND ($2::text IS NULL OR channel = $2::text)
+    ORDER BY created_at DESC, id DESC LIMIT $3`,
   orderLines:
-    'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = $1 ORDER BY sku COLLATE "C"',
-  insertOrder:
-    'INSERT INTO orders (id, cart_id, channel, total_minor, currency, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
-  insertOrderLines: `INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor)
-    SELECT $1, l.sku, l.name, l.quantity, l.unit_price_minor
-    FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[]) AS l(sku, name, quantity, unit_price_minor)`,
+    'SELECT sku, name, quantity, unit_price_minor, held FROM order_lines WHERE order_id = $1 ORDER BY sku COLLATE "C"',
+  linesOfOrders: `SELECT order_id, sku, name, quantity, unit_price_minor, held FROM order_lines
+    WHERE order_id = ANY($1::text[]) ORDER BY order_id, sku COLLATE "C"`,
+  insertOrder: `INSERT INTO orders (id, cart_id, channel, holder, status, total_minor, currency, created_at, pay_by, paid_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+  insertOrderLines: `INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor, held)
+    SELECT $1, l.sku, l.name, l.quantity, l.unit_price_minor, l.held
+    FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[], $6::integer[])
+      AS l(sku, name, quantity, unit_price_minor, held)`,
+  saveOrder: `UPDATE orders SET status = $2, paid_at = $3, cancelled_at = $4, cancel_reason = $5, payment_url = $6,
+    payment_instructions = $7, payment_reference = $8, needs_refund = $9 WHERE id = $1`,
+  // Several sweepers at once each take different orders: a locked order belongs to whoever locked it.
+  overdueOrders: `SELECT ${ORDER_COLUMNS} FROM orders WHERE status = 'awaiting_payment' AND pay_by <= $1
+    ORDER BY pay_by LIMIT $2 FOR UPDATE SKIP LOCKED`,
+  holderAwaiting: `SELECT COALESCE(SUM(l.held), 0)::bigint AS held FROM orders o JOIN order_lines l ON l.order_id = o.id
+    WHERE o.channel = $1 AND o.holder = $2 AND o.status = 'awaiting_payment' AND o.pay_by > $3`,
+  channelMode: 'SELECT checkout FROM channels WHERE channel = $1',
+  channelModes: 'SELECT channel, checkout FROM channels ORDER BY channel COLLATE "C"',
+  saveChannelMode: `INSERT INTO channels (channel, checkout, updated_at) VALUES ($1, $2, $3)
+    ON CONFLICT (channel) DO UPDATE SET checkout = excluded.checkout, updated_at = excluded.updated_at`,
+  hostRules: 'SELECT host, channel FROM oauth_hosts',
+  tokenChannels: 'SELECT DISTINCT channel FROM api_tokens WHERE revoked_at IS NULL',
   // Calls with one idempotency key queue here, so the second finds the first's record instead of a duplicate key.
   keyLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
   idempotency:

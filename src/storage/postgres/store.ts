@@ -4,55 +4,20 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import type { DatabaseTime } from '../../domain/clock.js';
-import { checkChannelCap } from '../../domain/decisions.js';
+import type { StoredCart } from '../../domain/decisions.js';
 import { refuse, StockError } from '../../domain/errors.js';
-import type { ImportOptions } from '../../domain/import-stock.js';
-import {
-  assertCount,
-  assertImportRows,
-  assertProduct,
-  assertSku,
-  MAX_QUANTITY,
-  MAX_STOCK,
-  newId,
-} from '../../domain/rules.js';
-import type {
-  AuditReport,
-  CallContext,
-  CartView,
-  ImportResult,
-  ImportRow,
-  OrderView,
-  ProductInput,
-  ProductView,
-  ReleaseResult,
-  StockLevel,
-  SweepResult,
-  TokenRecord,
-} from '../../domain/types.js';
-import { cartView, type ProductRow, productView, stockLevel } from '../../domain/views.js';
+import { newId } from '../../domain/rules.js';
+import type { AuditReport, CallContext, CartView, OrderView, ProductView } from '../../domain/types.js';
+import { cartView, productView } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
+import { redactUrl } from '../database-url.js';
 import type { OAuthStore } from '../oauth.js';
-import { redactUrl } from '../open.js';
-import {
-  hashToken,
-  holderOf,
-  issuedToken,
-  newTokenSecret,
-  type StoredToken,
-  searchTerms,
-  tokenRecord,
-} from '../shared.js';
-import type {
-  AddToCartInput,
-  CheckoutInput,
-  InventoryStore,
-  IssuedToken,
-  ReleaseInput,
-  SearchQuery,
-  StockChange,
-  StoreOptions,
-} from '../store.js';
+import { holderOf, type StoredToken, searchTerms } from '../shared.js';
+import type { AddToCartInput, CheckoutInput, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
+import { type Engine, type Operation, type Reader, runAsync } from '../workflow/engine.js';
+import { readOrderForCart } from '../workflow/orders.js';
+import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
+import { PostgresEngine, PostgresReader } from './engine.js';
 import {
   isConnectionLost,
   isDefiniteRollback,
@@ -71,7 +36,6 @@ import {
   type OneStatementRow,
 } from './one-statement.js';
 import { asciiLowerJs, S, type Statement } from './statements.js';
-import { Transactions } from './transactions.js';
 import { Tx } from './tx.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../drizzle/postgres', import.meta.url));
@@ -82,7 +46,7 @@ const MIGRATION_LOCK = '8319396884454862699';
 /** Deadlocks and serialization failures are retried this many times (within the lock budget), then STORE_BUSY. */
 const MAX_ATTEMPTS = 8;
 
-// The lock order and the time every write transaction keeps: see transactions.ts.
+// The lock order and the time every write transaction keeps: see engine.ts.
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 const ignoreLostConnection = () => undefined;
@@ -140,27 +104,20 @@ export async function openPostgresStore(
   }
 }
 
-/** The URL without its password, fit for an error message or a log line. */
-
-export class PostgresStore implements InventoryStore {
+export class PostgresStore extends StockStore implements InventoryStore {
   readonly dialect = 'postgres' as const;
   private closed = false;
   readonly oauth: OAuthStore;
-
-  /** The transactions' bodies: lock, read, decide, apply (transactions.ts). */
-  private readonly t: Transactions;
+  /** The reads get_cart shares with the write path, on pooled connections. */
+  private readonly reader: PostgresReader;
 
   constructor(
     private readonly pool: pg.Pool,
     readonly options: StoreOptions,
     private readonly tuning: PostgresTuning = {},
   ) {
-    this.t = new Transactions(
-      options,
-      (tx, capCheck) => this.flush(tx, capCheck),
-      (statement, values) => this.query(statement, values),
-      () => this.databaseTime(),
-    );
+    super();
+    this.reader = new PostgresReader((statement, values) => this.query(statement, values));
     this.oauth = postgresOAuthStore(pool);
   }
 
@@ -172,7 +129,7 @@ export class PostgresStore implements InventoryStore {
    * whole transaction again, with jitter, a bounded number of times). Past it the call is STORE_BUSY. A
    * connection lost during COMMIT is OUTCOME_UNKNOWN: the commit may have happened.
    */
-  private async write<R>(fn: (tx: Tx) => Promise<R>, started = performance.now()): Promise<R> {
+  private async write<R>(fn: (e: PostgresEngine) => Promise<R>, started = performance.now()): Promise<R> {
     const deadline = started + this.options.lockTimeoutMs;
     const busy = () => refuse.busy(Math.round(performance.now() - started));
     for (let attempt = 1; ; attempt++) {
@@ -188,8 +145,9 @@ export class PostgresStore implements InventoryStore {
         // connection, a lock or a retry decides with the time it got the lock at.
         const tx = new Tx(client, this.databaseTime(), deadline);
         await tx.begin();
-        const result = await fn(tx);
-        await this.flush(tx);
+        const engine = new PostgresEngine(tx, this.options.limits);
+        const result = await fn(engine);
+        await engine.flush();
         committing = true;
         await client.query('COMMIT');
         return result;
@@ -247,54 +205,12 @@ export class PostgresStore implements InventoryStore {
     });
   }
 
-  /**
-   * Writes what a transaction deferred: the ledger rows and the channel counters, whose row locks come last
-   * (see the lock order in transactions.ts). The per-channel cap is decided here, under the channel row's lock.
-   */
-  private async flush(
-    tx: Tx,
-    capCheck?: { channel: string; adding: number; cartId: string; reviving: boolean },
-  ): Promise<void> {
-    // A revived cart counts in full even if nothing was added (see checkChannelCap).
-    const checking =
-      capCheck !== undefined && (capCheck.adding > 0 || capCheck.reviving) ? capCheck : undefined;
-    if (checking && !tx.channelDeltas.has(checking.channel)) tx.channelDeltas.set(checking.channel, 0);
-    const channels = [...tx.channelDeltas];
-    const m = tx.movements.splice(0);
-    tx.channelDeltas.clear();
-    if (channels.length === 0 && m.length === 0) return;
-    const counters = await tx.rows<{ channel: string; held: number }>(S.flush, [
-      tx.now,
-      m.map((x) => x.sku),
-      m.map((x) => x.kind),
-      m.map((x) => x.quantity),
-      m.map((x) => x.on_hand_delta),
-      m.map((x) => x.reserved_delta),
-      m.map((x) => x.cart_id),
-      m.map((x) => x.order_id),
-      m.map((x) => x.channel),
-      m.map((x) => x.note ?? null),
-      channels.map(([channel]) => channel),
-      channels.map(([, delta]) => delta),
-    ]);
-    if (!checking) return;
-    const counted = counters.find((row) => row.channel === checking.channel)?.held ?? 0;
-    // Expired holds only ever lower the figure: within the cap by the counter alone means within the cap.
-    if (counted <= this.options.limits.maxChannelReserved) return;
-    // Units the channel's other expired carts still hold no longer count against its cap.
-    const expired =
-      (await tx.row<{ held: number }>(S.channelExpiredHeld, [checking.channel, tx.now, checking.cartId]))
-        ?.held ?? 0;
-    checkChannelCap(this.options.limits, {
-      counted: counted - checking.adding,
-      expiredElsewhere: expired,
-      adding: checking.adding,
-      reviving: checking.reviving,
-    });
+  protected readWith<R>(body: (r: Reader) => Operation<R>): Promise<R> {
+    return runAsync(body(this.reader));
   }
 
-  private now(): number {
-    return this.options.clock.now();
+  protected transact<R>(body: (e: Engine) => Operation<R>, started?: number): Promise<R> {
+    return this.write((e) => runAsync(body(e)), started);
   }
 
   private databaseTime(): DatabaseTime {
@@ -310,7 +226,7 @@ export class PostgresStore implements InventoryStore {
 
   async searchProducts(query: SearchQuery): Promise<ProductView[]> {
     const time = this.databaseTime();
-    const rows = await this.query<ProductRow & { expired_held: number }>(S.search, [
+    const rows = await this.query<ProductWithExpired>(S.search, [
       searchTerms(query.query).map(asciiLowerJs),
       asciiLowerJs(query.query.trim()),
       time.fixedAt,
@@ -321,56 +237,43 @@ export class PostgresStore implements InventoryStore {
     return rows.map((row) => productView(row, row.expired_held));
   }
 
-  async checkStock(skus: string[]): Promise<{ products: ProductView[]; unknown_skus: string[] }> {
-    const wanted = [...new Set(skus)];
+  protected productRows(skus: string[] | undefined): Promise<ProductWithExpired[]> {
     // One statement, so every figure comes from one snapshot.
-    const time = this.databaseTime();
-    const rows = await this.query<ProductRow & { expired_held: number }>(S.productsIn, [
-      wanted,
-      time.fixedAt,
-      time.offsetMs,
-    ]);
-    const found = new Map(rows.filter((row) => row.active).map((row) => [row.sku, row]));
-    const products: ProductView[] = [];
-    const unknown: string[] = [];
-    for (const sku of wanted) {
-      const row = found.get(sku);
-      if (row) products.push(productView(row, row.expired_held));
-      else unknown.push(sku);
-    }
-    return { products, unknown_skus: unknown };
+    const { fixedAt, offsetMs } = this.databaseTime();
+    return skus
+      ? this.query<ProductWithExpired>(S.productsIn, [skus, fixedAt, offsetMs])
+      : this.query<ProductWithExpired>(S.allProducts, [fixedAt, offsetMs]);
   }
 
-  async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
-    assertSku(input.sku);
-    assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    const started = performance.now();
-    if (this.tuning.oneStatement !== false && fitsOneStatement(ctx, input, this.options.limits)) {
-      const cartId = newId('cart_');
-      const { reservationTtlMs: ttlMs, limits } = this.options;
-      const view = await this.oneStatement<OneStatementRow, CartView>({
-        statement: S.reserveNewCart,
-        values: ({ fixedAt, offsetMs }, remaining) => [
-          input.sku,
-          input.quantity,
-          cartId,
-          ctx.channel,
-          ttlMs,
-          limits.maxChannelReserved,
-          fixedAt,
-          offsetMs,
-          remaining,
-        ],
-        started,
-        answer: ([row]) => (row ? answerOf(row, { ctx, input, cartId, ttlMs, limits }) : undefined),
-        // The cart's id is ours: if it exists, the call committed.
-        committed: S.cartExists,
-        key: cartId,
-        recover: () => this.getCart(ctx, cartId),
-      });
-      if (view) return view;
-    }
-    return this.write((tx) => this.t.addToCartTx(tx, ctx, input), started);
+  /** A new cart without a key or an OAuth holder: one statement (one-statement.ts), unless tests turn it off. */
+  protected addToCartFast(
+    ctx: CallContext,
+    input: AddToCartInput,
+    started: number,
+  ): Promise<CartView | undefined> | undefined {
+    if (this.tuning.oneStatement === false || !fitsOneStatement(ctx, input, this.options.limits)) return;
+    const cartId = newId('cart_');
+    const { reservationTtlMs: ttlMs, limits } = this.options;
+    return this.oneStatement<OneStatementRow, CartView>({
+      statement: S.reserveNewCart,
+      values: ({ fixedAt, offsetMs }, remaining) => [
+        input.sku,
+        input.quantity,
+        cartId,
+        ctx.channel,
+        ttlMs,
+        limits.maxChannelReserved,
+        fixedAt,
+        offsetMs,
+        remaining,
+      ],
+      started,
+      answer: ([row]) => (row ? answerOf(row, { ctx, input, cartId, ttlMs, limits }) : undefined),
+      // The cart's id is ours: if it exists, the call committed.
+      committed: S.cartExists,
+      key: cartId,
+      recover: () => this.getCart(ctx, cartId),
+    });
   }
 
   /**
@@ -437,94 +340,60 @@ export class PostgresStore implements InventoryStore {
   }
 
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
-    const cart = await this.t.loadCart(undefined, ctx, cartId);
+    const time = this.databaseTime();
+    const values = [cartId, ctx.channel, holderOf(ctx), time.fixedAt, time.offsetMs];
+    const [cart] = await this.query<StoredCart & { now: number }>(S.cart, values);
+    if (!cart) throw refuse.cartNotFound(cartId);
     const { now } = cart;
-    if (cart.status !== 'checked_out') return this.t.cartViewOf(undefined, cart, now, null);
+    if (cart.status !== 'checked_out') return cartView(cart, await this.reader.lineViews(cart.id), now, null);
     // A sold cart shows what was sold, at the prices of the sale.
-    const order = await this.t.orderOf(undefined, cart.id);
-    return cartView(cart, order.lines, now, order.order_id);
+    const order = await this.reader.orderForCart(cart.id);
+    if (!order) throw new Error(`checked-out cart ${cart.id} has no order`);
+    return cartView(cart, await this.reader.orderLines(order.id), now, order.id);
   }
 
-  async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    const started = performance.now();
-    if (this.tuning.oneStatement !== false && input.idempotencyKey === undefined) {
-      const orderId = newId('ord_');
-      const order = await this.oneStatement<CheckoutRow, OrderView>({
-        statement: S.checkoutCart,
-        values: ({ fixedAt, offsetMs }, remaining) => [
-          input.cartId,
-          ctx.channel,
-          holderOf(ctx),
-          orderId,
-          fixedAt,
-          offsetMs,
-          remaining,
-        ],
-        started,
-        answer: (rows) => checkoutAnswerOf(rows, { ctx, cartId: input.cartId, orderId }),
-        committed: S.orderExists,
-        key: orderId,
-        recover: () => this.t.orderOf(undefined, input.cartId),
-      });
-      if (order) return order;
-    }
-    return this.write((tx) => this.t.checkoutTx(tx, ctx, input), started);
-  }
-
-  async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
-    if (input.sku !== undefined) assertSku(input.sku);
-    return this.write((tx) => this.t.releaseTx(tx, ctx, input));
-  }
-
-  async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
-    assertSku(change.sku);
-    assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
-    return this.write((tx) => this.t.restock(tx, ctx, change));
-  }
-
-  async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
-    assertSku(change.sku);
-    assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
-    return this.write((tx) => this.t.setStock(tx, ctx, change));
-  }
-
-  async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
-    assertProduct(product);
-    return this.write((tx) => this.t.upsert(tx, product));
-  }
-
-  async importProducts(
+  /** A cart sold without a key: one statement (one-statement.ts), unless tests turn it off. */
+  protected checkoutFast(
     ctx: CallContext,
-    rows: ImportRow[],
-    options: ImportOptions = { setStock: false },
-  ): Promise<ImportResult> {
-    assertImportRows(rows);
-    return this.write((tx) => this.t.importRows(tx, ctx, rows, options));
+    input: CheckoutInput,
+    started: number,
+  ): Promise<OrderView | undefined> | undefined {
+    // The statement (migration 0004) writes an order with neither holder nor paid_at: an OAuth holder's order
+    // must keep its holder, so only static tokens' checkouts take it.
+    if (this.tuning.oneStatement === false || input.idempotencyKey !== undefined || ctx.holder) return;
+    return this.checkoutInOneStatement(ctx, input, started);
   }
 
-  async stockLevels(skus?: string[]): Promise<StockLevel[]> {
-    const { fixedAt, offsetMs } = this.databaseTime();
-    const rows =
-      skus && skus.length > 0
-        ? await this.query<ProductRow & { expired_held: number }>(S.productsIn, [skus, fixedAt, offsetMs])
-        : await this.query<ProductRow & { expired_held: number }>(S.allProducts, [fixedAt, offsetMs]);
-    return rows.map((row) => stockLevel(row, row.expired_held));
-  }
-
-  async sweepExpired(batchSize = 100): Promise<SweepResult> {
-    const total: SweepResult = { carts: 0, units: 0 };
-    for (;;) {
-      const batch = await this.write((tx) => this.t.sweepBatchTx(tx, batchSize));
-      total.carts += batch.carts;
-      total.units += batch.units;
-      // Fewer than a batch: none left, or another sweeper has the rest locked and is releasing them.
-      if (batch.carts < batchSize) return total;
-    }
+  /** The one statement sells: a channel whose orders await payment takes the general path. */
+  private async checkoutInOneStatement(
+    ctx: CallContext,
+    input: CheckoutInput,
+    started: number,
+  ): Promise<OrderView | undefined> {
+    if (!(await this.checksOutDirect(ctx.channel))) return undefined;
+    const orderId = newId('ord_');
+    return this.oneStatement<CheckoutRow, OrderView>({
+      statement: S.checkoutCart,
+      values: ({ fixedAt, offsetMs }, remaining) => [
+        input.cartId,
+        ctx.channel,
+        holderOf(ctx),
+        orderId,
+        fixedAt,
+        offsetMs,
+        remaining,
+      ],
+      started,
+      answer: (rows) => checkoutAnswerOf(rows, { ctx, cartId: input.cartId, orderId }),
+      committed: S.orderExists,
+      key: orderId,
+      recover: () => this.readWith((r) => readOrderForCart(r, input.cartId, this.now())),
+    });
   }
 
   async pruneIdempotency(olderThanMs: number): Promise<number> {
     const { fixedAt, offsetMs } = this.databaseTime();
-    return this.write((tx) => tx.run(S.pruneIdempotency, [olderThanMs, fixedAt, offsetMs]));
+    return this.write((e) => e.tx.run(S.pruneIdempotency, [olderThanMs, fixedAt, offsetMs]));
   }
 
   async audit(): Promise<AuditReport> {
@@ -558,34 +427,26 @@ export class PostgresStore implements InventoryStore {
     return (await this.query(S.anyProduct, [])).length === 0;
   }
 
-  async createToken(channel: string, admin: boolean, label?: string): Promise<IssuedToken> {
-    const token = newTokenSecret();
-    const id = newId('tok_', 10);
-    const now = this.now();
-    await this.write((tx) =>
-      tx.run(S.insertToken, [id, hashToken(token), channel, admin, label ?? null, now]),
-    );
-    return issuedToken(token, { id, channel, admin, label: label ?? null }, now);
+  protected async insertToken(token: NewToken): Promise<void> {
+    const { id, hash, channel, admin, label, now } = token;
+    await this.write((e) => e.tx.run(S.insertToken, [id, hash, channel, admin, label, now]));
   }
 
-  async listTokens(): Promise<TokenRecord[]> {
-    return (await this.query<StoredToken>(S.tokens, [])).map(tokenRecord);
+  protected tokenRows(): Promise<StoredToken[]> {
+    return this.query<StoredToken>(S.tokens, []);
   }
 
-  async revokeToken(id: string): Promise<boolean> {
-    const now = this.now();
-    return this.write(async (tx) => (await tx.run(S.revokeToken, [now, id])) > 0);
+  protected async tokenByHash(hash: string): Promise<StoredToken | undefined> {
+    return (await this.query<StoredToken>(S.tokenByHash, [hash]))[0];
   }
 
-  async verifyToken(token: string): Promise<TokenRecord | undefined> {
-    const [row] = await this.query<StoredToken>(S.tokenByHash, [hashToken(token)]);
-    if (!row) return undefined;
+  protected revokeTokenRow(id: string): Promise<boolean> {
     const now = this.now();
-    // last_used_at is advisory: refreshing it at most once a minute keeps auth off the write path.
-    if (row.last_used_at === null || now - row.last_used_at > 60_000) {
-      await this.query(S.touchToken, [now, row.id]).catch(() => undefined);
-    }
-    return tokenRecord(row);
+    return this.write(async (e) => (await e.tx.run(S.revokeToken, [now, id])) > 0);
+  }
+
+  protected async touchToken(id: string, now: number): Promise<void> {
+    await this.query(S.touchToken, [now, id]).catch(() => undefined);
   }
 
   async close(): Promise<void> {

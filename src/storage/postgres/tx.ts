@@ -24,7 +24,7 @@ const NO_WAIT_MS = 1;
 export class Tx {
   /** Product rows this transaction holds the lock on, kept current by every UPDATE … RETURNING. */
   readonly products = new Map<string, ProductRow>();
-  /** Changes to channel_holds, written last in channel order (see the lock order in transactions.ts). */
+  /** Changes to channel_holds, written last in channel order (see the lock order in engine.ts). */
   readonly channelDeltas = new Map<string, number>();
   readonly movements: Movement[] = [];
   private decidedAt: number | undefined;
@@ -47,6 +47,11 @@ export class Tx {
   /** The time this transaction decides by: the database's, read once its first row lock was granted. */
   get now(): number {
     if (this.decidedAt === undefined) throw new Error('a write transaction decided before it read the time');
+    return this.decidedAt;
+  }
+
+  /** The transaction's time if a lock has set it yet. */
+  get decided(): number | undefined {
     return this.decidedAt;
   }
 

@@ -1,6 +1,10 @@
 // Every SQL statement of the SQLite store, prepared once when the store opens: the hot path builds no SQL.
 import type Database from 'better-sqlite3';
 
+/** An order row as domain/orders.ts reads it (StoredOrder). */
+export const ORDER_COLUMNS = `id, cart_id, channel, holder, status, currency, total_minor, created_at, pay_by, paid_at,
+  cancelled_at, cancel_reason, payment_url, payment_instructions, payment_reference, needs_refund`;
+
 export function prepareStatements(db: Database.Database) {
   const q = (sql: string) => db.prepare(sql);
   return {
@@ -27,10 +31,13 @@ export function prepareStatements(db: Database.Database) {
       'INSERT INTO channel_holds (channel, held) VALUES (?, ?) ON CONFLICT (channel) DO UPDATE SET held = held + excluded.held',
     ),
     channelHeld: q('SELECT held FROM channel_holds WHERE channel = ?'),
-    // Units the channel's other expired carts still hold: they no longer count against its cap.
+    // Units the channel's other expired carts and its orders past pay_by still hold: they no longer count against
+    // its cap.
     channelExpiredHeld: q(
-      `SELECT COALESCE(SUM(l.held), 0) AS held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
-       WHERE c.channel = ? AND c.status = 'open' AND c.expires_at <= ? AND c.id != ?`,
+      `SELECT (SELECT COALESCE(SUM(l.held), 0) FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+         WHERE c.channel = @channel AND c.status = 'open' AND c.expires_at <= @now AND c.id != @cart)
+       + (SELECT COALESCE(SUM(l.held), 0) FROM orders o JOIN order_lines l ON l.order_id = o.id
+         WHERE o.channel = @channel AND o.status = 'awaiting_payment' AND o.pay_by <= @now) AS held`,
     ),
     // Units one holder's live carts hold: open and unexpired, or the cart being written (reviving counts it again).
     holderHeld: q(
@@ -70,16 +77,58 @@ export function prepareStatements(db: Database.Database) {
       `SELECT l.sku, p.name, l.quantity, p.price_minor AS unit_price_minor
        FROM cart_lines l JOIN products p ON p.sku = l.sku WHERE l.cart_id = ? ORDER BY l.sku`,
     ),
-    orderForCart: q('SELECT id, cart_id, channel, currency, created_at FROM orders WHERE cart_id = ?'),
+    orderForCart: q(`SELECT ${ORDER_COLUMNS} FROM orders WHERE cart_id = ?`),
+    order: q(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = ?`),
+    orderByReference: q(
+      `SELECT ${ORDER_COLUMNS} FROM orders WHERE payment_reference = ? ORDER BY created_at DESC LIMIT 1`,
+    ),
+    // A customer's order: its own channel and holder only.
+    orderOf: q(`SELECT ${ORDER_COLUMNS} FROM orders WHERE id = ? AND channel = ? AND holder = ?`),
+    // An order past pay_by not yet swept reads as cancelled, so the filter uses the status it reads as.
+    orders: q(
+      `SELECT ${ORDER_COLUMNS} FROM orders
+       WHERE (@status IS NULL OR CASE WHEN status = 'awaiting_payment' AND pay_by <= @now THEN 'cancelled'
+                                      ELSE status END = @status)
+         AND (@channel IS NULL OR channel = @channel)
+       ORDER BY created_at DESC, id DESC LIMIT @limit`,
+    ),
     orderLines: q(
-      'SELECT sku, name, quantity, unit_price_minor FROM order_lines WHERE order_id = ? ORDER BY sku',
+      'SELECT sku, name, quantity, unit_price_minor, held FROM order_lines WHERE order_id = ? ORDER BY sku',
+    ),
+    linesOfOrders: q(
+      `SELECT order_id, sku, name, quantity, unit_price_minor, held FROM order_lines
+       WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, sku`,
     ),
     insertOrder: q(
-      'INSERT INTO orders (id, cart_id, channel, total_minor, currency, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      `INSERT INTO orders (id, cart_id, channel, holder, status, total_minor, currency, created_at, pay_by, paid_at)
+       VALUES (@id, @cart_id, @channel, @holder, @status, @total_minor, @currency, @created_at, @pay_by, @paid_at)`,
     ),
     insertOrderLine: q(
-      'INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO order_lines (order_id, sku, name, quantity, unit_price_minor, held) VALUES (?, ?, ?, ?, ?, ?)',
     ),
+    saveOrder: q(
+      `UPDATE orders SET status = @status, paid_at = @paid_at, cancelled_at = @cancelled_at,
+         cancel_reason = @cancel_reason, payment_url = @payment_url, payment_instructions = @payment_instructions,
+         payment_reference = @payment_reference, needs_refund = @needs_refund WHERE id = @id`,
+    ),
+    setOrderHeld: q('UPDATE order_lines SET held = ? WHERE order_id = ? AND sku = ?'),
+    overdueOrders: q(
+      `SELECT ${ORDER_COLUMNS} FROM orders WHERE status = 'awaiting_payment' AND pay_by <= ?
+       ORDER BY pay_by LIMIT ?`,
+    ),
+    // Units one holder's orders awaiting payment hold, those past pay_by left out (they are going back on sale).
+    holderAwaiting: q(
+      `SELECT COALESCE(SUM(l.held), 0) AS held FROM orders o JOIN order_lines l ON l.order_id = o.id
+       WHERE o.channel = ? AND o.holder = ? AND o.status = 'awaiting_payment' AND o.pay_by > ?`,
+    ),
+    channelMode: q('SELECT checkout FROM channels WHERE channel = ?'),
+    channelModes: q('SELECT channel, checkout FROM channels ORDER BY channel'),
+    saveChannelMode: q(
+      `INSERT INTO channels (channel, checkout, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (channel) DO UPDATE SET checkout = excluded.checkout, updated_at = excluded.updated_at`,
+    ),
+    hostRules: q('SELECT host, channel FROM oauth_hosts'),
+    tokenChannels: q('SELECT DISTINCT channel FROM api_tokens WHERE revoked_at IS NULL ORDER BY channel'),
     idempotency: q(
       'SELECT fingerprint, result FROM idempotency_records WHERE channel = ? AND tool = ? AND key = ?',
     ),

@@ -9,55 +9,19 @@ import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { soldOutWithoutLock } from '../../domain/decisions.js';
 import { refuse, type StockError } from '../../domain/errors.js';
-import type { ImportOptions } from '../../domain/import-stock.js';
-import {
-  assertCount,
-  assertImportRows,
-  assertProduct,
-  assertSku,
-  MAX_QUANTITY,
-  MAX_STOCK,
-  newId,
-} from '../../domain/rules.js';
-import type {
-  AuditReport,
-  CallContext,
-  CartView,
-  ImportResult,
-  ImportRow,
-  OrderView,
-  ProductInput,
-  ProductView,
-  ReleaseResult,
-  StockLevel,
-  SweepResult,
-  TokenRecord,
-} from '../../domain/types.js';
-import { cartView, type ProductRow, productView, stockLevel } from '../../domain/views.js';
+import type { AuditReport, CallContext, CartView, ProductView } from '../../domain/types.js';
+import { cartView, type ProductRow, productView } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
 import type { OAuthStore } from '../oauth.js';
-import {
-  hashToken,
-  issuedToken,
-  newTokenSecret,
-  type StoredToken,
-  searchTerms,
-  tokenRecord,
-} from '../shared.js';
-import type {
-  AddToCartInput,
-  CheckoutInput,
-  InventoryStore,
-  IssuedToken,
-  ReleaseInput,
-  SearchQuery,
-  StockChange,
-  StoreOptions,
-} from '../store.js';
+import { type StoredToken, searchTerms } from '../shared.js';
+import type { AddToCartInput, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
+import type { Engine, Operation, Reader } from '../workflow/engine.js';
+import { runSync } from '../workflow/engine.js';
+import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
+import { SqliteEngine, SqliteReader } from './engine.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { sqliteOAuthStore } from './oauth.js';
 import { prepareStatements, type Statements } from './statements.js';
-import { Transactions } from './transactions.js';
 import { isBusy, sleep, writeFailure } from './write-errors.js';
 import { WriterQueue } from './writer-queue.js';
 
@@ -129,11 +93,11 @@ export function openSqliteStore(path: string, options: StoreOptions): SqliteStor
   }
 }
 
-export class SqliteStore implements InventoryStore {
+export class SqliteStore extends StockStore implements InventoryStore {
   readonly dialect = 'sqlite' as const;
   private readonly s: Statements;
-  /** The transactions' bodies: read, decide, apply (transactions.ts). */
-  private readonly t: Transactions;
+  /** The reads get_cart shares with the write path. */
+  private readonly reader: SqliteReader;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
   readonly oauth: OAuthStore;
   /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
@@ -150,13 +114,14 @@ export class SqliteStore implements InventoryStore {
     readonly options: StoreOptions,
     private readonly writers?: WriterQueue,
   ) {
+    super();
     const q = (sql: string) => db.prepare(sql);
     this.oauth = sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) });
     this.auditStatements = Object.fromEntries(
       Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
     ) as Record<AuditQuery, Database.Statement>;
     this.s = prepareStatements(db);
-    this.t = new Transactions(this.s, options);
+    this.reader = new SqliteReader(this.s);
     // The body's end is marked, so a failure after it is known to come from COMMIT itself.
     const run = db.transaction((body: () => unknown) => {
       const result = body();
@@ -220,8 +185,13 @@ export class SqliteStore implements InventoryStore {
     }
   }
 
-  private now(): number {
-    return this.options.clock.now();
+  protected readWith<R>(body: (r: Reader) => Operation<R>): Promise<R> {
+    return this.read(() => runSync(body(this.reader)));
+  }
+
+  /** Every operation runs synchronously in the write, its clock read once the lock is held. */
+  protected transact<R>(body: (e: Engine) => Operation<R>): Promise<R> {
+    return this.write(() => runSync(body(new SqliteEngine(this.s, this.options.limits, this.now()))));
   }
 
   // ---------------------------------------------------------------- InventoryStore
@@ -235,44 +205,36 @@ export class SqliteStore implements InventoryStore {
         now,
         in_stock_only: query.inStockOnly ? 1 : 0,
         limit: query.limit,
-      }) as (ProductRow & { expired_held: number })[];
+      }) as ProductWithExpired[];
       return rows.map((row) => productView(row, row.expired_held));
     });
   }
 
-  async checkStock(skus: string[]): Promise<{ products: ProductView[]; unknown_skus: string[] }> {
+  protected productRows(skus: string[] | undefined): Promise<ProductWithExpired[]> {
     const now = this.now();
-    const wanted = [...new Set(skus)];
     return this.read(() => {
-      const rows = (this.s.productsIn.all(JSON.stringify(wanted)) as ProductRow[]).filter(
-        (row) => row.active,
-      );
-      const found = new Map(rows.map((row) => [row.sku, row]));
-      const products: ProductView[] = [];
-      const unknown: string[] = [];
-      for (const sku of wanted) {
-        const row = found.get(sku);
-        if (row) products.push(productView(row, row.track_stock ? this.t.expiredHeld(sku, now) : 0));
-        else unknown.push(sku);
-      }
-      return { products, unknown_skus: unknown };
+      const rows = (
+        skus ? this.s.productsIn.all(JSON.stringify(skus)) : this.s.allProducts.all()
+      ) as ProductRow[];
+      return rows.map((row) => ({
+        ...row,
+        expired_held: row.track_stock ? this.reader.expiredHeldAt(row.sku, now) : 0,
+      }));
     });
   }
 
-  async addToCart(ctx: CallContext, input: AddToCartInput): Promise<CartView> {
-    assertSku(input.sku);
-    assertCount(input.quantity, 'quantity', 1, MAX_QUANTITY);
-    const soldOut = this.soldOutWithoutLock(input);
-    if (soldOut) throw soldOut;
-    return this.write(() => this.t.addToCartLocked(ctx, input, this.now()));
-  }
-
   /**
-   * A sold-out add_to_cart refused from a consistent read, without queueing for the write lock (issue 15), when
-   * the domain says the locked decision could only refuse it the same way (decisions.ts, soldOutWithoutLock).
+   * A sold-out add_to_cart refused from a consistent read, without queueing for the write lock, when the
+   * domain says the locked decision could only refuse it the same way (decisions.ts, soldOutWithoutLock).
    * Under synchronous FULL a commit becomes visible to readers only once it is durable, so the refusal never
    * rests on a write a power loss could undo.
    */
+  protected addToCartFast(_ctx: CallContext, input: AddToCartInput): undefined {
+    const soldOut = this.soldOutWithoutLock(input);
+    if (soldOut) throw soldOut;
+    return undefined;
+  }
+
   private soldOutWithoutLock(input: AddToCartInput): StockError | undefined {
     if (input.idempotencyKey !== undefined || input.cartId !== undefined) return undefined;
     try {
@@ -282,7 +244,7 @@ export class SqliteStore implements InventoryStore {
       return this.snapshot(() => {
         const product = this.s.product.get(input.sku) as ProductRow | undefined;
         // The clock is read once the snapshot exists, as audit() does.
-        const expiredHeld = product ? this.t.expiredHeld(input.sku, this.now()) : 0;
+        const expiredHeld = product ? this.reader.expiredHeldAt(input.sku, this.now()) : 0;
         return soldOutWithoutLock({ ...input, limits: this.options.limits }, { product, expiredHeld });
       });
     } catch {
@@ -294,69 +256,19 @@ export class SqliteStore implements InventoryStore {
   async getCart(ctx: CallContext, cartId: string): Promise<CartView> {
     const now = this.now();
     return this.read(() => {
-      const cart = this.t.loadCart(ctx, cartId);
-      if (cart.status !== 'checked_out') return this.t.cartViewOf(cart, now, null);
+      const cart = this.reader.cart(ctx, cartId);
+      if (!cart) throw refuse.cartNotFound(cartId);
+      if (cart.status !== 'checked_out') return cartView(cart, this.reader.lineViews(cart.id), now, null);
       // A sold cart shows what was sold, at the prices of the sale.
-      const order = this.t.orderOf(cart.id);
-      return cartView(cart, order.lines, now, order.order_id);
+      const order = this.reader.orderForCart(cart.id);
+      if (!order) throw new Error(`checked-out cart ${cart.id} has no order`);
+      return cartView(cart, this.reader.orderLines(order.id), now, order.id);
     });
   }
 
-  async checkout(ctx: CallContext, input: CheckoutInput): Promise<OrderView> {
-    return this.write(() => this.t.checkoutLocked(ctx, input, this.now()));
-  }
-
-  async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {
-    if (input.sku !== undefined) assertSku(input.sku);
-    return this.write(() => this.t.releaseLocked(ctx, input, this.now()));
-  }
-
-  async restock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
-    assertSku(change.sku);
-    assertCount(change.quantity, 'quantity', 1, MAX_STOCK);
-    return this.write(() => this.t.restock(ctx, change, this.now()));
-  }
-
-  async setStock(ctx: CallContext, change: StockChange): Promise<StockLevel> {
-    assertSku(change.sku);
-    assertCount(change.quantity, 'quantity', 0, MAX_STOCK);
-    return this.write(() => this.t.setStock(ctx, change, this.now()));
-  }
-
-  async upsertProduct(_ctx: CallContext, product: ProductInput): Promise<ProductView> {
-    assertProduct(product);
-    return this.write(() => this.t.upsert(product, this.now()));
-  }
-
-  async importProducts(
-    ctx: CallContext,
-    rows: ImportRow[],
-    options: ImportOptions = { setStock: false },
-  ): Promise<ImportResult> {
-    assertImportRows(rows);
-    return this.write(() => this.t.importRows(ctx, rows, options, this.now()));
-  }
-
-  async stockLevels(skus?: string[]): Promise<StockLevel[]> {
-    const now = this.now();
-    return this.read(() => {
-      const rows = (
-        skus && skus.length > 0 ? this.s.productsIn.all(JSON.stringify(skus)) : this.s.allProducts.all()
-      ) as ProductRow[];
-      return rows.map((row) => stockLevel(row, row.track_stock ? this.t.expiredHeld(row.sku, now) : 0));
-    });
-  }
-
-  async sweepExpired(batchSize = 100): Promise<SweepResult> {
-    const total: SweepResult = { carts: 0, units: 0 };
-    for (;;) {
-      const batch = await this.write(() => this.t.sweepBatch(batchSize, this.now()));
-      total.carts += batch.carts;
-      total.units += batch.units;
-      if (batch.carts < batchSize) return total;
-      // Let waiting requests have the lock between batches.
-      await new Promise((done) => setImmediate(done));
-    }
+  /** Lets waiting requests have the lock between batches. */
+  protected betweenSweepBatches(): Promise<void> {
+    return new Promise((done) => setImmediate(done));
   }
 
   async pruneIdempotency(olderThanMs: number): Promise<number> {
@@ -384,41 +296,33 @@ export class SqliteStore implements InventoryStore {
     return this.read(() => this.s.anyProduct.get() === undefined);
   }
 
-  async createToken(channel: string, admin: boolean, label?: string): Promise<IssuedToken> {
-    const token = newTokenSecret();
-    const id = newId('tok_', 10);
-    const now = this.now();
-    await this.write(() =>
-      this.s.insertToken.run(id, hashToken(token), channel, admin ? 1 : 0, label ?? null, now),
-    );
-    return issuedToken(token, { id, channel, admin, label: label ?? null }, now);
+  protected async insertToken(token: NewToken): Promise<void> {
+    const { id, hash, channel, admin, label, now } = token;
+    await this.write(() => this.s.insertToken.run(id, hash, channel, admin ? 1 : 0, label, now));
   }
 
-  async listTokens(): Promise<TokenRecord[]> {
-    return this.read(() => (this.s.tokens.all() as StoredToken[]).map(tokenRecord));
+  protected tokenRows(): Promise<StoredToken[]> {
+    return this.read(() => this.s.tokens.all() as StoredToken[]);
   }
 
-  async revokeToken(id: string): Promise<boolean> {
+  protected tokenByHash(hash: string): Promise<StoredToken | undefined> {
+    return this.read(() => this.s.tokenByHash.get(hash) as StoredToken | undefined);
+  }
+
+  protected revokeTokenRow(id: string): Promise<boolean> {
     return this.write(() => this.s.revokeToken.run(this.now(), id).changes > 0);
   }
 
-  async verifyToken(token: string): Promise<TokenRecord | undefined> {
-    const row = await this.read(() => this.s.tokenByHash.get(hashToken(token)) as StoredToken | undefined);
-    if (!row) return undefined;
-    const now = this.now();
-    // last_used_at is advisory: refreshing it at most once a minute keeps auth off the write lock.
-    if (row.last_used_at === null || now - row.last_used_at > 60_000) {
-      // One try, no waiting at all: authentication must not queue behind another process's write lock.
-      this.db.pragma('busy_timeout = 0');
-      try {
-        this.s.touchToken.run(now, row.id);
-      } catch {
-        // The next request refreshes it.
-      } finally {
-        this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-      }
+  protected async touchToken(id: string, now: number): Promise<void> {
+    // One try, no waiting at all: authentication must not queue behind another process's write lock.
+    this.db.pragma('busy_timeout = 0');
+    try {
+      this.s.touchToken.run(now, id);
+    } catch {
+      // The next request refreshes it.
+    } finally {
+      this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     }
-    return tokenRecord(row);
   }
 
   /**

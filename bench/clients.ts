@@ -187,6 +187,20 @@ export async function startBaselineHttp(
 }
 
 /**
+ * stocklock's tools served on the SDK's Streamable HTTP transport by the bench itself (baseline-server.ts
+ * `http-stocklock`): what stocklock's transport is compared with. No log lines, no OAuth; a token's channel.
+ */
+export async function startStocklockOnSdk(db: string, sync: Sync): Promise<RunningServer> {
+  const store = openSqliteStore(db, benchStoreOptions(sync));
+  const { token } = await store.createToken('bench', false, 'bench');
+  await store.close();
+  const port = await freePort();
+  const child = spawnNode(baselineServerScript(), ['http-stocklock', String(port), db, sync]);
+  const { url } = await child.next<{ url: string }>();
+  return { url, token, pid: child.process.pid ?? 0, stop: () => child.stop() };
+}
+
+/**
  * A minimal MCP client over Streamable HTTP: plain keep-alive POSTs and a string check of the answer, no SDK.
  * It costs the load generator a fraction of what the SDK client does, so the server's own capacity shows.
  */

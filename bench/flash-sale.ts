@@ -13,6 +13,7 @@ import {
   type RunningServer,
   startBaselineHttp,
   startStocklockHttp,
+  startStocklockOnSdk,
 } from './clients.js';
 import {
   benchStoreOptions,
@@ -149,12 +150,10 @@ async function stocklockRound(
   const unexpected: string[] = [];
   try {
     // Every buyer holds a session at once: the cap must not evict any of them mid-sale.
-    server = await startStocklockHttp(db, SYNC, [
-      '--max-sessions',
-      String(size.buyers + 10),
-      '--http-transport',
-      transport,
-    ]);
+    server =
+      transport === 'lean'
+        ? await startStocklockHttp(db, SYNC, ['--max-sessions', String(size.buyers + 10)])
+        : await startStocklockOnSdk(db, SYNC);
     const sessions = await openSessions(server.url, size.buyers, agent, tokens);
     const started = performance.now();
     await Promise.all(
@@ -260,7 +259,7 @@ export async function flashSaleScenario(settings: RunSettings): Promise<Section[
       'fresh database and fails the run unless exactly the stock sold, every other buyer got `OUT_OF_STOCK`, ' +
       "and the audit passed. The echo server (the SDK's stateful Streamable HTTP pattern) takes the same burst: " +
       "every session calls `echo` once at the same moment. Both run on stocklock's lean transport (its default; " +
-      "the goals count these) and on the SDK's (`--http-transport sdk`), for comparison; the four alternate. " +
+      "the goals count these) and on the SDK's (stocklock's tools served by the bench on it, bench/baseline-server.ts), for comparison; the four alternate. " +
       `Latency is per call, from its send to its answer, ` +
       `in ms; samples pooled over ${size.rounds} round${size.rounds > 1 ? 's' : ''}; wall time is the median round.`,
     ['calls', 'count', 'p50 ms', 'p99 ms', 'max ms'],

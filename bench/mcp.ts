@@ -17,6 +17,7 @@ import {
   type RunningServer,
   startBaselineHttp,
   startStocklockHttp,
+  startStocklockOnSdk,
   stdioClient,
 } from './clients.js';
 import {
@@ -100,7 +101,7 @@ export async function mcpScenario(settings: RunSettings): Promise<Section[]> {
       "transport (stdio: a child process; HTTP: the SDK's stateful Streamable HTTP pattern on express, in a " +
       "child process, on stocklock's lean transport like stocklock itself). stocklock runs as users run it: " +
       '`dist/cli.js serve`, default log level (info, one line per call), bearer token over HTTP. "HTTP, SDK ' +
-      'transport" is stocklock with `--http-transport sdk` against the echo server on the SDK\'s own transport, for ' +
+      "transport\" is stocklock's tools served by the bench on the SDK's transport (bench/baseline-server.ts, no log lines) against the echo server on the SDK's own transport, for " +
       'comparison. The load generator is this process; HTTP clients reconnect every 1,000 calls.',
     ['transport', 'sessions', 'synchronous', 'stocklock calls/s', 'echo calls/s', 'ratio', 'goal ≥ 0.9×'],
   );
@@ -199,7 +200,7 @@ export async function mcpScenario(settings: RunSettings): Promise<Section[]> {
 
   // Streamable HTTP: 1 and 32 concurrent sessions; the 32-session case also with the default FULL. stocklock runs
   // its default lean transport against an echo server on the same transport; the SDK's transport (stocklock's
-  // `--http-transport sdk` against the SDK echo server) runs beside it at 32 sessions for comparison.
+  // tools served by the bench on the SDK's transport, against the SDK echo server) runs beside it at 32 sessions.
   let moonshot = { NORMAL: Number.NaN, FULL: Number.NaN };
   let minimalMoonshot = { NORMAL: Number.NaN, FULL: Number.NaN };
   const minimalRows: string[][] = [];
@@ -214,7 +215,8 @@ export async function mcpScenario(settings: RunSettings): Promise<Section[]> {
         for (const transport of ['lean', 'sdk'] as const) {
           const db = join(settings.dir, `mcp-http-${sync}-${transport}.db`);
           await prepareDatabase(db, sync);
-          servers[transport] = await startStocklockHttp(db, sync, ['--http-transport', transport]);
+          servers[transport] =
+            transport === 'lean' ? await startStocklockHttp(db, sync) : await startStocklockOnSdk(db, sync);
         }
         const running = servers as Record<HttpTransport, RunningServer>;
         for (const sessions of sync === 'NORMAL' ? [1, 32] : [32]) {
@@ -365,7 +367,7 @@ export async function mcpScenario(settings: RunSettings): Promise<Section[]> {
       'in bench/clients.ts). It costs the load generator a fraction of the SDK client, so more of the two cores ' +
       'go to the server. stocklock: `add_to_cart` alone (a new cart, one unit); echo: one `echo` call. Each ' +
       "row pairs stocklock and the echo server on the same transport: stocklock's lean one (the default) or the " +
-      "SDK's (`--http-transport sdk`); all four alternate in the same windows.",
+      "SDK's (stocklock's tools served by the bench on it, bench/baseline-server.ts); all four alternate in the same windows.",
     ['synchronous', 'transport', 'stocklock add_to_cart/s', 'echo calls/s', 'ratio'],
   );
   minimalSection.rows.push(...minimalRows);

@@ -10,6 +10,7 @@ import {
   type RunningServer,
   startBaselineHttp,
   startStocklockHttp,
+  startStocklockOnSdk,
 } from './clients.js';
 import { fmt, HOT_SKU, median, type RunSettings, rssBytes, type Section, section, sleep } from './lib.js';
 import { prepareDatabase } from './raw.js';
@@ -68,7 +69,7 @@ export async function memoryScenario(settings: RunSettings): Promise<Section[]> 
       `Carts are opened through \`add_to_cart\` by ${LOAD_CLIENTS} clients whose sessions are then ended; idle sessions ` +
       'are SDK clients that initialized, listed the tools and keep their GET stream open. One server takes the carts ' +
       'and then the sessions too; fresh ones only the sessions: stocklock on its lean transport (the default), ' +
-      'without the merchant console (`--no-console`), and on the SDK transport (`--http-transport sdk`), each beside ' +
+      "without the merchant console (`--no-console`), and stocklock's tools served by the bench on the SDK transport (bench/baseline-server.ts), each beside " +
       'the echo server (the baseline) on the same transport. Each set of idle sessions is ended before the next opens.',
     ['server', 'state', 'stocklock RSS MB', 'echo server RSS MB', 'goal ≤ 200 MB'],
   );
@@ -87,6 +88,13 @@ export async function memoryScenario(settings: RunSettings): Promise<Section[]> 
     const db = join(settings.dir, `memory-${name}.db`);
     await prepareDatabase(db, 'NORMAL');
     const server = await startStocklockHttp(db, 'NORMAL', [...flags, ...extra]);
+    servers.push(server);
+    return server;
+  };
+  const startOnSdk = async () => {
+    const db = join(settings.dir, 'memory-sdk.db');
+    await prepareDatabase(db, 'NORMAL');
+    const server = await startStocklockOnSdk(db, 'NORMAL');
     servers.push(server);
     return server;
   };
@@ -120,10 +128,7 @@ export async function memoryScenario(settings: RunSettings): Promise<Section[]> 
       (await holding(await start('no-console', ['--no-console'])))[0] as number,
       Number.NaN,
     ];
-    const [sdk, echoSdk] = await holding(
-      await start('sdk', ['--http-transport', 'sdk']),
-      await startEcho('sdk'),
-    );
+    const [sdk, echoSdk] = await holding(await startOnSdk(), await startEcho('sdk'));
     figures.sdk = [sdk as number, echoSdk as number];
   } finally {
     await Promise.all(servers.map((server) => server.stop()));

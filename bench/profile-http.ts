@@ -1,7 +1,6 @@
 // Where an add_to_cart over HTTP spends the server's CPU: runs `stocklock serve --http` under `node --cpu-prof`,
 // drives it with the minimal keep-alive client, then sums the profile's self time by package and by function.
 // Usage (after `npm run build`): node --import tsx bench/profile-http.ts [--sync FULL|NORMAL] [--sessions 32]
-//   [--transport lean|sdk]   (the server's --http-transport; lean, its default, unless given)
 //   [--seconds 10] [--keep DIR]   (--keep leaves the .cpuprofile there, for Chrome DevTools or speedscope)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,11 +106,8 @@ async function main(): Promise<void> {
       sessions: { type: 'string', default: '32' },
       seconds: { type: 'string', default: '10' },
       keep: { type: 'string' },
-      transport: { type: 'string', default: 'lean' },
     },
   });
-  if (values.transport !== 'lean' && values.transport !== 'sdk')
-    throw new Error(`--transport must be lean or sdk, got ${values.transport}`);
   const sync = values.sync as Sync;
   const sessions = Number(values.sessions);
   const dir = mkdtempSync(join(tmpdir(), 'stocklock-profile-'));
@@ -136,8 +132,6 @@ async function main(): Promise<void> {
         sync,
         '--max-channel-reserved',
         '1000000000',
-        '--http-transport',
-        values.transport,
       ],
       {
         env: { STOCKLOCK_LOG_LEVEL: 'info' },
@@ -165,7 +159,7 @@ async function main(): Promise<void> {
       JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as CpuProfile,
     );
     const lines = [
-      `add_to_cart over HTTP (${values.transport} transport), ${sessions} minimal keep-alive sessions, synchronous ${sync}: ` +
+      `add_to_cart over HTTP, ${sessions} minimal keep-alive sessions, synchronous ${sync}: ` +
         `${fmt.rate(rate)} calls/s for ${values.seconds} s; server profile ${fmt.rate(total)} ms ` +
         '(start-up and shutdown included).',
       '',

@@ -6,20 +6,14 @@
 #
 # The suite needs Node 22; npx fetches it from the npm registry as the `node` package. Both
 # versions are pinned so CI is reproducible; override with CONFORMANCE_NODE / CONFORMANCE_VERSION.
-# CONFORMANCE_PORT picks the port (default: a free one); CONFORMANCE_BASELINE another baseline file;
-# STOCKLOCK_HTTP_TRANSPORT=sdk tests the SDK's transport (baseline-sdk.yml).
+# CONFORMANCE_PORT picks the port (default: a free one); CONFORMANCE_BASELINE another baseline file.
 # CONFORMANCE_RESULTS keeps the per-scenario checks.json files in that directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NODE_SPEC="node@${CONFORMANCE_NODE:-22.23.3}"
 SUITE_SPEC="@modelcontextprotocol/conformance@${CONFORMANCE_VERSION:-0.1.16}"
-# STOCKLOCK_HTTP_TRANSPORT=sdk (read by the server too) runs the SDK's transport against its own baseline.
-if [[ "${STOCKLOCK_HTTP_TRANSPORT:-lean}" == "sdk" ]]; then
-  BASELINE="${CONFORMANCE_BASELINE:-conformance/baseline-sdk.yml}"
-else
-  BASELINE="${CONFORMANCE_BASELINE:-conformance/baseline.yml}"
-fi
+BASELINE="${CONFORMANCE_BASELINE:-conformance/baseline.yml}"
 
 if [[ ! -f dist/cli.js ]]; then
   echo "conformance: dist/cli.js is missing; run npm run build first" >&2

@@ -95,7 +95,10 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
     packages: ['@modelcontextprotocol/sdk', 'zod'],
   },
   // OAuth: grants live in the store, behind its interface (src/storage/oauth.ts).
-  auth: { parts: ['domain', 'storage/interface', 'auth', 'logger'], packages: ['express', 'zod'] },
+  auth: {
+    parts: ['domain', 'storage/interface', 'auth', 'logger'],
+    packages: ['express', 'zod', 'ipaddr.js'],
+  },
   // The merchant console: its reads through ConsoleQueries, its changes through the InventoryStore; the
   // OAuth host map through auth's own functions, the ones `stocklock oauth allow|deny` uses.
   console: {

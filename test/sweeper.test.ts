@@ -10,8 +10,10 @@ import { openPostgresStore } from '../src/storage/postgres/store.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import type { InventoryStore, StoreOptions } from '../src/storage/store.js';
 import { sweepOnce } from '../src/sweeper.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from './helpers/postgres.js';
-import { admin, CATALOG, expectAuditOk, expectStockError, level, T0, web } from './storage/contract.js';
+import { CONTRACT_CATALOG } from './helpers/catalog.js';
+import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { describePostgres } from './helpers/requirements.js';
+import { admin, expectAuditOk, expectStockError, level, T0, web } from './storage/contract.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -29,7 +31,7 @@ function retention(name: string, open: () => Open): void {
       const clock = new ManualClock(T0);
       const store = await open()({ clock, reservationTtlMs, limits: DEFAULT_LIMITS, lockTimeoutMs: 5_000 });
       opened.push(store);
-      await store.importProducts(admin, CATALOG);
+      await store.importProducts(admin, CONTRACT_CATALOG);
       return { store, clock };
     }
 
@@ -69,8 +71,7 @@ let files = 0;
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 retention('sqlite', () => async (options) => openSqliteStore(join(root, `${++files}.db`), options));
 
-const unavailable = await postgresUnavailable();
-if (unavailable === undefined) {
+describePostgres('PostgreSQL', () => {
   let db: TestDatabase | undefined;
   afterAll(async () => {
     await db?.drop();
@@ -80,14 +81,4 @@ if (unavailable === undefined) {
     else db = await createTestDatabase();
     return openPostgresStore(db.url, { ...options, poolSize: 2 });
   });
-} else if (process.env.CI === 'true') {
-  describe('idempotency retention: postgres', () => {
-    it('needs PostgreSQL, which CI must provide', () => {
-      throw new Error(unavailable);
-    });
-  });
-} else {
-  describe.skip(`idempotency retention: postgres (skipped: ${unavailable})`, () => {
-    it('needs PostgreSQL', () => undefined);
-  });
-}
+});

@@ -1,7 +1,8 @@
 // Client metadata from either registration path: DCR bodies (RFC 7591) and Client ID Metadata Documents, checked alike.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request as httpsRequest } from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
 
 export interface ClientMetadata {
   client_name?: string;
@@ -11,18 +12,26 @@ export interface ClientMetadata {
 }
 
 /** A registration or metadata document that cannot be accepted; the message says why. */
-export class ClientMetadataError extends Error {}
+export class ClientMetadataError extends Error {
+  constructor(
+    message: string,
+    /** What went wrong on the network, for the log only: the page must not tell open ports from closed. */
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
 
 const MAX_REDIRECT_URIS = 20;
 const MAX_URI_LENGTH = 2000;
 const MAX_NAME_LENGTH = 200;
 const AUTH_METHODS = ['none', 'client_secret_post', 'client_secret_basic'] as const;
 const LOOPBACK_REDIRECT_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
-const FORBIDDEN_SCHEMES = new Set(['javascript:', 'data:', 'file:', 'blob:', 'about:', 'vbscript:', 'ftp:']);
 
 /**
- * A redirect URI a client may register: https anywhere, http only to loopback (native apps, RFC 8252 §7.3),
- * or a private-use scheme of a native app (cursor://, vscode://); never a fragment or a script scheme.
+ * A redirect URI a client may register: https anywhere, or http to loopback (native apps, RFC 8252 §7.3);
+ * never a fragment or credentials. A private-use scheme (evilapp://claude.ai/…) is refused: any app may
+ * claim it, and the host it names proves nothing about where the browser goes.
  */
 export function checkRedirectUri(uri: unknown): string {
   if (typeof uri !== 'string' || uri.length === 0 || uri.length > MAX_URI_LENGTH) {
@@ -37,13 +46,13 @@ export function checkRedirectUri(uri: unknown): string {
   if (url.hash || uri.includes('#')) throw new ClientMetadataError(`redirect URI "${uri}" has a fragment`);
   if (url.username || url.password)
     throw new ClientMetadataError(`redirect URI "${uri}" carries credentials`);
-  if (FORBIDDEN_SCHEMES.has(url.protocol)) {
-    throw new ClientMetadataError(
-      `redirect URI "${uri}" uses the scheme ${url.protocol}, which cannot receive a code`,
-    );
-  }
   if (url.protocol === 'http:' && !LOOPBACK_REDIRECT_HOSTS.has(url.hostname)) {
     throw new ClientMetadataError(`redirect URI "${uri}" must use https (http is only for loopback)`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ClientMetadataError(
+      `redirect URI "${uri}" uses the scheme ${url.protocol}; only https (or http to loopback) is accepted`,
+    );
   }
   return uri;
 }
@@ -109,59 +118,46 @@ export interface FetchOptions {
 
 export const DEFAULT_FETCH: Omit<FetchOptions, 'allowLoopback'> = { maxBytes: 16 * 1024, timeoutMs: 5_000 };
 
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/** Addresses a metadata fetch must never reach: private, link-local, shared, multicast, reserved. */
-const NOT_PUBLIC = new BlockList();
-for (const [net, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 3],
-] as const) {
-  NOT_PUBLIC.addSubnet(net, prefix, 'ipv4');
-}
-for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
-  ['64:ff9b::', 96],
-  ['100::', 64],
-  ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const) {
-  NOT_PUBLIC.addSubnet(net, prefix, 'ipv6');
-}
-
-/** The IPv4 address inside an IPv4-mapped IPv6 address (::ffff:10.0.0.1), else the address itself. */
-function unmapped(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return { address: mapped[1] as string, family: 'ipv4' };
-  return { address, family: isIP(address) === 6 ? 'ipv6' : 'ipv4' };
-}
-
-/** Why this address may not be fetched, or undefined when it may. */
-export function refusedAddress(address: string, allowLoopback: boolean): string | undefined {
-  const { address: plain, family } = unmapped(address);
-  if (allowLoopback && LOOPBACK.check(plain, family)) return undefined;
-  if (NOT_PUBLIC.check(plain, family)) {
-    return LOOPBACK.check(plain, family)
-      ? `${address} is a loopback address (allowed only while this server itself runs on loopback)`
-      : `${address} is a private or reserved address`;
-  }
+/**
+ * The IPv4 address an IPv6 address carries and routes to, if any: mapped (::ffff:a.b.c.d), translated
+ * (::ffff:0:a.b.c.d), IPv4-compatible (::a.b.c.d), 6to4 (2002:aabb:ccdd::/48) and NAT64 (64:ff9b::/96).
+ */
+function embeddedIPv4(ip: ipaddr.IPv6): ipaddr.IPv4 | undefined {
+  const bytes = ip.toByteArray();
+  const range = ip.range();
+  if (range === 'ipv4Mapped' || range === 'rfc6145') return new ipaddr.IPv4(bytes.slice(12));
+  if (range === '6to4') return new ipaddr.IPv4(bytes.slice(2, 6));
+  const nat64 = ip.parts[0] === 0x64 && ip.parts[1] === 0xff9b && ip.parts.slice(2, 6).every((p) => p === 0);
+  if (nat64) return new ipaddr.IPv4(bytes.slice(12));
+  const compatible =
+    bytes.slice(0, 12).every((b) => b === 0) && range !== 'unspecified' && range !== 'loopback';
+  if (compatible) return new ipaddr.IPv4(bytes.slice(12));
   return undefined;
+}
+
+/**
+ * Why this address may not be fetched, or undefined when it may. Only ipaddr.js's ordinary unicast range
+ * is public; an IPv6 address carrying an IPv4 one is judged by the IPv4 address it reaches.
+ */
+export function refusedAddress(address: string, allowLoopback: boolean): string | undefined {
+  let ip: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    ip = ipaddr.parse(address.replace(/%.*$/, ''));
+  } catch {
+    return `${address} is not an IP address`;
+  }
+  const v6 = ip.kind() === 'ipv6' ? (ip as ipaddr.IPv6) : undefined;
+  const embedded = v6 ? embeddedIPv4(v6) : undefined;
+  const range = (embedded ?? ip).range();
+  if (range === 'unicast') return undefined;
+  if (range === 'loopback') {
+    // Loopback reached by translation (6to4, NAT64, compatible) is someone else's loopback: never.
+    const direct = !embedded || v6?.range() === 'ipv4Mapped';
+    return allowLoopback && direct
+      ? undefined
+      : `${address} is a loopback address (allowed only while this server itself runs on loopback)`;
+  }
+  return `${address} is a private or reserved address`;
 }
 
 /** A CIMD client_id: an https URL with a path, no fragment, credentials or dot segments. */
@@ -258,23 +254,23 @@ export async function fetchClientMetadata(clientId: string, options: FetchOption
           chunks.push(chunk);
         });
         response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-        response.on('error', (error) =>
-          reject(new ClientMetadataError(`reading ${clientId} failed: ${error.message}`)),
-        );
+        response.on('error', (error) => reject(unreachable(error.message)));
       },
     );
-    const deadline = setTimeout(
-      () => fail(`the metadata document at ${clientId} did not arrive within ${options.timeoutMs} ms`),
-      options.timeoutMs,
-    );
+    // Refused, reset, unreachable, not TLS, too slow: one answer, so the page cannot be used to probe ports.
+    const unreachable = (detail: string) =>
+      new ClientMetadataError(
+        `the metadata document at ${clientId} could not be fetched (no answer over https within ${options.timeoutMs} ms)`,
+        detail,
+      );
+    const deadline = setTimeout(() => {
+      request.destroy();
+      reject(unreachable('timeout'));
+    }, options.timeoutMs);
     request.on('close', () => clearTimeout(deadline));
     request.on('error', (error) => {
       clearTimeout(deadline);
-      reject(
-        error instanceof ClientMetadataError
-          ? error
-          : new ClientMetadataError(`fetching ${clientId} failed: ${error.message}`),
-      );
+      reject(error instanceof ClientMetadataError ? error : unreachable(error.message));
     });
     request.end();
   });

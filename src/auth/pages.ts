@@ -36,7 +36,8 @@ export interface ConsentView {
   clientId: string;
   /** How the client registered: a metadata document (verified URL) or dynamic registration (self-declared). */
   registration: 'cimd' | 'dcr';
-  returnHost: string;
+  /** The origin the browser returns to, shown whole: a look-alike scheme or port must not hide. */
+  returnOrigin: string;
   channel: string;
   adminRequested: boolean;
   /** The authorization request, echoed back in hidden fields (none of it secret). */
@@ -82,7 +83,7 @@ ${identity}
 ${view.error ? `<p class="error" role="alert">${html(view.error)}</p>` : ''}
 <dl>
 <dt>App</dt><dd>${html(view.clientName)}</dd>
-<dt>Returns to</dt><dd>${html(view.returnHost)}</dd>
+<dt>Returns to</dt><dd>${html(view.returnOrigin)}</dd>
 <dt>Sells as channel</dt><dd>${html(view.channel)}</dd>
 </dl>
 <p>It will be able to:</p>

@@ -36,7 +36,8 @@ interface ServeFlags {
   console: boolean;
   sessionIdle: string;
   maxSessions: string;
-  httpTransport: 'lean' | 'sdk';
+  maxSessionsPerCredential: string;
+  maxBody: string;
   sweepInterval: string;
 }
 
@@ -48,6 +49,19 @@ function envFlag(name: string): boolean {
   if (value === undefined || value === '' || ['0', 'false', 'no', 'off'].includes(value)) return false;
   if (['1', 'true', 'yes', 'on'].includes(value)) return true;
   throw new Error(`${name} must be true or false, got "${process.env[name]}"`);
+}
+
+/** `64kb`, `1mb` or a number of bytes; at least 1 KB, since an initialize alone is a few hundred bytes. */
+export function parseByteSize(text: string, flag: string): number {
+  const match = /^\s*(\d+)\s*(b|kb|k|mb|m)?\s*$/i.exec(text);
+  const unit = (match?.[2] ?? 'b').toLowerCase();
+  const bytes = match
+    ? Number(match[1]) * (unit.startsWith('m') ? 1024 * 1024 : unit.startsWith('k') ? 1024 : 1)
+    : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1024) {
+    throw new Error(`${flag} must be a size of at least 1kb (e.g. 65536, 64kb, 1mb), got "${text}"`);
+  }
+  return bytes;
 }
 
 /** The HTTP server's options, shared by `serve` and `start`. */
@@ -79,12 +93,16 @@ function addHttpOptions(command: Command): Command {
     )
     .addOption(
       new Option(
-        '--http-transport <kind>',
-        "Streamable HTTP implementation: lean (stocklock's, JSON replies) or sdk (the MCP SDK's, for comparison)",
+        '--max-sessions-per-credential <n>',
+        'most open HTTP sessions of one token or OAuth grant; its own oldest idle one makes room',
       )
-        .env('STOCKLOCK_HTTP_TRANSPORT')
-        .choices(['lean', 'sdk'])
-        .default('lean'),
+        .env('STOCKLOCK_MAX_SESSIONS_PER_CREDENTIAL')
+        .default('100'),
+    )
+    .addOption(
+      new Option('--max-body <size>', 'largest /mcp request body, after decompression (bytes, or 64kb, 1mb)')
+        .env('STOCKLOCK_MAX_BODY')
+        .default('64kb'),
     )
     .addOption(
       new Option('--sweep-interval <duration>', 'how often expired carts are released')
@@ -236,7 +254,8 @@ async function serve(
       channel,
       sessionIdleMs: parseDuration(flags.sessionIdle),
       maxSessions: Number(flags.maxSessions),
-      transport: flags.httpTransport,
+      maxSessionsPerCredential: Number(flags.maxSessionsPerCredential),
+      maxBodyBytes: parseByteSize(flags.maxBody, '--max-body'),
       version: VERSION,
       console: merchantConsole?.handle,
       payments: {

@@ -1,5 +1,6 @@
 // The console's live feed: one server-sent event stream per open page, told when any writer changed the data.
 import type { Response } from 'express';
+import { type Clock, systemClock } from '../domain/clock.js';
 import type { ConsoleQueries } from '../storage/console-queries.js';
 
 interface Stream {
@@ -25,12 +26,14 @@ export class ChangeFeed {
 
   /**
    * `beforeEmit` runs once per change before the pages hear of it: the console rechecks its sessions'
-   * tokens there, so a token revoked anywhere (the CLI, another server) closes its pages at once.
+   * tokens there, so a token revoked anywhere (the CLI, another server) closes its pages at once. `clock` tells
+   * the time of the last event (the console passes the store's).
    */
   constructor(
     private readonly queries: ConsoleQueries,
     private readonly throttleMs = DEFAULT_THROTTLE_MS,
     private readonly beforeEmit: () => Promise<void> = async () => undefined,
+    private readonly clock: Clock = systemClock,
   ) {
     this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     this.heartbeat.unref();
@@ -74,11 +77,11 @@ export class ChangeFeed {
 
   private changed(): void {
     if (this.timer) return;
-    const wait = Math.max(0, this.lastSent + this.throttleMs - Date.now());
+    const wait = Math.max(0, this.lastSent + this.throttleMs - this.clock.now());
     this.timer = setTimeout(async () => {
       await this.beforeEmit().catch(() => undefined);
       this.timer = undefined;
-      this.lastSent = Date.now();
+      this.lastSent = this.clock.now();
       const data = `event: change\ndata: ${JSON.stringify({ at: this.lastSent })}\n\n`;
       for (const stream of [...this.streams]) {
         if (stream.live()) stream.res.write(data);

@@ -1,7 +1,6 @@
 // The one door to the MCP SDK from outside src/mcp: the server transports that src/transports wires up, and what a transport of our own needs.
 export type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 export { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-export { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 export type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 export {
   isInitializeRequest,

@@ -68,7 +68,7 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI !== 'true')('the consent
     // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the shopper reads.
     const text = await page.locator('main').innerText();
     expect(text).toContain('Allow Claude to shop here?');
-    expect(text).toMatch(/Returns to\s+claude\.ai/);
+    expect(text).toMatch(/Returns to\s+https:\/\/claude\.ai\s/);
     expect(text).toMatch(/Sells as channel\s+claude/);
     expect(text).toContain('check out the cart');
     expect(text).toContain('Merchant: also allow stock administration');

@@ -100,7 +100,7 @@ describe('hosted AI hosts', () => {
       resource: http.url,
     });
     expect(first.form.html).toContain('ChatGPT');
-    expect(first.form.html).toMatch(/Returns to<\/dt><dd>chatgpt\.com/);
+    expect(first.form.html).toContain('Returns to</dt><dd>https://chatgpt.com</dd>');
     expect(first.form.html).toMatch(/Sells as channel<\/dt><dd>chatgpt/);
     expect(first.form.headers['content-security-policy']).toContain("form-action 'self' https://chatgpt.com");
     expect(first.location.origin + first.location.pathname).toBe(redirect);

@@ -6,8 +6,10 @@ import type { NewGrant, OAuthStore, TokenPair } from '../../src/storage/oauth.js
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore } from '../../src/storage/store.js';
-import { storeOptions, tempDir } from '../helpers/http.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
+import { storeOptions } from '../helpers/http.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
+import { tempDir } from '../helpers/temp.js';
 
 const NOW = 1_800_000_000_000;
 
@@ -170,8 +172,7 @@ describeOAuthStore(
   },
 );
 
-const unavailable = await postgresUnavailable();
-if (unavailable === undefined) {
+describePostgres('PostgreSQL', () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase('stocklock_oauth');
@@ -188,10 +189,4 @@ if (unavailable === undefined) {
     },
     async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM oauth_tokens'))[0]?.n ?? -1,
   );
-} else if (process.env.CI === 'true') {
-  it('needs PostgreSQL, which CI must provide', () => {
-    throw new Error(unavailable);
-  });
-} else {
-  console.warn(`Skipping the PostgreSQL OAuth store tests: ${unavailable}`);
-}
+});

@@ -6,7 +6,7 @@ import { captureShop, compileReplay, freshShop, verifyReplays } from '../../benc
 import { benchStoreOptions, HOT_SKU, ROOT, spreadSku } from '../../bench/lib.js';
 import { openRaw, prepareDatabase } from '../../bench/raw.js';
 import { openSqliteStore, SqliteStore } from '../../src/storage/sqlite/store.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 const CTX = { channel: 'bench' };
 
@@ -31,7 +31,7 @@ async function storeReserveCount(dir: string): Promise<number> {
 
 describe('bench: the store replay is captured from the store', () => {
   it('runs as many statements as the store, and replayed with fresh ids it is a real reserve and sale', async () => {
-    const dir = tempDir('stocklock-bench-');
+    const dir = tempDir('stocklock-bench-').dir;
     const scripts = await captureShop(dir, [HOT_SKU, spreadSku(7)], benchStoreOptions('NORMAL'));
     const hot = scripts.get(HOT_SKU);
     if (!hot) throw new Error('no script for the hot SKU');
@@ -65,7 +65,7 @@ describe('bench: the store replay is captured from the store', () => {
   });
 
   it('refuses a replay that runs other statements than the store did', async () => {
-    const dir = tempDir('stocklock-bench-');
+    const dir = tempDir('stocklock-bench-').dir;
     const scripts = await captureShop(dir, [HOT_SKU], benchStoreOptions('NORMAL'));
     const hot = scripts.get(HOT_SKU);
     if (!hot) throw new Error('no script for the hot SKU');

@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnCli, waitHealthy } from '../helpers/cli.js';
-import { freePort, tempDir, waitFor } from '../helpers/http.js';
+import { freePort, waitFor } from '../helpers/http.js';
+import { tempDir } from '../helpers/temp.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -6,7 +6,9 @@ import { silentLogger } from '../../src/logger.js';
 import { openConsoleQueries } from '../../src/storage/open-console.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import { serveHttp } from '../../src/transports/http.js';
-import { CATALOG, defaultHttpOptions, storeOptions, tempDir, waitFor } from '../helpers/http.js';
+import { HTTP_CATALOG } from '../helpers/catalog.js';
+import { defaultHttpOptions, storeOptions, waitFor } from '../helpers/http.js';
+import { tempDir } from '../helpers/temp.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -25,7 +27,7 @@ async function start(consoleOptions: { publicUrl?: string; ttlMs?: number } = {}
   const db = join(tmp.dir, 'stocklock.db');
   const store = openSqliteStore(db, storeOptions());
   cleanups.push(() => store.close());
-  await store.importProducts({ channel: 'cli' }, CATALOG);
+  await store.importProducts({ channel: 'cli' }, HTTP_CATALOG);
   const queries = await openConsoleQueries(db, store.options.clock);
   cleanups.push(() => queries.close());
   const handle = createConsole({
@@ -211,6 +213,6 @@ describe('the console over HTTP', () => {
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(/,MUG-WHT,restock,2,2,0,console,,,"'=HYPERLINK\(""x""\), ""quoted"""$/);
     const all = await (await fetch(`${base}api/ledger.csv`, { headers: { Cookie: signed.cookie } })).text();
-    expect(all.trim().split('\r\n')).toHaveLength(1 + CATALOG.length + 1);
+    expect(all.trim().split('\r\n')).toHaveLength(1 + HTTP_CATALOG.length + 1);
   });
 });

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Locator } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Browser, launchBrowser } from '../helpers/browser.js';
 import { CLI, ROOT, type RunningCli, spawnCli, waitHealthy } from '../helpers/cli.js';
 import { call, connectClient, firstText, freePort } from '../helpers/http.js';
@@ -14,7 +14,8 @@ import {
   publicClientMetadata,
   tokenRequest,
 } from '../helpers/oauth.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
 
 const run = promisify(execFile);
 const DEMO = join(ROOT, 'examples', 'demo-catalog.json');
@@ -22,9 +23,7 @@ const WAIT = { timeout: 15_000, interval: 50 };
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const text = (locator: Locator) => async () => (await locator.allTextContents()).join(' ').trim();
 
-const unavailable = await postgresUnavailable();
-
-describe.skipIf(unavailable !== undefined && process.env.CI !== 'true')('the console on PostgreSQL', () => {
+describePostgres('the console on PostgreSQL', () => {
   let db: TestDatabase;
   interface Served extends RunningCli {
     url: string;

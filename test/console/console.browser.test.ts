@@ -19,7 +19,6 @@ import {
   INITIALIZE,
   MCP_HEADERS,
   raw,
-  tempDir,
   waitFor,
 } from '../helpers/http.js';
 import {
@@ -29,6 +28,7 @@ import {
   publicClientMetadata,
   tokenRequest,
 } from '../helpers/oauth.js';
+import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');

@@ -10,8 +10,9 @@ import { openStore } from '../../src/storage/open.js';
 import { openConsoleQueries } from '../../src/storage/open-console.js';
 import { hashToken } from '../../src/storage/shared.js';
 import type { StoreOptions } from '../../src/storage/store.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
+import { tempDir } from '../helpers/temp.js';
 
 const TTL = 10_000;
 const IDLE = 3_000;
@@ -20,34 +21,40 @@ function options(clock: ManualClock): StoreOptions {
   return { clock, reservationTtlMs: 900_000, limits: DEFAULT_LIMITS, lockTimeoutMs: 5_000, poolSize: 2 };
 }
 
-const unavailable = await postgresUnavailable();
-let pgDb: TestDatabase | undefined;
-beforeAll(async () => {
-  if (unavailable === undefined) pgDb = await createTestDatabase('stocklock_console_sessions');
-});
-afterAll(async () => {
-  await pgDb?.drop();
+interface Dialect {
+  name: string;
+  /** A fresh database for one test: a SQLite path or a PostgreSQL URL. */
+  database: () => Promise<string>;
+}
+
+describe('console sessions on sqlite', () => {
+  consoleSessions({
+    name: 'sqlite',
+    database: async () => join(tempDir('stocklock-console-s-').dir, 'stocklock.db'),
+  });
 });
 
-const dialects: { name: string; database: () => Promise<string> }[] = [
-  { name: 'sqlite', database: async () => join(tempDir('stocklock-console-s-'), 'stocklock.db') },
-];
-if (unavailable === undefined || process.env.CI === 'true') {
-  dialects.push({
+describePostgres('console sessions on postgres', () => {
+  let pgDb: TestDatabase | undefined;
+  beforeAll(async () => {
+    pgDb = await createTestDatabase('stocklock_console_sessions');
+  });
+  afterAll(async () => {
+    await pgDb?.drop();
+  });
+  consoleSessions({
     name: 'postgres',
     database: async () => {
-      if (!pgDb) throw new Error(unavailable);
+      if (!pgDb) throw new Error('the test database was not created');
       const probe = await openStore(pgDb.url, options(new ManualClock()));
       await probe.close();
       await pgDb.reset();
       return pgDb.url;
     },
   });
-} else {
-  console.warn(`Skipping the PostgreSQL console session tests: ${unavailable}`);
-}
+});
 
-describe.each(dialects)('console sessions on $name', ({ database }) => {
+function consoleSessions({ database }: Dialect): void {
   const cleanups: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     for (const done of cleanups.splice(0).reverse()) await done();
@@ -136,7 +143,7 @@ describe.each(dialects)('console sessions on $name', ({ database }) => {
     expect(await b.sessions.find(second.secret)).toBeUndefined();
     expect(await b.sessions.find(other.secret)).toBeDefined();
   });
-});
+}
 
 describe('CSRF comparison', () => {
   it('compares exactly', () => {

@@ -5,12 +5,12 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { describe, expect, it } from 'vitest';
 import { ROOT, runCli, runCliAsync, stdioClient } from '../helpers/cli.js';
 import { call, text } from '../helpers/mcp.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 const DEMO = join(ROOT, 'examples/demo-catalog.json');
 
 function shop(): { dir: string; db: string } {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const db = join(dir, 'shop.db');
   expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
   return { dir, db };

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { ROOT, runCli, stdioClient } from '../helpers/cli.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 function shop(): { dir: string; db: string } {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const db = join(dir, 'shop.db');
   expect(runCli(['import', join(ROOT, 'examples/demo-catalog.json'), '--db', db]).status).toBe(0);
   return { dir, db };
@@ -19,7 +19,7 @@ function stockOf(db: string, sku: string): { on_hand: number; reserved: number }
 
 describe('stocklock import', () => {
   it('imports the CSV demo with decimal prices and untracked products', () => {
-    const db = join(tempDir(), 'csv.db');
+    const db = join(tempDir().dir, 'csv.db');
     const result = runCli(['import', join(ROOT, 'examples/demo-catalog.csv'), '--db', db]);
     expect(result.stdout).toContain('Imported 3 products from');
     expect(result.stdout).toContain('(3 new, 0 updated)');
@@ -134,7 +134,7 @@ describe('stock changes and the audit', () => {
       'import',
       join(ROOT, 'examples/demo-catalog.csv'),
       '--db',
-      join(tempDir(), 'no/such/dir/x.db'),
+      join(tempDir().dir, 'no/such/dir/x.db'),
     ]);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/directory .* does not exist/);

@@ -5,7 +5,8 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROOT, runCliAsync, spawnCli, waitHealthy } from '../helpers/cli.js';
-import { call, connectClient, freePort, tempDir, waitFor } from '../helpers/http.js';
+import { call, connectClient, freePort, waitFor } from '../helpers/http.js';
+import { tempDir } from '../helpers/temp.js';
 
 const BUYERS = 16;
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI, type CliResult, ROOT, runCli, stdioClient } from '../helpers/cli.js';
 import { call, details, refusalCode, text } from '../helpers/mcp.js';
 import { cliForUser, NOBODY } from '../helpers/other-user.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 const DEMO = join(ROOT, 'examples/demo-catalog.json');
 
@@ -35,7 +35,7 @@ function runCliRestricted(args: string[]): CliResult {
 
 /** A shop the restricted user can reach: under the copy's work area when that user is nobody. */
 function shop(): { dir: string; db: string } {
-  const dir = asNobody && !('unavailable' in asNobody) ? asNobody.workDir() : tempDir();
+  const dir = asNobody && !('unavailable' in asNobody) ? asNobody.workDir() : tempDir().dir;
   const db = join(dir, 'shop.db');
   expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
   return { dir, db };
@@ -147,17 +147,15 @@ describe('a database locked by another process for longer than the lock timeout'
       const lock = await holdWriteLock(db);
 
       for (let attempt = 0; attempt < 2; attempt++) {
-        const started = performance.now();
         const busy = await call(client, 'add_to_cart', { sku: 'MUG-WHT', quantity: 1 });
-        const elapsed = performance.now() - started;
         expect(refusalCode(busy)).toBe('STORE_BUSY');
         expect(text(busy)).toMatch(
           /^STORE_BUSY: The store is busy \(waited \d+ ms for the lock\)\. Nothing changed/,
         );
         const waited = details(busy).waited_ms as number;
+        // The server's own count of the wait it made: the whole --lock-timeout, and not the 5 s default.
         expect(waited).toBeGreaterThanOrEqual(300);
         expect(waited).toBeLessThan(5_000);
-        expect(elapsed).toBeGreaterThanOrEqual(300);
       }
       // WAL readers do not need the write lock.
       const stock = await call(client, 'check_stock', { skus: ['MUG-WHT'] });
@@ -181,7 +179,7 @@ describe('a database locked by another process for longer than the lock timeout'
 
 describe('a database that is not there or not a database', () => {
   it('a missing directory: serve and audit refuse in one line, exit 1', () => {
-    const db = join(tempDir(), 'no', 'such', 'dir', 'shop.db');
+    const db = join(tempDir().dir, 'no', 'such', 'dir', 'shop.db');
     const message =
       /^stocklock: Cannot open database .*shop\.db: directory .*no\/such\/dir does not exist\.$/m;
     expectOneLineRefusal(runCli(['serve', '--stdio', '--db', db]), message);
@@ -193,7 +191,7 @@ describe('a database that is not there or not a database', () => {
   });
 
   it('a file that is not a database: every command refuses in one line, exit 1, and leaves it alone', () => {
-    const dir = tempDir();
+    const dir = tempDir().dir;
     const db = join(dir, 'notes.txt');
     const content = 'These are my notes, not a database. '.repeat(40);
     writeFileSync(db, content);
@@ -206,7 +204,7 @@ describe('a database that is not there or not a database', () => {
   });
 
   it('a directory given as the database: one line naming the problem', () => {
-    const dir = tempDir();
+    const dir = tempDir().dir;
     const db = join(dir, 'shop.db');
     mkdirSync(db);
     expectOneLineRefusal(

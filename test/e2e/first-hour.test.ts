@@ -17,8 +17,9 @@ import {
   waitHealthy,
 } from '../helpers/cli.js';
 import { connectClient, firstText, freePort, waitFor } from '../helpers/http.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
+import { tempDir } from '../helpers/temp.js';
 
 const DEMO_JSON = join(ROOT, 'examples/demo-catalog.json');
 /** Tests that run a dozen CLI processes: each is a Node start-up, seconds apiece on a loaded machine. */
@@ -43,7 +44,7 @@ function lines(text: string): string[] {
 }
 
 function shop(): { dir: string; db: string } {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const db = join(dir, 'shop.db');
   expect(runCli(['import', DEMO_JSON, '--db', db]).status).toBe(0);
   return { dir, db };
@@ -73,7 +74,7 @@ describe('no silent new database (SQLite)', () => {
   it.each(NEEDS_A_DATABASE)(
     '`%s` refuses a missing file in one line naming the path and --db, and creates nothing',
     (...args) => {
-      const dir = tempDir();
+      const dir = tempDir().dir;
       const db = join(dir, 'typo.db');
       const result = runIn(dir, [...args, '--db', db]);
       expect(result.status).toBe(1);
@@ -86,7 +87,7 @@ describe('no silent new database (SQLite)', () => {
   );
 
   it('names the default ./stocklock.db by its absolute path when no --db is given', () => {
-    const dir = tempDir();
+    const dir = tempDir().dir;
     const result = runIn(dir, ['audit']);
     expect(result.status).toBe(1);
     expect(result.stderr).toContain(`no database at ${join(dir, 'stocklock.db')} yet`);
@@ -95,7 +96,7 @@ describe('no silent new database (SQLite)', () => {
   });
 
   it('only import and migrate create one', MANY_PROCESSES, () => {
-    const dir = tempDir();
+    const dir = tempDir().dir;
     const migrated = runIn(dir, ['migrate', '--db', 'a.db']);
     expect(migrated.stdout).toBe(`Database ${join(dir, 'a.db')} is up to date.\n`);
     expect(runIn(dir, ['stock', '--db', 'a.db']).status).toBe(0);
@@ -141,12 +142,10 @@ describe('every command names its database', () => {
   });
 });
 
-describe('no silent new database (PostgreSQL)', () => {
-  let database: TestDatabase | undefined;
-  let skip: string | undefined;
+describePostgres('no silent new database (PostgreSQL)', () => {
+  let database: TestDatabase;
   beforeAll(async () => {
-    skip = await postgresUnavailable();
-    if (!skip) database = await createTestDatabase('stocklock_firsthour');
+    database = await createTestDatabase('stocklock_firsthour');
   });
   afterAll(async () => {
     await database?.drop();
@@ -155,8 +154,7 @@ describe('no silent new database (PostgreSQL)', () => {
   it(
     'refuses an empty database until migrate, then names it without the password',
     MANY_PROCESSES,
-    async (context) => {
-      if (skip || !database) return context.skip(skip);
+    async () => {
       const url = new URL(database.url);
       url.password = 'hunter2-secret';
       const withPassword = url.toString();
@@ -304,7 +302,7 @@ describe('import tells the truth about the file', () => {
       expect(emptyJson.stderr).toMatch(/catalog\.json lists no products/);
       for (const result of [empty, blank, headerOnly, emptyJson]) expect(result.status).toBe(1);
 
-      const dir = tempDir();
+      const dir = tempDir().dir;
       const missing = runCli(['import', join(dir, 'nope.csv'), '--db', join(dir, 'shop.db')]);
       expect(missing.status).toBe(1);
       expect(missing.stderr).toBe(`stocklock: cannot read ${join(dir, 'nope.csv')}: no such file\n`);
@@ -345,7 +343,7 @@ describe('CLI errors are one line and a pointer to --help', () => {
   });
 
   it('a bad port names --port or STOCKLOCK_PORT, and opens no database', () => {
-    const dir = tempDir();
+    const dir = tempDir().dir;
     const db = join(dir, 'shop.db');
     const flag = runCli(['serve', '--http', '--port', 'abc', '--db', db]);
     expect(lines(flag.stderr)).toEqual([
@@ -426,7 +424,7 @@ describe('`start` prints lines that work as printed', () => {
     'with the --db and port it was started with, and an export STOCKLOCK_TOKEN line',
     MANY_PROCESSES,
     async () => {
-      const dir = tempDir();
+      const dir = tempDir().dir;
       const db = join(dir, 'my shop.db');
       const port = await freePort();
       const url = `http://127.0.0.1:${port}/mcp`;

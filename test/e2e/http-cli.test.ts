@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningCli, spawnCli, waitHealthy } from '../helpers/cli.js';
-import { call, connectClient, firstText, freePort, tempDir, waitFor } from '../helpers/http.js';
+import { call, connectClient, firstText, freePort, waitFor } from '../helpers/http.js';
+import { tempDir } from '../helpers/temp.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli.js');

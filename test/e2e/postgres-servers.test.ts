@@ -9,18 +9,11 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, ROOT, runCliAsync } from '../helpers/cli.js';
-import {
-  bearer,
-  freePort,
-  healthz,
-  MCP_HEADERS,
-  raw,
-  rawInitialize,
-  tempDir,
-  waitFor,
-} from '../helpers/http.js';
+import { bearer, freePort, healthz, MCP_HEADERS, raw, rawInitialize, waitFor } from '../helpers/http.js';
 import { refusalCode } from '../helpers/mcp.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
+import { tempDir } from '../helpers/temp.js';
 
 const SERVERS = 3;
 const CLIENTS = 48;
@@ -121,6 +114,10 @@ async function setUp(
     ),
   );
   for (const token of tokens) expect(token).toMatch(/^slk_/);
+  // Each channel here is a backend that takes the payment itself, the OAuth hosts' channels too.
+  for (const channel of ['chatgpt', 'claude']) {
+    await cli(['channel', 'set', channel, '--checkout', 'direct', '--db', db.url]);
+  }
   return { db, servers, tokens, statuses: [] };
 }
 
@@ -226,22 +223,7 @@ async function deadlocks(db: TestDatabase): Promise<number> {
   return Number(row?.deadlocks ?? 0);
 }
 
-const unavailable = await postgresUnavailable();
-
-if (unavailable !== undefined) {
-  if (process.env.CI === 'true') {
-    describe('several stocklock servers on PostgreSQL', () => {
-      it('needs PostgreSQL, which CI must provide', () => {
-        throw new Error(unavailable);
-      });
-    });
-  } else {
-    console.warn(`Skipping the PostgreSQL server tests: ${unavailable}`);
-    describe.skip(`several stocklock servers on PostgreSQL (skipped: ${unavailable})`, () => {
-      it('needs PostgreSQL', () => undefined);
-    });
-  }
-} else {
+describePostgres('several stocklock servers on PostgreSQL', () => {
   // Three servers and 48 clients start per test: on a loaded two-core machine that alone can take most of a minute.
   describe(`${SERVERS} stocklock HTTP servers on one PostgreSQL database, ${CLIENTS} clients`, {
     timeout: 180_000,
@@ -463,7 +445,7 @@ if (unavailable !== undefined) {
       );
     }, 120_000);
   });
-}
+});
 
 function countBy(values: number[]): Record<string, number> {
   const counts: Record<string, number> = {};

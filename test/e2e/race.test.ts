@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { runCli, stdioClient } from '../helpers/cli.js';
 import { sleep, waitFor } from '../helpers/http.js';
 import { call, refusalCode } from '../helpers/mcp.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 const PROCESSES = 4;
 const BUYERS_PER_PROCESS = 8;
@@ -22,7 +22,7 @@ const NAIVE_SHOP = fileURLToPath(new URL('../fixtures/naive-shop.mjs', import.me
 
 /** A database holding LAST_UNITS of one SKU, imported by the real CLI. */
 function lastUnits(name: string): string {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const catalog = join(dir, 'catalog.json');
   writeFileSync(
     catalog,

@@ -3,14 +3,17 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, ROOT, runCli, stdioClient } from '../helpers/cli.js';
 import { call, refusalCode, text } from '../helpers/mcp.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 const DEMO = join(ROOT, 'examples/demo-catalog.json');
 
 describe('stocklock serve --stdio', () => {
   it('sells the demo catalog end to end and keeps the books balanced', async () => {
-    const db = join(tempDir(), 'shop.db');
+    const db = join(tempDir().dir, 'shop.db');
     expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
+    // Claude Desktop on the merchant's own machine: the merchant sells direct on this channel.
+    const set = runCli(['channel', 'set', 'claude', '--checkout', 'direct', '--db', db]);
+    expect(set.stdout).toContain('Channel "claude" checks out in direct mode');
     const client = await stdioClient(['--db', db, '--channel', 'claude']);
     try {
       const { tools } = await client.listTools();
@@ -37,7 +40,7 @@ describe('stocklock serve --stdio', () => {
   });
 
   it('offers admin tools only when started with --admin, and takes flags from the environment', async () => {
-    const db = join(tempDir(), 'shop.db');
+    const db = join(tempDir().dir, 'shop.db');
     runCli(['import', DEMO, '--db', db]);
     const client = await stdioClient([], {
       STOCKLOCK_DB: db,
@@ -53,7 +56,7 @@ describe('stocklock serve --stdio', () => {
   });
 
   it('migrates a brand-new database on start and on `migrate`', () => {
-    const db = join(tempDir(), 'fresh.db');
+    const db = join(tempDir().dir, 'fresh.db');
     const migrate = runCli(['migrate', '--db', db]);
     expect(migrate.status).toBe(0);
     expect(runCli(['stock', '--json', '--db', db]).stdout.trim()).toBe('[]');

@@ -4,8 +4,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROOT, type RunningCli, runCli, spawnCli, waitHealthy } from '../helpers/cli.js';
-import { freePort, tempDir, waitFor } from '../helpers/http.js';
+import { freePort, waitFor } from '../helpers/http.js';
 import { httpsRaw, pkcePair, selfSignedCertificate } from '../helpers/oauth.js';
+import { tempDir } from '../helpers/temp.js';
 
 const NGINX = '/usr/sbin/nginx';
 const REDIRECT = 'https://claude.ai/api/mcp/auth_callback';

@@ -9,13 +9,9 @@ import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runCli, stdioClient } from '../helpers/cli.js';
 import { call, details, refusalCode, text } from '../helpers/mcp.js';
-import {
-  createTestDatabase,
-  POSTGRES_ADMIN_URL,
-  postgresUnavailable,
-  type TestDatabase,
-} from '../helpers/postgres.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { createTestDatabase, POSTGRES_ADMIN_URL, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
+import { tempDir } from '../helpers/temp.js';
 
 const DEMO = join(ROOT, 'examples/demo-catalog.json');
 const SKU = 'TEE-BLK-M';
@@ -40,7 +36,7 @@ function available(result: Awaited<ReturnType<typeof call>>): number {
 
 /** Builds the LD_PRELOAD shim (test/fixtures/write-fault.c) that makes the OS fail SQLite's writes on cue. */
 function buildFaultShim(): { path?: string; reason?: string } {
-  const path = join(tempDir('stocklock-shim-'), 'write-fault.so');
+  const path = join(tempDir('stocklock-shim-').dir, 'write-fault.so');
   const built = spawnSync(
     'cc',
     ['-shared', '-fPIC', '-O2', '-o', path, join(ROOT, 'test/fixtures/write-fault.c'), '-ldl'],
@@ -62,7 +58,7 @@ describe.skipIf(shim.path === undefined)(
     let env: Record<string, string>;
 
     function freshShop(): void {
-      const dir = tempDir();
+      const dir = tempDir().dir;
       db = join(dir, 'shop.db');
       control = join(dir, 'fault');
       expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
@@ -138,7 +134,7 @@ describe.skipIf(shim.path === undefined)(
 
       // Why "unknown": SQLite rolled back in memory, but the commit frame is in the WAL file, and a recovery
       // that reads the WAL file without its -shm index (a copy of the files, a restore) brings the cart back.
-      const recovered = join(tempDir(), 'shop.db');
+      const recovered = join(tempDir().dir, 'shop.db');
       copyFileSync(db, recovered);
       copyFileSync(`${db}-wal`, `${recovered}-wal`);
       expect(reserved(recovered)).toBe('2');
@@ -160,54 +156,48 @@ describe.skipIf(shim.path === undefined)(
   },
 );
 
-const pgUnavailable = await postgresUnavailable();
+describePostgres('PostgreSQL turns read-only while serving', () => {
+  let pgdb: TestDatabase;
+  beforeAll(async () => {
+    pgdb = await createTestDatabase();
+    expect(runCli(['import', DEMO, '--db', pgdb.url]).status).toBe(0);
+    return () => pgdb.drop();
+  });
 
-describe.skipIf(pgUnavailable !== undefined && process.env.CI !== 'true')(
-  `PostgreSQL turns read-only while serving${pgUnavailable ? ` (skipped: ${pgUnavailable})` : ''}`,
-  () => {
-    let pgdb: TestDatabase;
-    beforeAll(async () => {
-      if (pgUnavailable) throw new Error(pgUnavailable);
-      pgdb = await createTestDatabase();
-      expect(runCli(['import', DEMO, '--db', pgdb.url]).status).toBe(0);
-      return () => pgdb.drop();
-    });
-
-    /** New sessions follow the database's setting; ending the server's sessions makes its pool reconnect. */
-    async function setReadOnly(on: boolean): Promise<void> {
-      // From the maintenance database: sessions on this one are read-only themselves once the setting is on.
-      const maintenance = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await maintenance.connect();
-      try {
-        await maintenance.query(
-          `ALTER DATABASE "${pgdb.name}" SET default_transaction_read_only = ${on ? 'on' : 'off'}`,
-        );
-      } finally {
-        await maintenance.end();
-      }
-      await pgdb.query(
-        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'stocklock'",
+  /** New sessions follow the database's setting; ending the server's sessions makes its pool reconnect. */
+  async function setReadOnly(on: boolean): Promise<void> {
+    // From the maintenance database: sessions on this one are read-only themselves once the setting is on.
+    const maintenance = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+    await maintenance.connect();
+    try {
+      await maintenance.query(
+        `ALTER DATABASE "${pgdb.name}" SET default_transaction_read_only = ${on ? 'on' : 'off'}`,
       );
+    } finally {
+      await maintenance.end();
     }
+    await pgdb.query(
+      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'stocklock'",
+    );
+  }
 
-    it('default_transaction_read_only (as on a standby): STORE_READ_ONLY naming it; reads go on; writes resume', async () => {
-      const shop = await client(['--db', pgdb.url, '--pool-size', '2']);
-      cleanup.push(() => setReadOnly(false));
-      const before = available(await call(shop, 'check_stock', { skus: [SKU] }));
+  it('default_transaction_read_only (as on a standby): STORE_READ_ONLY naming it; reads go on; writes resume', async () => {
+    const shop = await client(['--db', pgdb.url, '--pool-size', '2']);
+    cleanup.push(() => setReadOnly(false));
+    const before = available(await call(shop, 'check_stock', { skus: [SKU] }));
 
-      await setReadOnly(true);
-      const refused = await call(shop, 'add_to_cart', { sku: SKU, quantity: 1 });
-      expect(refusalCode(refused)).toBe('STORE_READ_ONLY');
-      expect(details(refused)).toMatchObject({ cause: 'read_only_database' });
-      expect(text(refused)).toMatch(/PostgreSQL server accepts no writes.*default_transaction_read_only/);
-      expect(available(await call(shop, 'check_stock', { skus: [SKU] }))).toBe(before);
+    await setReadOnly(true);
+    const refused = await call(shop, 'add_to_cart', { sku: SKU, quantity: 1 });
+    expect(refusalCode(refused)).toBe('STORE_READ_ONLY');
+    expect(details(refused)).toMatchObject({ cause: 'read_only_database' });
+    expect(text(refused)).toMatch(/PostgreSQL server accepts no writes.*default_transaction_read_only/);
+    expect(available(await call(shop, 'check_stock', { skus: [SKU] }))).toBe(before);
 
-      await setReadOnly(false);
-      const added = await call(shop, 'add_to_cart', { sku: SKU, quantity: 1 });
-      expect(added.isError, text(added)).toBeFalsy();
-      expect(available(await call(shop, 'check_stock', { skus: [SKU] }))).toBe(before - 1);
-      const audit = runCli(['audit', '--db', pgdb.url]);
-      expect(audit.status, audit.stdout + audit.stderr).toBe(0);
-    });
-  },
-);
+    await setReadOnly(false);
+    const added = await call(shop, 'add_to_cart', { sku: SKU, quantity: 1 });
+    expect(added.isError, text(added)).toBeFalsy();
+    expect(available(await call(shop, 'check_stock', { skus: [SKU] }))).toBe(before - 1);
+    const audit = runCli(['audit', '--db', pgdb.url]);
+    expect(audit.status, audit.stdout + audit.stderr).toBe(0);
+  });
+});

@@ -1,8 +1,6 @@
 // Test fixtures for Streamable HTTP: a real SQLite store, serveHttp on port 0, SDK clients and raw HTTP requests.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -10,47 +8,30 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach } from 'vitest';
 import { systemClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
-import type { ImportRow } from '../../src/domain/types.js';
 import { type Logger, silentLogger } from '../../src/logger.js';
 import { openSqliteStore, type SqliteStore } from '../../src/storage/sqlite/store.js';
 import type { StoreOptions } from '../../src/storage/store.js';
 import { type HttpOptions, serveHttp } from '../../src/transports/http.js';
-
-export const CATALOG: ImportRow[] = [
-  {
-    sku: 'TEE-BLK-M',
-    name: 'Organic cotton T-shirt, black, M',
-    price_minor: 2400,
-    currency: 'EUR',
-    stock: 500,
-  },
-  { sku: 'MUG-WHT', name: 'Enamel camp mug, white', price_minor: 1450, currency: 'EUR', stock: 60 },
-  { sku: 'LAST-FIVE', name: 'Limited print, last five', price_minor: 9900, currency: 'EUR', stock: 5 },
-  {
-    sku: 'GIFT-25',
-    name: 'Digital gift card',
-    price_minor: 2500,
-    currency: 'EUR',
-    stock: 0,
-    track_stock: false,
-  },
-];
+import { HTTP_CATALOG } from './catalog.js';
+import { tempDir } from './temp.js';
 
 export const CUSTOMER_TOOLS = [
   'add_to_cart',
   'check_stock',
   'checkout',
   'get_cart',
+  'get_order',
   'release_cart',
   'search_products',
 ];
-export const ADMIN_TOOLS = [...CUSTOMER_TOOLS, 'restock', 'set_stock', 'upsert_product'].sort();
-
-/** A temporary directory removed by the returned function. */
-export function tempDir(prefix = 'stocklock-http-'): { dir: string; remove: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export const ADMIN_TOOLS = [
+  ...CUSTOMER_TOOLS,
+  'restock',
+  'set_stock',
+  'upsert_product',
+  'confirm_payment',
+  'cancel_order',
+].sort();
 
 export function storeOptions(overrides: Partial<StoreOptions> = {}): StoreOptions {
   return {
@@ -103,7 +84,7 @@ export async function startHttp(
   const tmp = tempDir();
   const dbPath = join(tmp.dir, 'stocklock.db');
   const store = openSqliteStore(dbPath, storeOptions());
-  await store.importProducts({ channel: 'cli' }, CATALOG);
+  await store.importProducts({ channel: 'cli' }, HTTP_CATALOG);
   const server = await serveHttp(wrap(store), defaultHttpOptions(overrides), logger);
   const clients: Client[] = [];
   let disposed: Promise<void> | undefined;

@@ -18,7 +18,8 @@ import type {
   OAuthClientMetadata,
   OAuthTokens,
 } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { raw, tempDir } from './http.js';
+import { raw } from './http.js';
+import { tempDir } from './temp.js';
 
 /** An OAuthClientProvider that keeps everything in memory and records where it was sent to sign in. */
 export class MemoryOAuthProvider implements OAuthClientProvider {

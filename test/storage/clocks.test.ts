@@ -13,7 +13,8 @@ import type { CallContext, CartView, ImportRow } from '../../src/domain/types.js
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
 import { admin, bot, expectAuditOk, expectStockError, level, TTL, web } from './contract.js';
 
 const MINUTE = 60_000;
@@ -274,64 +275,48 @@ describe('one clock: SQLite file', () => {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-const unavailable = await postgresUnavailable();
-
-if (unavailable !== undefined) {
-  if (process.env.CI === 'true') {
-    describe('one clock: PostgreSQL', () => {
-      it('needs PostgreSQL, which CI must provide', () => {
-        throw new Error(unavailable);
-      });
-    });
-  } else {
-    describe.skip(`one clock: PostgreSQL (skipped: ${unavailable})`, () => {
-      it('needs PostgreSQL', () => undefined);
-    });
-  }
-} else {
-  describe('one clock: PostgreSQL', () => {
-    let db: TestDatabase;
-    /** One connection of the test's own, to read the database's time and look at the carts. */
-    let inspector: pg.Client;
-    const opened: InventoryStore[] = [];
-    beforeAll(async () => {
-      db = await createTestDatabase();
-      const store = await openPostgresStore(db.url, options(serverClock({ ms: 0 }, 0)));
-      await store.close();
-      inspector = await db.connect();
-    });
-    afterEach(async () => {
-      await Promise.all(opened.splice(0).map((store) => store.close()));
-    });
-    afterAll(async () => {
-      await inspector?.end();
-      await db?.drop();
-    });
-
-    const postgres = (): Backend => ({
-      name: 'postgres',
-      async open(clocks) {
-        await db.reset();
-        return Promise.all(clocks.map((clock) => openPostgresStore(db.url, options(clock))));
-      },
-      async time(shift) {
-        const { rows } = await inspector.query<{ now: string }>(
-          'SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now',
-        );
-        return Number(rows[0]?.now) + shift.ms;
-      },
-      async unheld(now) {
-        return (await inspector.query(UNHELD_SQL('$1', 'p.track_stock'), [now])).rows;
-      },
-      async exec(sql) {
-        await db.query(sql);
-      },
-    });
-
-    scenarios(postgres);
-
-    it('two servers whose clocks differ by 10 minutes agree on expiry across add_to_cart, checkout and sweeps', async () => {
-      for (const seed of [1, 2, 3]) await interleave(postgres(), opened, seed);
-    });
+describePostgres('one clock: PostgreSQL', () => {
+  let db: TestDatabase;
+  /** One connection of the test's own, to read the database's time and look at the carts. */
+  let inspector: pg.Client;
+  const opened: InventoryStore[] = [];
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const store = await openPostgresStore(db.url, options(serverClock({ ms: 0 }, 0)));
+    await store.close();
+    inspector = await db.connect();
   });
-}
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+  afterAll(async () => {
+    await inspector?.end();
+    await db?.drop();
+  });
+
+  const postgres = (): Backend => ({
+    name: 'postgres',
+    async open(clocks) {
+      await db.reset();
+      return Promise.all(clocks.map((clock) => openPostgresStore(db.url, options(clock))));
+    },
+    async time(shift) {
+      const { rows } = await inspector.query<{ now: string }>(
+        'SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now',
+      );
+      return Number(rows[0]?.now) + shift.ms;
+    },
+    async unheld(now) {
+      return (await inspector.query(UNHELD_SQL('$1', 'p.track_stock'), [now])).rows;
+    },
+    async exec(sql) {
+      await db.query(sql);
+    },
+  });
+
+  scenarios(postgres);
+
+  it('two servers whose clocks differ by 10 minutes agree on expiry across add_to_cart, checkout and sweeps', async () => {
+    for (const seed of [1, 2, 3]) await interleave(postgres(), opened, seed);
+  });
+});

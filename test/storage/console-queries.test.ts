@@ -7,8 +7,10 @@ import { type ConsoleQueries, DAY_MS } from '../../src/storage/console-queries.j
 import { openStore } from '../../src/storage/open.js';
 import { openConsoleQueries } from '../../src/storage/open-console.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
-import { CATALOG, tempDir } from '../helpers/sqlite.js';
+import { SHOP_CATALOG } from '../helpers/catalog.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
+import { tempDir } from '../helpers/temp.js';
 
 const TTL = 15 * 60_000;
 const web = { channel: 'web' };
@@ -44,23 +46,31 @@ function countChanges(queries: ConsoleQueries, dialect: string) {
   };
 }
 
-const unavailable = await postgresUnavailable();
-let pgDb: TestDatabase | undefined;
-beforeAll(async () => {
-  if (unavailable === undefined) pgDb = await createTestDatabase('stocklock_console');
-});
-afterAll(async () => {
-  await pgDb?.drop();
+interface Dialect {
+  name: string;
+  /** A fresh database for one test: a SQLite path or a PostgreSQL URL. */
+  database: () => Promise<string>;
+}
+
+describe('console queries on sqlite', () => {
+  consoleQueries({
+    name: 'sqlite',
+    database: async () => join(tempDir('stocklock-console-q-').dir, 'stocklock.db'),
+  });
 });
 
-const dialects: { name: string; database: () => Promise<string> }[] = [
-  { name: 'sqlite', database: async () => join(tempDir('stocklock-console-q-'), 'stocklock.db') },
-];
-if (unavailable === undefined || process.env.CI === 'true') {
-  dialects.push({
+describePostgres('console queries on postgres', () => {
+  let pgDb: TestDatabase | undefined;
+  beforeAll(async () => {
+    pgDb = await createTestDatabase('stocklock_console');
+  });
+  afterAll(async () => {
+    await pgDb?.drop();
+  });
+  consoleQueries({
     name: 'postgres',
     database: async () => {
-      if (!pgDb) throw new Error(unavailable);
+      if (!pgDb) throw new Error('the test database was not created');
       // A fresh store per test: the tables are emptied, the migrations and the console's triggers stay.
       const probe = await openStore(pgDb.url, options(new ManualClock()));
       await probe.close();
@@ -68,11 +78,9 @@ if (unavailable === undefined || process.env.CI === 'true') {
       return pgDb.url;
     },
   });
-} else {
-  console.warn(`Skipping the PostgreSQL console query tests: ${unavailable}`);
-}
+});
 
-describe.each(dialects)('console queries on $name', ({ name, database }) => {
+function consoleQueries({ name, database }: Dialect): void {
   const cleanups: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     for (const done of cleanups.splice(0).reverse()) await done();
@@ -88,7 +96,7 @@ describe.each(dialects)('console queries on $name', ({ name, database }) => {
     const db = await database();
     const store = await openStore(db, options(clock));
     cleanups.push(() => store.close());
-    await store.importProducts({ channel: 'cli' }, CATALOG);
+    await store.importProducts({ channel: 'cli' }, SHOP_CATALOG);
     const queries = await openConsoleQueries(db, clock);
     cleanups.push(() => queries.close());
     return { store, queries, clock, db };
@@ -271,7 +279,7 @@ describe.each(dialects)('console queries on $name', ({ name, database }) => {
       channel: 'console',
       note: 'delivery',
     });
-    expect(newest.length).toBe(CATALOG.length + 3);
+    expect(newest.length).toBe(SHOP_CATALOG.length + 3);
     const sales = await queries.ledger({ kind: 'sale', limit: 100 });
     expect(sales.map((m) => [m.sku, m.on_hand_delta, m.reserved_delta, m.channel])).toEqual([
       ['MUG-WHT', -2, -2, 'web'],
@@ -301,9 +309,9 @@ describe.each(dialects)('console queries on $name', ({ name, database }) => {
     await other.createToken('web', false);
     await changes.after(seen);
   });
-});
+}
 
-describe.skipIf(unavailable !== undefined)('console triggers on PostgreSQL', () => {
+describePostgres('console triggers on PostgreSQL', () => {
   it('are installed once when several consoles start together on a fresh database', async () => {
     const fresh = await createTestDatabase('stocklock_console_fresh');
     try {
@@ -325,7 +333,7 @@ describe.skipIf(unavailable !== undefined)('console triggers on PostgreSQL', () 
         'stocklock_console_notify_stock_movements',
       ]);
       // Without a listening console no NOTIFY is sent; with one, a write by this "other server" arrives.
-      await store.importProducts({ channel: 'cli' }, CATALOG);
+      await store.importProducts({ channel: 'cli' }, SHOP_CATALOG);
       const changes = countChanges(consoles[0] as ConsoleQueries, 'postgres');
       await changes.ready();
       await waitForListener(fresh);

@@ -6,6 +6,7 @@ import { type ErrorCode, StockError } from '../../src/domain/errors.js';
 import { DEFAULT_LIMITS, DEFAULT_RESERVATION_TTL_MS, iso, type Limits } from '../../src/domain/rules.js';
 import type { CallContext, ImportRow, StockLevel } from '../../src/domain/types.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
+import { CONTRACT_CATALOG } from '../helpers/catalog.js';
 
 /** Opens a FRESH, empty, migrated store with these options; called once per test. */
 export type MakeStore = (options: StoreOptions) => Promise<InventoryStore>;
@@ -14,7 +15,7 @@ export interface HarnessOptions {
   reservationTtlMs?: number;
   limits?: Partial<Limits>;
   lockTimeoutMs?: number;
-  /** Import CATALOG first (default true). */
+  /** Import CONTRACT_CATALOG first (default true). */
   seed?: boolean;
 }
 
@@ -30,36 +31,6 @@ export const TTL = DEFAULT_RESERVATION_TTL_MS;
 export const web: CallContext = { channel: 'web' };
 export const bot: CallContext = { channel: 'telegram' };
 export const admin: CallContext = { channel: 'admin' };
-
-export const CATALOG: ImportRow[] = [
-  {
-    sku: 'TSHIRT-M',
-    name: 'Cotton T-shirt, size M',
-    description: 'Organic crew neck',
-    price_minor: 1999,
-    currency: 'EUR',
-    stock: 10,
-  },
-  {
-    sku: 'MUG',
-    name: 'Coffee mug',
-    description: 'Stoneware, 350 ml',
-    price_minor: 1250,
-    currency: 'EUR',
-    stock: 5,
-  },
-  { sku: 'LAST-ONE', name: 'Signed print', price_minor: 5000, currency: 'EUR', stock: 1 },
-  {
-    sku: 'EBOOK',
-    name: 'Brewing guide (PDF)',
-    price_minor: 999,
-    currency: 'EUR',
-    stock: 0,
-    track_stock: false,
-  },
-  { sku: 'CAP-US', name: 'Baseball cap', price_minor: 1500, currency: 'USD', stock: 3 },
-  { sku: 'RETIRED', name: 'Old poster', price_minor: 800, currency: 'EUR', stock: 4, active: false },
-];
 
 /** Awaits a refusal and checks it is a StockError with this code (and these details, if given). */
 export async function expectStockError(
@@ -118,7 +89,7 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       };
       const store = await makeStore(options);
       open.push(store);
-      if (opts.seed !== false) await store.importProducts(admin, CATALOG);
+      if (opts.seed !== false) await store.importProducts(admin, CONTRACT_CATALOG);
       return { store, clock, options };
     }
 
@@ -128,8 +99,8 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       it('creates then updates products and reports the counts', async () => {
         const { store } = await setup({ seed: false });
         expect(await store.isEmpty()).toBe(true);
-        expect(await store.importProducts(admin, CATALOG)).toMatchObject({
-          created: CATALOG.length,
+        expect(await store.importProducts(admin, CONTRACT_CATALOG)).toMatchObject({
+          created: CONTRACT_CATALOG.length,
           updated: 0,
         });
         expect(await store.isEmpty()).toBe(false);
@@ -188,8 +159,8 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         await store.restock(admin, { sku: 'MUG', quantity: 10 });
         const cart = await store.addToCart(web, { sku: 'LAST-ONE', quantity: 1 });
         await store.checkout(web, { cartId: cart.cart_id });
-        const result = await store.importProducts(admin, CATALOG);
-        expect(result).toMatchObject({ created: 0, updated: CATALOG.length });
+        const result = await store.importProducts(admin, CONTRACT_CATALOG);
+        expect(result).toMatchObject({ created: 0, updated: CONTRACT_CATALOG.length });
         expect(result.stock).toContainEqual({ sku: 'MUG', before: 15, file: 5, after: 15 });
         expect(result.stock).toContainEqual({ sku: 'LAST-ONE', before: 0, file: 1, after: 0 });
         expect(await level(store, 'MUG')).toMatchObject({ on_hand: 15 });
@@ -1445,7 +1416,7 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         const { store } = await setup();
         await store.addToCart(web, { sku: 'TSHIRT-M', quantity: 2 });
         const all = await store.stockLevels();
-        expect(all.map((l) => l.sku).sort()).toEqual(CATALOG.map((r) => r.sku).sort());
+        expect(all.map((l) => l.sku).sort()).toEqual(CONTRACT_CATALOG.map((r) => r.sku).sort());
         const bySku = new Map(all.map((l) => [l.sku, l]));
         expect(bySku.get('TSHIRT-M')).toEqual({
           sku: 'TSHIRT-M',

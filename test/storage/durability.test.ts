@@ -8,7 +8,7 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import { openSqliteStore, type SqliteStore } from '../../src/storage/sqlite/store.js';
 import type { StoreOptions } from '../../src/storage/store.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 const FULL = 2;
 const NORMAL = 1;
@@ -20,7 +20,7 @@ afterEach(async () => {
 });
 
 function openStore(options: Partial<StoreOptions>): SqliteStore {
-  const store = openSqliteStore(join(tempDir(), 'stocklock.db'), {
+  const store = openSqliteStore(join(tempDir().dir, 'stocklock.db'), {
     clock: new ManualClock(),
     reservationTtlMs: 60_000,
     limits: DEFAULT_LIMITS,

@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isStockError } from '../../src/domain/errors.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import { ROOT } from '../helpers/cli.js';
-import { sqliteStore, tempDir } from '../helpers/sqlite.js';
+import { sqliteStore } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 import { describeStoreContract, expectAuditOk } from './contract.js';
 
 const web = { channel: 'web' };
@@ -166,13 +167,13 @@ describe('SQLite: a sold-out add_to_cart is refused without the write lock', () 
 });
 
 describeStoreContract('sqlite file, group commit off', async (options) =>
-  openSqliteStore(join(tempDir(), 'stocklock.db'), { ...options, groupCommit: false }),
+  openSqliteStore(join(tempDir().dir, 'stocklock.db'), { ...options, groupCommit: false }),
 );
 
 /** Builds the LD_PRELOAD shim (test/fixtures/write-fault.c) that makes the OS fail SQLite's fsync on cue. */
 function buildFaultShim(): string | undefined {
   if (process.platform !== 'linux') return undefined;
-  const path = join(tempDir('stocklock-shim-'), 'write-fault.so');
+  const path = join(tempDir('stocklock-shim-').dir, 'write-fault.so');
   const built = spawnSync(
     'cc',
     ['-shared', '-fPIC', '-O2', '-o', path, join(ROOT, 'test/fixtures/write-fault.c'), '-ldl'],
@@ -216,7 +217,7 @@ await store.close();
 
 describe.skipIf(shim === undefined)('SQLite group commit: a COMMIT that fails', () => {
   it('fails every call of its batch with OUTCOME_UNKNOWN, as a lone write gets it, and changes nothing', () => {
-    const dir = tempDir();
+    const dir = tempDir().dir;
     const script = join(dir, 'failing-commit.mts');
     writeFileSync(script, FAILING_COMMIT);
     const run = spawnSync(

@@ -21,7 +21,9 @@ import type {
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import { openSqliteStore, SqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore, SearchQuery, StoreOptions } from '../../src/storage/store.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
+import { MODEL_CATALOG } from '../helpers/catalog.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
 
 // ---------------------------------------------------------------- the world
 
@@ -60,15 +62,8 @@ const BOGUS_CART = 'cart_0000000000doesNotExist';
 /** Few keys per channel, so keys get reused: for replays, and for conflicts with a different request. */
 const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4'] as const;
 
-const CATALOG: ImportRow[] = [
-  { sku: 'EBOOK', name: 'Untracked e-book', price_minor: 500, currency: 'EUR', stock: 0, track_stock: false },
-  { sku: 'ROOMY', name: 'Plenty of these', price_minor: 1000, currency: 'EUR', stock: 40 },
-  { sku: 'SMALL', name: 'A few of these', price_minor: 250, currency: 'EUR', stock: 4 },
-  { sku: 'TINY', name: 'The last one', price_minor: 9900, currency: 'EUR', stock: 1 },
-  { sku: 'USD-CAP', name: 'Priced in dollars', price_minor: 2000, currency: 'USD', stock: 3 },
-];
 /** Every SKU a run can know, sorted bytewise as both stores list them (SQLite BINARY, PostgreSQL "C"). */
-const SKUS = [...CATALOG.map((row) => row.sku), LATE].sort();
+const SKUS = [...MODEL_CATALOG.map((row) => row.sku), LATE].sort();
 
 // ---------------------------------------------------------------- the model
 
@@ -1162,7 +1157,7 @@ interface Backend {
   /** Before the first run and after the last (every lane's at once). */
   setup?(): Promise<void>;
   teardown(): Promise<void>;
-  /** Two instances on an emptied database holding CATALOG, their shared clock at T0. */
+  /** Two instances on an emptied database holding MODEL_CATALOG, their shared clock at T0. */
   fresh(stats: Stats): Promise<Real>;
   /** Ends what `fresh` began. */
   done(real: Real): Promise<void>;
@@ -1170,7 +1165,7 @@ interface Backend {
 
 function initialState(): MState {
   const products: Record<string, MProduct> = {};
-  for (const row of CATALOG) {
+  for (const row of MODEL_CATALOG) {
     products[row.sku] = {
       name: row.name,
       description: row.description ?? null,
@@ -1206,7 +1201,7 @@ function sqliteBackend(): Backend {
         openSqliteStore(path, { ...STORE_OPTIONS, clock }),
         openSqliteStore(path, { ...STORE_OPTIONS, clock }),
       ];
-      await stores[0].importProducts(ADMIN, CATALOG);
+      await stores[0].importProducts(ADMIN, MODEL_CATALOG);
       const real = { stores, clock, stats };
       dirs.set(real, dir);
       return real;
@@ -1239,7 +1234,7 @@ function postgresBackend(): Backend {
       // TRUNCATE between runs: far cheaper than a new database, and the instances keep their pools.
       await db.reset();
       clock.set(T0);
-      await stores[0].importProducts(ADMIN, CATALOG);
+      await stores[0].importProducts(ADMIN, MODEL_CATALOG);
       return { stores, clock, stats };
     },
     async done() {},
@@ -1430,18 +1425,4 @@ function describeModel(name: string, makeBackend: () => Backend, lanes = 1, toge
 
 describeModel('SQLite', sqliteBackend, 1, true);
 
-const unavailable = await postgresUnavailable();
-if (unavailable === undefined) {
-  describeModel('PostgreSQL', postgresBackend, 6);
-} else if (process.env.CI === 'true') {
-  describe('PostgreSQL store against a reference model', () => {
-    it('needs PostgreSQL, which CI must provide', () => {
-      throw new Error(unavailable);
-    });
-  });
-} else {
-  console.warn(`Skipping the PostgreSQL model test: ${unavailable}`);
-  describe.skip(`PostgreSQL store against a reference model (skipped: ${unavailable})`, () => {
-    it('needs PostgreSQL', () => undefined);
-  });
-}
+describePostgres('PostgreSQL', () => describeModel('PostgreSQL', postgresBackend, 6));

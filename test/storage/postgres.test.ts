@@ -9,10 +9,11 @@ import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import type { AuditReport, CallContext, ImportRow } from '../../src/domain/types.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
-import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
+import { CONTRACT_CATALOG } from '../helpers/catalog.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePostgres } from '../helpers/requirements.js';
 import {
   admin,
-  CATALOG,
   describeStoreContract,
   expectAuditOk,
   expectStockError,
@@ -23,22 +24,7 @@ import {
 } from './contract.js';
 import { describeOrdersContract } from './orders-contract.js';
 
-const unavailable = await postgresUnavailable();
-
-if (unavailable !== undefined) {
-  if (process.env.CI === 'true') {
-    describe('PostgreSQL store', () => {
-      it('needs PostgreSQL, which CI must provide', () => {
-        throw new Error(unavailable);
-      });
-    });
-  } else {
-    console.warn(`Skipping the PostgreSQL store tests: ${unavailable}`);
-    describe.skip(`PostgreSQL store (skipped: ${unavailable})`, () => {
-      it('needs PostgreSQL', () => undefined);
-    });
-  }
-} else {
+describePostgres('PostgreSQL store', () => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -70,7 +56,7 @@ if (unavailable !== undefined) {
     async function servers(
       count: number,
       overrides: Partial<StoreOptions> = {},
-      catalog: ImportRow[] = CATALOG,
+      catalog: ImportRow[] = CONTRACT_CATALOG,
     ): Promise<{ stores: InventoryStore[]; clock: ManualClock }> {
       await db.reset();
       const clock = new ManualClock(T0);
@@ -485,7 +471,7 @@ if (unavailable !== undefined) {
       expect(journal.entries.length).toBeGreaterThan(1);
       expect(migrations).toBe(journal.entries.length);
       expect(await at(stores, 5).isEmpty()).toBe(true);
-      await at(stores, 0).importProducts(admin, CATALOG);
+      await at(stores, 0).importProducts(admin, CONTRACT_CATALOG);
       expect(await at(stores, 3).isEmpty()).toBe(false);
     });
 
@@ -523,7 +509,7 @@ if (unavailable !== undefined) {
       await at(stores, 0).close();
     });
   });
-}
+});
 
 function one<T>(rows: T[]): T {
   const [row] = rows;

@@ -11,10 +11,10 @@ import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import type { AuditViolation } from '../../src/domain/types.js';
 import { openSqliteStore, type SqliteStore } from '../../src/storage/sqlite/store.js';
 import type { StoreOptions } from '../../src/storage/store.js';
+import { CONTRACT_CATALOG } from '../helpers/catalog.js';
 import {
   admin,
   bot,
-  CATALOG,
   describeStoreContract,
   expectAuditOk,
   expectStockError,
@@ -120,7 +120,7 @@ describe('SQLite store', () => {
     const file = freshFile();
     const store = openSqliteStore(file, options(overrides));
     cleanup.push(() => void store.close());
-    await store.importProducts(admin, CATALOG);
+    await store.importProducts(admin, CONTRACT_CATALOG);
     return { store, file };
   }
 

@@ -2,8 +2,8 @@
 /*
  * - /healthz needs no token and skips the Host/Origin checks, so load balancer and container
  *   probes that address the server by IP work; it tells only the session count.
- * - Our own body parser (default 1 MB) so that the limit, malformed JSON (-32700) and wrong
- *   content types all answer JSON-RPC errors, never express's HTML pages.
+ * - Every POST to /mcp goes to mcp-post.ts (its own body reader: limits, malformed JSON and wrong
+ *   content types all answer JSON-RPC errors); express serves everything else, the shutdown's 503 included.
  * - close(): new requests get 503 and the listener stops; POSTs already received (tool calls
  *   included) are waited for up to `drainMs` (10 s); then every session is closed and the
  *   remaining sockets (GET streams, idle keep-alives) are closed. The store stays open: the
@@ -13,9 +13,11 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type { AddressInfo } from 'node:net';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { createOAuthServer, type OAuthServer, parsePublicUrl } from '../../auth/server.js';
+import type { Clock } from '../../domain/clock.js';
 import type { Logger } from '../../logger.js';
 import { createServer } from '../../mcp/server.js';
 import type { InventoryStore } from '../../storage/store.js';
+import { DEFAULT_MAX_BODY_BYTES } from './body.js';
 import {
   type BearerVerifier,
   createAuthenticate,
@@ -25,9 +27,9 @@ import {
   staticTokens,
 } from './credentials.js';
 import { assertSafeBind, hostGuard, isLoopbackUrl } from './guard.js';
-import { isPlainMcpPost, type McpPostRoute, serveMcpPost } from './mcp-post.js';
+import { isMcpPost, type McpPostRoute, serveMcpPost } from './mcp-post.js';
 import { jsonErrors, notFound, sendRpcError } from './replies.js';
-import { type HttpTransportKind, Sessions } from './sessions.js';
+import { Sessions } from './sessions.js';
 
 export interface HttpOptions {
   host: string;
@@ -40,18 +42,25 @@ export interface HttpOptions {
   channel: string;
   sessionIdleMs: number;
   maxSessions: number;
+  /** Most sessions one credential may hold; default 100. */
+  maxSessionsPerCredential?: number;
   version: string;
-  /**
-   * The Streamable HTTP implementation: 'lean' (ours, JSON replies) or 'sdk' (the SDK's, SSE replies), kept
-   * for comparison. Default: STOCKLOCK_HTTP_TRANSPORT, else 'lean'.
-   */
-  transport?: HttpTransportKind;
-  /** Largest request body; default 1 MB. */
+  /** Largest request body (after decompression); default 64 KB. */
   maxBodyBytes?: number;
+  /** What sessions and the token cache tell the time by; default the store's clock. */
+  clock?: Clock;
   /** How long a verified token is trusted without asking the store again; default 5 s. */
   tokenCacheMs?: number;
   /** How long close() waits for requests in flight; default 10 s. */
   drainMs?: number;
+  /** Longest a client may take to send a request's headers (408 and closed after); default 10 s. */
+  headersTimeoutMs?: number;
+  /** Longest a client may take to send a whole request, body included; default 30 s. */
+  requestTimeoutMs?: number;
+  /** Most open connections; past it new ones are closed at once. Default 2,000: two per session at the cap. */
+  maxConnections?: number;
+  /** How long an idle keep-alive connection stays open; default KEEP_ALIVE_TIMEOUT_MS. */
+  keepAliveTimeoutMs?: number;
   /** The merchant console (src/console/), mounted at /console behind the same Host/Origin checks. */
   console?: { router: RequestHandler };
   /** The payment webhooks and return page (src/payments/), at /payments: signed by the provider, no bearer token. */
@@ -76,7 +85,10 @@ export interface HttpServerHandle {
   close(): Promise<void>;
 }
 
-const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+const DEFAULT_MAX_SESSIONS_PER_CREDENTIAL = 100;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_CONNECTIONS = 2_000;
 const DEFAULT_TOKEN_CACHE_MS = 5_000;
 const DEFAULT_DRAIN_MS = 10_000;
 /**
@@ -88,13 +100,30 @@ const DEFAULT_DRAIN_MS = 10_000;
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
-/** The transport named by STOCKLOCK_HTTP_TRANSPORT (lean when unset); throws on any other name. */
-export function httpTransportFromEnv(value = process.env.STOCKLOCK_HTTP_TRANSPORT): HttpTransportKind {
-  const name = value?.trim().toLowerCase() || 'lean';
-  if (name !== 'lean' && name !== 'sdk') {
-    throw new Error(`STOCKLOCK_HTTP_TRANSPORT must be lean or sdk, got "${value}"`);
+/** Node's server options for the timeouts, and the connection cap; throws at once on values that cannot work. */
+function connectionLimits(options: HttpOptions) {
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const requestTimeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  if (!(headersTimeout > 0)) throw new Error(`--headers-timeout must be positive, got ${headersTimeout} ms`);
+  if (!(requestTimeout >= headersTimeout)) {
+    throw new Error(
+      `--request-timeout (${requestTimeout} ms) must be at least --headers-timeout (${headersTimeout} ms)`,
+    );
   }
-  return name;
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
+    throw new Error(`--max-connections must be a whole number of at least 1, got ${maxConnections}`);
+  }
+  return {
+    maxConnections,
+    server: {
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
+      headersTimeout,
+      requestTimeout,
+      // Node looks for requests past their deadline this often (30 s by default, which would double a 30 s limit).
+      connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(headersTimeout / 4))),
+    },
+  };
 }
 
 /** Serves MCP over Streamable HTTP until close(); throws at once on an unsafe configuration. */
@@ -104,11 +133,20 @@ export async function serveHttp(
   logger: Logger,
 ): Promise<HttpServerHandle> {
   assertSafeBind(options);
-  const transport = options.transport ?? httpTransportFromEnv();
+  let listenPort = options.port;
+  const publicOrigin = options.publicUrl ? parsePublicUrl(options.publicUrl) : undefined;
+  // The public origin is where browsers post the consent form from, so Host and Origin accept it.
+  const guard = hostGuard(
+    [...options.allowedHosts, ...(publicOrigin ? [publicOrigin] : [])],
+    () => listenPort,
+    logger,
+  );
+  const clock = options.clock ?? store.options.clock;
   const sessions = new Sessions(
     {
-      transport,
       maxSessions: options.maxSessions,
+      maxSessionsPerCredential: options.maxSessionsPerCredential ?? DEFAULT_MAX_SESSIONS_PER_CREDENTIAL,
+      clock,
       idleMs: options.sessionIdleMs,
       createServer: (identity) =>
         createServer({
@@ -120,14 +158,6 @@ export async function serveHttp(
           version: options.version,
         }),
     },
-    logger,
-  );
-  let listenPort = options.port;
-  const publicOrigin = options.publicUrl ? parsePublicUrl(options.publicUrl) : undefined;
-  // The public origin is where browsers post the consent form from, so Host and Origin accept it.
-  const guard = hostGuard(
-    [...options.allowedHosts, ...(publicOrigin ? [publicOrigin] : [])],
-    () => listenPort,
     logger,
   );
   // Created once listening: the loopback default for the issuer needs the port. No request is served before.
@@ -152,6 +182,7 @@ export async function serveHttp(
     channel: options.channel,
     verifiers: [oauthTokens, staticTokens(store)],
     cacheMs: options.tokenCacheMs ?? DEFAULT_TOKEN_CACHE_MS,
+    clock,
     challenge: () => oauth?.challenge() ?? 'Bearer realm="stocklock"',
   });
 
@@ -169,10 +200,6 @@ export async function serveHttp(
       res.once('close', requestDone);
     }
   };
-  const trackRequest = (req: Request, res: Response, next: () => void) => {
-    track(req, res);
-    next();
-  };
 
   const app = express();
   app.disable('x-powered-by');
@@ -189,14 +216,18 @@ export async function serveHttp(
     });
   });
   app.use(guard);
-  if (options.payments) app.use('/payments', trackRequest, options.payments.router);
-  // /mcp first: every tool call would otherwise walk the OAuth router's routes before reaching it.
-  app.all(
-    '/mcp',
-    trackRequest,
-    requireIdentity(authenticate, logger),
-    express.json({ limit: maxBodyBytes }),
-    (req: Request, res: Response) => sessions.handle(req, res, res.locals.identity as Identity, req.body),
+  // Payment webhooks: the provider's signature is the credential, so no bearer token; close() waits for them too.
+  if (options.payments) {
+    const router = options.payments.router;
+    app.use('/payments', (req, res, next) => {
+      track(req, res);
+      router(req, res, next);
+    });
+  }
+  // GET (the session's stream), DELETE and other methods; every POST is mcp-post.ts's. First, so requests on
+  // /mcp do not walk the OAuth router's routes.
+  app.all('/mcp', requireIdentity(authenticate, logger), (req: Request, res: Response) =>
+    sessions.handle(req, res, res.locals.identity as Identity, undefined),
   );
   // OAuth's metadata, registration, consent and token endpoints (src/auth/), when tokens are on.
   app.use((req, res, next) => (oauth ? oauth.router(req, res, next) : next()));
@@ -212,11 +243,12 @@ export async function serveHttp(
     maxBodyBytes,
     logger,
   };
-  const httpServer = createHttpServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
-    // Tool calls skip express (mcp-post.ts); the shutdown's 503 and every other shape stay with it.
-    if (!closing && isPlainMcpPost(req)) void serveMcpPost(mcpPost, req, res);
+  const limits = connectionLimits(options);
+  const httpServer = createHttpServer(limits.server, (req, res) => {
+    if (!closing && isMcpPost(req)) void serveMcpPost(mcpPost, req, res);
     else app(req, res);
   });
+  httpServer.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.host, () => {
@@ -253,7 +285,6 @@ export async function serveHttp(
   logger.info(
     {
       url,
-      transport,
       auth: options.auth,
       ...(oauth ? { oauthIssuer: oauth.issuer } : {}),
       allowedHosts: options.allowedHosts,

@@ -12,6 +12,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
+import type { Clock } from '../../domain/clock.js';
 import type { Logger } from '../../logger.js';
 import { hashToken } from '../../storage/shared.js';
 import type { InventoryStore } from '../../storage/store.js';
@@ -56,6 +57,8 @@ export interface CredentialOptions {
   verifiers: BearerVerifier[];
   /** How long a verified token is trusted without asking again. */
   cacheMs: number;
+  /** What the cache tells the time by. */
+  clock: Clock;
   /** The WWW-Authenticate value of a 401 (before any error="…"); a function when known only once listening. */
   challenge?: string | (() => string);
 }
@@ -83,11 +86,12 @@ class VerifiedTokenCache {
   constructor(
     private readonly lookup: BearerVerifier,
     private readonly ttlMs: number,
+    private readonly clock: Clock,
   ) {}
 
   verify(token: string): Promise<Identity | undefined> {
     const key = hashToken(token);
-    const now = Date.now();
+    const now = this.clock.now();
     const hit = this.entries.get(key);
     if (hit && hit.until > now) return hit.identity;
     if (this.entries.size >= TOKEN_CACHE_MAX_ENTRIES) this.prune(now);
@@ -118,13 +122,17 @@ export function createAuthenticate(options: CredentialOptions): Authenticate {
   }
   const challengeOf = () =>
     typeof options.challenge === 'function' ? options.challenge() : (options.challenge ?? REALM);
-  const cache = new VerifiedTokenCache(async (token) => {
-    for (const verify of options.verifiers) {
-      const identity = await verify(token);
-      if (identity) return identity;
-    }
-    return undefined;
-  }, options.cacheMs);
+  const cache = new VerifiedTokenCache(
+    async (token) => {
+      for (const verify of options.verifiers) {
+        const identity = await verify(token);
+        if (identity) return identity;
+      }
+      return undefined;
+    },
+    options.cacheMs,
+    options.clock,
+  );
   return async (req) => {
     const token = bearerToken(req.headers.authorization);
     const identity = token ? await cache.verify(token) : undefined;

@@ -43,6 +43,11 @@ export function assertSafeBind(options: {
       `Binding to ${options.host} needs --allowed-hosts: list the host names clients use to reach this server (e.g. --allowed-hosts shop.example.com), so DNS rebinding cannot reach it.`,
     );
   }
+  if (!loopback && options.publicUrl?.trim().toLowerCase().startsWith('http:')) {
+    throw new Error(
+      `--public-url ${options.publicUrl} is plain http while the server binds to ${options.host}: tokens, codes and the console's cookie would cross the network in clear. Give the https origin of the TLS proxy in front (e.g. --public-url https://shop.example.com), or bind to loopback (--host 127.0.0.1).`,
+    );
+  }
   if (options.auth && !loopback && !options.publicUrl) {
     throw new Error(
       `Binding to ${options.host} needs --public-url: the https origin clients reach this server at (e.g. --public-url https://shop.example.com), which names the OAuth issuer and resource.`,

@@ -1,56 +1,29 @@
-// MCP sessions over HTTP: routing by Mcp-Session-Id, opening on initialize, the cap and its eviction, idle expiry.
-/*
- * - Stateful sessions (FIELD-NOTES: stateless ran 2-3x slower). One McpServer and one transport
- *   per session, routed by `mcp-session-id`: our LeanHttpTransport (JSON replies), or with
- *   `transport: 'sdk'` the SDK's StreamableHTTPServerTransport (SSE replies), kept for comparison.
- *   The session id is minted here (randomUUID) and the session registered before the transport
- *   sees the initialize request, so the session cap is exact under concurrent initializes.
- * - A session keeps the identity of its initialize request. A later request on it must carry the
- *   same credential (same credentialId), otherwise 403: a session id alone never lends another
- *   channel's identity.
- * - Idle means no request: a session without a request for `idleMs` is closed by an unref'd
- *   timer, even if its GET stream is still open; a session with a request in flight is never
- *   idle. Nothing lives in a session but the identity (carts are in the store), so a client
- *   whose session was closed just initializes again.
- * - At `maxSessions`, a new initialize evicts the longest-idle session that has no request in
- *   flight (logged as a warning): abandoned sessions (clients that never DELETE) must not lock
- *   everyone out until they expire, and evicting costs the victim only a re-initialize. If every
- *   session is busy, the initialize gets 503 with Retry-After.
- */
+// MCP sessions over HTTP: routing by Mcp-Session-Id, opening on initialize, the caps and their eviction, idle expiry.
+// One McpServer and one transport per session: stateless serving ran two to three times slower.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock } from '../../domain/clock.js';
 import type { Logger } from '../../logger.js';
-import {
-  isInitializeRequest,
-  type McpServer,
-  StreamableHTTPServerTransport,
-  type Transport,
-} from '../../mcp/sdk.js';
+import { isInitializeRequest, type McpServer } from '../../mcp/sdk.js';
+import { hasBody } from './body.js';
 import type { Identity } from './credentials.js';
 import { isJsonContentType, LeanHttpTransport } from './lean-transport.js';
-import { hasBody } from './mcp-post.js';
 import { sendRpcError } from './replies.js';
 
-/** Which Streamable HTTP implementation serves the sessions: ours (default) or the SDK's. */
-export type HttpTransportKind = 'lean' | 'sdk';
-
 export interface SessionOptions {
-  transport: HttpTransportKind;
   maxSessions: number;
+  /** Most sessions one credential (a static token, an OAuth grant) may hold; its own are evicted first. */
+  maxSessionsPerCredential: number;
   idleMs: number;
+  clock: Clock;
   /** A new MCP server for a session of this identity. */
   createServer(identity: Identity): McpServer;
 }
 
-/** What both transports offer: the SDK's Transport, fed one HTTP request at a time. */
-type SessionTransport = Transport & {
-  handleRequest(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;
-};
-
 interface Session {
   id: string;
   identity: Identity;
-  transport: SessionTransport;
+  transport: LeanHttpTransport;
   server: McpServer;
   openedAt: number;
   lastActive: number;
@@ -62,6 +35,8 @@ const shortId = (sessionId: string) => sessionId.slice(0, 8);
 
 export class Sessions {
   private readonly table = new Map<string, Session>();
+  /** The open sessions of each credential. */
+  private readonly byCredential = new Map<string, Set<Session>>();
   private expiry: NodeJS.Timeout | undefined;
 
   /** Throws at once on a cap or an idle time that cannot work. */
@@ -69,8 +44,13 @@ export class Sessions {
     private readonly options: SessionOptions,
     private readonly logger: Logger,
   ) {
-    if (!Number.isSafeInteger(options.maxSessions) || options.maxSessions < 1) {
-      throw new Error(`--max-sessions must be a whole number of at least 1, got ${options.maxSessions}`);
+    for (const [flag, value] of [
+      ['--max-sessions', options.maxSessions],
+      ['--max-sessions-per-credential', options.maxSessionsPerCredential],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        throw new Error(`${flag} must be a whole number of at least 1, got ${value}`);
+      }
     }
     if (!(options.idleMs > 0)) throw new Error(`--session-idle must be positive, got ${options.idleMs} ms`);
   }
@@ -84,7 +64,11 @@ export class Sessions {
     const sessionId = req.headers['mcp-session-id'];
     if (typeof sessionId === 'string') {
       const session = this.table.get(sessionId);
-      if (!session) {
+      // Idle past its time is expired, whether or not the timer has come round yet.
+      if (session && this.idleTooLong(session, this.options.clock.now())) {
+        void this.close(session, `idle for more than ${this.options.idleMs} ms`);
+      }
+      if (!session || session.closed) {
         sendRpcError(
           res,
           404,
@@ -93,6 +77,7 @@ export class Sessions {
         );
         return;
       }
+      // A session id alone never lends another credential's identity.
       if (session.identity.credentialId !== identity.credentialId) {
         this.logger.warn(
           {
@@ -133,28 +118,38 @@ export class Sessions {
     await this.initialize(identity, req, res, body);
   }
 
-  /** Closes sessions idle for longer than `idleMs`, on an unref'd timer, until closeAll(). */
+  /** Closes sessions idle for longer than `idleMs`, checked on an unref'd timer until closeAll(). */
   startIdleExpiry(): void {
     const { idleMs } = this.options;
     const every = Math.max(10, Math.min(60_000, Math.floor(idleMs / 2)));
-    this.expiry = setInterval(() => {
-      const now = Date.now();
-      for (const session of [...this.table.values()]) {
-        if (session.inFlight === 0 && now - session.lastActive > idleMs) {
-          void this.close(session, `idle for more than ${idleMs} ms`);
-        }
-      }
-    }, every);
+    this.expiry = setInterval(() => this.expireIdle(), every);
     this.expiry.unref();
+  }
+
+  /** Closes every session without a request for longer than `idleMs`; one in flight is never idle. */
+  expireIdle(): void {
+    const now = this.options.clock.now();
+    for (const session of [...this.table.values()]) {
+      if (this.idleTooLong(session, now))
+        void this.close(session, `idle for more than ${this.options.idleMs} ms`);
+    }
+  }
+
+  private idleTooLong(session: Session, now: number): boolean {
+    return session.inFlight === 0 && now - session.lastActive > this.options.idleMs;
   }
 
   stopIdleExpiry(): void {
     clearInterval(this.expiry);
   }
 
+  /** Closes every session; logs one line for them all, so a slow log cannot stretch the shutdown. */
   async closeAll(reason: string): Promise<void> {
     this.stopIdleExpiry();
-    await Promise.all([...this.table.values()].map((session) => this.close(session, reason)));
+    const sessions = [...this.table.values()];
+    for (const session of sessions) this.forget(session, reason, true);
+    if (sessions.length > 0) this.logger.info({ sessions: sessions.length, reason }, 'MCP sessions closed');
+    await Promise.all(sessions.map((session) => this.closeServer(session)));
   }
 
   private async initialize(
@@ -163,12 +158,20 @@ export class Sessions {
     res: ServerResponse,
     body: unknown,
   ): Promise<void> {
-    const { maxSessions } = this.options;
-    if (this.table.size >= maxSessions) {
-      const victim = this.longestIdle();
+    const { maxSessions, maxSessionsPerCredential } = this.options;
+    const own = this.byCredential.get(identity.credentialId);
+    // A credential at its own cap makes room from its own sessions, never from anyone else's.
+    const full =
+      own !== undefined && own.size >= maxSessionsPerCredential
+        ? { victim: this.longestIdle(own), cap: 'credential' }
+        : this.table.size >= maxSessions
+          ? { victim: this.evictionCandidate(), cap: 'server' }
+          : undefined;
+    if (full) {
+      const { victim, cap } = full;
       if (!victim) {
         this.logger.warn(
-          { sessions: this.table.size, channel: identity.channel },
+          { sessions: this.table.size, channel: identity.channel, cap },
           'refused a new session: every session is busy',
         );
         sendRpcError(res, 503, -32000, 'Too many sessions are busy; retry shortly.', { 'Retry-After': '5' });
@@ -178,14 +181,15 @@ export class Sessions {
         {
           channel: victim.identity.channel,
           session: shortId(victim.id),
-          idleMs: Date.now() - victim.lastActive,
-          max: maxSessions,
+          idleMs: this.options.clock.now() - victim.lastActive,
+          cap,
+          max: cap === 'credential' ? maxSessionsPerCredential : maxSessions,
         },
         'session cap reached: evicting the longest-idle session',
       );
       // Not awaited: the victim leaves the table at once, and the new session takes its place in the
       // same tick, so concurrent initializes cannot overshoot the cap.
-      void this.close(victim, 'evicted at the session cap');
+      void this.close(victim, `evicted at the ${cap} session cap`);
     }
     const session = await this.open(identity);
     try {
@@ -208,13 +212,11 @@ export class Sessions {
   }
 
   private async open(identity: Identity): Promise<Session> {
+    // Minted and registered before the transport sees the initialize, so the caps are exact under concurrency.
     const id = randomUUID();
-    const transport: SessionTransport =
-      this.options.transport === 'sdk'
-        ? new StreamableHTTPServerTransport({ sessionIdGenerator: () => id })
-        : new LeanHttpTransport(id);
+    const transport = new LeanHttpTransport(id);
     const server = this.options.createServer(identity);
-    const now = Date.now();
+    const now = this.options.clock.now();
     const session: Session = {
       id,
       identity,
@@ -230,6 +232,9 @@ export class Sessions {
     transport.onerror = (err) =>
       this.logger.debug({ session: shortId(id), err: err.message }, 'MCP transport refused a request');
     this.table.set(id, session);
+    const own = this.byCredential.get(identity.credentialId) ?? new Set<Session>();
+    own.add(session);
+    this.byCredential.set(identity.credentialId, own);
     await server.connect(transport);
     return session;
   }
@@ -240,29 +245,56 @@ export class Sessions {
     res: ServerResponse,
     body: unknown,
   ): Promise<void> {
-    session.lastActive = Date.now();
+    const { clock } = this.options;
+    session.lastActive = clock.now();
     // A GET stream stays open for the life of the session: it is not a request in flight.
     if (req.method === 'POST') {
       session.inFlight += 1;
       res.once('close', () => {
         session.inFlight -= 1;
-        session.lastActive = Date.now();
+        session.lastActive = clock.now();
       });
     }
     await session.transport.handleRequest(req, res, body);
   }
 
   /** The session that has waited longest without a request, among those with none in flight. */
-  private longestIdle(): Session | undefined {
+  private longestIdle(sessions: Iterable<Session>): Session | undefined {
     let victim: Session | undefined;
-    for (const session of this.table.values()) {
+    for (const session of sessions) {
       if (session.inFlight === 0 && (!victim || session.lastActive < victim.lastActive)) victim = session;
+    }
+    return victim;
+  }
+
+  /**
+   * At the server's cap: the longest-idle session of the credential holding the most, so that whoever holds
+   * many sessions loses one of theirs before someone holding one loses theirs.
+   */
+  private evictionCandidate(): Session | undefined {
+    let victim: Session | undefined;
+    let victimGroup = 0;
+    for (const session of this.table.values()) {
+      if (session.inFlight > 0) continue;
+      const group = this.byCredential.get(session.identity.credentialId)?.size ?? 0;
+      if (
+        !victim ||
+        group > victimGroup ||
+        (group === victimGroup && session.lastActive < victim.lastActive)
+      ) {
+        victim = session;
+        victimGroup = group;
+      }
     }
     return victim;
   }
 
   private async close(session: Session, reason: string): Promise<void> {
     this.forget(session, reason);
+    await this.closeServer(session);
+  }
+
+  private async closeServer(session: Session): Promise<void> {
     await session.server
       .close()
       .catch((err: unknown) =>
@@ -270,18 +302,22 @@ export class Sessions {
       );
   }
 
-  /** Drops the session from the table and logs it; idempotent. */
-  private forget(session: Session, reason: string): void {
+  /** Drops the session from the tables and logs it (unless `quiet`); idempotent. */
+  private forget(session: Session, reason: string, quiet = false): void {
     if (session.closed) return;
     session.closed = true;
     this.table.delete(session.id);
+    const own = this.byCredential.get(session.identity.credentialId);
+    own?.delete(session);
+    if (own?.size === 0) this.byCredential.delete(session.identity.credentialId);
+    if (quiet) return;
     this.logger.info(
       {
         channel: session.identity.channel,
         admin: session.identity.admin,
         session: shortId(session.id),
         reason,
-        openMs: Date.now() - session.openedAt,
+        openMs: this.options.clock.now() - session.openedAt,
         sessions: this.table.size,
       },
       'MCP session closed',

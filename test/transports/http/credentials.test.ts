@@ -3,6 +3,7 @@ import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/domain/clock.js';
 import { openSqliteStore, type SqliteStore } from '../../../src/storage/sqlite/store.js';
 import {
   type BearerVerifier,
@@ -10,7 +11,8 @@ import {
   type Identity,
   staticTokens,
 } from '../../../src/transports/http/credentials.js';
-import { storeOptions, tempDir } from '../../helpers/http.js';
+import { storeOptions } from '../../helpers/http.js';
+import { tempDir } from '../../helpers/temp.js';
 
 /** A real node request carrying only the Authorization header under test. */
 function request(authorization?: string): IncomingMessage {
@@ -50,6 +52,7 @@ function openStore(): SqliteStore {
 describe('createAuthenticate', () => {
   it('gives a static token its identity and a second kind of bearer its own, each from its verifier', async () => {
     const store = openStore();
+    const clock = new ManualClock();
     const issued = await store.createToken('web', true);
     const grants = grantTokens({
       'sla_grant-1': { credentialId: 'grant_1', channel: 'chatgpt', admin: false },
@@ -59,6 +62,7 @@ describe('createAuthenticate', () => {
       channel: 'default',
       verifiers: [staticTokens(store), grants],
       cacheMs: 60_000,
+      clock,
     });
 
     expect(await authenticate(request(`Bearer ${issued.token}`))).toEqual({
@@ -67,9 +71,13 @@ describe('createAuthenticate', () => {
     expect(await authenticate(request('bearer sla_grant-1'))).toEqual({
       identity: { credentialId: 'grant_1', channel: 'chatgpt', admin: false },
     });
-    // Verified once, then served from the cache for cacheMs.
+    // Verified once, then served from the cache for cacheMs, by the clock.
+    clock.advance(59_999);
     await authenticate(request('Bearer sla_grant-1'));
     expect(grants.calls).toBe(1);
+    clock.advance(1);
+    await authenticate(request('Bearer sla_grant-1'));
+    expect(grants.calls).toBe(2);
   });
 
   it('refuses a missing or unknown bearer with the challenge, and asks again for a token that failed', async () => {
@@ -80,6 +88,7 @@ describe('createAuthenticate', () => {
       channel: 'default',
       verifiers: [staticTokens(store), grants],
       cacheMs: 60_000,
+      clock: new ManualClock(),
       challenge: 'Bearer resource_metadata="https://shop.example/.well-known/oauth-protected-resource"',
     });
 
@@ -111,6 +120,7 @@ describe('createAuthenticate', () => {
       channel: 'conformance',
       verifiers: [],
       cacheMs: 0,
+      clock: new ManualClock(),
     });
     expect(await authenticate(request())).toEqual({
       identity: { credentialId: 'no-auth', channel: 'conformance', admin: false },

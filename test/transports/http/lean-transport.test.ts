@@ -1,5 +1,5 @@
-// The Streamable HTTP transports at the wire: stocklock's lean one (the default) and the SDK's (--http-transport sdk)
-// give the same statuses for the GET stream, DELETE and notifications; the lean one answers POSTs with JSON.
+// stocklock's Streamable HTTP transport at the wire: the SDK transport's statuses for the GET stream, DELETE and
+// notifications, and POSTs answered with JSON.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { SqliteStore } from '../../../src/storage/sqlite/store.js';
@@ -37,9 +37,9 @@ async function session(http: HttpFixture) {
   return { id, headers };
 }
 
-describe.each(['lean', 'sdk'] as const)('the %s transport', (transport) => {
+describe('the GET stream, DELETE and notifications', () => {
   it('opens one GET stream per session (409 for a second, 406 without text/event-stream) and ends it on DELETE', async () => {
-    const http = await start({ transport });
+    const http = await start();
     const { id, headers } = await session(http);
     const streamHeaders = { ...headers, Accept: 'text/event-stream' };
 
@@ -70,7 +70,7 @@ describe.each(['lean', 'sdk'] as const)('the %s transport', (transport) => {
   });
 
   it('accepts notifications alone with 202 and no body, and refuses an unsupported protocol version on GET and DELETE', async () => {
-    const http = await start({ transport });
+    const http = await start();
     const { headers } = await session(http);
     const accepted = await raw(http.url, {
       headers,
@@ -95,7 +95,7 @@ describe.each(['lean', 'sdk'] as const)('the %s transport', (transport) => {
 
 describe('the lean transport', () => {
   it('answers a call with one JSON body carrying the session id, and a batch with an array in request order', async () => {
-    const http = await start({ transport: 'lean' });
+    const http = await start();
     const { id, headers } = await session(http);
     const single = await raw(http.url, {
       headers,
@@ -141,7 +141,7 @@ describe('the lean transport', () => {
     });
     let entered = 0;
     const http = await start(
-      { transport: 'lean' },
+      {},
       (store: SqliteStore) =>
         new Proxy(store, {
           get(target, property, receiver) {

@@ -1,6 +1,5 @@
-// The node:http fast path for POST /mcp (src/transports/http/mcp-post.ts) answers exactly as the express route
-// does: each request below goes once to /mcp (fast path) and once to /mcp/ (the same route through express),
-// on the same live session, and status, JSON body and the headers a client acts on must be equal.
+// POST /mcp has one path (src/transports/http/mcp-post.ts): each request below goes once to /mcp and once to
+// /mcp/ on the same live session, gets the status its shape calls for, and the same answer on both.
 import { describe, expect, it } from 'vitest';
 import {
   bearer,
@@ -48,6 +47,25 @@ const CASES: Case[] = [
   { name: 'invalid UTF-8', body: Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), expectStatus: 400 },
   { name: 'an empty body', body: '', expectStatus: 400 },
   { name: 'an empty object', body: '{}', expectStatus: 400 },
+  {
+    name: 'gzip that is not gzip',
+    body: ping(13),
+    headers: { 'Content-Encoding': 'gzip' },
+    expectStatus: 400,
+  },
+  {
+    name: 'an unknown encoding',
+    body: ping(14),
+    headers: { 'Content-Encoding': 'compress' },
+    expectStatus: 415,
+  },
+  {
+    name: 'a charset that is not UTF',
+    body: ping(15),
+    headers: { 'Content-Type': 'application/json; charset=latin1' },
+    expectStatus: 415,
+  },
+  { name: 'not JSON', body: ping(16), headers: { 'Content-Type': 'text/plain' }, expectStatus: 415 },
   { name: 'a declared body over the limit', body: `{"pad":"${'x'.repeat(5000)}"}`, expectStatus: 413 },
   {
     name: 'a chunked body over the limit',
@@ -87,8 +105,8 @@ function visible(response: RawResponse) {
   };
 }
 
-describe('POST /mcp without express', () => {
-  it('answers every shape of request exactly as the express route does', async () => {
+describe('POST /mcp', () => {
+  it('answers every shape of request with its status, on /mcp and /mcp/ alike', async () => {
     const http = await start({ maxBodyBytes: 1000 });
     const token = await http.token('web');
     const session = await rawInitialize(http.url, token);
@@ -104,10 +122,10 @@ describe('POST /mcp without express', () => {
         if (value === undefined) delete headers[name];
         else headers[name] = value;
       }
-      const fast = await raw(http.url, { headers, body: testCase.body });
-      const viaExpress = await raw(http.url, { path: '/mcp/', headers, body: testCase.body });
-      expect(fast.status, `${testCase.name}: ${fast.text}`).toBe(testCase.expectStatus);
-      expect(visible(fast), testCase.name).toEqual(visible(viaExpress));
+      const plain = await raw(http.url, { headers, body: testCase.body });
+      const slash = await raw(http.url, { path: '/mcp/', headers, body: testCase.body });
+      expect(plain.status, `${testCase.name}: ${plain.text}`).toBe(testCase.expectStatus);
+      expect(visible(plain), testCase.name).toEqual(visible(slash));
     }
   });
 });

@@ -5,13 +5,13 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import { ROOT, runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 const DEMO = join(ROOT, 'examples/demo-catalog.json');
 
 describe('stocklock channel, orders and order', () => {
   it('sets modes, lists orders, confirms and cancels them, and the books balance', async () => {
-    const db = join(tempDir(), 'shop.db');
+    const db = join(tempDir().dir, 'shop.db');
     expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
     expect(runCli(['channel', 'set', 'telegram', '--checkout', 'payment', '--db', db]).stdout).toContain(
       'Channel "telegram" checks out in payment mode',

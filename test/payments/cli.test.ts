@@ -8,16 +8,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
+import { SHOP_CATALOG as CATALOG } from '../helpers/catalog.js';
 import { CLI, type RunningCli, spawnCli, waitHealthy } from '../helpers/cli.js';
-import { call, connectClient, firstText, freePort, tempDir } from '../helpers/http.js';
+import { call, connectClient, firstText, freePort } from '../helpers/http.js';
 import { SECRET } from '../helpers/payments.js';
-import { CATALOG } from '../helpers/sqlite.js';
 import {
   STANDIN_SECRET_KEY,
   STANDIN_WEBHOOK_SECRET,
   type StripeStandIn,
   startStripeStandIn,
 } from '../helpers/stripe-standin.js';
+import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
 const TEMPLATE =

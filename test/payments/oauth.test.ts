@@ -9,17 +9,11 @@ import { createStripeProvider } from '../../src/payments/stripe.js';
 import { paymentRoutes } from '../../src/payments/webhooks.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import { serveHttp } from '../../src/transports/http.js';
-import {
-  CATALOG,
-  call,
-  connectClient,
-  defaultHttpOptions,
-  firstText,
-  storeOptions,
-  tempDir,
-} from '../helpers/http.js';
+import { HTTP_CATALOG as CATALOG } from '../helpers/catalog.js';
+import { call, connectClient, defaultHttpOptions, firstText, storeOptions } from '../helpers/http.js';
 import { connectWithOAuth, MemoryOAuthProvider, publicClientMetadata, signIn } from '../helpers/oauth.js';
 import { STANDIN_SECRET_KEY, STANDIN_WEBHOOK_SECRET, startStripeStandIn } from '../helpers/stripe-standin.js';
+import { tempDir } from '../helpers/temp.js';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const cleanups: (() => Promise<unknown> | unknown)[] = [];

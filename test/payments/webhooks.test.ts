@@ -17,15 +17,16 @@ import { paymentRoutes } from '../../src/payments/webhooks.js';
 import { openStore } from '../../src/storage/open.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
 import { type HttpServerHandle, serveHttp } from '../../src/transports/http.js';
+import { SHOP_CATALOG as CATALOG } from '../helpers/catalog.js';
 import { SECRET } from '../helpers/payments.js';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../helpers/postgres.js';
-import { CATALOG, tempDir } from '../helpers/sqlite.js';
 import {
   STANDIN_SECRET_KEY,
   STANDIN_WEBHOOK_SECRET,
   type StripeStandIn,
   startStripeStandIn,
 } from '../helpers/stripe-standin.js';
+import { tempDir } from '../helpers/temp.js';
 
 const TEMPLATE =
   'https://shop.example/pay?order={order_id}&total={total_minor}&currency={currency}&sig={signature}';
@@ -53,7 +54,7 @@ afterAll(async () => {
 });
 
 const dialects: { name: string; database: () => Promise<string> }[] = [
-  { name: 'sqlite', database: async () => join(tempDir('stocklock-payments-'), 'stocklock.db') },
+  { name: 'sqlite', database: async () => join(tempDir('stocklock-payments-').dir, 'stocklock.db') },
 ];
 if (unavailable === undefined || process.env.CI === 'true') {
   dialects.push({

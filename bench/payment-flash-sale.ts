@@ -70,7 +70,15 @@ async function prepare(db: string, units: number, mode: Mode): Promise<string[]>
 async function startServer(db: string, buyers: number, mode: Mode): Promise<RunningServer> {
   const payment =
     mode === 'payment' ? ['--payment', 'link', '--payment-url', TEMPLATE, '--payment-secret', SECRET] : [];
-  return startStocklockHttp(db, SYNC, ['--max-sessions', String(buyers + 10), ...payment]);
+  // Six tokens carry every buyer's session, so one credential holds a sixth of them at once.
+  const sessions = String(buyers + 10);
+  return startStocklockHttp(db, SYNC, [
+    '--max-sessions',
+    sessions,
+    '--max-sessions-per-credential',
+    sessions,
+    ...payment,
+  ]);
 }
 
 /** Pays an order as the merchant's pay page would: a Standard Webhooks message signed with the secret. */

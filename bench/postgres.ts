@@ -210,8 +210,7 @@ export async function postgresScenario(settings: RunSettings): Promise<Section[]
       // Today's store before the one-statement reserve: every add_to_cart a general transaction.
       const before: InventoryStore = await openPostgresStore(
         databaseUrl(names.project),
-        benchStoreOptions('FULL', { poolSize: clients }),
-        { oneStatement: false },
+        benchStoreOptions('FULL', { poolSize: clients, oneStatement: false }),
       );
       const raw = await Promise.all(
         Array.from({ length: clients }, async () => {

@@ -15,7 +15,6 @@ export interface StoreFlags {
   reservationTtl?: string;
   lockTimeout?: string;
   synchronous?: 'FULL' | 'NORMAL';
-  groupCommit?: 'on' | 'off';
   maxLineQuantity?: string;
   maxCartQuantity?: string;
   maxChannelReserved?: string;
@@ -28,7 +27,6 @@ const DEFAULTS = {
   reservationTtl: '15m',
   lockTimeout: '5s',
   synchronous: 'FULL',
-  groupCommit: 'on',
   maxLineQuantity: String(DEFAULT_LIMITS.maxLineQuantity),
   maxCartQuantity: String(DEFAULT_LIMITS.maxCartQuantity),
   maxChannelReserved: String(DEFAULT_LIMITS.maxChannelReserved),
@@ -66,14 +64,6 @@ const synchronousOption = () =>
     .env('STOCKLOCK_SYNCHRONOUS')
     .choices(['FULL', 'NORMAL'])
     .default(DEFAULTS.synchronous);
-/** Hidden: `off` makes every SQLite write its own transaction, for the benchmarks' comparison. */
-const groupCommitOption = () =>
-  new Option('--group-commit <on|off>', 'SQLite: writes arriving together share one transaction')
-    .env('STOCKLOCK_GROUP_COMMIT')
-    .choices(['on', 'off'])
-    .default(DEFAULTS.groupCommit)
-    .hideHelp();
-
 /** `--db` alone: for commands that only read (stock, audit, token list, backup, migrate). */
 export function addDbOption(command: Command): Command {
   return command.addOption(dbOption());
@@ -81,11 +71,7 @@ export function addDbOption(command: Command): Command {
 
 /** `--db` and what a one-off write needs: how long to wait for the lock, and how durably to commit. */
 export function addWriteOptions(command: Command): Command {
-  return command
-    .addOption(dbOption())
-    .addOption(lockTimeoutOption())
-    .addOption(synchronousOption())
-    .addOption(groupCommitOption());
+  return command.addOption(dbOption()).addOption(lockTimeoutOption()).addOption(synchronousOption());
 }
 
 /** Every store flag: for the server, where reservations, caps and the pool apply. */
@@ -141,7 +127,6 @@ export function storeOptions(given: StoreFlags): StoreOptions {
     reservationTtlMs: boundedDuration(flags.reservationTtl, '--reservation-ttl', MAX_RESERVATION_TTL_MS),
     lockTimeoutMs: parseDuration(flags.lockTimeout),
     synchronous: flags.synchronous,
-    groupCommit: flags.groupCommit !== 'off',
     limits: {
       maxLineQuantity: positiveInteger(flags.maxLineQuantity, '--max-line-quantity'),
       maxCartQuantity: positiveInteger(flags.maxCartQuantity, '--max-cart-quantity'),

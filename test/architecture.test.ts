@@ -10,6 +10,7 @@ type Part =
   | 'domain'
   | 'storage/interface'
   | 'storage'
+  | 'storage/workflow'
   | 'storage/sqlite'
   | 'storage/postgres'
   | 'mcp'
@@ -33,6 +34,7 @@ function partOf(file: string): Part | undefined {
     file === 'src/storage/console-queries.ts'
   )
     return 'storage/interface';
+  if (file.startsWith('src/storage/workflow/')) return 'storage/workflow';
   if (file.startsWith('src/storage/sqlite/')) return 'storage/sqlite';
   if (file.startsWith('src/storage/postgres/')) return 'storage/postgres';
   if (file.startsWith('src/storage/')) return 'storage';
@@ -55,6 +57,7 @@ const ALL_PARTS: Part[] = [
   'domain',
   'storage/interface',
   'storage',
+  'storage/workflow',
   'storage/sqlite',
   'storage/postgres',
   'mcp',
@@ -81,12 +84,14 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
     parts: ['domain', 'storage/interface', 'storage', 'storage/sqlite', 'storage/postgres'],
     packages: DATABASE,
   },
+  // Each stock operation written once, over the Engine a dialect implements: no SQL, no driver, no dialect.
+  'storage/workflow': { parts: ['domain', 'storage/interface', 'storage/workflow'], packages: [] },
   'storage/sqlite': {
-    parts: ['domain', 'storage/interface', 'storage', 'storage/sqlite'],
+    parts: ['domain', 'storage/interface', 'storage', 'storage/workflow', 'storage/sqlite'],
     packages: DATABASE,
   },
   'storage/postgres': {
-    parts: ['domain', 'storage/interface', 'storage', 'storage/postgres'],
+    parts: ['domain', 'storage/interface', 'storage', 'storage/workflow', 'storage/postgres'],
     packages: DATABASE,
   },
   // The only part that imports the MCP SDK (src/mcp/sdk.ts lends its transports to src/transports).
@@ -162,6 +167,37 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
+/** The files under src/ that `file` imports (relative specifiers only). */
+function localImportsOf(file: string): string[] {
+  return specifiersOf(readFileSync(join(ROOT, file), 'utf8'))
+    .filter((specifier) => specifier.startsWith('.'))
+    .map((specifier) => posix.normalize(posix.join(posix.dirname(file), specifier)).replace(/\.js$/, '.ts'));
+}
+
+/** One import cycle among `files` (a path that returns to its start), or undefined. */
+function importCycle(files: string[], importsOf: (file: string) => string[]): string[] | undefined {
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (file: string): string[] | undefined => {
+    if (state.get(file) === 'done') return undefined;
+    if (state.get(file) === 'open') return [...path.slice(path.indexOf(file)), file];
+    state.set(file, 'open');
+    path.push(file);
+    for (const next of importsOf(file)) {
+      const cycle = visit(next);
+      if (cycle) return cycle;
+    }
+    path.pop();
+    state.set(file, 'done');
+    return undefined;
+  };
+  for (const file of files) {
+    const cycle = visit(file);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
 describe('architecture: what each part of src/ may import', () => {
   it('holds for every file under src/', () => {
     const files = sourceFiles(join(ROOT, 'src'));
@@ -172,6 +208,19 @@ describe('architecture: what each part of src/ may import', () => {
         .filter((message) => message !== undefined),
     );
     expect(broken).toEqual([]);
+  });
+
+  it('has no import cycle under src/ (dynamic imports included)', () => {
+    const files = sourceFiles(join(ROOT, 'src'));
+    const known = new Set(files);
+    const cycle = importCycle(files, (file) => localImportsOf(file).filter((target) => known.has(target)));
+    expect(cycle, cycle?.join(' → ')).toBeUndefined();
+  });
+
+  it('finds an import cycle when there is one', () => {
+    const graph: Record<string, string[]> = { a: ['b'], b: ['c'], c: ['a'], d: ['a'] };
+    expect(importCycle(['d'], (file) => graph[file] ?? [])).toEqual(['a', 'b', 'c', 'a']);
+    expect(importCycle(['c'], (file) => (file === 'c' ? ['d'] : []))).toBeUndefined();
   });
 
   it('sees the imports it checks, multi-line and dynamic ones too', () => {
@@ -200,6 +249,8 @@ describe('architecture: what each part of src/ may import', () => {
     ['src/transports/http/sessions.ts', '@modelcontextprotocol/sdk/server/mcp.js', 'the SDK beside src/mcp'],
     ['src/transports/http/app.ts', '../../storage/open.js', 'choosing a store in a transport'],
     ['src/storage/sqlite/store.ts', '../postgres/store.js', 'one dialect from the other'],
+    ['src/storage/workflow/operations.ts', '../sqlite/engine.js', 'a dialect in the workflow'],
+    ['src/storage/workflow/operations.ts', 'pg', 'a driver in the workflow'],
     ['src/storage/store.ts', '../mcp/server.js', 'mcp from storage'],
     ['src/auth/grants.ts', '../storage/postgres/store.js', 'a dialect from auth'],
     ['src/reports/page.ts', './x.js', 'a file in no part'],

@@ -475,7 +475,7 @@ export function assertCurrencyChange(sku: string, carts: number): void {
 }
 
 /**
- * An add_to_cart refused without the write lock (issue 15): a consistent read, taken without the lock, already shows
+ * An add_to_cart refused without the write lock: a consistent read, taken without the lock, already shows
  * that the tracked product cannot supply the quantity, even with every expired hold a write would free. Returns the
  * OUT_OF_STOCK the locked decision (decideAddToCart) would throw, or undefined when only that decision can answer:
  * a keyed call (it may replay a stored result), a call into a cart (the cart's checks and its revival come before

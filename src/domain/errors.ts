@@ -1,4 +1,4 @@
-// Refusals a caller can act on: one class, codes from DESIGN's error table.
+// Refusals a caller can act on: one class, its codes those of the README's error table.
 
 export const ErrorCode = {
   UNKNOWN_SKU: 'UNKNOWN_SKU',

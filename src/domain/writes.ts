@@ -39,7 +39,7 @@ export interface StockDelta {
 /**
  * The writes of one transaction, in the order a store applies them: products' counts (one delta per SKU),
  * lines' holds (their new value), channel hold counters, then the ledger. Decisions add to it through the
- * methods below, which keep every invariant of DESIGN true by construction: a hold moves `reserved`, its
+ * methods below, which keep every invariant `audit` checks true by construction: a hold moves `reserved`, its
  * channel's counter and the ledger together.
  */
 export class Writes {

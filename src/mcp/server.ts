@@ -20,7 +20,10 @@ export interface ConnectionOptions {
   version: string;
 }
 
-/** A refusal: code first in the text, details as JSON in a second block, no structuredContent (SDK #1943). */
+/**
+ * A refusal: code first in the text, details as JSON in a second block, and no structuredContent, which SDK
+ * clients would check against the tool's success schema and throw on.
+ */
 export function refusalResult(error: Pick<StockError, 'code' | 'message' | 'details'>): CallToolResult {
   return {
     isError: true,
@@ -84,7 +87,7 @@ export function createServer(options: ConnectionOptions): McpServer {
       maxToolInputElements: 1000,
     },
   );
-  // The SDK reports schema failures as free text; DESIGN wants the INVALID_INPUT refusal format.
+  // The SDK reports schema failures as free text; callers get the INVALID_INPUT refusal format instead.
   // createToolError is private in the typings, so it is replaced on this instance only.
   (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError =
     phraseSdkError;
@@ -130,7 +133,7 @@ export function createServer(options: ConnectionOptions): McpServer {
                 error.message,
               );
             }
-            // DESIGN: OUTCOME_UNKNOWN names the tool, so an agent knows which call to repeat with its key.
+            // OUTCOME_UNKNOWN names the tool, so an agent knows which call to repeat with its key.
             const details =
               error.code === ErrorCode.OUTCOME_UNKNOWN
                 ? { ...error.details, tool: tool.name }

@@ -1,4 +1,4 @@
-// The audit, written once: the queries that recompute DESIGN's invariants and the report built from their rows.
+// The audit, written once: the queries that recompute the stock invariants and the report built from their rows.
 import { iso } from '../domain/rules.js';
 import type { AuditReport, AuditViolation } from '../domain/types.js';
 
@@ -78,7 +78,7 @@ export function auditQueries(dialect: Dialect) {
     orderTotals: `SELECT o.id, o.total_minor, COALESCE(SUM(l.quantity * l.unit_price_minor), 0)${int} AS lines_total
       FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
       GROUP BY o.id, o.total_minor HAVING o.total_minor != COALESCE(SUM(l.quantity * l.unit_price_minor), 0)`,
-    // DESIGN: an open cart never shows a line that holds nothing. Only a cart past its expiry may have lost holds.
+    // An open cart never shows a line that holds nothing. Only a cart past its expiry may have lost holds.
     liveUnheld: `SELECT c.id AS cart_id, c.expires_at, l.sku, l.quantity, l.held
       FROM carts c JOIN cart_lines l ON l.cart_id = c.id JOIN products p ON p.sku = l.sku
       WHERE c.status = 'open' AND c.expires_at > ${dialect === 'sqlite' ? '@now' : databaseNow('$1', '$2')}

@@ -31,20 +31,22 @@ export interface StoreOptions {
   /** SQLite only: FULL survives power loss, NORMAL only a process crash. */
   synchronous?: 'FULL' | 'NORMAL';
   /**
-   * SQLite only: writers of one file take turns in a first-come, first-served queue (writer-queue.ts).
-   * Default true; false leaves waiting to retries alone, which the benchmarks compare against.
+   * SQLite only: writers of one file take turns in a first-come, first-served queue across processes
+   * (sqlite/writer-queue.ts). Default true; the CLI's commands that only read (audit, stock levels, token list)
+   * open the store without it, so they never touch the queue's lock file.
    */
   queueWriters?: boolean;
-  /**
-   * SQLite only: writes that arrive while a batch is being written share the next transaction, each in its own
-   * savepoint, with one COMMIT (sqlite/group-commit.ts). Default true; false makes every write its own
-   * transaction, which the benchmarks compare against.
-   */
-  groupCommit?: boolean;
   /** PostgreSQL only: connections in the pool. */
   poolSize?: number;
   /** How long an order in a payment channel awaits its payment (pay_by = checkout + this); default 30 minutes. */
   paymentWindowMs?: number;
+  /**
+   * PostgreSQL only: add_to_cart into a new cart and checkout without a key run as one statement each (the
+   * functions of drizzle/postgres migration 0004), the general transaction deciding only what they hand back.
+   * Default true. The store contract and the model test run the store both ways, so the rules in those
+   * functions and in workflow/operations.ts cannot drift apart unnoticed.
+   */
+  oneStatement?: boolean;
 }
 
 export interface SearchQuery {

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/browser.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { CHROMIUM_ARGS } from '../helpers/browser.js';
 import { call, connectClient, startHttpPerTest } from '../helpers/http.js';
 import { authorizeUrl, pkcePair, registerClient, tokenRequest } from '../helpers/oauth.js';
+import { CHROMIUM, describeBrowser } from '../helpers/requirements.js';
 
 // docs/consent-page.png is refreshed only on request, so a test run leaves the worktree clean.
 const SCREENSHOT = process.env.STOCKLOCK_UPDATE_SCREENSHOTS
@@ -16,7 +17,7 @@ const SCREENSHOT = process.env.STOCKLOCK_UPDATE_SCREENSHOTS
 const REDIRECT = 'https://claude.ai/api/mcp/auth_callback';
 const start = startHttpPerTest();
 
-describe.skipIf(!existsSync(CHROMIUM) && process.env.CI !== 'true')('the consent page in Chromium', () => {
+describeBrowser('the consent page in Chromium', () => {
   let browser: Browser;
   beforeAll(async () => {
     browser = await chromium.launch({

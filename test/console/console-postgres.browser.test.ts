@@ -15,7 +15,7 @@ import {
   tokenRequest,
 } from '../helpers/oauth.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { describePostgres } from '../helpers/requirements.js';
+import { chromium, describeWith, postgres } from '../helpers/requirements.js';
 
 const run = promisify(execFile);
 const DEMO = join(ROOT, 'examples', 'demo-catalog.json');
@@ -23,7 +23,7 @@ const WAIT = { timeout: 15_000, interval: 50 };
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const text = (locator: Locator) => async () => (await locator.allTextContents()).join(' ').trim();
 
-describePostgres('the console on PostgreSQL', () => {
+describeWith([chromium, postgres], 'the console on PostgreSQL', () => {
   let db: TestDatabase;
   interface Served extends RunningCli {
     url: string;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import type { Locator, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { hashToken } from '../../src/storage/shared.js';
 import { type Browser, launchBrowser } from '../helpers/browser.js';
 import { CLI, ROOT, type RunningCli, spawnCli, stdioClient, waitHealthy } from '../helpers/cli.js';
@@ -28,6 +28,7 @@ import {
   publicClientMetadata,
   tokenRequest,
 } from '../helpers/oauth.js';
+import { describeBrowser } from '../helpers/requirements.js';
 import { tempDir } from '../helpers/temp.js';
 
 const run = promisify(execFile);
@@ -121,7 +122,7 @@ afterEach(async () => {
   await browser.context.clearCookies();
 });
 
-describe('the merchant console in Chromium', () => {
+describeBrowser('the merchant console in Chromium', () => {
   it('refuses a customer token and an unknown token, and keeps no session for them', async () => {
     await signIn(customerToken);
     await expect.poll(text(page.getByRole('alert')), WAIT).toContain('customer token (channel "web")');

@@ -1,4 +1,4 @@
-// A merchant's first hour with the built CLI (issue 13): no silent new database, the database named, the
+// A merchant's first hour with the built CLI: no silent new database, the database named, the
 // catalog read truthfully, one-line errors, and `start` printing lines that work as printed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';

@@ -20,7 +20,7 @@ const CLIENTS = 48;
 const CHANNELS = ['web', 'telegram', 'whatsapp', 'chatgpt', 'claude', 'voice'];
 const LAST_UNITS = 5;
 const MUGS = 1_000;
-/** A busy refusal is safe to retry (DESIGN); a buyer tries this many times before giving up. */
+/** A busy refusal is safe to retry; a buyer tries this many times before giving up. */
 const BUSY_ATTEMPTS = 5;
 
 interface Server {

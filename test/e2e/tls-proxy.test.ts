@@ -1,14 +1,14 @@
 // examples/nginx/stocklock.conf run for real: Debian's nginx terminates TLS on loopback in front of the built CLI.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { ROOT, type RunningCli, runCli, spawnCli, waitHealthy } from '../helpers/cli.js';
 import { freePort, waitFor } from '../helpers/http.js';
 import { httpsRaw, pkcePair, selfSignedCertificate } from '../helpers/oauth.js';
+import { describeNginx, NGINX } from '../helpers/requirements.js';
 import { tempDir } from '../helpers/temp.js';
 
-const NGINX = '/usr/sbin/nginx';
 const REDIRECT = 'https://claude.ai/api/mcp/auth_callback';
 
 /** The shipped server block with this test's ports and certificate, inside a minimal nginx.conf. */
@@ -60,7 +60,7 @@ afterEach(async () => {
   Object.assign(running, { nginx: undefined, cli: undefined, remove: undefined });
 });
 
-describe.skipIf(!existsSync(NGINX) && process.env.CI !== 'true')('behind nginx with TLS', () => {
+describeNginx('behind nginx with TLS', () => {
   it('serves discovery, consent, tokens and MCP through the proxy, naming the public https URL everywhere', async () => {
     const tmp = tempDir('stocklock-nginx-');
     running.remove = tmp.remove;

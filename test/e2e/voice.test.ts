@@ -1,17 +1,8 @@
 // The JavaScript voice examples (examples/voice-*.ts) run as their own processes against a live server.
-import { existsSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { CUSTOMER_TOOLS, call, type HttpFixture, startHttp } from '../helpers/http.js';
+import { describeExamples } from '../helpers/requirements.js';
 import { exampleRunner } from '../helpers/run-example.js';
-
-// The voice examples' packages live in examples/package.json, so the server's own install needs no Node 22.
-const EXAMPLES_INSTALLED = existsSync(
-  new URL('../../examples/node_modules/@openai/agents-realtime', import.meta.url),
-);
-if (!EXAMPLES_INSTALLED && process.env.CI !== 'true') {
-  console.warn('skipping the voice example tests: run `npm install --prefix examples` to include them');
-}
-const describeExamples = describe.skipIf(!EXAMPLES_INSTALLED && process.env.CI !== 'true');
 
 let fixture: HttpFixture | undefined;
 afterEach(async () => {

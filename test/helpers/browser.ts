@@ -3,8 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
-
-export const CHROMIUM = process.env.STOCKLOCK_CHROMIUM ?? '/usr/bin/chromium';
+import { CHROMIUM } from './requirements.js';
 
 export const CHROMIUM_ARGS = [
   '--headless',

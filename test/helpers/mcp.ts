@@ -29,7 +29,7 @@ export function text(result: CallToolResult, index = 0): string {
   return block?.type === 'text' ? block.text : '';
 }
 
-/** The code of a refusal, checked against DESIGN's format: code first in the text, JSON details second. */
+/** The code of a refusal, checked against its format: code first in the text, JSON details second. */
 export function refusalCode(result: CallToolResult): string {
   if (!result.isError) throw new Error(`expected a refusal, got ${text(result)}`);
   if (result.structuredContent !== undefined) throw new Error('a refusal must carry no structuredContent');

@@ -37,6 +37,7 @@ export const nginx: Requirement = {
   missing: () => (existsSync(NGINX) ? undefined : `${NGINX} is missing`),
 };
 
+/** The voice examples' packages live in examples/package.json, so the server's own install needs no Node 22. */
 export const examplePackages: Requirement = {
   name: "the examples' packages",
   install: 'npm install --prefix examples',
@@ -56,29 +57,39 @@ export function unmet(requirement: Requirement): Promise<string | undefined> {
   return answer;
 }
 
-/** A describe block that runs only where `requirement` is met, and fails under CI=true where it is not. */
-export function describeWith(requirement: Requirement, name: string, fn: () => void | Promise<void>): void {
+/**
+ * A describe block that runs only where every requirement is met. Outside CI an unmet one skips it,
+ * printing one line per requirement and file; under CI=true it fails with a test naming why.
+ */
+export function describeWith(
+  requirements: Requirement | Requirement[],
+  name: string,
+  fn: () => void | Promise<void>,
+): void {
   describe(name, async () => {
-    const reason = await unmet(requirement);
-    if (reason === undefined) return fn();
-    if (process.env.CI === 'true') {
-      it(`needs ${requirement.name}, which CI must provide`, () => {
-        throw new Error(`${reason}; ${requirement.install}`);
-      });
+    const needed = Array.isArray(requirements) ? requirements : [requirements];
+    for (const requirement of needed) {
+      const reason = await unmet(requirement);
+      if (reason === undefined) continue;
+      if (process.env.CI === 'true') {
+        it(`needs ${requirement.name}, which CI must provide`, () => {
+          throw new Error(`${reason}; ${requirement.install}`);
+        });
+        return;
+      }
+      if (!announced.has(requirement)) {
+        announced.add(requirement);
+        console.warn(`Skipping the tests that need ${requirement.name} (${reason}): ${requirement.install}`);
+      }
+      it.skip(`needs ${requirement.name}`, () => undefined);
       return;
     }
-    if (!announced.has(requirement)) {
-      announced.add(requirement);
-      console.warn(`Skipping the tests that need ${requirement.name} (${reason}): ${requirement.install}`);
-    }
-    it.skip(`needs ${requirement.name}`, () => undefined);
+    return fn();
   });
 }
 
-export const describePostgres = (name: string, fn: () => void | Promise<void>) =>
-  describeWith(postgres, name, fn);
-export const describeBrowser = (name: string, fn: () => void | Promise<void>) =>
-  describeWith(chromium, name, fn);
-export const describeNginx = (name: string, fn: () => void | Promise<void>) => describeWith(nginx, name, fn);
-export const describeExamples = (name: string, fn: () => void | Promise<void>) =>
-  describeWith(examplePackages, name, fn);
+type Body = () => void | Promise<void>;
+export const describePostgres = (name: string, fn: Body) => describeWith(postgres, name, fn);
+export const describeBrowser = (name: string, fn: Body) => describeWith(chromium, name, fn);
+export const describeNginx = (name: string, fn: Body) => describeWith(nginx, name, fn);
+export const describeExamples = (name: string, fn: Body) => describeWith(examplePackages, name, fn);

@@ -9,10 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/domain/clock.js';
 import { StockError } from '../../src/domain/errors.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
-import type { CallContext, CartView, ImportRow } from '../../src/domain/types.js';
+import type { CallContext, CartView } from '../../src/domain/types.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
+import { SCARCE_CATALOG } from '../helpers/catalog.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePostgres } from '../helpers/requirements.js';
 import { admin, bot, expectAuditOk, expectStockError, level, TTL, web } from './contract.js';
@@ -43,13 +44,6 @@ function skewedEverywhere(shift: Shift, skewMs: number): Clock {
 function options(clock: Clock): StoreOptions {
   return { clock, reservationTtlMs: TTL, limits: DEFAULT_LIMITS, lockTimeoutMs: 5_000, poolSize: 4 };
 }
-
-const SCARCE: ImportRow[] = [
-  { sku: 'A', name: 'Product A', price_minor: 100, currency: 'EUR', stock: 3 },
-  { sku: 'B', name: 'Product B', price_minor: 200, currency: 'EUR', stock: 6 },
-  { sku: 'C', name: 'Product C', price_minor: 300, currency: 'EUR', stock: 8 },
-  { sku: 'E', name: 'E-book', price_minor: 50, currency: 'EUR', stock: 0, track_stock: false },
-];
 
 /** A small deterministic PRNG (mulberry32), so a failing interleaving can be replayed. */
 function random(seed: number): () => number {
@@ -88,7 +82,7 @@ function scenarios(backend: () => Backend): void {
   async function servers(clocks: Clock[]): Promise<InventoryStore[]> {
     const stores = await backend().open(clocks);
     opened.push(...stores);
-    await stores[0]?.importProducts(admin, SCARCE);
+    await stores[0]?.importProducts(admin, SCARCE_CATALOG);
     return stores;
   }
 
@@ -179,7 +173,7 @@ async function interleave(backend: Backend, opened: InventoryStore[], seed: numb
   const shift: Shift = { ms: 0 };
   const stores = await backend.open([serverClock(shift, 0), serverClock(shift, 10 * MINUTE)]);
   opened.push(...stores);
-  await stores[0]?.importProducts(admin, SCARCE);
+  await stores[0]?.importProducts(admin, SCARCE_CATALOG);
   const next = random(seed);
   const pick = <T>(list: T[]): T => list[Math.floor(next() * list.length)] as T;
   const carts = new Map<string, { ctx: CallContext; view: CartView }>();

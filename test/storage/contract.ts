@@ -51,7 +51,7 @@ export async function expectStockError(
   throw new Error(`expected ${code}, but the call succeeded with ${JSON.stringify(settled)}`);
 }
 
-/** Every test that writes ends here: the four invariants of DESIGN must hold. */
+/** Every test that writes ends here: every invariant `audit` checks must hold. */
 export async function expectAuditOk(store: InventoryStore): Promise<void> {
   const report = await store.audit();
   expect(report.ok, `audit violations:\n${JSON.stringify(report.violations, null, 2)}`).toBe(true);

@@ -11,7 +11,7 @@ import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import { ROOT } from '../helpers/cli.js';
 import { sqliteStore } from '../helpers/sqlite.js';
 import { tempDir } from '../helpers/temp.js';
-import { describeStoreContract, expectAuditOk } from './contract.js';
+import { expectAuditOk } from './contract.js';
 
 const web = { channel: 'web' };
 const admin = { channel: 'ops' };
@@ -117,15 +117,6 @@ describe('SQLite group commit', () => {
     closing.push(() => reopened.close());
     expect((await reopened.getCart(web, cart.cart_id)).item_count).toBe(2);
   });
-
-  it('with groupCommit off, every write is its own transaction', async () => {
-    const { store } = await opened({ groupCommit: false });
-    await Promise.all(
-      Array.from({ length: 4 }, () => store.addToCart(web, { sku: 'TEE-BLK-M', quantity: 1 })),
-    );
-    expect(store.groupCommitStats()).toEqual({ batches: 0, writes: 0, largest: 0 });
-    expect((await store.stockLevels(['TEE-BLK-M']))[0]).toMatchObject({ reserved: 4 });
-  });
 });
 
 describe('SQLite: a sold-out add_to_cart is refused without the write lock', () => {
@@ -165,10 +156,6 @@ describe('SQLite: a sold-out add_to_cart is refused without the write lock', () 
     await expectAuditOk(store);
   });
 });
-
-describeStoreContract('sqlite file, group commit off', async (options) =>
-  openSqliteStore(join(tempDir().dir, 'stocklock.db'), { ...options, groupCommit: false }),
-);
 
 /** Builds the LD_PRELOAD shim (test/fixtures/write-fault.c) that makes the OS fail SQLite's fsync on cue. */
 function buildFaultShim(): string | undefined {

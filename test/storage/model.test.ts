@@ -1213,7 +1213,7 @@ function sqliteBackend(): Backend {
   };
 }
 
-function postgresBackend(): Backend {
+function postgresBackend(oneStatement: boolean): Backend {
   // Two servers of one pool with one clock: expiry is decided alike whichever instance a call reaches.
   const clock = new ManualClock(T0);
   let db: TestDatabase | undefined;
@@ -1222,8 +1222,9 @@ function postgresBackend(): Backend {
     async setup() {
       db = await createTestDatabase('stocklock_model');
       // One migrates first; the second then finds nothing to do.
-      const first = await openPostgresStore(db.url, { ...STORE_OPTIONS, clock });
-      stores = [first, await openPostgresStore(db.url, { ...STORE_OPTIONS, clock })];
+      const options = { ...STORE_OPTIONS, clock, oneStatement };
+      const first = await openPostgresStore(db.url, options);
+      stores = [first, await openPostgresStore(db.url, options)];
     },
     async teardown() {
       await Promise.all((stores ?? []).map((store) => store.close()));
@@ -1425,4 +1426,12 @@ function describeModel(name: string, makeBackend: () => Backend, lanes = 1, toge
 
 describeModel('SQLite', sqliteBackend, 1, true);
 
-describePostgres('PostgreSQL', () => describeModel('PostgreSQL', postgresBackend, 6));
+// Both copies of the hot paths' rules: the one-statement functions (migration 0004) and the general transaction.
+describePostgres('PostgreSQL', () => {
+  describeModel('PostgreSQL (hot paths in one statement, migration 0004)', () => postgresBackend(true), 6);
+  describeModel(
+    'PostgreSQL (general transaction only, workflow/operations.ts)',
+    () => postgresBackend(false),
+    6,
+  );
+});

@@ -78,7 +78,7 @@ describePostgres('PostgreSQL one-statement reserve', () => {
   async function run(ops: Op[], oneStatement: boolean) {
     await db.reset();
     const clock = new ManualClock(T0);
-    const store: InventoryStore = await openPostgresStore(db.url, options(clock), { oneStatement });
+    const store: InventoryStore = await openPostgresStore(db.url, { ...options(clock), oneStatement });
     try {
       await store.importProducts(admin, ONE_STATEMENT_CATALOG);
       const carts: string[] = [];

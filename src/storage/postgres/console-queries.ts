@@ -172,7 +172,7 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
       time.fixedAt,
       time.offsetMs,
     ]);
-    return rows[0]?.now ?? Date.now();
+    return rows[0]?.now ?? clock.now();
   }
 
   return {

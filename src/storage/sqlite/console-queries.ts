@@ -247,14 +247,14 @@ function sqliteSessionStore(
   let prepared: ReturnType<typeof statements> | undefined;
   async function write(run: (s: ReturnType<typeof statements>) => void): Promise<void> {
     prepared ??= statements();
-    const deadline = Date.now() + SESSION_WRITE_DEADLINE_MS;
+    const deadline = performance.now() + SESSION_WRITE_DEADLINE_MS;
     for (;;) {
       try {
         run(prepared);
         return;
       } catch (error) {
         const code = (error as { code?: string }).code;
-        if (code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+        if (code !== 'SQLITE_BUSY' || performance.now() > deadline) throw error;
         await sleep(5 + Math.random() * 20);
       }
     }

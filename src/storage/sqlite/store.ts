@@ -1,5 +1,5 @@
 // The SQLite store: every stock write runs synchronously under BEGIN IMMEDIATE, in its own savepoint of a group
-// commit (group-commit.ts) or, with groupCommit off, as its own better-sqlite3 transaction.
+// commit (group-commit.ts).
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -100,19 +100,15 @@ export class SqliteStore extends StockStore implements InventoryStore {
   private readonly reader: SqliteReader;
   private readonly auditStatements: Record<AuditQuery, Database.Statement>;
   readonly oauth: OAuthStore;
-  /** Set when a transaction's body has returned: an error after that came from its COMMIT. */
-  private committing = false;
   /** Runs reads in one deferred (read) transaction: one consistent snapshot, no lock. */
   private readonly snapshot: <R>(read: () => R) => R;
-  /** Runs a body as its own IMMEDIATE transaction (groupCommit off), marking the end of the body. */
-  private readonly immediate: <R>(body: () => R) => R;
-  /** Undefined when groupCommit is off: then every write is its own transaction. */
-  private readonly group?: GroupCommit;
+  private readonly group: GroupCommit;
 
   constructor(
-    private readonly db: Database.Database,
+    protected readonly db: Database.Database,
     readonly options: StoreOptions,
-    private readonly writers?: WriterQueue,
+    /** This file's writers' turn (writer-queue.ts); left out by commands that only read. */
+    protected readonly writers?: WriterQueue,
   ) {
     super();
     const q = (sql: string) => db.prepare(sql);
@@ -122,65 +118,42 @@ export class SqliteStore extends StockStore implements InventoryStore {
     ) as Record<AuditQuery, Database.Statement>;
     this.s = prepareStatements(db);
     this.reader = new SqliteReader(this.s);
-    // The body's end is marked, so a failure after it is known to come from COMMIT itself.
-    const run = db.transaction((body: () => unknown) => {
-      const result = body();
-      this.committing = true;
-      return result;
-    }).immediate;
-    this.immediate = run as <R>(body: () => R) => R;
     this.snapshot = db.transaction((read: () => unknown) => read()).deferred as <R>(read: () => R) => R;
-    if (options.groupCommit !== false) {
-      this.group = new GroupCommit(db, { lockTimeoutMs: options.lockTimeoutMs, writers });
-    }
+    this.group = new GroupCommit(db, { lockTimeoutMs: options.lockTimeoutMs, writers });
   }
 
   // ---------------------------------------------------------------- the write path
 
   /**
-   * Runs a write under the lock. Every body reads the clock itself (this.now() inside it), once BEGIN IMMEDIATE
-   * has the lock, so a writer that waited decides with the time it got the lock at, never one read before
-   * another writer's commit. With group commit the write shares a transaction with the writes queued beside it
-   * (group-commit.ts). Without it, writers of this file queue for their turn first (writer-queue.ts), then take
-   * SQLite's lock; a lock still held by a process outside the queue is retried off the event loop. Either way,
-   * past --lock-timeout the call is refused with STORE_BUSY.
+   * Runs a write under the lock, in a transaction it shares with the writes queued beside it (group-commit.ts);
+   * past --lock-timeout the call is refused with STORE_BUSY. Every body reads the clock itself, once BEGIN
+   * IMMEDIATE has the lock, so a writer that waited decides with the time it got the lock at, never one read
+   * before another writer's commit.
    */
-  private async write<R>(body: () => R): Promise<R> {
-    if (this.group) return this.group.submit(body);
-    return this.withRetries(() => this.immediate(body), this.writers);
+  protected write<R>(body: () => R): Promise<R> {
+    return this.group.submit(body);
   }
 
-  /** How many writes shared a transaction so far (zeros with groupCommit off). */
+  /** How many writes shared a transaction so far. */
   groupCommitStats(): GroupCommitStats {
-    return this.group?.counters() ?? { batches: 0, writes: 0, largest: 0 };
+    return this.group.counters();
   }
 
-  /** Reads need no lock under WAL, but a checkpoint or recovery can still report busy for a moment. */
+  /**
+   * Reads need no lock under WAL, but a checkpoint or recovery can still report busy for a moment: retried off
+   * the event loop until --lock-timeout.
+   */
   private async read<R>(fn: () => R): Promise<R> {
-    return this.withRetries(fn, undefined);
-  }
-
-  private async withRetries<R>(fn: () => R, queue: WriterQueue | undefined): Promise<R> {
     const started = performance.now();
-    const timeoutMs = this.options.lockTimeoutMs;
     for (let attempt = 0; ; attempt++) {
-      if (queue) {
-        const remaining = Math.max(0, timeoutMs - (performance.now() - started));
-        const turn = queue.take(remaining, () => refuse.busy(Math.round(performance.now() - started)));
-        if (turn) await turn;
-      }
-      this.committing = false;
       try {
         return fn();
       } catch (error) {
-        if (!isBusy(error)) throw writeFailure(error, this.committing);
-      } finally {
-        // Given back before any wait: the turn is never held across an await.
-        queue?.give();
+        if (!isBusy(error)) throw writeFailure(error, false);
       }
       const waited = performance.now() - started;
-      if (waited >= timeoutMs) throw refuse.busy(Math.round(waited));
-      // Jittered, capped backoff so processes outside the queue do not retry in lockstep with us.
+      if (waited >= this.options.lockTimeoutMs) throw refuse.busy(Math.round(waited));
+      // Jittered, capped backoff so processes do not retry in lockstep.
       await sleep(Math.random() * Math.min(2 + attempt, 10));
     }
   }
@@ -352,7 +325,7 @@ export class SqliteStore extends StockStore implements InventoryStore {
 
   async close(): Promise<void> {
     // Writes already submitted are written (or refused) first, as they were when every write ran at once.
-    await this.group?.drained();
+    await this.group.drained();
     this.writers?.close();
     if (this.db.open) this.db.close();
   }

@@ -76,10 +76,16 @@ interface EchoRound {
 }
 
 /** The JSON-RPC answer in a body that is either JSON or one SSE `message` event (the SDK transport's default). */
-function rpcResult(body: string): {
+export function rpcResult(body: string): {
   isError?: boolean;
   content?: { type: string; text?: string }[];
-  structuredContent?: { cart_id?: string; order_id?: string };
+  structuredContent?: {
+    cart_id?: string;
+    order_id?: string;
+    status?: string;
+    total_minor?: number;
+    currency?: string;
+  };
 } {
   const json = body.startsWith('{')
     ? body
@@ -93,12 +99,12 @@ function rpcResult(body: string): {
 }
 
 /** A pool with a socket per buyer, every one kept between the opening and the sale (as warm connections are). */
-function buyerAgent(buyers: number): http.Agent {
+export function buyerAgent(buyers: number): http.Agent {
   return new http.Agent({ keepAlive: true, maxSockets: buyers, maxFreeSockets: buyers });
 }
 
 /** Opens `count` sessions, OPENING_BATCH at a time; session i uses tokens[i % tokens.length]. */
-async function openSessions(
+export async function openSessions(
   url: string,
   count: number,
   agent: http.Agent,
@@ -114,7 +120,7 @@ async function openSessions(
   return sessions;
 }
 
-async function timed<T>(op: () => Promise<T>): Promise<{ ms: number; value: T }> {
+export async function timed<T>(op: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const started = performance.now();
   const value = await op();
   return { ms: performance.now() - started, value };
@@ -235,7 +241,7 @@ async function echoRound(size: Size, transport: HttpTransport): Promise<EchoRoun
   }
 }
 
-function latencyRow(what: string, samples: number[]): string[] {
+export function latencyRow(what: string, samples: number[]): string[] {
   const sorted = [...samples].sort((a, b) => a - b);
   return [
     what,

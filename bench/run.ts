@@ -1,6 +1,7 @@
 // `npm run bench`: runs every scenario in one process tree, prints the tables and writes BENCHMARKS.md.
 // Flags (after `npm run bench --`): --quick (short windows, one repeat: a smoke test for CI, under a minute),
-// --only store,processes,mcp,race,memory,postgres,flash-sale,console,year-of-sales (some scenarios), --out FILE (write the report there).
+// --only store,processes,mcp,race,memory,postgres,flash-sale,payment-flash-sale,console,year-of-sales (some scenarios),
+// --out FILE (write the report there).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { flashSaleScenario } from './flash-sale.js';
 import { POSTGRES_REPEATS, ROOT, type RunSettings, type Section, scratchDir, section } from './lib.js';
 import { mcpScenario } from './mcp.js';
 import { memoryScenario } from './memory.js';
+import { paymentFlashSaleScenario } from './payment-flash-sale.js';
 import { postgresScenario } from './postgres.js';
 import { processesScenario } from './processes.js';
 import { raceScenario } from './race.js';
@@ -30,6 +32,7 @@ const SCENARIOS: Record<string, Scenario> = {
   memory: memoryScenario,
   postgres: postgresScenario,
   'flash-sale': flashSaleScenario,
+  'payment-flash-sale': paymentFlashSaleScenario,
   console: consoleScenario,
   'year-of-sales': yearOfSalesScenario,
 };

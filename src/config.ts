@@ -211,3 +211,52 @@ export function assertChannel(channel: string): string {
   }
   return channel;
 }
+
+/** The payment flags (src/payments/setup.ts turns them into a provider); Stripe's keys come from the environment. */
+export interface PaymentFlags {
+  payment?: 'manual' | 'link' | 'stripe';
+  paymentUrl?: string;
+  paymentInstructions?: string;
+  paymentSecret?: string;
+  paymentSuccessUrl?: string;
+  paymentCancelUrl?: string;
+}
+
+export function addPaymentOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--payment <provider>', 'where shoppers of payment-mode channels pay')
+        .env('STOCKLOCK_PAYMENT')
+        .choices(['manual', 'link', 'stripe'])
+        .default('manual'),
+    )
+    .addOption(
+      new Option(
+        '--payment-url <template>',
+        'link: your pay page, with {order_id}, {total_minor}, {currency} and {signature}',
+      ).env('STOCKLOCK_PAYMENT_URL'),
+    )
+    .addOption(
+      new Option(
+        '--payment-instructions <text>',
+        'manual: how to pay (bank transfer details, pay on pickup)',
+      ).env('STOCKLOCK_PAYMENT_INSTRUCTIONS'),
+    )
+    .addOption(
+      new Option(
+        '--payment-secret <whsec>',
+        'link: signs pay links and verifies payment webhooks (whsec_ + base64); prefer the environment variable',
+      ).env('STOCKLOCK_PAYMENT_SECRET'),
+    )
+    .addOption(
+      new Option(
+        '--payment-success-url <url>',
+        'stripe: where Checkout returns after paying ({order_id} filled in)',
+      ).env('STOCKLOCK_PAYMENT_SUCCESS_URL'),
+    )
+    .addOption(
+      new Option('--payment-cancel-url <url>', "stripe: Checkout's back link ({order_id} filled in)").env(
+        'STOCKLOCK_PAYMENT_CANCEL_URL',
+      ),
+    );
+}

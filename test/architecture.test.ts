@@ -21,7 +21,8 @@ type Part =
   | 'config'
   | 'catalog'
   | 'logger'
-  | 'sweeper';
+  | 'sweeper'
+  | 'payments';
 
 /** Which part a file under src/ belongs to; a new file outside these is refused until it is placed here. */
 function partOf(file: string): Part | undefined {
@@ -40,6 +41,7 @@ function partOf(file: string): Part | undefined {
   if (file.startsWith('src/mcp/')) return 'mcp';
   if (file.startsWith('src/auth/')) return 'auth';
   if (file.startsWith('src/console/')) return 'console';
+  if (file.startsWith('src/payments/')) return 'payments';
   if (file.startsWith('src/transports/')) return 'transports';
   if (file === 'src/cli.ts' || file.startsWith('src/cli/')) return 'cli';
   const single: Record<string, Part> = {
@@ -67,6 +69,7 @@ const ALL_PARTS: Part[] = [
   'catalog',
   'logger',
   'sweeper',
+  'payments',
 ];
 // rate-limiter-flexible keeps its counters in the store's own database (storage/limits.ts).
 const DATABASE = ['drizzle-orm', 'better-sqlite3', 'pg', 'fs-native-extensions', 'rate-limiter-flexible'];
@@ -94,7 +97,7 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
   },
   // The only part that imports the MCP SDK (src/mcp/sdk.ts lends its transports to src/transports).
   mcp: {
-    parts: ['domain', 'storage/interface', 'mcp', 'logger'],
+    parts: ['domain', 'storage/interface', 'mcp', 'logger', 'payments'],
     packages: ['@modelcontextprotocol/sdk', 'zod'],
   },
   // OAuth: grants live in the store, behind its interface (src/storage/oauth.ts).
@@ -118,6 +121,11 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
   catalog: { parts: ['domain'], packages: ['csv-parse'] },
   logger: { parts: [], packages: ['pino'] },
   sweeper: { parts: ['domain', 'storage/interface', 'logger'], packages: [] },
+  // Payment providers and their webhooks: the store through its interface, calls out only after a commit.
+  payments: {
+    parts: ['domain', 'storage/interface', 'logger', 'payments'],
+    packages: ['stripe', 'standardwebhooks', 'express'],
+  },
 };
 
 /** Every module specifier a file names: static imports and re-exports, bare imports, import(). */
@@ -249,6 +257,9 @@ describe('architecture: what each part of src/ may import', () => {
     ['src/reports/page.ts', './x.js', 'a file in no part'],
     ['src/console/console.ts', '../storage/sqlite/console-queries.js', 'a dialect in the console'],
     ['src/console/console.ts', '../mcp/server.js', 'mcp in the console'],
+    ['src/payments/stripe.ts', '../storage/sqlite/store.js', 'a dialect in payments'],
+    ['src/payments/webhooks.ts', '../mcp/server.js', 'mcp in payments'],
+    ['src/domain/rules.ts', 'stripe', 'stripe in the domain'],
   ])('refuses %s importing %s (%s)', (file, specifier) => {
     expect(violation(file, specifier)).toBeDefined();
   });
@@ -259,6 +270,8 @@ describe('architecture: what each part of src/ may import', () => {
     ['src/cli/serve.ts', '../storage/open.js'],
     ['src/storage/open.ts', './sqlite/store.js'],
     ['src/domain/rules.ts', 'node:crypto'],
+    ['src/payments/stripe.ts', 'stripe'],
+    ['src/mcp/tools/checkout.ts', '../../payments/checkout.js'],
   ])('allows %s importing %s', (file, specifier) => {
     expect(violation(file, specifier)).toBeUndefined();
   });

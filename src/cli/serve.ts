@@ -2,9 +2,19 @@
 import { fileURLToPath } from 'node:url';
 import { type Command, Option } from 'commander';
 import { readCatalog } from '../catalog.js';
-import { addStoreOptions, assertChannel, type StoreFlags, storeOptions } from '../config.js';
+import {
+  addPaymentOptions,
+  addStoreOptions,
+  assertChannel,
+  type PaymentFlags,
+  type StoreFlags,
+  storeOptions,
+} from '../config.js';
 import { parseDuration } from '../domain/rules.js';
 import { createLogger, type Logger } from '../logger.js';
+import { withPayments } from '../payments/paying-store.js';
+import { setUpPayments } from '../payments/setup.js';
+import { paymentRoutes } from '../payments/webhooks.js';
 import { describeDatabase, openStore } from '../storage/open.js';
 import type { InventoryStore } from '../storage/store.js';
 import { startSweeper } from '../sweeper.js';
@@ -63,7 +73,7 @@ export function parseByteSize(text: string, flag: string): number {
 
 /** The HTTP server's options, shared by `serve` and `start`. */
 function addHttpOptions(command: Command): Command {
-  return command
+  return addPaymentOptions(command)
     .addOption(new Option('--port <port>', 'HTTP port').env('STOCKLOCK_PORT').default('3000'))
     .addOption(new Option('--host <host>', 'HTTP address to bind').env('STOCKLOCK_HOST').default('127.0.0.1'))
     .addOption(
@@ -169,7 +179,7 @@ export function addServeCommands(program: Command): void {
           ),
         ),
     ),
-  ).action(async (flags: StoreFlags & ServeFlags, command: Command) => {
+  ).action(async (flags: StoreFlags & ServeFlags & PaymentFlags, command: Command) => {
     if (!flags.stdio && !flags.http)
       throw new UsageError('choose a transport: serve --stdio or serve --http', 'stocklock serve');
     await serve(
@@ -192,7 +202,7 @@ export function addServeCommands(program: Command): void {
           'serve HTTP; on a brand-new database load the demo catalog and print a development token',
         ),
     ),
-  ).action(async (flags: StoreFlags & ServeFlags, command: Command) => {
+  ).action(async (flags: StoreFlags & ServeFlags & PaymentFlags, command: Command) => {
     await serve({ ...flags, http: true, auth: true, channel: 'default', console: true }, true, command);
   });
 }
@@ -241,13 +251,26 @@ function listenError(error: unknown, host: string, port: number, command: Comman
   );
 }
 
-async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Command): Promise<void> {
+async function serve(
+  flags: StoreFlags & ServeFlags & PaymentFlags,
+  demo: boolean,
+  command: Command,
+): Promise<void> {
   const logger = createLogger();
   const channel = assertChannel(flags.channel);
   const port = flags.http ? parsePort(flags.port, command) : 0;
+  // Checked before the database is opened: a payment set-up that cannot work must not start.
+  const payments = setUpPayments(
+    flags,
+    process.env,
+    flags.publicUrl ?? `http://${flags.host.includes(':') ? `[${flags.host}]` : flags.host}:${port}`,
+    logger,
+  );
   const options = storeOptions(flags);
   const store = await openStore(flags.db, options);
   logger.info({ database: describeDatabase(flags.db) }, 'opened the database');
+  // Connections check out through the provider; the webhooks, the console and the sweeper use the store itself.
+  const shopStore = withPayments(store, payments.provider, { logger });
   const stopSweeper = startSweeper(store, parseDuration(flags.sweepInterval), logger);
   const brandNew = demo && (await store.isEmpty());
   if (brandNew) {
@@ -255,7 +278,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
     logger.info({ ...result }, 'loaded the demo catalog into a brand-new database');
   }
   if (flags.stdio) {
-    await serveStdio(store, channel, Boolean(flags.admin), logger);
+    await serveStdio(shopStore, channel, Boolean(flags.admin), logger);
     await stopSweeper();
     await store.close();
     return;
@@ -265,7 +288,7 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
     ? await openConsole(flags.db, store, logger, flags.publicUrl)
     : undefined;
   const server = await serveHttp(
-    store,
+    shopStore,
     {
       host: flags.host,
       port,
@@ -285,6 +308,9 @@ async function serve(flags: StoreFlags & ServeFlags, demo: boolean, command: Com
       maxConnections: Number(flags.maxConnections),
       version: VERSION,
       console: merchantConsole?.handle,
+      payments: {
+        router: paymentRoutes({ store, clock: options.clock, logger, ...payments.webhooks }),
+      },
       ...(flags.publicUrl ? { publicUrl: flags.publicUrl } : {}),
       trustProxy: trustProxyHops(flags.trustProxy),
     },

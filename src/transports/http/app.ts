@@ -63,6 +63,8 @@ export interface HttpOptions {
   keepAliveTimeoutMs?: number;
   /** The merchant console (src/console/), mounted at /console behind the same Host/Origin checks. */
   console?: { router: RequestHandler };
+  /** The payment webhooks and return page (src/payments/), at /payments: signed by the provider, no bearer token. */
+  payments?: { router: RequestHandler };
   /**
    * The origin clients reach this server at (--public-url), naming the OAuth issuer and resource. Required
    * beyond loopback when auth is on; on loopback it defaults to the address served.
@@ -217,6 +219,14 @@ export async function serveHttp(
     });
   });
   app.use(guard);
+  // Payment webhooks: the provider's signature is the credential, so no bearer token; close() waits for them too.
+  if (options.payments) {
+    const router = options.payments.router;
+    app.use('/payments', (req, res, next) => {
+      track(req, res);
+      router(req, res, next);
+    });
+  }
   // GET (the session's stream), DELETE and other methods; every POST is mcp-post.ts's. First, so requests on
   // /mcp do not walk the OAuth router's routes.
   app.all('/mcp', requireIdentity(authenticate, logger), (req: Request, res: Response) =>

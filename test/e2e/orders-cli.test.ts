@@ -5,13 +5,14 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import { ROOT, runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/sqlite.js';
+import { tempDir } from '../helpers/temp.js';
 
 const DEMO = join(ROOT, 'examples/demo-catalog.json');
 
 describe('stocklock channel, orders and order', () => {
   it('sets modes, lists orders, confirms and cancels them, and the books balance', async () => {
-    const db = join(tempDir(), 'shop.db');
+    const dir = tempDir();
+    const db = join(dir.dir, 'shop.db');
     expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
     expect(runCli(['channel', 'set', 'telegram', '--checkout', 'payment', '--db', db]).stdout).toContain(
       'Channel "telegram" checks out in payment mode',
@@ -64,5 +65,6 @@ describe('stocklock channel, orders and order', () => {
     expect(stock).toMatchObject([{ on_hand: 1, reserved: 0 }]);
     const audit = runCli(['audit', '--db', db]);
     expect(audit.stdout).toContain('OK: every invariant holds');
+    dir.remove();
   });
 });

@@ -5,17 +5,8 @@ import { ManualClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS, DEFAULT_PAYMENT_WINDOW_MS, iso, type Limits } from '../../src/domain/rules.js';
 import type { CallContext } from '../../src/domain/types.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
-import {
-  admin,
-  CATALOG,
-  expectAuditOk,
-  expectStockError,
-  level,
-  type MakeStore,
-  T0,
-  TTL,
-  web,
-} from './contract.js';
+import { CONTRACT_CATALOG as CATALOG } from '../helpers/catalog.js';
+import { admin, expectAuditOk, expectStockError, level, type MakeStore, T0, TTL, web } from './contract.js';
 
 const WINDOW = DEFAULT_PAYMENT_WINDOW_MS;
 /** An OAuth shopper on claude, a channel an OAuth host signs in as: it checks out with payment by default. */

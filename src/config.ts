@@ -5,6 +5,7 @@ import {
   DEFAULT_LIMITS,
   MAX_PAYMENT_WINDOW_MS,
   MAX_RESERVATION_TTL_MS,
+  maxHoldOf,
   parseDuration,
 } from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
@@ -13,6 +14,7 @@ import type { StoreOptions } from './storage/store.js';
 export interface StoreFlags {
   db: string;
   reservationTtl?: string;
+  maxHold?: string;
   lockTimeout?: string;
   synchronous?: 'FULL' | 'NORMAL';
   groupCommit?: 'on' | 'off';
@@ -40,6 +42,18 @@ const DEFAULTS = {
 function boundedDuration(text: string, flag: string, maxMs: number): number {
   const ms = parseDuration(text);
   if (ms > maxMs) throw new Error(`${flag} must be at most ${maxMs / 86_400_000} days, got "${text}"`);
+  return ms;
+}
+
+/** --max-hold: unset, the default (or the TTL when longer); set, never shorter than the TTL. */
+function maxHold(text: string | undefined, reservationTtlMs: number): number {
+  if (text === undefined) return maxHoldOf({ reservationTtlMs });
+  const ms = boundedDuration(text, '--max-hold', MAX_RESERVATION_TTL_MS);
+  if (ms < reservationTtlMs) {
+    throw new Error(
+      `--max-hold (${text}) must be at least --reservation-ttl (${reservationTtlMs / 1_000}s): a cart could not hold for even one TTL`,
+    );
+  }
   return ms;
 }
 
@@ -97,6 +111,12 @@ export function addStoreOptions(command: Command): Command {
         .default(DEFAULTS.reservationTtl),
     )
     .addOption(
+      new Option(
+        '--max-hold <duration>',
+        'longest a cart holds stock from its first hold, however often it is added to (default 1h, or the TTL when that is longer)',
+      ).env('STOCKLOCK_MAX_HOLD'),
+    )
+    .addOption(
       new Option('--max-line-quantity <n>', 'most units of one SKU per cart')
         .env('STOCKLOCK_MAX_LINE_QUANTITY')
         .default(DEFAULTS.maxLineQuantity),
@@ -136,9 +156,11 @@ export function addStoreOptions(command: Command): Command {
 
 export function storeOptions(given: StoreFlags): StoreOptions {
   const flags = { ...DEFAULTS, ...given };
+  const reservationTtlMs = boundedDuration(flags.reservationTtl, '--reservation-ttl', MAX_RESERVATION_TTL_MS);
   return {
     clock: systemClock,
-    reservationTtlMs: boundedDuration(flags.reservationTtl, '--reservation-ttl', MAX_RESERVATION_TTL_MS),
+    reservationTtlMs,
+    maxHoldMs: maxHold(flags.maxHold, reservationTtlMs),
     lockTimeoutMs: parseDuration(flags.lockTimeout),
     synchronous: flags.synchronous,
     groupCommit: flags.groupCommit !== 'off',

@@ -25,6 +25,11 @@ import type { OAuthStore } from './oauth.js';
 export interface StoreOptions {
   clock: Clock;
   reservationTtlMs: number;
+  /**
+   * The longest a cart holds stock from its first hold, however often it is added to; at least the TTL.
+   * Unset: one hour, or the TTL when that is longer.
+   */
+  maxHoldMs?: number;
   limits: Limits;
   /** How long a stock write may wait for the lock before it is refused with STORE_BUSY. */
   lockTimeoutMs: number;

@@ -13,6 +13,7 @@ export type MakeStore = (options: StoreOptions) => Promise<InventoryStore>;
 
 export interface HarnessOptions {
   reservationTtlMs?: number;
+  maxHoldMs?: number;
   limits?: Partial<Limits>;
   lockTimeoutMs?: number;
   /** Import CONTRACT_CATALOG first (default true). */
@@ -84,6 +85,7 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       const options: StoreOptions = {
         clock,
         reservationTtlMs: opts.reservationTtlMs ?? TTL,
+        ...(opts.maxHoldMs === undefined ? {} : { maxHoldMs: opts.maxHoldMs }),
         limits: { ...DEFAULT_LIMITS, ...opts.limits },
         lockTimeoutMs: opts.lockTimeoutMs ?? 2_000,
       };
@@ -736,6 +738,43 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         expect((await store.getCart(web, cart.cart_id)).status).toBe('open');
         clock.advance(1);
         expect((await store.getCart(web, cart.cart_id)).status).toBe('expired');
+        await expectAuditOk(store);
+      });
+
+      it('never moves expires_at past the first hold plus the max hold: a hold at the cap cannot be renewed', async () => {
+        const maxHold = 60 * 60_000;
+        const { store, clock } = await setup({ limits: { maxHolderReserved: 2 }, maxHoldMs: maxHold });
+        const alice: CallContext = { channel: 'web', holder: 'grant_alice' };
+        const cart = await store.addToCart(alice, { sku: 'MUG', quantity: 2 });
+        // At its cap, the holder adds an untracked item and releases it, every 10 minutes.
+        for (let minute = 10; minute < 60; minute += 10) {
+          clock.advance(10 * 60_000);
+          const renewed = await store.addToCart(alice, { sku: 'EBOOK', quantity: 1, cartId: cart.cart_id });
+          expect(renewed.expires_at).toBe(iso(Math.min(T0 + minute * 60_000 + TTL, T0 + maxHold)));
+          await store.releaseCart(alice, { cartId: cart.cart_id, sku: 'EBOOK' });
+        }
+        clock.advance(10 * 60_000);
+        expect((await store.getCart(alice, cart.cart_id)).status).toBe('expired');
+        expect(await level(store, 'MUG')).toMatchObject({ available: 5 });
+        const before = await snapshot(store);
+        await expectStockError(
+          store.addToCart(alice, { sku: 'EBOOK', quantity: 1, cartId: cart.cart_id }),
+          'LIMIT_EXCEEDED',
+          { cap: 'max_hold', limit: maxHold },
+        );
+        expect(await snapshot(store)).toEqual(before);
+        // The units are free for anyone; the holder may still start a new cart.
+        await store.addToCart(bot, { sku: 'MUG', quantity: 5 });
+        await expectAuditOk(store);
+      });
+
+      it('reviving an expired cart does not restart its max hold', async () => {
+        const { store, clock } = await setup({ maxHoldMs: 30 * 60_000 });
+        const cart = await store.addToCart(web, { sku: 'MUG', quantity: 1 });
+        clock.advance(TTL + 60_000);
+        const revived = await store.addToCart(web, { sku: 'MUG', quantity: 1, cartId: cart.cart_id });
+        expect(revived).toMatchObject({ status: 'open', expires_at: iso(T0 + 30 * 60_000) });
+        expect(revived.created_at).toBe(iso(T0));
         await expectAuditOk(store);
       });
 

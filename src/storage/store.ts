@@ -85,8 +85,11 @@ export interface CancelOrderInput {
   orderId: string;
   /** A paid order: return its units to on-hand (`return`); without, they stay written off. */
   restock: boolean;
-  /** Default `merchant`; `payment_expired` (a provider's session ran out) cancels only an unpaid order. */
-  reason?: 'merchant' | 'payment_expired';
+  /**
+   * Default `merchant`; `payment_expired` (a provider's session ran out) and `grant_revoked` (its shopper's
+   * sign-in was revoked) cancel only an unpaid order.
+   */
+  reason?: 'merchant' | 'payment_expired' | 'grant_revoked';
 }
 
 /** What a payment provider gave for an order, stored after the order committed. */

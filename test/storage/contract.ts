@@ -715,6 +715,74 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         await expectAuditOk(store);
       });
 
+      it('revoking a grant puts what it held back on sale: its carts released, its unpaid orders cancelled', async () => {
+        const { store, clock } = await setup();
+        const { oauth } = store;
+        await oauth.saveClient({
+          client_id: 'cli_a',
+          kind: 'dcr',
+          metadata: JSON.stringify({ client_name: 'Shop', redirect_uris: [] }),
+          secret_hash: null,
+          created_at: T0,
+          fetched_at: T0,
+        });
+        await oauth.saveCode({
+          code_hash: 'code_hash_1',
+          client_id: 'cli_a',
+          redirect_uri: 'https://shop.example/callback',
+          code_challenge: 'x'.repeat(43),
+          scope: 'stock:shop',
+          resource: 'http://127.0.0.1:1/mcp',
+          channel: 'web',
+          created_at: T0,
+          expires_at: T0 + 300_000,
+          used_at: null,
+          grant_id: null,
+        });
+        const grant = {
+          id: 'grt_revoked',
+          client_id: 'cli_a',
+          channel: 'web',
+          scope: 'stock:shop',
+          resource: 'http://127.0.0.1:1/mcp',
+          redirect_host: 'shop.example',
+        };
+        const tokens = {
+          access_hash: 'access_hash_1',
+          access_expires_at: T0 + 3_600_000,
+          refresh_hash: 'refresh_hash_1',
+          refresh_expires_at: T0 + 86_400_000,
+        };
+        expect(await oauth.redeemCode('code_hash_1', T0, grant, tokens)).toBe('issued');
+        const shopper: CallContext = { channel: 'web', holder: grant.id };
+        await store.setCheckoutMode('web', 'payment');
+        const paying = await store.addToCart(shopper, { sku: 'MUG', quantity: 2 });
+        const order = await store.checkout(shopper, { cartId: paying.cart_id });
+        expect(order.status).toBe('awaiting_payment');
+        const open = await store.addToCart(shopper, { sku: 'MUG', quantity: 3 });
+        await store.addToCart(shopper, { sku: 'EBOOK', quantity: 1, cartId: open.cart_id });
+        // An expired cart whose holds no sweep has freed yet is released too.
+        const stale = await store.addToCart(shopper, { sku: 'TSHIRT-M', quantity: 1 });
+        clock.advance(TTL / 3);
+        await store.addToCart(shopper, { sku: 'TSHIRT-M', quantity: 1, cartId: open.cart_id });
+        clock.advance(TTL - TTL / 3);
+        expect((await store.getCart(shopper, stale.cart_id)).status).toBe('expired');
+        expect(await level(store, 'MUG')).toMatchObject({ available: 0 });
+
+        expect(await oauth.revokeGrant(grant.id, T0 + TTL, 'revoked by token revoke')).toBe(true);
+        expect(await level(store, 'MUG')).toMatchObject({ on_hand: 5, reserved: 0, available: 5 });
+        expect(await level(store, 'TSHIRT-M')).toMatchObject({ reserved: 0 });
+        for (const cart of [open, stale]) {
+          expect((await store.getCart(shopper, cart.cart_id)).status).toBe('released');
+        }
+        expect(await store.getOrder(shopper, order.order_id)).toMatchObject({
+          status: 'cancelled',
+          cancel_reason: 'grant_revoked',
+        });
+        await store.addToCart(bot, { sku: 'MUG', quantity: 5 });
+        await expectAuditOk(store);
+      });
+
       it('leaves a static token (no holder) to the channel cap alone', async () => {
         const { store } = await setup({ limits: { maxHolderReserved: 1 } });
         await store.addToCart(web, { sku: 'TSHIRT-M', quantity: 5 });

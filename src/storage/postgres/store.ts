@@ -118,7 +118,7 @@ export class PostgresStore extends StockStore implements InventoryStore {
   ) {
     super();
     this.reader = new PostgresReader((statement, values) => this.query(statement, values));
-    this.oauth = postgresOAuthStore(pool);
+    this.oauth = this.releasingOnRevoke(postgresOAuthStore(pool));
   }
 
   // ---------------------------------------------------------------- the write path

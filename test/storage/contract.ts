@@ -72,6 +72,49 @@ export async function snapshot(
   return Object.fromEntries(levels.map((l) => [l.sku, [l.on_hand, l.reserved, l.available]]));
 }
 
+/** A grant made by a real code exchange (client, code, redemption): returns it and the code's hash. */
+async function signIn(store: InventoryStore, grantId: string) {
+  const { oauth } = store;
+  const codeHash = `code_${grantId}`;
+  await oauth.saveClient({
+    client_id: 'cli_a',
+    kind: 'dcr',
+    metadata: JSON.stringify({ client_name: 'Shop', redirect_uris: [] }),
+    secret_hash: null,
+    created_at: T0,
+    fetched_at: T0,
+  });
+  await oauth.saveCode({
+    code_hash: codeHash,
+    client_id: 'cli_a',
+    redirect_uri: 'https://shop.example/callback',
+    code_challenge: 'x'.repeat(43),
+    scope: 'stock:shop',
+    resource: 'http://127.0.0.1:1/mcp',
+    channel: 'web',
+    created_at: T0,
+    expires_at: T0 + 300_000,
+    used_at: null,
+    grant_id: null,
+  });
+  const grant = {
+    id: grantId,
+    client_id: 'cli_a',
+    channel: 'web',
+    scope: 'stock:shop',
+    resource: 'http://127.0.0.1:1/mcp',
+    redirect_host: 'shop.example',
+  };
+  const tokens = {
+    access_hash: `access_${grantId}`,
+    access_expires_at: T0 + 3_600_000,
+    refresh_hash: `refresh_${grantId}`,
+    refresh_expires_at: T0 + 86_400_000,
+  };
+  expect(await oauth.redeemCode(codeHash, T0, grant, tokens)).toBe('issued');
+  return { ...grant, codeHash };
+}
+
 export function describeStoreContract(name: string, makeStore: MakeStore): void {
   describe(`InventoryStore contract: ${name}`, () => {
     const open: InventoryStore[] = [];
@@ -718,42 +761,7 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       it('revoking a grant puts what it held back on sale: its carts released, its unpaid orders cancelled', async () => {
         const { store, clock } = await setup();
         const { oauth } = store;
-        await oauth.saveClient({
-          client_id: 'cli_a',
-          kind: 'dcr',
-          metadata: JSON.stringify({ client_name: 'Shop', redirect_uris: [] }),
-          secret_hash: null,
-          created_at: T0,
-          fetched_at: T0,
-        });
-        await oauth.saveCode({
-          code_hash: 'code_hash_1',
-          client_id: 'cli_a',
-          redirect_uri: 'https://shop.example/callback',
-          code_challenge: 'x'.repeat(43),
-          scope: 'stock:shop',
-          resource: 'http://127.0.0.1:1/mcp',
-          channel: 'web',
-          created_at: T0,
-          expires_at: T0 + 300_000,
-          used_at: null,
-          grant_id: null,
-        });
-        const grant = {
-          id: 'grt_revoked',
-          client_id: 'cli_a',
-          channel: 'web',
-          scope: 'stock:shop',
-          resource: 'http://127.0.0.1:1/mcp',
-          redirect_host: 'shop.example',
-        };
-        const tokens = {
-          access_hash: 'access_hash_1',
-          access_expires_at: T0 + 3_600_000,
-          refresh_hash: 'refresh_hash_1',
-          refresh_expires_at: T0 + 86_400_000,
-        };
-        expect(await oauth.redeemCode('code_hash_1', T0, grant, tokens)).toBe('issued');
+        const grant = await signIn(store, 'grt_revoked');
         const shopper: CallContext = { channel: 'web', holder: grant.id };
         await store.setCheckoutMode('web', 'payment');
         const paying = await store.addToCart(shopper, { sku: 'MUG', quantity: 2 });
@@ -780,6 +788,24 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           cancel_reason: 'grant_revoked',
         });
         await store.addToCart(bot, { sku: 'MUG', quantity: 5 });
+        await expectAuditOk(store);
+      });
+
+      it("a code redeemed twice revokes its grant, and the grant's carts are released", async () => {
+        const { store } = await setup();
+        const grant = await signIn(store, 'grt_copied');
+        const shopper: CallContext = { channel: 'web', holder: grant.id };
+        const cart = await store.addToCart(shopper, { sku: 'MUG', quantity: 5 });
+        const again = { ...grant, id: 'grt_other' };
+        const tokens = {
+          access_hash: 'a2',
+          access_expires_at: T0 + 1,
+          refresh_hash: 'r2',
+          refresh_expires_at: T0 + 1,
+        };
+        expect(await store.oauth.redeemCode(grant.codeHash, T0 + 1, again, tokens)).toBe('reused');
+        expect((await store.getCart(shopper, cart.cart_id)).status).toBe('released');
+        expect(await level(store, 'MUG')).toMatchObject({ reserved: 0, available: 5 });
         await expectAuditOk(store);
       });
 

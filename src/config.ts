@@ -6,6 +6,7 @@ import {
   DEFAULT_LIMITS,
   MAX_PAYMENT_WINDOW_MS,
   MAX_RESERVATION_TTL_MS,
+  maxHoldOf,
   parseDuration,
 } from './domain/rules.js';
 import type { StoreOptions } from './storage/store.js';
@@ -14,6 +15,7 @@ import type { StoreOptions } from './storage/store.js';
 export interface StoreFlags {
   db: string;
   reservationTtl?: string;
+  maxHold?: string;
   lockTimeout?: string;
   synchronous?: 'FULL' | 'NORMAL';
   maxLineQuantity?: string;
@@ -88,6 +90,18 @@ function boundedDuration(text: string, flag: string, maxMs: number): number {
   return ms;
 }
 
+/** --max-hold: unset, the default (or the TTL when longer); set, never shorter than the TTL. */
+function maxHold(text: string | undefined, reservationTtlMs: number): number {
+  if (text === undefined) return maxHoldOf({ reservationTtlMs });
+  const ms = boundedDuration(text, '--max-hold', MAX_RESERVATION_TTL_MS);
+  if (ms < reservationTtlMs) {
+    throw new Error(
+      `--max-hold (${text}) must be at least --reservation-ttl (${reservationTtlMs / 1_000}s): a cart could not hold for even one TTL`,
+    );
+  }
+  return ms;
+}
+
 function positiveInteger(text: string, flag: string): number {
   const value = Number(text);
   if (!Number.isSafeInteger(value) || value < 1)
@@ -128,6 +142,12 @@ export function addStoreOptions(command: Command): Command {
       new Option('--reservation-ttl <duration>', 'how long add_to_cart holds stock (90s, 15m, 2h or seconds)')
         .env('STOCKLOCK_RESERVATION_TTL')
         .default(DEFAULTS.reservationTtl),
+    )
+    .addOption(
+      new Option(
+        '--max-hold <duration>',
+        'longest a cart holds stock from its first hold, however often it is added to (default 1h, or the TTL when that is longer)',
+      ).env('STOCKLOCK_MAX_HOLD'),
     )
     .addOption(
       new Option('--max-line-quantity <n>', 'most units of one SKU per cart')
@@ -186,9 +206,11 @@ function rateLimits(flags: StoreFlags): RateLimits {
 
 export function storeOptions(given: StoreFlags): StoreOptions {
   const flags = { ...DEFAULTS, ...given };
+  const reservationTtlMs = boundedDuration(flags.reservationTtl, '--reservation-ttl', MAX_RESERVATION_TTL_MS);
   return {
     clock: systemClock,
-    reservationTtlMs: boundedDuration(flags.reservationTtl, '--reservation-ttl', MAX_RESERVATION_TTL_MS),
+    reservationTtlMs,
+    maxHoldMs: maxHold(flags.maxHold, reservationTtlMs),
     lockTimeoutMs: parseDuration(flags.lockTimeout),
     synchronous: flags.synchronous,
     limits: {

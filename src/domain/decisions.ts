@@ -1,7 +1,17 @@
 // The stock decisions, written once: each takes the rows a store read under its locks and the time, and returns
 // the writes (and the result) or throws the refusal. No SQL, no I/O: stores load, call, and apply.
 import { refuse, type ShortLine } from './errors.js';
-import { assertCartCaps, assertChannelCap, assertHolderCap, type Limits, MAX_STOCK, newId } from './rules.js';
+import {
+  assertCartCaps,
+  assertChannelCap,
+  assertHolderCap,
+  assertHoldLeft,
+  holdExpiry,
+  type Limits,
+  MAX_STOCK,
+  maxHoldOf,
+  newId,
+} from './rules.js';
 import type { ProductInput } from './types.js';
 import { type CartRow, effectiveStatus, type LineRow, type ProductRow } from './views.js';
 import { type Hold, type StoredLine, Writes } from './writes.js';
@@ -97,6 +107,8 @@ export function holdLines(writes: Writes, freed: Set<string>, h: HoldLines): num
 export interface AddToCartState {
   now: number;
   ttlMs: number;
+  /** How long a cart may hold from its first hold (its creation); never shorter than the TTL. */
+  maxHoldMs: number;
   limits: Limits;
   channel: string;
   sku: string;
@@ -115,7 +127,7 @@ export interface AddToCartState {
 
 export interface AddToCartDecision {
   writes: Writes;
-  /** The cart after the call: new, or the existing one open again until now + TTL. */
+  /** The cart after the call: new, or the existing one open again until now + TTL (at most its max hold). */
   cart: StoredCart;
   isNew: boolean;
   /** Added to the cart's line for this SKU (inserted if it has none). */
@@ -127,7 +139,7 @@ export interface AddToCartDecision {
 
 /** What an add_to_cart decides on, but for the expired holds (addToCartHoldSkus names the SKUs to read). */
 export function addToCartInputs(
-  call: { now: number; channel: string; ttlMs: number; limits: Limits },
+  call: { now: number; channel: string; ttlMs: number; maxHoldMs?: number; limits: Limits },
   input: { sku: string; quantity: number; cartId?: string },
   read: {
     cart: StoredCart | undefined;
@@ -136,7 +148,8 @@ export function addToCartInputs(
   },
 ): Omit<AddToCartState, 'expired'> {
   const { sku, quantity, cartId } = input;
-  return { ...call, sku, quantity, cartId, ...read, newCartId: newId('cart_') };
+  const maxHoldMs = maxHoldOf({ reservationTtlMs: call.ttlMs, maxHoldMs: call.maxHoldMs });
+  return { ...call, maxHoldMs, sku, quantity, cartId, ...read, newCartId: newId('cart_') };
 }
 
 /** SKUs whose expired holds an add_to_cart may free: the product added, and every short line's. */
@@ -175,6 +188,8 @@ export function decideAddToCart(state: AddToCartState): AddToCartDecision {
     if (cart.currency !== null && cart.currency !== added.currency) {
       throw refuse.currencyMismatch(added.sku, added.currency, cart.currency);
     }
+    // Reviving does not start the max hold again: it runs from the cart's first hold.
+    assertHoldLeft(cart.id, cart.created_at, now, state.maxHoldMs);
     reviving = effectiveStatus(cart, now) === 'expired';
     // Reviving holds every line again; a live cart holds again any line that lost its hold (a server whose
     // clock ran ahead freed it), so an open cart never shows a line that holds nothing.
@@ -216,7 +231,7 @@ export function decideAddToCart(state: AddToCartState): AddToCartDecision {
       status: 'open',
       currency: added.currency,
       updated_at: now,
-      expires_at: now + state.ttlMs,
+      expires_at: holdExpiry(cart.created_at, now, state.ttlMs, state.maxHoldMs),
     };
   }
   return {

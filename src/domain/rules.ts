@@ -33,6 +33,22 @@ export const DEFAULT_LIMITS: Limits = {
 
 export const DEFAULT_RESERVATION_TTL_MS = 15 * 60_000;
 
+/** One hour: the longest a cart holds stock from its first hold, however often it is added to. */
+export const DEFAULT_MAX_HOLD_MS = 60 * 60_000;
+
+/** The max hold a store decides by: the one set, else the default or the TTL when that is longer. */
+export function maxHoldOf(options: { reservationTtlMs: number; maxHoldMs?: number }): number {
+  return options.maxHoldMs ?? Math.max(DEFAULT_MAX_HOLD_MS, options.reservationTtlMs);
+}
+
+/**
+ * A cart's expiry after a write at `now`: now + TTL, but never past its first hold (`createdAt`, a cart is made
+ * by its first add) plus the max hold, so adding and releasing lines cannot keep stock held forever.
+ */
+export function holdExpiry(createdAt: number, now: number, ttlMs: number, maxHoldMs: number): number {
+  return Math.min(now + ttlMs, createdAt + maxHoldMs);
+}
+
 /** How long an order in a payment channel may await its payment before its units go back on sale. */
 export const DEFAULT_PAYMENT_WINDOW_MS = 30 * 60_000;
 
@@ -65,6 +81,22 @@ export function assertCartCaps(limits: Limits, lineQuantity: number, cartUnits: 
       `At most ${limits.maxCartQuantity} units per cart; this cart would have ${cartUnits}.`,
     );
   }
+}
+
+/** Refuses adding to a cart held since `createdAt` once its max hold has run out (it could hold nothing more). */
+export function assertHoldLeft(cartId: string, createdAt: number, now: number, maxHoldMs: number): void {
+  if (createdAt + maxHoldMs > now) return;
+  throw refuse.limit(
+    'max_hold',
+    maxHoldMs,
+    `Cart "${cartId}" has held stock for the longest allowed (${formatDuration(maxHoldMs)}) and takes no more items. Check it out, or start a new cart with add_to_cart.`,
+  );
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${Math.ceil(ms / 1_000)} s`;
 }
 
 /** Refuses adding units when the channel's live holds (`held`, before this call) would pass its cap. */

@@ -26,6 +26,11 @@ import type { OAuthStore } from './oauth.js';
 export interface StoreOptions {
   clock: Clock;
   reservationTtlMs: number;
+  /**
+   * The longest a cart holds stock from its first hold, however often it is added to; at least the TTL.
+   * Unset: one hour, or the TTL when that is longer.
+   */
+  maxHoldMs?: number;
   limits: Limits;
   /** How long a stock write may wait for the lock before it is refused with STORE_BUSY. */
   lockTimeoutMs: number;
@@ -85,8 +90,11 @@ export interface CancelOrderInput {
   orderId: string;
   /** A paid order: return its units to on-hand (`return`); without, they stay written off. */
   restock: boolean;
-  /** Default `merchant`; `payment_expired` (a provider's session ran out) cancels only an unpaid order. */
-  reason?: 'merchant' | 'payment_expired';
+  /**
+   * Default `merchant`; `payment_expired` (a provider's session ran out) and `grant_revoked` (its shopper's
+   * sign-in was revoked) cancel only an unpaid order.
+   */
+  reason?: 'merchant' | 'payment_expired' | 'grant_revoked';
 }
 
 /** What a payment provider gave for an order, stored after the order committed. */

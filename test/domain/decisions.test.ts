@@ -20,6 +20,7 @@ import { type Hold, type StoredLine, Writes } from '../../src/domain/writes.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12);
 const TTL = 15 * 60_000;
+const MAX_HOLD = 60 * 60_000;
 
 function row(sku: string, onHand: number, reserved = 0, extra: Partial<ProductRow> = {}): ProductRow {
   return {
@@ -61,6 +62,7 @@ function add(over: Partial<AddToCartState>): AddToCartState {
   return {
     now: NOW,
     ttlMs: TTL,
+    maxHoldMs: MAX_HOLD,
     limits: DEFAULT_LIMITS,
     channel: 'web',
     sku: 'A',
@@ -196,6 +198,60 @@ describe('decideAddToCart', () => {
       ['reserve', 'B', 'c1', 2, 'cart revived'],
       ['reserve', 'A', 'c1', 1, null],
     ]);
+  });
+
+  // A cart first held at `created`; what an add at NOW makes of its expiry (TTL 15 min, max hold 1 h).
+  it.each([
+    ['a young cart moves to now + TTL', NOW - 10 * 60_000, NOW + 60_000, NOW + TTL],
+    [
+      'near its max hold, never past first hold + max hold',
+      NOW - 50 * 60_000,
+      NOW + 60_000,
+      NOW + 10 * 60_000,
+    ],
+    ['revived, the max hold still runs from the first hold', NOW - 55 * 60_000, NOW - 1, NOW + 5 * 60_000],
+    [
+      'at its max hold, refused',
+      NOW - MAX_HOLD,
+      NOW - 1,
+      { code: 'LIMIT_EXCEEDED', cap: 'max_hold', limit: MAX_HOLD },
+    ],
+    [
+      'live but past its max hold by a longer TTL elsewhere, refused',
+      NOW - MAX_HOLD - 1,
+      NOW + 60_000,
+      { code: 'LIMIT_EXCEEDED', cap: 'max_hold', limit: MAX_HOLD },
+    ],
+  ])('max hold: %s', (_name, created, expiresAt, expected) => {
+    const state = add({
+      cart: cart('c1', expiresAt, { created_at: created }),
+      cartId: 'c1',
+      lines: [line('A', 1)],
+      products: products(row('A', 5, 1)),
+    });
+    if (typeof expected === 'number') expect(decideAddToCart(state).cart.expires_at).toBe(expected);
+    else expectOutcome(() => decideAddToCart(state), expected);
+  });
+
+  // Untracked lines hold nothing, but a cart's caps count units, tracked or not.
+  it.each([
+    ['an untracked line over the per-line cap', [line('E', 100, 0)], 'E', { cap: 'per_line' }],
+    [
+      'untracked lines filling the cart',
+      [line('E', 100, 0), line('F', 100, 0), line('G', 100, 0), line('H', 100, 0), line('I', 100, 0)],
+      'A',
+      { cap: 'per_cart' },
+    ],
+  ])('cart caps: %s', (_name, lines, sku, details) => {
+    const untracked = ['E', 'F', 'G', 'H', 'I'].map((s) => row(s, 0, 0, { track_stock: 0 }));
+    const state = add({
+      cart: live,
+      cartId: 'c1',
+      sku,
+      lines,
+      products: products(row('A', 5), ...untracked),
+    });
+    expectOutcome(() => decideAddToCart(state), { code: 'LIMIT_EXCEEDED', ...details });
   });
 
   it.each([

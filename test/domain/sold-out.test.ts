@@ -37,6 +37,7 @@ function locked(product: ProductRow | undefined, quantity: number, expired: Hold
     decideAddToCart({
       now: NOW,
       ttlMs: 60_000,
+      maxHoldMs: 3_600_000,
       limits: LIMITS,
       channel: 'web',
       sku: 'A',

@@ -13,6 +13,7 @@ export type MakeStore = (options: StoreOptions) => Promise<InventoryStore>;
 
 export interface HarnessOptions {
   reservationTtlMs?: number;
+  maxHoldMs?: number;
   limits?: Partial<Limits>;
   lockTimeoutMs?: number;
   /** Import CONTRACT_CATALOG first (default true). */
@@ -71,6 +72,49 @@ export async function snapshot(
   return Object.fromEntries(levels.map((l) => [l.sku, [l.on_hand, l.reserved, l.available]]));
 }
 
+/** A grant made by a real code exchange (client, code, redemption): returns it and the code's hash. */
+async function signIn(store: InventoryStore, grantId: string) {
+  const { oauth } = store;
+  const codeHash = `code_${grantId}`;
+  await oauth.saveClient({
+    client_id: 'cli_a',
+    kind: 'dcr',
+    metadata: JSON.stringify({ client_name: 'Shop', redirect_uris: [] }),
+    secret_hash: null,
+    created_at: T0,
+    fetched_at: T0,
+  });
+  await oauth.saveCode({
+    code_hash: codeHash,
+    client_id: 'cli_a',
+    redirect_uri: 'https://shop.example/callback',
+    code_challenge: 'x'.repeat(43),
+    scope: 'stock:shop',
+    resource: 'http://127.0.0.1:1/mcp',
+    channel: 'web',
+    created_at: T0,
+    expires_at: T0 + 300_000,
+    used_at: null,
+    grant_id: null,
+  });
+  const grant = {
+    id: grantId,
+    client_id: 'cli_a',
+    channel: 'web',
+    scope: 'stock:shop',
+    resource: 'http://127.0.0.1:1/mcp',
+    redirect_host: 'shop.example',
+  };
+  const tokens = {
+    access_hash: `access_${grantId}`,
+    access_expires_at: T0 + 3_600_000,
+    refresh_hash: `refresh_${grantId}`,
+    refresh_expires_at: T0 + 86_400_000,
+  };
+  expect(await oauth.redeemCode(codeHash, T0, grant, tokens)).toBe('issued');
+  return { ...grant, codeHash };
+}
+
 export function describeStoreContract(name: string, makeStore: MakeStore): void {
   describe(`InventoryStore contract: ${name}`, () => {
     const open: InventoryStore[] = [];
@@ -84,6 +128,7 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       const options: StoreOptions = {
         clock,
         reservationTtlMs: opts.reservationTtlMs ?? TTL,
+        ...(opts.maxHoldMs === undefined ? {} : { maxHoldMs: opts.maxHoldMs }),
         limits: { ...DEFAULT_LIMITS, ...opts.limits },
         lockTimeoutMs: opts.lockTimeoutMs ?? 2_000,
       };
@@ -713,6 +758,57 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         await expectAuditOk(store);
       });
 
+      it('revoking a grant puts what it held back on sale: its carts released, its unpaid orders cancelled', async () => {
+        const { store, clock } = await setup();
+        const { oauth } = store;
+        const grant = await signIn(store, 'grt_revoked');
+        const shopper: CallContext = { channel: 'web', holder: grant.id };
+        await store.setCheckoutMode('web', 'payment');
+        const paying = await store.addToCart(shopper, { sku: 'MUG', quantity: 2 });
+        const order = await store.checkout(shopper, { cartId: paying.cart_id });
+        expect(order.status).toBe('awaiting_payment');
+        const open = await store.addToCart(shopper, { sku: 'MUG', quantity: 3 });
+        await store.addToCart(shopper, { sku: 'EBOOK', quantity: 1, cartId: open.cart_id });
+        // An expired cart whose holds no sweep has freed yet is released too.
+        const stale = await store.addToCart(shopper, { sku: 'TSHIRT-M', quantity: 1 });
+        clock.advance(TTL / 3);
+        await store.addToCart(shopper, { sku: 'TSHIRT-M', quantity: 1, cartId: open.cart_id });
+        clock.advance(TTL - TTL / 3);
+        expect((await store.getCart(shopper, stale.cart_id)).status).toBe('expired');
+        expect(await level(store, 'MUG')).toMatchObject({ available: 0 });
+
+        expect(await oauth.revokeGrant(grant.id, T0 + TTL, 'revoked by token revoke')).toBe(true);
+        expect(await level(store, 'MUG')).toMatchObject({ on_hand: 5, reserved: 0, available: 5 });
+        expect(await level(store, 'TSHIRT-M')).toMatchObject({ reserved: 0 });
+        for (const cart of [open, stale]) {
+          expect((await store.getCart(shopper, cart.cart_id)).status).toBe('released');
+        }
+        expect(await store.getOrder(shopper, order.order_id)).toMatchObject({
+          status: 'cancelled',
+          cancel_reason: 'grant_revoked',
+        });
+        await store.addToCart(bot, { sku: 'MUG', quantity: 5 });
+        await expectAuditOk(store);
+      });
+
+      it("a code redeemed twice revokes its grant, and the grant's carts are released", async () => {
+        const { store } = await setup();
+        const grant = await signIn(store, 'grt_copied');
+        const shopper: CallContext = { channel: 'web', holder: grant.id };
+        const cart = await store.addToCart(shopper, { sku: 'MUG', quantity: 5 });
+        const again = { ...grant, id: 'grt_other' };
+        const tokens = {
+          access_hash: 'a2',
+          access_expires_at: T0 + 1,
+          refresh_hash: 'r2',
+          refresh_expires_at: T0 + 1,
+        };
+        expect(await store.oauth.redeemCode(grant.codeHash, T0 + 1, again, tokens)).toBe('reused');
+        expect((await store.getCart(shopper, cart.cart_id)).status).toBe('released');
+        expect(await level(store, 'MUG')).toMatchObject({ reserved: 0, available: 5 });
+        await expectAuditOk(store);
+      });
+
       it('leaves a static token (no holder) to the channel cap alone', async () => {
         const { store } = await setup({ limits: { maxHolderReserved: 1 } });
         await store.addToCart(web, { sku: 'TSHIRT-M', quantity: 5 });
@@ -736,6 +832,43 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         expect((await store.getCart(web, cart.cart_id)).status).toBe('open');
         clock.advance(1);
         expect((await store.getCart(web, cart.cart_id)).status).toBe('expired');
+        await expectAuditOk(store);
+      });
+
+      it('never moves expires_at past the first hold plus the max hold: a hold at the cap cannot be renewed', async () => {
+        const maxHold = 60 * 60_000;
+        const { store, clock } = await setup({ limits: { maxHolderReserved: 2 }, maxHoldMs: maxHold });
+        const alice: CallContext = { channel: 'web', holder: 'grant_alice' };
+        const cart = await store.addToCart(alice, { sku: 'MUG', quantity: 2 });
+        // At its cap, the holder adds an untracked item and releases it, every 10 minutes.
+        for (let minute = 10; minute < 60; minute += 10) {
+          clock.advance(10 * 60_000);
+          const renewed = await store.addToCart(alice, { sku: 'EBOOK', quantity: 1, cartId: cart.cart_id });
+          expect(renewed.expires_at).toBe(iso(Math.min(T0 + minute * 60_000 + TTL, T0 + maxHold)));
+          await store.releaseCart(alice, { cartId: cart.cart_id, sku: 'EBOOK' });
+        }
+        clock.advance(10 * 60_000);
+        expect((await store.getCart(alice, cart.cart_id)).status).toBe('expired');
+        expect(await level(store, 'MUG')).toMatchObject({ available: 5 });
+        const before = await snapshot(store);
+        await expectStockError(
+          store.addToCart(alice, { sku: 'EBOOK', quantity: 1, cartId: cart.cart_id }),
+          'LIMIT_EXCEEDED',
+          { cap: 'max_hold', limit: maxHold },
+        );
+        expect(await snapshot(store)).toEqual(before);
+        // The units are free for anyone; the holder may still start a new cart.
+        await store.addToCart(bot, { sku: 'MUG', quantity: 5 });
+        await expectAuditOk(store);
+      });
+
+      it('reviving an expired cart does not restart its max hold', async () => {
+        const { store, clock } = await setup({ maxHoldMs: 30 * 60_000 });
+        const cart = await store.addToCart(web, { sku: 'MUG', quantity: 1 });
+        clock.advance(TTL + 60_000);
+        const revived = await store.addToCart(web, { sku: 'MUG', quantity: 1, cartId: cart.cart_id });
+        expect(revived).toMatchObject({ status: 'open', expires_at: iso(T0 + 30 * 60_000) });
+        expect(revived.created_at).toBe(iso(T0));
         await expectAuditOk(store);
       });
 

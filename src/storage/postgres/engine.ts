@@ -76,6 +76,14 @@ export class PostgresReader implements Reader {
   async tokenChannels(): Promise<string[]> {
     return (await this.query<{ channel: string }>(S.tokenChannels, [])).map((row) => row.channel);
   }
+
+  async openCartsOf(holder: string): Promise<{ id: string; channel: string }[]> {
+    return this.query<{ id: string; channel: string }>(S.openCartsOf, [holder]);
+  }
+
+  async awaitingOrdersOf(holder: string): Promise<string[]> {
+    return (await this.query<{ id: string }>(S.awaitingOrdersOf, [holder])).map((row) => row.id);
+  }
 }
 
 /** The per-channel cap a write leaves to the flush, where the channel's row is locked last. */

@@ -151,6 +151,8 @@ export const S = statements({
     ON CONFLICT (channel) DO UPDATE SET checkout = excluded.checkout, updated_at = excluded.updated_at`,
   hostRules: 'SELECT host, channel FROM oauth_hosts',
   tokenChannels: 'SELECT DISTINCT channel FROM api_tokens WHERE revoked_at IS NULL',
+  openCartsOf: "SELECT id, channel FROM carts WHERE holder = $1 AND status = 'open' ORDER BY id",
+  awaitingOrdersOf: "SELECT id FROM orders WHERE holder = $1 AND status = 'awaiting_payment' ORDER BY id",
   // Calls with one idempotency key queue here, so the second finds the first's record instead of a duplicate key.
   keyLock: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
   idempotency:

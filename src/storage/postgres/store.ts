@@ -96,7 +96,7 @@ export class PostgresStore extends StockStore implements InventoryStore {
     super();
     this.db = new WritePath(pool, options);
     this.reader = new PostgresReader((statement, values) => this.db.query(statement, values));
-    this.oauth = postgresOAuthStore(pool);
+    this.oauth = this.releasingOnRevoke(postgresOAuthStore(pool));
     this.limiter = postgresLimiters(pool);
   }
 

@@ -58,6 +58,14 @@ export class SqliteReader implements Reader {
     return (this.s.tokenChannels.all() as { channel: string }[]).map((row) => row.channel);
   }
 
+  openCartsOf(holder: string): { id: string; channel: string }[] {
+    return this.s.openCartsOf.all(holder) as { id: string; channel: string }[];
+  }
+
+  awaitingOrdersOf(holder: string): string[] {
+    return (this.s.awaitingOrdersOf.all(holder) as { id: string }[]).map((row) => row.id);
+  }
+
   cart(ctx: CallContext, cartId: string): StoredCart | undefined {
     return this.s.cart.get(cartId, ctx.channel, holderOf(ctx)) as StoredCart | undefined;
   }

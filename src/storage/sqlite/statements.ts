@@ -129,6 +129,8 @@ export function prepareStatements(db: Database.Database) {
     ),
     hostRules: q('SELECT host, channel FROM oauth_hosts'),
     tokenChannels: q('SELECT DISTINCT channel FROM api_tokens WHERE revoked_at IS NULL ORDER BY channel'),
+    openCartsOf: q("SELECT id, channel FROM carts WHERE holder = ? AND status = 'open' ORDER BY id"),
+    awaitingOrdersOf: q("SELECT id FROM orders WHERE holder = ? AND status = 'awaiting_payment' ORDER BY id"),
     idempotency: q(
       'SELECT fingerprint, result FROM idempotency_records WHERE channel = ? AND tool = ? AND key = ?',
     ),

@@ -114,7 +114,9 @@ export class SqliteStore extends StockStore implements InventoryStore {
   ) {
     super();
     const q = (sql: string) => db.prepare(sql);
-    this.oauth = sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) });
+    this.oauth = this.releasingOnRevoke(
+      sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) }),
+    );
     this.limiter = sqliteLimiters(db);
     this.auditStatements = Object.fromEntries(
       Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),

@@ -98,6 +98,10 @@ export interface Reader {
   hostRules(): Step<{ host: string; channel: string | null }[]>;
   /** Channels of live static tokens. */
   tokenChannels(): Step<string[]>;
+  /** An OAuth holder's carts still open (expired ones included: their holds may stand). */
+  openCartsOf(holder: string): Step<{ id: string; channel: string }[]>;
+  /** An OAuth holder's orders awaiting payment. */
+  awaitingOrdersOf(holder: string): Step<string[]>;
 }
 
 /**

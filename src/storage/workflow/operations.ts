@@ -68,6 +68,8 @@ import { type Engine, type Operation, step } from './engine.js';
 /** The store's settings an operation decides by. */
 export interface Rules {
   reservationTtlMs: number;
+  /** Unset: the default max hold, or the TTL when that is longer (maxHoldOf). */
+  maxHoldMs?: number;
   limits: Limits;
 }
 
@@ -125,7 +127,13 @@ export function* addToCart(
   // Set by the lock just taken; an unknown SKU locked nothing, and is refused before the time matters.
   const now = yield* step(e.now());
   const state = addToCartInputs(
-    { now, channel: ctx.channel, ttlMs: rules.reservationTtlMs, limits: rules.limits },
+    {
+      now,
+      channel: ctx.channel,
+      ttlMs: rules.reservationTtlMs,
+      maxHoldMs: rules.maxHoldMs,
+      limits: rules.limits,
+    },
     input,
     { cart, lines, products: e.products },
   );

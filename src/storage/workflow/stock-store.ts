@@ -28,6 +28,7 @@ import type {
   TokenRecord,
 } from '../../domain/types.js';
 import { type ProductRow, productView, stockLevel } from '../../domain/views.js';
+import type { OAuthStore } from '../oauth.js';
 import { hashToken, issuedToken, newTokenSecret, type StoredToken, tokenRecord } from '../shared.js';
 import type {
   AddToCartInput,
@@ -41,7 +42,7 @@ import type {
   StockChange,
   StoreOptions,
 } from '../store.js';
-import type { Engine, Operation, Reader } from './engine.js';
+import { type Engine, type Operation, type Reader, step } from './engine.js';
 import * as op from './operations.js';
 import * as orders from './orders.js';
 
@@ -177,6 +178,54 @@ export abstract class StockStore {
       if (batch.orders < batchSize) return total;
       await this.betweenSweepBatches();
     }
+  }
+
+  /**
+   * What a revoked grant held goes back on sale: its open carts released, its orders awaiting payment cancelled
+   * (`grant_revoked`), each in its own short transaction. Safe to run again: closed carts and orders are skipped.
+   */
+  async releaseHolder(holder: string): Promise<{ carts: number; orders: number }> {
+    // '' is a whole channel's holder (static tokens, stdio), never a grant.
+    if (holder === '') return { carts: 0, orders: 0 };
+    const carts = await this.readWith((r) => step(r.openCartsOf(holder)));
+    for (const cart of carts) {
+      await this.transact((e) => op.releaseCart(e, { channel: cart.channel, holder }, { cartId: cart.id }));
+    }
+    const awaiting = await this.readWith((r) => step(r.awaitingOrdersOf(holder)));
+    const admin = { channel: 'admin', admin: true };
+    for (const orderId of awaiting) {
+      const cancel = { orderId, restock: false, reason: 'grant_revoked' as const };
+      await this.transact((e) => orders.cancelOrder(e, admin, cancel));
+    }
+    return { carts: carts.length, orders: awaiting.length };
+  }
+
+  /**
+   * The OAuth store whose every revocation also releases the grant's holds (releaseHolder), right after the
+   * revoke commits: by `token revoke`, the console, the revocation endpoint, or a reused code or refresh token.
+   */
+  protected releasingOnRevoke(oauth: OAuthStore): OAuthStore {
+    return {
+      ...oauth,
+      revokeGrant: async (id, now, reason) => {
+        const revoked = await oauth.revokeGrant(id, now, reason);
+        // Also when it was revoked already: a release cut short before is finished now.
+        await this.releaseHolder(id);
+        return revoked;
+      },
+      redeemCode: async (codeHash, now, grant, tokens) => {
+        const outcome = await oauth.redeemCode(codeHash, now, grant, tokens);
+        const used = outcome === 'reused' ? await oauth.getCode(codeHash) : undefined;
+        if (used?.grant_id) await this.releaseHolder(used.grant_id);
+        return outcome;
+      },
+      rotateRefresh: async (refreshHash, now, tokens) => {
+        const outcome = await oauth.rotateRefresh(refreshHash, now, tokens);
+        const spent = outcome === 'reused' ? await oauth.getRefresh(refreshHash) : undefined;
+        if (spent) await this.releaseHolder(spent.grant.id);
+        return outcome;
+      },
+    };
   }
 
   async releaseCart(ctx: CallContext, input: ReleaseInput): Promise<ReleaseResult> {

@@ -158,7 +158,12 @@ async function stocklockRound(
     // Every buyer holds a session at once: the cap must not evict any of them mid-sale.
     server =
       transport === 'lean'
-        ? await startStocklockHttp(db, SYNC, ['--max-sessions', String(size.buyers + 10)])
+        ? await startStocklockHttp(db, SYNC, [
+            '--max-sessions',
+            String(size.buyers + 10),
+            '--max-sessions-per-credential',
+            String(size.buyers),
+          ])
         : await startStocklockOnSdk(db, SYNC);
     const sessions = await openSessions(server.url, size.buyers, agent, tokens);
     const started = performance.now();

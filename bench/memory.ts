@@ -82,7 +82,12 @@ export async function memoryScenario(settings: RunSettings): Promise<Section[]> 
     noConsole: nan,
     sdk: nan,
   };
-  const flags = ['--max-sessions', String(sessions + 100)];
+  const flags = [
+    '--max-sessions',
+    String(sessions + 100),
+    '--max-sessions-per-credential',
+    String(sessions + 100),
+  ];
   const servers: RunningServer[] = [];
   const start = async (name: string, extra: string[] = []) => {
     const db = join(settings.dir, `memory-${name}.db`);

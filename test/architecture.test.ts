@@ -218,6 +218,20 @@ describe('architecture: what each part of src/ may import', () => {
     expect(cycle, cycle?.join(' → ')).toBeUndefined();
   });
 
+  it('keeps every file under src/ and public/ at 400 lines or fewer (one responsibility a file)', () => {
+    const everyFile = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory() ? everyFile(join(dir, entry.name)) : [join(dir, entry.name)],
+      );
+    const long = [...everyFile(join(ROOT, 'src')), ...everyFile(join(ROOT, 'public'))]
+      .map((path) => ({
+        file: relative(ROOT, path),
+        lines: readFileSync(path, 'utf8').split('\n').length - 1,
+      }))
+      .filter(({ lines }) => lines > 400);
+    expect(long).toEqual([]);
+  });
+
   it('finds an import cycle when there is one', () => {
     const graph: Record<string, string[]> = { a: ['b'], b: ['c'], c: ['a'], d: ['a'] };
     expect(importCycle(['d'], (file) => graph[file] ?? [])).toEqual(['a', 'b', 'c', 'a']);

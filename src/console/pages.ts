@@ -22,6 +22,7 @@ function head(title: string, extra = ''): string {
 <title>${escapeHtml(title)}</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="assets/console.css">
+<link rel="stylesheet" href="assets/console-phone.css">
 ${extra}</head>`;
 }
 

@@ -1,14 +1,13 @@
 // The stock decisions on plain rows, no database: what each writes, returns or refuses.
 import { describe, expect, it } from 'vitest';
+import { changeOnHand, decideOnHand } from '../../src/domain/catalog-decisions.js';
 import {
   type AddToCartState,
   addToCartHoldSkus,
-  changeOnHand,
   checkChannelCap,
   checkHolderCap,
   decideAddToCart,
   decideCheckout,
-  decideOnHand,
   decideRelease,
   decideSweep,
   type StoredCart,

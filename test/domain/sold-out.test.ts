@@ -2,7 +2,8 @@
 // on the same rows refuses identically; it stays silent wherever another answer could come first.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decideAddToCart, soldOutWithoutLock } from '../../src/domain/decisions.js';
+import { soldOutWithoutLock } from '../../src/domain/catalog-decisions.js';
+import { decideAddToCart } from '../../src/domain/decisions.js';
 import { StockError } from '../../src/domain/errors.js';
 import type { Limits } from '../../src/domain/rules.js';
 import type { ProductRow } from '../../src/domain/views.js';

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import { soldOutWithoutLock } from '../../domain/decisions.js';
+import { soldOutWithoutLock } from '../../domain/catalog-decisions.js';
 import { refuse, type StockError } from '../../domain/errors.js';
 import type { AuditReport, CallContext, CartView, ProductView } from '../../domain/types.js';
 import { cartView, type ProductRow, productView } from '../../domain/views.js';

@@ -22,19 +22,22 @@
 // awaits, never reads Date.now() and never catches a refusal it did not make: a thrown refusal rolls the
 // write back. The dialect's store runs the body in its write(): sqlite/store.ts with runSync, postgres/store.ts
 // with runAsync. An engine method a new operation needs goes into Engine (engine.ts) and both engines.
+
 import {
-  addToCartHoldSkus,
-  addToCartInputs,
   assertCurrencyChange,
   assertTrackingSwitch,
   changeOnHand,
+  decideOnHand,
+  productChange,
+} from '../../domain/catalog-decisions.js';
+import {
+  addToCartHoldSkus,
+  addToCartInputs,
   checkHolderCap,
   decideAddToCart,
-  decideOnHand,
   decideRelease,
   decideSweep,
   freeExpiredHolds,
-  productChange,
   type StoredCart,
 } from '../../domain/decisions.js';
 import { inRow, refuse } from '../../domain/errors.js';

@@ -1144,6 +1144,8 @@ const togetherStep: fc.Arbitrary<Together> = fc
 
 const STORE_OPTIONS: Omit<StoreOptions, 'clock'> = {
   reservationTtlMs: TTL,
+  // The model knows no max hold: it is out of reach here (a year), and the contract suite tests it.
+  maxHoldMs: 365 * 24 * 60 * 60_000,
   limits: LIMITS,
   lockTimeoutMs: 5_000,
   // Durability is not under test here; NORMAL keeps ten thousand commits fast.

@@ -6,6 +6,7 @@ import { channelsPage } from './pages/channels.js';
 import { holdsPage } from './pages/holds.js';
 import { importPage } from './pages/import.js';
 import { ledgerPage } from './pages/ledger.js';
+import { ordersPage } from './pages/orders.js';
 import { stockPage } from './pages/stock.js';
 
 /**
@@ -16,6 +17,7 @@ import { stockPage } from './pages/stock.js';
 const pages = {
   stock: stockPage,
   holds: holdsPage,
+  orders: ordersPage,
   channels: channelsPage,
   ledger: ledgerPage,
   import: importPage,

@@ -14,6 +14,7 @@ import { channelsRoutes } from './routes/channels.js';
 import { holdsRoutes } from './routes/holds.js';
 import { importRoutes } from './routes/import.js';
 import { ledgerRoutes } from './routes/ledger.js';
+import { ordersRoutes } from './routes/orders.js';
 import { shellRoutes } from './routes/shell.js';
 import { signInRoutes } from './routes/sign-in.js';
 import { stockRoutes } from './routes/stock.js';
@@ -53,6 +54,7 @@ const DEFAULT_MAX_IMPORT_BYTES = 20 * 1024 * 1024;
 const PAGES: PageRoutes[] = [
   stockRoutes,
   holdsRoutes,
+  ordersRoutes,
   channelsRoutes,
   ledgerRoutes,
   importRoutes,

@@ -50,7 +50,13 @@ export function apiError(
 }
 
 export function stockErrorStatus(code: string): number {
-  if (code === ErrorCode.UNKNOWN_SKU || code === ErrorCode.CART_NOT_FOUND) return 404;
+  if (
+    code === ErrorCode.UNKNOWN_SKU ||
+    code === ErrorCode.CART_NOT_FOUND ||
+    code === ErrorCode.ORDER_NOT_FOUND
+  ) {
+    return 404;
+  }
   if (code === ErrorCode.INVALID_INPUT) return 400;
   if (code === ErrorCode.STORE_BUSY) return 503;
   return 409;

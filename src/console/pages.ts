@@ -46,7 +46,7 @@ export function signInPage(csrf: string, problem?: string): string {
 </html>`;
 }
 
-export const CONSOLE_PAGES = ['stock', 'holds', 'channels', 'ledger', 'import', 'audit'] as const;
+export const CONSOLE_PAGES = ['stock', 'holds', 'orders', 'channels', 'ledger', 'import', 'audit'] as const;
 
 export function shellPage(csrf: string, channel: string): string {
   const nav = CONSOLE_PAGES.map(

@@ -1,5 +1,6 @@
 // The merchant console's read side, as an interface: what its pages show, and a feed saying when any writer changed the data.
-import type { AuditReport, CallContext, MovementKind } from '../domain/types.js';
+import { orderView, type StoredOrder, type StoredOrderLine } from '../domain/orders.js';
+import type { AuditReport, CallContext, MovementKind, OrderStatus, OrderView } from '../domain/types.js';
 
 export interface ConsoleStockRow {
   sku: string;
@@ -58,7 +59,7 @@ export interface ConsoleSalesRow {
 export interface ConsoleChannelActivity {
   /** Units each channel's live carts hold now. */
   held: { channel: string; units: number }[];
-  /** Every channel, day and currency with an order in the window. */
+  /** Paid orders (the sales) per channel, day and currency in the window; unpaid and cancelled ones are no revenue. */
   sales: ConsoleSalesRow[];
   /** The first day of the window (days since the epoch, UTC). */
   from_day: number;
@@ -86,6 +87,22 @@ export interface ConsoleMovement {
   order_id: string | null;
   channel: string | null;
   note: string | null;
+}
+
+/** Which orders the Orders page lists, newest first (by creation, then id), one page at a time. */
+export interface ConsoleOrderFilter {
+  /** The status an order reads as now: one past pay_by and not yet swept is cancelled. */
+  status?: OrderStatus;
+  channel?: string;
+  /** Only orders flagged for a refund (a payment that arrived after their stock was gone). */
+  needsRefund?: boolean;
+  /** Created at or after this time (ms). */
+  from?: number;
+  /** Created before this time (ms). */
+  to?: number;
+  /** The last order of the previous page: the next page starts after it. */
+  after?: { createdAt: number; id: string };
+  limit: number;
 }
 
 /** An OAuth grant as the Channels page lists it: who signed in, where, as what; never a token or hash. */
@@ -141,6 +158,8 @@ export interface ConsoleQueries {
   grants(): Promise<ConsoleGrant[]>;
   /** Held units now and orders per day over the last `days` UTC days, today included. */
   channelActivity(days: number): Promise<ConsoleChannelActivity>;
+  /** Orders newest first, with their lines, filtered and paged by keyset (each filter has its index). */
+  orders(filter: ConsoleOrderFilter): Promise<OrderView[]>;
   /** The newest movements first. */
   ledger(filter: LedgerFilter): Promise<ConsoleMovement[]>;
   /**
@@ -220,4 +239,60 @@ export function groupHolds(rows: HoldSqlRow[], now: number): ConsoleHold[] {
     cart.lines.push({ sku: row.sku, name: row.name, quantity: row.quantity, held: row.held });
   }
   return [...carts.values()];
+}
+
+const ORDER_COLUMNS = `id, cart_id, channel, holder, status, currency, total_minor, created_at, pay_by, paid_at,
+  cancelled_at, cancel_reason, payment_url, payment_instructions, payment_reference, needs_refund`;
+
+/**
+ * The Orders page's query for either dialect, with `?` for each parameter (PostgreSQL numbers them). Each filter
+ * is a plain term, so an index serves it: (status, created_at, id), (channel, created_at, id), the partial index
+ * of orders needing a refund, or (created_at, id). `refundTerm` is the dialect's spelling of "needs a refund",
+ * the same text as its partial index's WHERE.
+ */
+export function orderListSql(
+  filter: ConsoleOrderFilter,
+  now: number,
+  refundTerm: string,
+): { sql: string; params: (string | number)[] } {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  const add = (term: string, ...values: (string | number)[]) => {
+    where.push(term);
+    params.push(...values);
+  };
+  // An order past pay_by not yet swept reads as cancelled (payment_timeout), here as in every view of it.
+  if (filter.status === 'awaiting_payment') add("status = 'awaiting_payment' AND pay_by > ?", now);
+  else if (filter.status === 'cancelled') {
+    add("(status = 'cancelled' OR (status = 'awaiting_payment' AND pay_by <= ?))", now);
+  } else if (filter.status === 'paid') add("status = 'paid'");
+  if (filter.channel !== undefined) add('channel = ?', filter.channel);
+  if (filter.needsRefund) add(refundTerm);
+  if (filter.from !== undefined) add('created_at >= ?', filter.from);
+  if (filter.to !== undefined) add('created_at < ?', filter.to);
+  if (filter.after) {
+    const { createdAt, id } = filter.after;
+    add('(created_at < ? OR (created_at = ? AND id < ?))', createdAt, createdAt, id);
+  }
+  params.push(filter.limit);
+  return {
+    sql: `SELECT ${ORDER_COLUMNS} FROM orders ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at DESC, id DESC LIMIT ?`,
+    params,
+  };
+}
+
+/** Orders and their lines as the pages and tools show them, at `now`. */
+export function orderViews(
+  orders: StoredOrder[],
+  lines: (StoredOrderLine & { order_id: string })[],
+  now: number,
+): OrderView[] {
+  const byOrder = new Map<string, StoredOrderLine[]>();
+  for (const line of lines) {
+    const list = byOrder.get(line.order_id) ?? [];
+    list.push(line);
+    byOrder.set(line.order_id, list);
+  }
+  return orders.map((order) => orderView(order, byOrder.get(order.id) ?? [], now));
 }

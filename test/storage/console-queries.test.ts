@@ -326,9 +326,11 @@ describePostgres('console triggers on PostgreSQL', () => {
       expect(triggers.map((t) => t.tgname)).toEqual([
         'stocklock_console_notify_api_tokens',
         'stocklock_console_notify_carts',
+        'stocklock_console_notify_channels',
         'stocklock_console_notify_console_sessions',
         'stocklock_console_notify_oauth_grants',
         'stocklock_console_notify_oauth_hosts',
+        'stocklock_console_notify_orders',
         'stocklock_console_notify_products',
         'stocklock_console_notify_stock_movements',
       ]);

@@ -1,4 +1,4 @@
-// The Channels page: per channel, units held now and orders and revenue per day; then who may sell as what.
+// The Channels page: per channel, its checkout mode, units held now and paid orders and revenue per day; then who may sell as what.
 import { api, DAY_MS, h, moneyList, s } from '../lib.js';
 import { grantsSection, hostsSection, tokensSection } from './channels-access.js';
 
@@ -48,11 +48,13 @@ function renderCards(cards, data) {
     ...data.sales.map((x) => x.channel),
     ...data.tokens.filter((t) => !t.revoked_at).map((t) => t.channel),
     ...data.grants.filter((g) => !g.revoked_at).map((g) => g.channel),
+    ...data.checkout.map((c) => c.channel),
   ]);
   const list = [...names].sort();
   cards.replaceChildren(
     ...list.map((name) => {
       const held = data.held.find((x) => x.channel === name)?.units ?? 0;
+      const mode = data.checkout.find((c) => c.channel === name)?.checkout ?? 'direct';
       const perDay = Array.from({ length: days }, () => ({ orders: 0 }));
       const todayRevenue = {};
       const weekRevenue = {};
@@ -74,19 +76,26 @@ function renderCards(cards, data) {
         h(
           'dl',
           { class: 'stats' },
+          h('dt', {}, 'Checkout'),
+          h(
+            'dd',
+            { 'data-stat': 'checkout' },
+            h('span', { class: `tag ${mode === 'payment' ? 'warn' : ''}` }, mode),
+            mode === 'payment' ? ' orders await payment' : ' checkout is the sale',
+          ),
           h('dt', {}, 'Held now'),
           h('dd', { 'data-stat': 'held' }, `${held} unit${held === 1 ? '' : 's'}`),
           h('dt', {}, 'Today'),
           h(
             'dd',
             { 'data-stat': 'today' },
-            `${todayOrders} order${todayOrders === 1 ? '' : 's'}, ${moneyList(todayRevenue)}`,
+            `${todayOrders} paid order${todayOrders === 1 ? '' : 's'}, ${moneyList(todayRevenue)}`,
           ),
           h('dt', {}, `Last ${days} days`),
           h(
             'dd',
             { 'data-stat': 'week' },
-            `${weekOrders} order${weekOrders === 1 ? '' : 's'}, ${moneyList(weekRevenue)}`,
+            `${weekOrders} paid order${weekOrders === 1 ? '' : 's'}, ${moneyList(weekRevenue)}`,
           ),
         ),
         chart(perDay, data.from_day, data.today),
@@ -116,7 +125,7 @@ export function channelsPage(main) {
     h(
       'p',
       { class: 'hint' },
-      'Per channel: units its live carts hold, orders and revenue today and over the last 7 days (UTC days).',
+      'Per channel: its checkout mode (direct: checkout is the sale; payment: orders await payment), units its live carts hold, and paid orders and revenue today and over the last 7 days (UTC days). Orders awaiting payment or cancelled are not sales.',
     ),
     cards,
     ...tokens.nodes,

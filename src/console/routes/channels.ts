@@ -28,13 +28,21 @@ export const channelsRoutes: PageRoutes = (api, ctx) => {
   const json = express.json({ limit: '64kb' });
 
   api.get('/channels', async (_req, res) => {
-    const [activity, tokens, grants, rules] = await Promise.all([
+    const [activity, tokens, grants, rules, checkout] = await Promise.all([
       queries.channelActivity(ACTIVITY_DAYS),
       store.listTokens(),
       queries.grants(),
       store.oauth.hostRules(),
+      store.channelSettings(),
     ]);
-    res.json({ now: await queries.now(), ...activity, tokens, grants, hosts: effectiveHosts(rules) });
+    res.json({
+      now: await queries.now(),
+      ...activity,
+      checkout,
+      tokens,
+      grants,
+      hosts: effectiveHosts(rules),
+    });
   });
 
   api.post('/grants/:id/revoke', json, async (req, res) => {

@@ -1,13 +1,15 @@
 // The console's reads on PostgreSQL: a small pool of its own, and LISTEN on a channel that statement triggers NOTIFY.
 import pg from 'pg';
 import type { Clock } from '../../domain/clock.js';
-import type { CallContext } from '../../domain/types.js';
+import type { StoredOrder, StoredOrderLine } from '../../domain/orders.js';
+import type { CallContext, OrderView } from '../../domain/types.js';
 import { databaseNow } from '../audit.js';
 import {
   type ConsoleChannelActivity,
   type ConsoleGrant,
   type ConsoleHold,
   type ConsoleMovement,
+  type ConsoleOrderFilter,
   type ConsoleQueries,
   type ConsoleStockRow,
   DAY_MS,
@@ -16,6 +18,8 @@ import {
   type HoldSqlRow,
   type LedgerFilter,
   likePattern,
+  orderListSql,
+  orderViews,
   ownerOf,
   type StoredConsoleSession,
 } from '../console-queries.js';
@@ -25,13 +29,15 @@ import { auditOnOwnConnection } from './audit-connection.js';
 /** The NOTIFY channel every write to the watched tables signals, whichever server or CLI made it. */
 export const CHANGES_CHANNEL = 'stocklock_changes';
 /**
- * Tables whose writes a console page shows (stock and the ledger, carts, products, tokens, grants and the
- * host map), and console sessions: a sign-out on one server closes that session's pages on every server.
+ * Tables whose writes a console page shows (stock and the ledger, carts, orders, products, checkout modes, tokens,
+ * grants and the host map), and console sessions: a sign-out on one server closes that session's pages on every server.
  */
 const WATCHED_TABLES = [
   'stock_movements',
   'products',
   'carts',
+  'orders',
+  'channels',
   'api_tokens',
   'oauth_grants',
   'oauth_hosts',
@@ -294,12 +300,29 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
         pool.query<ConsoleChannelActivity['sales'][number]>(
           `SELECT channel, (created_at / ${DAY_MS})::int8 AS day, currency, COUNT(*)::int8 AS orders,
              SUM(total_minor)::int8 AS revenue_minor
-           FROM orders WHERE created_at >= $1
+           FROM orders WHERE status = 'paid' AND created_at >= $1
            GROUP BY channel, day, currency ORDER BY channel, day, currency`,
           [fromDay * DAY_MS],
         ),
       ]);
       return { held: held.rows, sales: sales.rows, from_day: fromDay, today };
+    },
+
+    async orders(filter: ConsoleOrderFilter): Promise<OrderView[]> {
+      const at = await now();
+      const { sql, params } = orderListSql(filter, at, 'needs_refund');
+      let n = 0;
+      const { rows: orders } = await pool.query<StoredOrder>(
+        sql.replace(/\?/g, () => `$${++n}`),
+        params,
+      );
+      if (orders.length === 0) return [];
+      const { rows: lines } = await pool.query<StoredOrderLine & { order_id: string }>(
+        `SELECT order_id, sku, name, quantity, unit_price_minor, held FROM order_lines
+         WHERE order_id = ANY($1::text[]) ORDER BY order_id, sku COLLATE "C"`,
+        [orders.map((order) => order.id)],
+      );
+      return orderViews(orders, lines, at);
     },
 
     async ledger(filter: LedgerFilter): Promise<ConsoleMovement[]> {

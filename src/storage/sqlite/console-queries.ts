@@ -3,12 +3,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
-import type { CallContext } from '../../domain/types.js';
+import type { StoredOrder, StoredOrderLine } from '../../domain/orders.js';
+import type { CallContext, OrderView } from '../../domain/types.js';
 import {
   type ConsoleChannelActivity,
   type ConsoleGrant,
   type ConsoleHold,
   type ConsoleMovement,
+  type ConsoleOrderFilter,
   type ConsoleQueries,
   type ConsoleSessionStore,
   type ConsoleStockRow,
@@ -18,6 +20,8 @@ import {
   type HoldSqlRow,
   type LedgerFilter,
   likePattern,
+  orderListSql,
+  orderViews,
   ownerOf,
   type StoredConsoleSession,
 } from '../console-queries.js';
@@ -88,8 +92,12 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
   );
   const salesQuery = db.prepare(
     `SELECT channel, created_at / ${DAY_MS} AS day, currency, COUNT(*) AS orders, SUM(total_minor) AS revenue_minor
-     FROM orders WHERE created_at >= @since
+     FROM orders WHERE status = 'paid' AND created_at >= @since
      GROUP BY channel, day, currency ORDER BY channel, day, currency`,
+  );
+  const orderLinesQuery = db.prepare(
+    `SELECT order_id, sku, name, quantity, unit_price_minor, held FROM order_lines
+     WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, sku`,
   );
   const cartOwnerQuery = db.prepare('SELECT channel, holder FROM carts WHERE id = ?');
   const dataVersion = db.prepare('PRAGMA data_version').pluck();
@@ -161,6 +169,15 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
         from_day: fromDay,
         today,
       };
+    },
+
+    async orders(filter: ConsoleOrderFilter): Promise<OrderView[]> {
+      const now = clock.now();
+      const { sql, params } = orderListSql(filter, now, 'needs_refund = 1');
+      const orders = db.prepare(sql).all(...params) as StoredOrder[];
+      if (orders.length === 0) return [];
+      const ids = JSON.stringify(orders.map((order) => order.id));
+      return orderViews(orders, orderLinesQuery.all(ids) as (StoredOrderLine & { order_id: string })[], now);
     },
 
     async ledger(filter: LedgerFilter): Promise<ConsoleMovement[]> {

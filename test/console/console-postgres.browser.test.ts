@@ -87,7 +87,7 @@ describeWith([chromium, postgres], 'the console on PostgreSQL', () => {
       expect(order.isError, firstText(order)).toBeFalsy();
       await page.getByRole('link', { name: 'Channels' }).click();
       const voice = page.locator('section[data-channel="voice"] [data-stat="today"]');
-      await expect.poll(text(voice), WAIT).toBe('1 order, 177.00 EUR');
+      await expect.poll(text(voice), WAIT).toBe('1 paid order, 177.00 EUR');
     } finally {
       await client.close();
     }

@@ -573,7 +573,7 @@ describeBrowser('the merchant console in Chromium', () => {
       { width: 390, height: 844 },
     ]) {
       await page.setViewportSize(viewport);
-      for (const name of ['stock', 'holds', 'channels', 'ledger', 'import', 'audit']) {
+      for (const name of ['stock', 'holds', 'orders', 'channels', 'ledger', 'import', 'audit']) {
         await page.goto(`${base}/console/#${name}`);
         await page.locator('h1').waitFor();
         // Connected means the page has fetched what it shows once (it refreshes on the stream's "ready").

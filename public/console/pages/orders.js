@@ -193,14 +193,14 @@ export function ordersPage(main) {
       out.push(
         confirmButton(
           'Cancel and restock',
-          `Cancel order ${order.order_id} and restock`,
+          `Cancel and restock order ${order.order_id}`,
           'Its units come back on hand; refund at the payment provider.',
           cancel(true),
         ),
         ' ',
         confirmButton(
           'Cancel, write off',
-          `Cancel order ${order.order_id} and write off its units`,
+          `Cancel, write off order ${order.order_id}`,
           'Its units stay out of stock; refund at the payment provider.',
           cancel(false),
         ),

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ManualClock } from '../src/domain/clock.js';
+import { DEFAULT_LIMITS } from '../src/domain/rules.js';
+import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { launchBrowser } from '../test/helpers/browser.js';
 import {
   connectWithOAuth,
@@ -19,7 +22,7 @@ import {
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli.js');
 const OUT = join(ROOT, 'docs', 'console');
-const PAGES = ['stock', 'holds', 'channels', 'ledger', 'import', 'audit'] as const;
+const PAGES = ['stock', 'holds', 'orders', 'channels', 'ledger', 'import', 'audit'] as const;
 const VIEWPORTS = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
 
 const dir = mkdtempSync(join(tmpdir(), 'stocklock-shots-'));
@@ -46,13 +49,31 @@ async function client(url: string, token: string): Promise<Client> {
   return c;
 }
 
-async function sell(c: Client, lines: [string, number][], checkout: boolean): Promise<void> {
+/** Fills a cart and checks it out when asked; the order's id, if one was made. */
+async function sell(c: Client, lines: [string, number][], checkout: boolean): Promise<string | undefined> {
   let cartId: string | undefined;
   for (const [sku, quantity] of lines) {
     const result = await c.callTool({ name: 'add_to_cart', arguments: { sku, quantity, cart_id: cartId } });
     cartId = (result.structuredContent as { cart_id: string }).cart_id;
   }
-  if (checkout) await c.callTool({ name: 'checkout', arguments: { cart_id: cartId } });
+  if (!checkout) return undefined;
+  const order = await c.callTool({ name: 'checkout', arguments: { cart_id: cartId } });
+  return (order.structuredContent as { order_id: string }).order_id;
+}
+
+/** Another process on the file whose clock is past every pay_by so far: it cancels those orders for timeout. */
+async function timeOut(): Promise<void> {
+  const later = openSqliteStore(db, {
+    clock: new ManualClock(Date.now() + 31 * 60_000),
+    reservationTtlMs: 15 * 60_000,
+    limits: DEFAULT_LIMITS,
+    lockTimeoutMs: 5_000,
+  });
+  try {
+    await later.sweepOverdueOrders();
+  } finally {
+    await later.close();
+  }
 }
 
 cli('import', join(ROOT, 'examples', 'demo-catalog.json'));
@@ -63,6 +84,8 @@ const tokens = {
   voice: cli('token', 'create', '--channel', 'voice'),
 };
 cli('restock', 'TEE-BLK-M', '24', '--note', 'delivery 4711');
+// The bot's shoppers pay before the sale: its checkouts await payment.
+cli('channel', 'set', 'telegram', '--checkout', 'payment');
 // OAuth sign-ins from this machine sell as "assistant": two grants, one of which is revoked below.
 cli('oauth', 'allow', '127.0.0.1', '--channel', 'assistant');
 const OAUTH_REDIRECT = 'http://127.0.0.1:9/callback';
@@ -81,10 +104,18 @@ try {
   const web = await client(url, tokens.web);
   const telegram = await client(url, tokens.telegram);
   const voice = await client(url, tokens.voice);
+  // A payment that arrives after its order timed out and its last unit was sold on the web: a refund is owed.
+  const late = (await sell(telegram, [['JACKET-LTD', 1]], true)) as string;
+  await timeOut();
+  await sell(web, [['JACKET-LTD', 1]], true);
+  cli('order', 'paid', late, '--reference', 'pi_3QxLate');
   await sell(web, [['TEE-BLK-M', 2], ['SOCKS-3PK', 1]], true);
   await sell(web, [['MUG-WHT', 4]], true);
-  await sell(telegram, [['JACKET-LTD', 1]], false);
-  await sell(telegram, [['CAP-NVY', 2], ['TOTE-NAT', 1]], true);
+  await sell(telegram, [['STICKER-PACK', 10]], false);
+  const paid = (await sell(telegram, [['CAP-NVY', 2], ['TOTE-NAT', 1]], true)) as string;
+  cli('order', 'paid', paid, '--reference', 'transfer 2026-12-07');
+  await sell(telegram, [['MUG-WHT', 2]], true);
+  await sell(telegram, [['HOODIE-GRY-M', 1], ['SOCKS-3PK', 2]], true);
   await sell(voice, [['EBOOK-GUIDE', 1]], true);
   await sell(voice, [['POSTER-A2', 2]], false);
   await sell(web, [['HOODIE-GRY-M', 1], ['TEE-WHT-M', 2]], false);
@@ -117,6 +148,14 @@ try {
         if (target === 'channels') {
           await page.locator('#channel-cards section').first().waitFor();
           await page.locator('#grants-table tbody tr').first().waitFor();
+        }
+        if (target === 'orders') {
+          await page.locator('#orders-table tbody tr').first().waitFor();
+          // The desktop shot shows an order awaiting payment opened, with its actions.
+          if (name === 'desktop') {
+            await page.locator('#orders-table tbody tr:has(.tag.warn) button.link').first().click();
+            await page.locator('#order-lines').waitFor();
+          }
         }
         if (target === 'ledger') await page.locator('#ledger-table tbody tr').first().waitFor();
         if (target === 'import') {

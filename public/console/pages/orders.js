@@ -9,7 +9,7 @@ const STATUS_TEXT = {
 };
 
 /** The status as the merchant reads it: its tag, the reason of a cancellation, a refund owed above all. */
-function statusCell(order) {
+function statusCell(order, payBy = true) {
   const tags = [];
   if (order.needs_refund) tags.push(h('span', { class: 'tag bad refund-tag' }, 'needs refund'), ' ');
   const kind = order.status === 'paid' ? 'good' : order.status === 'awaiting_payment' ? 'warn' : '';
@@ -17,7 +17,7 @@ function statusCell(order) {
   if (order.status === 'cancelled' && order.cancel_reason) {
     tags.push(h('div', { class: 'hint' }, order.cancel_reason.replace('_', ' ')));
   }
-  if (order.status === 'awaiting_payment' && order.pay_by) {
+  if (payBy && order.status === 'awaiting_payment' && order.pay_by) {
     tags.push(h('div', { class: 'hint' }, `pay by ${when(Date.parse(order.pay_by)).slice(0, 16)}`));
   }
   return tags;
@@ -225,7 +225,7 @@ export function ordersPage(main) {
             'A payment arrived after the items were gone: nothing was sold. Refund it at the payment provider.',
           )
         : '',
-      h('div', { class: 'hint' }, statusCell({ ...order, needs_refund: false })),
+      h('div', { class: 'hint' }, statusCell({ ...order, needs_refund: false }, false)),
       h('dl', { class: 'stats' }, detailRows(order)),
       h(
         'table',

@@ -148,4 +148,51 @@ describeWith([chromium, postgres], 'the console on PostgreSQL', () => {
     await client.close().catch(() => undefined);
     await page.close();
   });
+
+  it('shows an order awaiting payment made through the other server live; confirmed there, it counts as a sale', async () => {
+    const kiosk = await cli('token', 'create', '--channel', 'kiosk');
+    await cli('channel', 'set', 'kiosk', '--checkout', 'payment');
+    const page = await (browser as Browser).context.newPage();
+    await page.goto(consoleUrl(servers[0] as Served));
+    // Signed in already if the test above left its session.
+    await page.locator('#live, #token').first().waitFor();
+    if ((await page.locator('#token').count()) > 0) {
+      await page.getByLabel('Admin token').fill(admin);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+    }
+    await expect.poll(text(page.locator('#live')), WAIT).toBe('live');
+    await page.getByRole('link', { name: 'Orders' }).click();
+    await page.locator('#orders-count').waitFor();
+    const loaded = await page.evaluate(() => performance.timeOrigin);
+
+    const client = await connectClient(servers[1]?.url as string, kiosk);
+    let orderId = '';
+    try {
+      const cart = await call(client, 'add_to_cart', { sku: 'MUG-WHT', quantity: 2 });
+      expect(cart.isError, firstText(cart)).toBeFalsy();
+      const order = await call(client, 'checkout', {
+        cart_id: (cart.structuredContent as { cart_id: string }).cart_id,
+      });
+      expect(order.structuredContent).toMatchObject({ status: 'awaiting_payment' });
+      orderId = (order.structuredContent as { order_id: string }).order_id;
+    } finally {
+      await client.close();
+    }
+    const row = page.locator(`#orders-table tr[data-order="${orderId}"]`);
+    await expect.poll(text(row.locator('td[data-label="Status"]')), WAIT).toContain('awaiting payment');
+    await page.getByRole('button', { name: `Show order ${orderId}` }).click();
+    await page.getByLabel('Payment reference').fill('till 7');
+    await page.getByRole('button', { name: 'Confirm payment' }).click();
+    await expect.poll(text(row.locator('td[data-label="Status"]')), WAIT).toContain('paid');
+    expect(JSON.parse(await cli('order', 'show', orderId, '--json'))).toMatchObject({
+      status: 'paid',
+      payment_reference: 'till 7',
+    });
+    await page.getByRole('link', { name: 'Channels' }).click();
+    const card = page.locator('section[data-channel="kiosk"]');
+    await expect.poll(text(card.locator('[data-stat="checkout"]')), WAIT).toContain('payment');
+    await expect.poll(text(card.locator('[data-stat="today"]')), WAIT).toBe('1 paid order, 29.00 EUR');
+    expect(await page.evaluate(() => performance.timeOrigin)).toBe(loaded);
+    await page.close();
+  });
 });

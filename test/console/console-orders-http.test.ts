@@ -157,6 +157,28 @@ describe('the Orders page over HTTP', () => {
     expect((await store.audit()).ok).toBe(true);
   });
 
+  it('pages back by the last order shown: fifty a page, none twice, none missed', async () => {
+    const { signed, buy, clock } = await start();
+    const made: string[] = [];
+    for (let i = 0; i < 52; i++) {
+      // Several orders share a millisecond: the id breaks the tie.
+      if (i % 3 === 0) clock.advance(1);
+      made.push((await buy(web, 'MUG-WHT', 1)).order_id);
+    }
+    const first = (await get(signed, 'orders')).body as { orders: OrderView[]; page: number };
+    expect(first.page).toBe(50);
+    expect(first.orders).toHaveLength(50);
+    const last = first.orders.at(-1) as OrderView;
+    const older = await listed(
+      signed,
+      `before_at=${Date.parse(last.created_at)}&before_id=${encodeURIComponent(last.order_id)}`,
+    );
+    expect(older).toHaveLength(2);
+    const all = [...first.orders.map((o) => o.order_id), ...older];
+    expect(new Set(all)).toEqual(new Set(made));
+    expect(all).toHaveLength(52);
+  });
+
   it('refuses bad input and a missing CSRF token with a clear error, and changes nothing', async () => {
     const { signed, store, buy } = await start();
     const waiting = await buy(shopper, 'MUG-WHT', 1);

@@ -57,7 +57,7 @@ export interface ConsoleSalesRow {
 }
 
 export interface ConsoleChannelActivity {
-  /** Units each channel's live carts hold now. */
+  /** Units each channel's live carts and orders awaiting payment hold now. */
   held: { channel: string; units: number }[];
   /** Paid orders (the sales) per channel, day and currency in the window; unpaid and cancelled ones are no revenue. */
   sales: ConsoleSalesRow[];

@@ -155,6 +155,8 @@ function orderReads({ name, database }: { name: string; database: () => Promise<
     await buy(store, web, 'MUG-WHT', 1);
     const activity = async () => (await queries.channelActivity(7)).sales.map((s) => [s.channel, s.orders]);
     expect(await activity()).toEqual([['web', 2]]);
+    // What the unpaid orders hold is held on their channel, as a cart's holds were.
+    expect((await queries.channelActivity(7)).held).toEqual([{ channel: 'telegram', units: 3 }]);
     await store.confirmPayment(admin, { orderId: paid.order_id, reference: 'bank' });
     await store.cancelOrder(admin, { orderId: returned.order_id, restock: true });
     const sales = (await queries.channelActivity(7)).sales;

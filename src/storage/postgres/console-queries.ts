@@ -292,9 +292,14 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
       const fromDay = today - days + 1;
       const [held, sales] = await Promise.all([
         pool.query<{ channel: string; units: number }>(
-          `SELECT c.channel, SUM(l.held)::int8 AS units FROM carts c JOIN cart_lines l ON l.cart_id = c.id
-           WHERE c.status = 'open' AND c.expires_at > $1 AND l.held > 0
-           GROUP BY c.channel ORDER BY c.channel`,
+          // Live carts' holds and those of orders awaiting payment (a payment checkout moves them there).
+          `SELECT channel, SUM(held)::int8 AS units FROM (
+             SELECT c.channel, l.held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+             WHERE c.status = 'open' AND c.expires_at > $1 AND l.held > 0
+             UNION ALL
+             SELECT o.channel, l.held FROM orders o JOIN order_lines l ON l.order_id = o.id
+             WHERE o.status = 'awaiting_payment' AND o.pay_by > $1 AND l.held > 0) held
+           GROUP BY channel ORDER BY channel`,
           [at],
         ),
         pool.query<ConsoleChannelActivity['sales'][number]>(

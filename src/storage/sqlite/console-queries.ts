@@ -85,10 +85,15 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
   const sessionsExisting = db
     .prepare('SELECT id_hash FROM console_sessions WHERE id_hash IN (SELECT value FROM json_each(?))')
     .pluck();
+  // Units held by live carts and by orders awaiting payment (a payment checkout moves a cart's holds to its order).
   const heldQuery = db.prepare(
-    `SELECT c.channel, SUM(l.held) AS units FROM carts c JOIN cart_lines l ON l.cart_id = c.id
-     WHERE c.status = 'open' AND c.expires_at > @now AND l.held > 0
-     GROUP BY c.channel ORDER BY c.channel`,
+    `SELECT channel, SUM(held) AS units FROM (
+       SELECT c.channel, l.held FROM carts c JOIN cart_lines l ON l.cart_id = c.id
+       WHERE c.status = 'open' AND c.expires_at > @now AND l.held > 0
+       UNION ALL
+       SELECT o.channel, l.held FROM orders o JOIN order_lines l ON l.order_id = o.id
+       WHERE o.status = 'awaiting_payment' AND o.pay_by > @now AND l.held > 0)
+     GROUP BY channel ORDER BY channel`,
   );
   const salesQuery = db.prepare(
     `SELECT channel, created_at / ${DAY_MS} AS day, currency, COUNT(*) AS orders, SUM(total_minor) AS revenue_minor

@@ -125,7 +125,7 @@ export function channelsPage(main) {
     h(
       'p',
       { class: 'hint' },
-      'Per channel: its checkout mode (direct: checkout is the sale; payment: orders await payment), units its live carts and unpaid orders hold, and paid orders and revenue today and over the last 7 days (UTC days). Orders awaiting payment or cancelled are not sales.',
+      'Per channel: its checkout mode, units its live carts and unpaid orders hold, and sales (paid orders only) and revenue today and over the last 7 UTC days.',
     ),
     cards,
     ...tokens.nodes,

@@ -41,8 +41,8 @@ const LIMITS: Limits = {
 const CHANNELS = ['web', 'bot', 'voice'] as const;
 /** Its checkouts make orders awaiting payment; web and bot sell at checkout. */
 const PAYMENT_CHANNEL = 'voice';
-/** How long an order awaits payment: shorter than the longest clock advance, so timeouts come up. */
-const PAYMENT_WINDOW = 15 * 60_000;
+/** How long an order awaits payment: shorter than most clock advances, so timeouts come up. */
+const PAYMENT_WINDOW = 5 * 60_000;
 const ADMIN = { channel: 'ops' };
 /** The merchant's connection for confirm_payment and cancel_order: any channel's orders. */
 const MERCHANT = { channel: 'ops', admin: true };
@@ -441,7 +441,16 @@ function concretize(s: MState, op: Op): Call {
     }
     case 'confirm':
     case 'cancel': {
-      const orders = ordersOf(s);
+      // A third of the payments are for an order the clock ended (late: sold again, or needing a refund), a third
+      // for one still awaiting payment, the rest for any order made to await payment (repeats, closed ones).
+      const paying = ordersOf(s).filter((order) => order.payBy !== null);
+      const ended = paying.filter(
+        (order) => isOverdue(s, order) || (order.cancelReason === 'payment_timeout' && !order.needsRefund),
+      );
+      const awaiting = paying.filter((order) => order.status === 'awaiting_payment');
+      const preferred = [ended, awaiting, paying][Math.abs(op.order) % 3] as MOrder[];
+      const pool = preferred.length > 0 ? preferred : paying;
+      const orders = op.kind === 'confirm' && pool.length > 0 ? pool : ordersOf(s);
       const order = op.order < 0 ? BOGUS_ORDER : orders[op.order % Math.max(1, orders.length)]?.order_id;
       if (order === undefined) return { kind: 'nothing' };
       if (op.kind === 'cancel') return { kind: 'cancel', orderId: order, restock: op.restock };
@@ -1554,7 +1563,8 @@ const MUST_REACH = [
   'checkout(payment):ok',
   'confirm:on_time',
   'confirm:late',
-  'confirm:needs_refund',
+  // confirm:needs_refund comes up about twice in 10,000 steps (the units must be taken between the payment
+  // sweep and the payment): too rare to require here; the fixed order sequence above reaches it every run.
   'confirm:repeat',
   'confirm:ORDER_CLOSED',
   'confirm:ORDER_NOT_FOUND',

@@ -1564,7 +1564,7 @@ const MUST_REACH = [
   'confirm:on_time',
   'confirm:late',
   // confirm:needs_refund comes up about twice in 10,000 steps (the units must be taken between the payment
-  // sweep and the payment): too rare to require here; the fixed order sequence above reaches it every run.
+  // sweep and the payment): too rare to require here; the fixed lifecycle sequence reaches it every run.
   'confirm:repeat',
   'confirm:ORDER_CLOSED',
   'confirm:ORDER_NOT_FOUND',

@@ -12,6 +12,7 @@ import {
 import { parseDuration } from '../domain/rules.js';
 import { createLogger, type Logger } from '../logger.js';
 import { withPayments } from '../payments/paying-store.js';
+import { createSessionCloser } from '../payments/session-closer.js';
 import { setUpPayments } from '../payments/setup.js';
 import { paymentRoutes } from '../payments/webhooks.js';
 import { describeDatabase, openStore } from '../storage/open.js';
@@ -124,7 +125,10 @@ async function serve(
     flags.publicUrl ?? `http://${flags.host.includes(':') ? `[${flags.host}]` : flags.host}:${port}`,
     logger,
   );
-  const options = storeOptions(flags);
+  // An order cancelled unpaid (cancel_order, the console, the timeout sweep, a revoked grant) gets its payment
+  // session closed at the provider after the commit.
+  const sessions = createSessionCloser(payments.provider, { logger });
+  const options = { ...storeOptions(flags), onOrdersCancelled: sessions.onOrdersCancelled };
   const store = await openStore(flags.db, options);
   logger.info({ database: describeDatabase(flags.db) }, 'opened the database');
   // Connections check out through the provider; the webhooks, the console and the sweeper use the store itself.
@@ -138,6 +142,8 @@ async function serve(
   if (flags.stdio) {
     await serveStdio(shopStore, channel, Boolean(flags.admin), logger);
     await stopSweeper();
+    // Sessions being closed finish first (their retries are bounded; the shutdown deadline bounds the rest).
+    await sessions.settled();
     await store.close();
     return;
   }
@@ -195,6 +201,8 @@ async function serve(
     await merchantConsole?.close();
     await server.close();
     await stopSweeper();
+    // Sessions being closed finish first (their retries are bounded; the shutdown deadline bounds the rest).
+    await sessions.settled();
     await store.close();
     process.exit(0);
   };

@@ -70,8 +70,7 @@ export function orderView(order: StoredOrder, lines: readonly StoredOrderLine[],
     payment_url: order.payment_url,
     payment_instructions: order.payment_instructions,
     payment_reference: order.payment_reference,
-    // Orders sold before payments existed, and PostgreSQL's one-statement sale, leave paid_at empty: a paid
-    // order without it was paid when it was made.
+    // Orders sold before payments existed have no paid_at: a paid order without it was paid when it was made.
     paid_at: paidAt === null ? null : iso(paidAt),
     cancelled_at: overdue
       ? iso(order.pay_by as number)

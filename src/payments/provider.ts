@@ -36,6 +36,13 @@ export interface PaymentProvider {
    * provider cannot be reached.
    */
   start(order: PayableOrder): Promise<PaymentStart>;
+  /**
+   * Closes the place to pay of an order that will not be paid now (cancelled, timed out), by the reference
+   * `start` gave: 'closed', or 'not_open' when there was nothing left to close (already expired or completed).
+   * Called after the cancellation committed; throws when the provider could not be reached (the caller retries).
+   * Absent: the provider's pages have no session to end.
+   */
+  close?(reference: string): Promise<'closed' | 'not_open'>;
 }
 
 /** The refusal a shopper's agent can act on: the order stands and holds its items; the same checkout retries. */

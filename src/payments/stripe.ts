@@ -97,6 +97,19 @@ export function createStripeProvider(options: StripeProviderOptions): StripeProv
         throw paymentUnavailable(order, 'stripe', whyStripeFailed(error));
       }
     },
+    async close(reference) {
+      // Only Checkout Sessions are closed here; a reference set by hand (a bank transfer's) is left alone.
+      if (!reference.startsWith('cs_')) return 'not_open';
+      try {
+        await stripe.checkout.sessions.expire(reference);
+        return 'closed';
+      } catch (error) {
+        // Stripe refuses to expire a session that is no longer open (expired, or completed: that payment then
+        // arrives by its webhook as a late payment) or that it does not know.
+        if (error instanceof Stripe.errors.StripeInvalidRequestError) return 'not_open';
+        throw error;
+      }
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import type { Limits } from '../domain/rules.js';
 import type {
   AuditReport,
   CallContext,
+  CancelReason,
   CartView,
   ChannelSetting,
   CheckoutMode,
@@ -50,11 +51,25 @@ export interface StoreOptions {
   paymentWindowMs?: number;
   /**
    * PostgreSQL only: add_to_cart into a new cart and checkout without a key run as one statement each (the
-   * functions of drizzle/postgres migration 0004), the general transaction deciding only what they hand back.
+   * functions of drizzle/postgres migrations 0004 and 0008), the general transaction deciding only what they hand
+   * back.
    * Default true. The store contract and the model test run the store both ways, so the rules in those
    * functions and in workflow/operations.ts cannot drift apart unnoticed.
    */
   oneStatement?: boolean;
+  /**
+   * Told, after the commit, of orders that stopped awaiting payment without being paid (cancelled, timed out by
+   * the sweeper, their grant revoked), so the payment provider can close their sessions. Must not throw or block:
+   * the cancellation already stands.
+   */
+  onOrdersCancelled?: (orders: readonly CancelledOrder[]) => void;
+}
+
+/** An order that was awaiting payment and is now cancelled: what a payment provider needs to close its session. */
+export interface CancelledOrder {
+  order_id: string;
+  payment_reference: string | null;
+  cancel_reason: CancelReason;
 }
 
 export interface SearchQuery {

@@ -1,6 +1,7 @@
-// A local stand-in for the few Stripe API calls stocklock makes: Checkout Sessions, create and retrieve. It answers
-// like Stripe (form-encoded requests, JSON objects, Stripe's error bodies) and refuses what Stripe refuses there: a
-// reused idempotency key with other parameters, a missing required field, an expires_at outside 30 min to 24 h.
+// A local stand-in for the few Stripe API calls stocklock makes: Checkout Sessions, create, retrieve and expire. It
+// answers like Stripe (form-encoded requests, JSON objects, Stripe's error bodies) and refuses what Stripe refuses
+// there: a reused idempotency key with other parameters, a missing required field, an expires_at outside 30 min to
+// 24 h after the session's creation, expiring a session that is not open (already expired, or completed).
 // A test can hold its answers behind a barrier, to show that nothing waits on Stripe inside a stock transaction.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -70,6 +71,8 @@ export interface StripeStandIn {
   waiting(count: number): Promise<void>;
   /** Resolves once `count` requests have been answered (or executed for a client that left). */
   answered(count: number): Promise<void>;
+  /** The next `count` requests are answered 500 (Stripe's api_error), as an outage would. */
+  failNext(count: number): void;
   /** A session marked paid, for a checkout.session.completed event. */
   complete(sessionId: string, paymentIntent?: string): Stripe.Checkout.Session;
   /** An event around a session, signed as Stripe signs it; `timestamp` in seconds. */
@@ -91,6 +94,7 @@ export async function startStripeStandIn(now: () => number = Date.now): Promise<
   let waitingCount = 0;
   const waiters: { count: number; resolve: () => void }[] = [];
   let answeredCount = 0;
+  let failing = 0;
   const answerWaiters: { count: number; resolve: () => void }[] = [];
   const webhooks = new Stripe(STANDIN_SECRET_KEY).webhooks;
 
@@ -189,7 +193,38 @@ export async function startStripeStandIn(now: () => number = Date.now): Promise<
         error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' },
       });
     }
+    if (failing > 0) {
+      failing -= 1;
+      return send(500, { error: { type: 'api_error', message: 'An unknown error occurred' } });
+    }
     const path = (req.url ?? '').split('?')[0] ?? '';
+    const expire = /^\/v1\/checkout\/sessions\/([^/]+)\/expire$/.exec(path);
+    if (req.method === 'POST' && expire) {
+      const id = decodeURIComponent(expire[1] as string);
+      const session = sessions.get(id);
+      if (!session) {
+        return send(404, {
+          error: {
+            type: 'invalid_request_error',
+            code: 'resource_missing',
+            param: 'session',
+            message: `No such checkout.session: '${id}'`,
+          },
+        });
+      }
+      // Stripe: "A Checkout Session can be expired when it is in one of these statuses: open"; an error otherwise.
+      if (session.status !== 'open') {
+        return send(400, {
+          error: {
+            type: 'invalid_request_error',
+            message: `This Checkout Session is ${session.status} and can no longer be expired.`,
+          },
+        });
+      }
+      const expired = { ...session, status: 'expired', url: null } as unknown as Stripe.Checkout.Session;
+      sessions.set(id, expired);
+      return send(200, expired);
+    }
     const retrieve = /^\/v1\/checkout\/sessions\/([^/]+)$/.exec(path);
     if (req.method === 'GET' && retrieve) {
       const session = sessions.get(decodeURIComponent(retrieve[1] as string));
@@ -289,9 +324,14 @@ export async function startStripeStandIn(now: () => number = Date.now): Promise<
       if (answeredCount >= count) return Promise.resolve();
       return new Promise((resolve) => answerWaiters.push({ count, resolve }));
     },
+    failNext(count) {
+      failing = count;
+    },
     complete(sessionId, paymentIntent = `pi_test_${randomBytes(8).toString('hex')}`) {
       const session = sessions.get(sessionId);
       if (!session) throw new Error(`no session ${sessionId}`);
+      // An expired session shows the shopper that it expired: nobody can pay there any more.
+      if (session.status === 'expired') throw new Error(`session ${sessionId} expired: it cannot be paid`);
       const paid = { ...session, status: 'complete', payment_status: 'paid', payment_intent: paymentIntent };
       sessions.set(sessionId, paid as Stripe.Checkout.Session);
       return paid as Stripe.Checkout.Session;

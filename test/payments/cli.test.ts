@@ -30,7 +30,7 @@ afterEach(async () => {
 });
 
 /** A database with the catalog, channel `claude` in payment mode, and a static token for it. */
-async function shop(): Promise<{ db: string; token: string }> {
+async function shop(): Promise<{ db: string; token: string; adminToken: string }> {
   const tmp = tempDir('stocklock-payments-cli-');
   cleanups.push(tmp.remove);
   const db = join(tmp.dir, 'stocklock.db');
@@ -43,8 +43,9 @@ async function shop(): Promise<{ db: string; token: string }> {
   await store.importProducts({ channel: 'cli' }, CATALOG);
   await store.setCheckoutMode('claude', 'payment');
   const { token } = await store.createToken('claude', false, 'payments test');
+  const { token: adminToken } = await store.createToken('web', true, 'payments test admin');
   await store.close();
-  return { db, token };
+  return { db, token, adminToken };
 }
 
 async function serve(db: string, args: string[], env: Record<string, string> = {}) {
@@ -157,5 +158,31 @@ describe('stocklock serve --payment (built CLI)', () => {
     const page = await fetch(`${base}/payments/return?order_id=${order.order_id}`);
     expect(await page.text()).toContain(order.order_id);
     expect(server.stderr()).not.toContain(STANDIN_SECRET_KEY);
+  });
+
+  it("stripe: the merchant's cancel_order expires the order's Checkout Session at Stripe", async () => {
+    const standIn: StripeStandIn = await startStripeStandIn();
+    cleanups.push(() => standIn.close());
+    const { db, token, adminToken } = await shop();
+    const { url } = await serve(db, ['--payment', 'stripe'], {
+      STRIPE_SECRET_KEY: STANDIN_SECRET_KEY,
+      STRIPE_WEBHOOK_SECRET: STANDIN_WEBHOOK_SECRET,
+      STOCKLOCK_STRIPE_API_URL: standIn.url,
+    });
+    const { order } = await checkout(url, token);
+    const session = [...standIn.sessions.values()][0];
+    expect(session?.status).toBe('open');
+    const admin = await connectClient(url, adminToken);
+    cleanups.push(() => admin.close().catch(() => undefined));
+    const cancelled = await call(admin, 'cancel_order', { order_id: order.order_id, restock: false });
+    expect(cancelled.isError, firstText(cancelled)).toBeFalsy();
+    expect(cancelled.structuredContent).toMatchObject({ status: 'cancelled', cancel_reason: 'merchant' });
+    // The expiry follows the commit: wait for the stand-in to have answered it.
+    await standIn.answered(2);
+    expect(standIn.requests.map((r) => [r.method, r.path, r.status])).toEqual([
+      ['POST', '/v1/checkout/sessions', 200],
+      ['POST', `/v1/checkout/sessions/${session?.id}/expire`, 200],
+    ]);
+    expect(standIn.sessions.get(session?.id ?? '')?.status).toBe('expired');
   });
 });

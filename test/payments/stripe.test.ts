@@ -166,6 +166,27 @@ describe('Stripe provider', () => {
     expect(retried.reference).toBe([...standIn.sessions.keys()][0]);
   });
 
+  it('close expires an open session; a session no longer open, or a reference not a session, has nothing to close', async () => {
+    const p = provider();
+    const open = await p.start(order());
+    const paidOrder = await p.start(order({ order_id: 'ord_paid' }));
+    standIn.complete(paidOrder.reference ?? '');
+    expect(await p.close?.(open.reference ?? '')).toBe('closed');
+    expect(standIn.sessions.get(open.reference ?? '')?.status).toBe('expired');
+    expect(await p.close?.(open.reference ?? '')).toBe('not_open');
+    expect(await p.close?.(paidOrder.reference ?? '')).toBe('not_open');
+    expect(standIn.sessions.get(paidOrder.reference ?? '')?.status).toBe('complete');
+    expect(await p.close?.('cs_test_unknown')).toBe('not_open');
+    const asked = standIn.requests.length;
+    expect(await p.close?.('bank-transfer-42')).toBe('not_open');
+    expect(standIn.requests).toHaveLength(asked);
+    // An outage is thrown, for the caller to retry.
+    const again = await p.start(order({ order_id: 'ord_again' }));
+    standIn.failNext(1);
+    await expect(p.close?.(again.reference ?? '')).rejects.toBeInstanceOf(Stripe.errors.StripeAPIError);
+    expect(standIn.sessions.get(again.reference ?? '')?.status).toBe('open');
+  });
+
   it('a wrong secret key is PAYMENT_UNAVAILABLE that names the Stripe settings, and never the key', async () => {
     const refused = await refusalOf(provider({ secretKey: 'sk_test_wrong' }).start(order()));
     expect(refused.code).toBe('PAYMENT_UNAVAILABLE');

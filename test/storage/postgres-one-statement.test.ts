@@ -1,7 +1,9 @@
-// The one-statement reserve and checkout (stocklock_reserve_new_cart, stocklock_checkout_cart, drizzle/postgres/0004)
-// write the rules decideAddToCart and decideCheckout decide a second time, in SQL. These tests prove the two agree:
-// the same random workloads run once with the one-statement paths and once with every call a general transaction,
-// on the same real database, and every answer and every row must come out the same. And each is one round trip.
+// The one-statement reserve and checkout (stocklock_reserve_new_cart, stocklock_checkout_cart, drizzle/postgres/0004
+// and 0008) write the rules decideAddToCart and decideOrderCheckout decide a second time, in SQL. These tests prove
+// the two agree: the same random workloads run once with the one-statement paths and once with every call a general
+// transaction, on the same real database, and every answer and every row must come out the same, orders in both
+// checkout modes included (and what confirming, cancelling and the payment timeout later do with them). And each is
+// one round trip.
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
@@ -17,7 +19,16 @@ import { describePostgres } from '../helpers/requirements.js';
 import { admin, expectAuditOk, level, T0, TTL } from './contract.js';
 
 const LIMITS = { ...DEFAULT_LIMITS, maxLineQuantity: 4, maxCartQuantity: 6, maxChannelReserved: 7 };
-const CHANNELS: CallContext[] = [{ channel: 'web' }, { channel: 'app' }, { channel: 'pos' }];
+// web and pos sell direct; app is set to payment; claude is in payment mode by default (a preset OAuth host's
+// channel) and its carts belong to a grant.
+const CHANNELS: CallContext[] = [
+  { channel: 'web' },
+  { channel: 'app' },
+  { channel: 'pos' },
+  { channel: 'claude', holder: 'grant_1' },
+];
+const ADMIN: CallContext = { channel: 'admin', admin: true };
+const PAYMENT_WINDOW = 10 * 60_000;
 const SKUS = ['A', 'A', 'B', 'B', 'C', 'D', 'E', 'U', 'NOPE'];
 
 /** A small seeded generator, so a failing seed can be run again. */
@@ -35,8 +46,10 @@ function random(seed: number): (n: number) => number {
 type Op =
   | { kind: 'add'; ctx: number; sku: string; quantity: number; cart?: number }
   | { kind: 'advance'; ms: number }
-  | { kind: 'checkout' | 'release'; ctx: number; cart: number }
+  | { kind: 'checkout' | 'release'; ctx: number; cart: number; own?: boolean }
   | { kind: 'restock'; sku: string; quantity: number }
+  | { kind: 'confirm'; order: number }
+  | { kind: 'cancel'; order: number; restock: boolean }
   | { kind: 'sweep' };
 
 /** A workload mostly of new carts (the one-statement reserve's calls), with expiry, sales, releases and restocks. */
@@ -50,8 +63,10 @@ function workload(seed: number, length: number): Op[] {
     if (roll < 55) ops.push({ kind: 'add', ctx, sku, quantity: 1 + pick(5) });
     else if (roll < 65) ops.push({ kind: 'add', ctx, sku, quantity: 1 + pick(2), cart: pick(1_000) });
     else if (roll < 78) ops.push({ kind: 'advance', ms: [60_000, TTL / 2, TTL + 1_000][pick(3)] as number });
-    else if (roll < 85) ops.push({ kind: 'checkout', ctx, cart: pick(1_000) });
-    else if (roll < 90) ops.push({ kind: 'release', ctx, cart: pick(1_000) });
+    else if (roll < 85) ops.push({ kind: 'checkout', ctx, cart: pick(1_000), own: pick(5) > 0 });
+    else if (roll < 88) ops.push({ kind: 'release', ctx, cart: pick(1_000) });
+    else if (roll < 91) ops.push({ kind: 'confirm', order: pick(1_000) });
+    else if (roll < 93) ops.push({ kind: 'cancel', order: pick(1_000), restock: pick(2) === 0 });
     else if (roll < 97)
       ops.push({ kind: 'restock', sku: ['A', 'B', 'E'][pick(3)] as string, quantity: 1 + pick(3) });
     else ops.push({ kind: 'sweep' });
@@ -61,6 +76,8 @@ function workload(seed: number, length: number): Op[] {
 
 describePostgres('PostgreSQL one-statement reserve', () => {
   let db: TestDatabase;
+  /** What kinds of order the workloads made (mode, status, holder), across all of them. */
+  const made = new Set<string>();
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -71,7 +88,14 @@ describePostgres('PostgreSQL one-statement reserve', () => {
   });
 
   function options(clock: ManualClock): StoreOptions {
-    return { clock, reservationTtlMs: TTL, limits: LIMITS, lockTimeoutMs: 10_000, poolSize: 2 };
+    return {
+      clock,
+      reservationTtlMs: TTL,
+      limits: LIMITS,
+      lockTimeoutMs: 10_000,
+      poolSize: 2,
+      paymentWindowMs: PAYMENT_WINDOW,
+    };
   }
 
   /** Runs the workload on a fresh copy of the catalog; returns every answer and every row, cart ids normalised. */
@@ -81,9 +105,14 @@ describePostgres('PostgreSQL one-statement reserve', () => {
     const store: InventoryStore = await openPostgresStore(db.url, { ...options(clock), oneStatement });
     try {
       await store.importProducts(admin, ONE_STATEMENT_CATALOG);
+      await store.setCheckoutMode('app', 'payment');
       const carts: string[] = [];
+      const cartCtx = new Map<string, CallContext>();
+      const orders: string[] = [];
       const answers: unknown[] = [];
       const cartOf = (n: number) => (carts.length === 0 ? 'cart_none' : (carts[n % carts.length] as string));
+      const orderOf = (n: number) =>
+        orders.length === 0 ? 'ord_none' : (orders[n % orders.length] as string);
       for (const op of ops) {
         try {
           if (op.kind === 'add') {
@@ -91,16 +120,31 @@ describePostgres('PostgreSQL one-statement reserve', () => {
             const cartId = op.cart === undefined ? undefined : cartOf(op.cart);
             const view = await store.addToCart(ctx, { sku: op.sku, quantity: op.quantity, cartId });
             if (!carts.includes(view.cart_id)) carts.push(view.cart_id);
+            cartCtx.set(view.cart_id, ctx);
             answers.push(view);
           } else if (op.kind === 'advance') clock.advance(op.ms);
-          else if (op.kind === 'checkout')
-            answers.push(await store.checkout(CHANNELS[op.ctx] as CallContext, { cartId: cartOf(op.cart) }));
+          else if (op.kind === 'checkout') {
+            // Mostly by the cart's own caller, so that many checkouts sell or await payment.
+            const cartId = cartOf(op.cart);
+            const ctx = (op.own && cartCtx.get(cartId)) || (CHANNELS[op.ctx] as CallContext);
+            const order = await store.checkout(ctx, { cartId });
+            if (!orders.includes(order.order_id)) orders.push(order.order_id);
+            answers.push(order);
+          } else if (op.kind === 'confirm')
+            answers.push(
+              await store.confirmPayment(ADMIN, {
+                orderId: orderOf(op.order),
+                reference: `pay-${answers.length}`,
+              }),
+            );
+          else if (op.kind === 'cancel')
+            answers.push(await store.cancelOrder(ADMIN, { orderId: orderOf(op.order), restock: op.restock }));
           else if (op.kind === 'release')
             answers.push(
               await store.releaseCart(CHANNELS[op.ctx] as CallContext, { cartId: cartOf(op.cart) }),
             );
           else if (op.kind === 'restock') answers.push(await store.restock(admin, op));
-          else answers.push(await store.sweepExpired());
+          else answers.push([await store.sweepExpired(), await store.sweepOverdueOrders()]);
         } catch (error) {
           if (!(error instanceof StockError)) throw error;
           answers.push({ refused: error.code, message: error.message, details: error.details });
@@ -114,19 +158,18 @@ describePostgres('PostgreSQL one-statement reserve', () => {
         ),
         lines: await db.query('SELECT cart_id, sku, quantity, held FROM cart_lines'),
         channels: await db.query('SELECT channel, held FROM channel_holds ORDER BY channel'),
-        orders: await db.query('SELECT id, cart_id, channel, total_minor, currency, created_at FROM orders'),
-        orderLines: await db.query(
-          'SELECT order_id, sku, name, quantity, unit_price_minor FROM order_lines ORDER BY order_id, sku',
-        ),
+        // Every column: the one-statement checkout writes the order the general one writes, holder to paid_at.
+        orders: await db.query('SELECT * FROM orders'),
+        orderLines: await db.query('SELECT * FROM order_lines ORDER BY order_id, sku'),
         ledger: await db.query(
-          `SELECT at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, channel, note
+          `SELECT at, sku, kind, quantity, on_hand_delta, reserved_delta, cart_id, order_id, channel, note
              FROM stock_movements ORDER BY id`,
         ),
       };
       // Cart ids are random: number them in the order the calls made them (order ids alike).
       let text = JSON.stringify({ answers, rows });
       for (const [n, id] of carts.entries()) text = text.replaceAll(id, `cart#${n}`);
-      text = text.replace(/ord_[A-Za-z0-9_-]+/g, 'ord');
+      for (const [n, id] of orders.entries()) text = text.replaceAll(id, `ord#${n}`);
       const parsed = JSON.parse(text) as { answers: unknown[]; rows: Record<string, unknown[]> };
       const byText = (a: unknown, b: unknown) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1);
       parsed.rows.carts?.sort(byText);
@@ -152,6 +195,9 @@ describePostgres('PostgreSQL one-statement reserve', () => {
       // The reserve did run, and its refusals too: not everything fell back to the general path.
       expect(sent.reserves).toBeGreaterThan(10);
       expect(sent.checkouts).toBeGreaterThan(0);
+      for (const order of general.rows.orders as { status: string; pay_by: unknown; holder: string }[]) {
+        made.add(`${order.pay_by === null ? 'direct' : 'payment'} ${order.status} ${order.holder || '-'}`);
+      }
       const refused = general.answers.filter(
         (a) => (a as { refused?: string }).refused === 'OUT_OF_STOCK',
       ).length;
@@ -159,6 +205,19 @@ describePostgres('PostgreSQL one-statement reserve', () => {
     },
     60_000,
   );
+
+  it('the workloads made orders in both modes, and paid, cancelled and unpaid ones', () => {
+    expect([...made].sort()).toEqual(
+      expect.arrayContaining([
+        'direct paid -',
+        'direct cancelled -',
+        'payment awaiting_payment grant_1',
+        'payment paid -',
+        'payment cancelled -',
+        'payment cancelled grant_1',
+      ]),
+    );
+  });
 
   it("a new cart's add_to_cart is one statement in autocommit: no BEGIN, no COMMIT", async () => {
     await db.reset();
@@ -178,14 +237,27 @@ describePostgres('PostgreSQL one-statement reserve', () => {
       expect(refusedSeen).toEqual(['stocklock_reserveNewCart']);
       const sold: string[] = [];
       const order = await recording(sold, () => store.checkout({ channel: 'web' }, { cartId: cart.cart_id }));
-      // The channel's checkout mode is read first (a payment channel's checkout must not sell): two reads in
-      // autocommit, then the sale itself in one statement, still with no BEGIN and no COMMIT.
-      expect(sold).toEqual(['stocklock_channelMode', 'stocklock_hostRules', 'stocklock_checkoutCart']);
+      // The statement reads the channel's checkout mode itself: one statement, no BEGIN, no COMMIT.
+      expect(sold).toEqual(['stocklock_checkoutCart']);
       expect(order).toMatchObject({
         cart_id: cart.cart_id,
+        status: 'paid',
+        paid_at: new Date(T0).toISOString(),
         lines: [{ sku: 'A', quantity: 2 }],
         total_minor: 2000,
       });
+      // A payment channel's checkout (a grant's, on a preset host's channel) is one statement too: the order
+      // awaits payment and holds the units.
+      const shopper = { channel: 'claude', holder: 'grant_9' };
+      const held = await store.addToCart(shopper, { sku: 'B', quantity: 3 });
+      const awaiting: string[] = [];
+      const pending = await recording(awaiting, () => store.checkout(shopper, { cartId: held.cart_id }));
+      expect(awaiting).toEqual(['stocklock_checkoutCart']);
+      expect(pending).toMatchObject({ status: 'awaiting_payment', total_minor: 750, paid_at: null });
+      expect(await db.query('SELECT holder, status FROM orders WHERE id = $1', [pending.order_id])).toEqual([
+        { holder: 'grant_9', status: 'awaiting_payment' },
+      ]);
+      expect(await level(store, 'B')).toMatchObject({ on_hand: 8, reserved: 3 });
       expect(refusal).toMatchObject({
         code: 'OUT_OF_STOCK',
         details: { sku: 'A', requested: 3, available: 1 },

@@ -1,12 +1,16 @@
-// The hot paths in one round trip each (drizzle/postgres/0004): stocklock_reserve_new_cart locks the product, frees
-// its expired holds and reserves; stocklock_checkout_cart sells an open cart whose lines all hold their stock. Each
+// The hot paths in one round trip each (drizzle/postgres/0004, 0008): stocklock_reserve_new_cart locks the product,
+// frees its expired holds and reserves; stocklock_checkout_cart turns an open cart whose lines all hold their stock
+// into an order in the channel's checkout mode, which it reads itself (the sale, or an order awaiting payment). Each
 // is one autocommit statement, and the answer is built by the domain's decision run on the very rows the function
 // locked, so the refusal, the cart view and the order come from the domain's one rule.
-import { addToCartInputs, decideAddToCart, decideCheckout } from '../../domain/decisions.js';
+import { PRESET_HOSTS } from '../../domain/channels.js';
+import { addToCartInputs, decideAddToCart } from '../../domain/decisions.js';
+import { decideOrderCheckout, orderView } from '../../domain/orders.js';
 import { assertCartCaps, type Limits } from '../../domain/rules.js';
-import type { CallContext, CartView, OrderView } from '../../domain/types.js';
-import { cartView, orderView, type ProductRow } from '../../domain/views.js';
+import type { CallContext, CartView, CheckoutMode, OrderView } from '../../domain/types.js';
+import { cartView, type ProductRow } from '../../domain/views.js';
 import type { Hold, StoredLine } from '../../domain/writes.js';
+import { holderOf } from '../shared.js';
 import type { AddToCartInput } from '../store.js';
 
 /** SQLSTATE the function raises when the channel's counter is over its cap: the general path decides it exactly. */
@@ -100,10 +104,12 @@ export function answerOf(
   return cartView(cart, [only], row.now, null);
 }
 
-/** What stocklock_checkout_cart returns: one row per line (the cart, the line, its product as locked) when it sold. */
+/** What stocklock_checkout_cart returns: one row per line (the cart, the line, its product as locked) when it wrote. */
 export interface CheckoutRow extends ProductRow {
   outcome: 'sold' | 'general';
   now: number;
+  /** The channel's checkout mode as the function read it, under its locks. */
+  checkout_mode: CheckoutMode;
   cart_status: string;
   cart_currency: string;
   cart_created_at: number;
@@ -113,24 +119,31 @@ export interface CheckoutRow extends ProductRow {
   held: number;
 }
 
+/** The checkout modes' default: the channels the preset OAuth hosts sign in as, for the function to read. */
+export const PRESET_HOST_ARRAYS: [string[], string[]] = [
+  Object.keys(PRESET_HOSTS),
+  Object.values(PRESET_HOSTS),
+];
+
 /**
  * The order from the function's rows, or undefined when the general path must decide (nothing was written then).
- * decideCheckout runs on exactly what the function locked; a refusal there after the function sold is a bug in one
- * of the two, reported loudly.
+ * decideOrderCheckout runs on exactly what the function locked, in the mode it read: the sale, or the order
+ * awaiting payment. A refusal there after the function wrote is a bug in one of the two, reported loudly.
  */
 export function checkoutAnswerOf(
   rows: CheckoutRow[],
-  call: { ctx: CallContext; cartId: string; orderId: string },
+  call: { ctx: CallContext; cartId: string; orderId: string; paymentWindowMs: number },
 ): OrderView | undefined {
   const [first] = rows;
   if (first?.outcome !== 'sold') return undefined;
   const lines: StoredLine[] = rows.map((row) => ({ sku: row.sku, quantity: row.quantity, held: row.held }));
   const products = new Map<string, ProductRow>(rows.map((row) => [row.sku, productRowOf(row)]));
-  let decision: ReturnType<typeof decideCheckout>;
+  let decision: ReturnType<typeof decideOrderCheckout>;
   try {
-    decision = decideCheckout({
+    decision = decideOrderCheckout({
       now: first.now,
       channel: call.ctx.channel,
+      holder: holderOf(call.ctx),
       cart: {
         id: call.cartId,
         channel: call.ctx.channel,
@@ -144,9 +157,11 @@ export function checkoutAnswerOf(
       products,
       expired: new Map(),
       orderId: call.orderId,
+      mode: first.checkout_mode,
+      paymentWindowMs: call.paymentWindowMs,
     });
   } catch (error) {
-    throw new Error('stocklock_checkout_cart sold where decideCheckout refuses', { cause: error });
+    throw new Error('stocklock_checkout_cart wrote where decideOrderCheckout refuses', { cause: error });
   }
-  return orderView(decision.order, decision.sold);
+  return orderView(decision.order, decision.lines, first.now);
 }

@@ -166,8 +166,8 @@ export const S = statements({
   // A backend gone from pg_stat_activity has ended its transaction: committed, or never will.
   backendAlive: 'SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1) AS alive',
   cartExists: 'SELECT EXISTS (SELECT 1 FROM carts WHERE id = $1) AS found',
-  // checkout's hot path as one autocommit statement (drizzle/postgres/0004, one-statement.ts).
-  checkoutCart: 'SELECT * FROM stocklock_checkout_cart($1, $2, $3, $4, $5, $6, $7)',
+  // checkout's hot path as one autocommit statement, in the channel's mode (drizzle/postgres/0008, one-statement.ts).
+  checkoutCart: 'SELECT * FROM stocklock_checkout_cart($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
   orderExists: 'SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1) AS found',
   // Open, unexpired carts with a line of this SKU.
   liveCartsWithSku: `SELECT COUNT(*) AS carts FROM cart_lines l JOIN carts c ON c.id = l.cart_id

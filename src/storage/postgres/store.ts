@@ -25,6 +25,7 @@ import {
   checkoutAnswerOf,
   fitsOneStatement,
   type OneStatementRow,
+  PRESET_HOST_ARRAYS,
 } from './one-statement.js';
 import { asciiLowerJs, S } from './statements.js';
 import { WritePath } from './write-path.js';
@@ -175,26 +176,19 @@ export class PostgresStore extends StockStore implements InventoryStore {
     return cartView(cart, await this.reader.orderLines(order.id), now, order.id);
   }
 
-  /** A cart sold without a key: one statement (one-statement.ts), unless StoreOptions.oneStatement is false. */
+  /**
+   * A checkout without a key: one statement (one-statement.ts), unless StoreOptions.oneStatement is false. The
+   * statement reads the channel's checkout mode itself and writes the order as the general path would, holder
+   * and all, in either mode.
+   */
   protected checkoutFast(
     ctx: CallContext,
     input: CheckoutInput,
     started: number,
   ): Promise<OrderView | undefined> | undefined {
-    // The statement (migration 0004) writes an order with neither holder nor paid_at: an OAuth holder's order
-    // must keep its holder, so only static tokens' checkouts take it.
-    if (this.options.oneStatement === false || input.idempotencyKey !== undefined || ctx.holder) return;
-    return this.checkoutInOneStatement(ctx, input, started);
-  }
-
-  /** The one statement sells: a channel whose orders await payment takes the general path. */
-  private async checkoutInOneStatement(
-    ctx: CallContext,
-    input: CheckoutInput,
-    started: number,
-  ): Promise<OrderView | undefined> {
-    if (!(await this.checksOutDirect(ctx.channel))) return undefined;
+    if (this.options.oneStatement === false || input.idempotencyKey !== undefined) return;
     const orderId = newId('ord_');
+    const paymentWindowMs = this.paymentWindowMs;
     return this.db.oneStatement<CheckoutRow, OrderView>({
       statement: S.checkoutCart,
       values: ({ fixedAt, offsetMs }, remaining) => [
@@ -205,9 +199,11 @@ export class PostgresStore extends StockStore implements InventoryStore {
         fixedAt,
         offsetMs,
         remaining,
+        paymentWindowMs,
+        ...PRESET_HOST_ARRAYS,
       ],
       started,
-      answer: (rows) => checkoutAnswerOf(rows, { ctx, cartId: input.cartId, orderId }),
+      answer: (rows) => checkoutAnswerOf(rows, { ctx, cartId: input.cartId, orderId, paymentWindowMs }),
       committed: S.orderExists,
       key: orderId,
       recover: () => this.readWith((r) => readOrderForCart(r, input.cartId, this.now())),

@@ -17,6 +17,7 @@ import { newId } from '../../domain/rules.js';
 import type { CallContext, ChannelSetting, CheckoutMode, OrderView } from '../../domain/types.js';
 import { holderOf, keyedCall } from '../shared.js';
 import type {
+  CancelledOrder,
   CancelOrderInput,
   CheckoutInput,
   ConfirmPaymentInput,
@@ -140,7 +141,14 @@ export function* confirmPayment(
   return yield* saved(e, decision, now);
 }
 
-export function* cancelOrder(e: Engine, ctx: CallContext, input: CancelOrderInput): Operation<OrderView> {
+/** `cancelled` receives the order when it stopped awaiting payment (emptied first: a retried transaction runs again). */
+export function* cancelOrder(
+  e: Engine,
+  ctx: CallContext,
+  input: CancelOrderInput,
+  cancelled: CancelledOrder[] = [],
+): Operation<OrderView> {
+  cancelled.length = 0;
   const { order, lines, now } = yield* lockedOrder(e, ctx, input.orderId);
   const reason = input.reason ?? 'merchant';
   const decision = decideCancelOrder({
@@ -151,8 +159,15 @@ export function* cancelOrder(e: Engine, ctx: CallContext, input: CancelOrderInpu
     restock: input.restock,
     reason,
   });
+  if (decision.changed && order.status === 'awaiting_payment') cancelled.push(cancelledOf(decision.order));
   return yield* saved(e, decision, now);
 }
+
+const cancelledOf = (order: StoredOrder): CancelledOrder => ({
+  order_id: order.id,
+  payment_reference: order.payment_reference,
+  cancel_reason: order.cancel_reason ?? 'merchant',
+});
 
 /** A provider's link, instructions or reference, stored on the order after its checkout committed. */
 export function* attachPayment(e: Engine, orderId: string, payment: PaymentAttachment): Operation<OrderView> {
@@ -174,7 +189,9 @@ export function* attachPayment(e: Engine, orderId: string, payment: PaymentAttac
 export function* sweepOrdersBatch(
   e: Engine,
   batchSize: number,
+  cancelled: CancelledOrder[] = [],
 ): Operation<{ orders: number; units: number }> {
+  cancelled.length = 0;
   yield* step(e.now());
   const overdue = yield* step(e.overdueOrders(batchSize));
   if (overdue.length === 0) return { orders: 0, units: 0 };
@@ -183,7 +200,10 @@ export function* sweepOrdersBatch(
   yield* step(e.lockProducts(held));
   const decision = decideOrderTimeouts(overdue, e.products);
   yield* step(e.apply(decision.writes));
-  for (const order of decision.orders) yield* step(e.saveOrder(order));
+  for (const order of decision.orders) {
+    yield* step(e.saveOrder(order));
+    cancelled.push(cancelledOf(order));
+  }
   return { orders: overdue.length, units: decision.units };
 }
 

@@ -32,6 +32,7 @@ import type { OAuthStore } from '../oauth.js';
 import { hashToken, issuedToken, newTokenSecret, type StoredToken, tokenRecord } from '../shared.js';
 import type {
   AddToCartInput,
+  CancelledOrder,
   CancelOrderInput,
   CheckoutInput,
   ConfirmPaymentInput,
@@ -115,15 +116,7 @@ export abstract class StockStore {
     return this.transact((e) => op.addToCart(e, this.options, ctx, input), started);
   }
 
-  /**
-   * Whether the channel checks out direct, read outside the transaction: a dialect's fast path is the sale, so
-   * it asks first. A mode changed between this read and the sale orders like a change made just after it.
-   */
-  protected async checksOutDirect(channel: string): Promise<boolean> {
-    return (await this.readWith((r) => orders.checkoutModeFor(r, channel))) === 'direct';
-  }
-
-  private get paymentWindowMs(): number {
+  protected get paymentWindowMs(): number {
     return this.options.paymentWindowMs ?? DEFAULT_PAYMENT_WINDOW_MS;
   }
 
@@ -145,7 +138,20 @@ export abstract class StockStore {
   }
 
   async cancelOrder(ctx: CallContext, input: CancelOrderInput): Promise<OrderView> {
-    return this.transact((e) => orders.cancelOrder(e, ctx, input));
+    const cancelled: CancelledOrder[] = [];
+    const view = await this.transact((e) => orders.cancelOrder(e, ctx, input, cancelled));
+    this.tellCancelled(cancelled);
+    return view;
+  }
+
+  /** After the commit: the provider may close the sessions of orders that will not be paid now. */
+  private tellCancelled(cancelled: readonly CancelledOrder[]): void {
+    if (cancelled.length === 0) return;
+    try {
+      this.options.onOrdersCancelled?.(cancelled);
+    } catch {
+      // The cancellation stands whatever the listener does; it reports its own failures.
+    }
   }
 
   async attachPayment(orderId: string, payment: PaymentAttachment): Promise<OrderView> {
@@ -172,7 +178,9 @@ export abstract class StockStore {
   async sweepOverdueOrders(batchSize = 100): Promise<{ orders: number; units: number }> {
     const total = { orders: 0, units: 0 };
     for (;;) {
-      const batch = await this.transact((e) => orders.sweepOrdersBatch(e, batchSize));
+      const cancelled: CancelledOrder[] = [];
+      const batch = await this.transact((e) => orders.sweepOrdersBatch(e, batchSize, cancelled));
+      this.tellCancelled(cancelled);
       total.orders += batch.orders;
       total.units += batch.units;
       if (batch.orders < batchSize) return total;
@@ -195,7 +203,7 @@ export abstract class StockStore {
     const admin = { channel: 'admin', admin: true };
     for (const orderId of awaiting) {
       const cancel = { orderId, restock: false, reason: 'grant_revoked' as const };
-      await this.transact((e) => orders.cancelOrder(e, admin, cancel));
+      await this.cancelOrder(admin, cancel);
     }
     return { carts: carts.length, orders: awaiting.length };
   }

@@ -223,3 +223,32 @@ describePostgres('the incremental audit on PostgreSQL', () => {
     };
   });
 });
+
+describePostgres('the checkpoint on PostgreSQL while a writer is inserting', () => {
+  it('is not saved when the ledger never pauses, so no id still in flight falls behind it', async () => {
+    const db = await createTestDatabase('stocklock_audit_inflight');
+    const store = await openStore(db.url, {
+      clock: new ManualClock(),
+      reservationTtlMs: 15 * 60_000,
+      limits: DEFAULT_LIMITS,
+      lockTimeoutMs: 5_000,
+    });
+    const writer = await db.connect();
+    try {
+      await store.importProducts({ channel: 'cli' }, CATALOG);
+      // A transaction that has inserted into the ledger and not committed, as a write mid-flush.
+      await writer.query('BEGIN');
+      await writer.query('LOCK TABLE stock_movements IN ROW EXCLUSIVE MODE');
+      const report = await store.audit({ checkpoint: true });
+      expect(report.ok).toBe(true);
+      expect(await db.query('SELECT ledger_id FROM audit_checkpoints')).toEqual([]);
+      await writer.query('COMMIT');
+      expect((await store.audit({ checkpoint: true })).ok).toBe(true);
+      expect(await db.query('SELECT ledger_id FROM audit_checkpoints')).toHaveLength(1);
+    } finally {
+      await writer.end();
+      await store.close();
+      await db.drop();
+    }
+  });
+});

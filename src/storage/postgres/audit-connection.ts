@@ -10,24 +10,33 @@ interface Queryable {
   query(sql: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
 }
 
+/** Tries to read the ledger's end under the lock, this many times, this far apart. */
+const END_TRIES = 20;
+const END_RETRY_MS = 25;
+
 /**
  * The highest ledger id such that every row up to it is committed. Ids come from a sequence but commit in
- * any order, so the largest id a snapshot sees may have a smaller one still in flight; a SHARE lock waits for
- * the writers already inserting (a flush's moment) and lets none in until its one read is done. Null when
- * the lock is not granted quickly or not allowed (a read-only role): that audit saves no checkpoint.
+ * any order, so the largest id a snapshot sees may have a smaller one still in flight. A SHARE lock is
+ * granted only when no writer is inserting, and admits none until its one read is done; NOWAIT, so the
+ * request never queues (writers queue behind a waiting request): a writer mid-insert means a try later.
+ * Null when no try finds a moment (a stream of writes) or the role may not take the lock: that audit saves
+ * no checkpoint.
  */
 async function ledgerEnd(client: Queryable): Promise<number | null> {
-  try {
-    await client.query('BEGIN');
-    await client.query("SET LOCAL lock_timeout = '500ms'");
-    await client.query('LOCK TABLE stock_movements IN SHARE MODE');
-    const { rows } = await client.query('SELECT COALESCE(MAX(id), 0) AS id FROM stock_movements');
-    await client.query('COMMIT');
-    return Number(rows[0]?.id ?? 0);
-  } catch {
-    await client.query('ROLLBACK').catch(() => undefined);
-    return null;
+  for (let attempt = 0; attempt < END_TRIES; attempt++) {
+    try {
+      await client.query('BEGIN');
+      await client.query('LOCK TABLE stock_movements IN SHARE MODE NOWAIT');
+      const { rows } = await client.query('SELECT COALESCE(MAX(id), 0) AS id FROM stock_movements');
+      await client.query('COMMIT');
+      return Number(rows[0]?.id ?? 0);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if ((error as { code?: string }).code !== '55P03') return null;
+    }
+    await new Promise((resume) => setTimeout(resume, END_RETRY_MS));
   }
+  return null;
 }
 
 /** Runs the audit on `client`, which no one else uses meanwhile; saves its checkpoint if asked and clean. */

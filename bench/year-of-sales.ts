@@ -1,5 +1,6 @@
 // A year of sales: what a merchant's everyday actions cost the shoppers once the history is large, on both stores.
-// Runs in `npm run bench`; alone: `npm run bench -- --only year-of-sales` (sizes: STOCKLOCK_BENCH_YEAR_SIZES=10000,100000).
+// Runs in `npm run bench`; alone: `npm run bench -- --only year-of-sales` (sizes: STOCKLOCK_BENCH_YEAR_SIZES=10000,100000;
+// one store: STOCKLOCK_BENCH_YEAR_STORES=sqlite or postgres).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, statSync } from 'node:fs';
@@ -208,13 +209,20 @@ export interface Measured {
   bytesPerOrder: number;
   startupMs: number;
   idle: { p50: number; p99: number };
+  /** The console's first audit: no checkpoint yet, so the whole history (it saves the first checkpoint). */
   audit: { p50: number; p99: number; ms: number; ok: boolean };
+  /** The console's next audit, after `SALES_BETWEEN` more sales: incremental from that checkpoint. */
+  incremental: { p50: number; p99: number; ms: number; ok: boolean; since: number | undefined };
   csv: { p50: number; p99: number; ms: number; mb: number; rssGrowthMb: number };
   pages: Record<string, number>;
   sweepMs: number;
   backupMs: number | undefined;
   cliAuditMs: number;
+  cliIncrementalMs: number;
 }
+
+/** Sales made between the console's first (full) audit and its incremental one. */
+const SALES_BETWEEN = 200;
 
 async function measure(target: Target, size: HistorySize, quick: boolean, port: number): Promise<Measured> {
   const empty = await target.create();
@@ -246,6 +254,27 @@ async function measure(target: Target, size: HistorySize, quick: boolean, port: 
     const audit = await auditRun;
     if (!audit.value.ok)
       throw new Error('the audit finds the generated history unbalanced: see bench/history.ts');
+
+    for (let i = 0; i < SALES_BETWEEN; i++) {
+      const added = await shopper.callTool({
+        name: 'add_to_cart',
+        arguments: { sku: `Y-${(i * 7) % size.skus}`, quantity: 1 },
+      });
+      const cartId = (added.structuredContent as { cart_id?: string } | undefined)?.cart_id;
+      if (added.isError || !cartId) throw new Error('add_to_cart was refused');
+      const sold = await shopper.callTool({ name: 'checkout', arguments: { cart_id: cartId } });
+      if (sold.isError) throw new Error('checkout was refused');
+    }
+    const incrementalRun = timed(
+      async () =>
+        (await (await api('audit', { method: 'POST' })).json()) as {
+          ok: boolean;
+          since?: { movement: number };
+        },
+    );
+    const duringIncremental = await shopperLatencies(shopper, size.skus, incrementalRun);
+    const incremental = await incrementalRun;
+    if (!incremental.value.ok) throw new Error('the incremental audit finds the history unbalanced');
 
     const rssBefore = rssBytes(server.pid);
     let rssPeak = rssBefore;
@@ -295,6 +324,12 @@ async function measure(target: Target, size: HistorySize, quick: boolean, port: 
       startupMs: server.startupMs,
       idle,
       audit: { ...duringAudit, ms: audit.ms, ok: audit.value.ok },
+      incremental: {
+        ...duringIncremental,
+        ms: incremental.ms,
+        ok: incremental.value.ok,
+        since: incremental.value.since?.movement,
+      },
       csv: {
         ...duringCsv,
         ms: exported.ms,
@@ -305,6 +340,7 @@ async function measure(target: Target, size: HistorySize, quick: boolean, port: 
       sweepMs,
       backupMs,
       cliAuditMs: 0,
+      cliIncrementalMs: 0,
     };
   } finally {
     await closeClient(shopper);
@@ -321,13 +357,19 @@ export async function yearOfSalesScenario(settings: RunSettings): Promise<Sectio
   const results: Measured[] = [];
   let port = 30_000 + Math.floor(Math.random() * 20_000);
   for (const orders of sizes) {
-    for (const target of [sqliteTarget(settings.dir, orders), postgresTarget(orders)]) {
+    const only = process.env.STOCKLOCK_BENCH_YEAR_STORES;
+    const targets = [sqliteTarget(settings.dir, orders), postgresTarget(orders)].filter(
+      (t) => !only || only.split(',').includes(t.store === 'SQLite' ? 'sqlite' : 'postgres'),
+    );
+    for (const target of targets) {
       process.stderr.write(
         `bench: year of sales, ${target.store}, ${orders.toLocaleString('en-US')} orders…\n`,
       );
       try {
         const measured = await measure(target, historySize(orders), settings.quick, port++);
-        measured.cliAuditMs = await cli(['audit', '--db', target.db]);
+        measured.cliAuditMs = await cli(['audit', '--full', '--db', target.db]);
+        // From the checkpoint the full audit just saved.
+        measured.cliIncrementalMs = await cli(['audit', '--db', target.db]);
         results.push(measured);
         // Each result as it comes: a long run stopped part-way still leaves its figures.
         process.stderr.write(`bench: year of sales: ${JSON.stringify(measured)}\n`);
@@ -342,14 +384,16 @@ export async function yearOfSalesScenario(settings: RunSettings): Promise<Sectio
 export function report(results: Measured[]): Section[] {
   const latency = section(
     'Year of sales: a shopper while the merchant audits and exports',
-    "A history written straight into the tables (bench/history.ts: sold, released, expired and open carts, their ledger, orders, idempotency records, OAuth grants and tokens; the audit finds it balanced), then `stocklock serve --http` on it and one shopper calling `check_stock` one call after another: idle, during the console's Audit (POST /console/api/audit) and during the console's ledger CSV export. Times in ms.",
+    "A history written straight into the tables (bench/history.ts: sold, released, expired and open carts, their ledger, orders, idempotency records, OAuth grants and tokens; the audit finds it balanced), then `stocklock serve --http` on it and one shopper calling `check_stock` one call after another: idle, during the console's first Audit (POST /console/api/audit: no checkpoint yet, so the whole history; it saves one), during its next Audit after 200 more sales (incremental from that checkpoint) and during the console's ledger CSV export. Times in ms.",
     [
       'store',
       'orders',
       'SKUs',
       'idle p50 / p99',
-      'during audit p50 / p99',
-      'audit',
+      'during full audit p50 / p99',
+      'full audit',
+      'during incremental audit p50 / p99',
+      'incremental audit',
       'during CSV p50 / p99',
       'CSV export',
       'CSV MB',
@@ -358,14 +402,15 @@ export function report(results: Measured[]): Section[] {
   );
   const upkeep = section(
     'Year of sales: pages, upkeep and size',
-    "The same databases: console API answers (median of 3; the ledger pages are keyset pages of 100), the CLI's `sweep`, `backup` (SQLite) and `audit` (process start included), the server's start-up to a healthy `/healthz`, the time to write the history, and the bytes on disk per order (the whole database: every table and index, divided by the orders).",
+    "The same databases: console API answers (median of 3; the ledger pages are keyset pages of 100), the CLI's `sweep`, `backup` (SQLite), `audit --full` and then `audit` (incremental from the checkpoint `--full` saved; process start included), the server's start-up to a healthy `/healthz`, the time to write the history, and the bytes on disk per order (the whole database: every table and index, divided by the orders).",
     [
       'store',
       'orders',
       ...Object.keys(results[0]?.pages ?? {}),
       'sweep',
       'backup',
-      'CLI audit',
+      'CLI audit --full',
+      'CLI audit (incremental)',
       'start-up',
       'history written in',
       'bytes per order',
@@ -379,6 +424,8 @@ export function report(results: Measured[]): Section[] {
       `${fmt.ms(r.idle.p50)} / ${fmt.ms(r.idle.p99)}`,
       `${fmt.ms(r.audit.p50)} / ${fmt.ms(r.audit.p99)}`,
       fmt.ms(r.audit.ms),
+      `${fmt.ms(r.incremental.p50)} / ${fmt.ms(r.incremental.p99)}`,
+      fmt.ms(r.incremental.ms),
       `${fmt.ms(r.csv.p50)} / ${fmt.ms(r.csv.p99)}`,
       fmt.ms(r.csv.ms),
       r.csv.mb.toFixed(1),
@@ -391,6 +438,7 @@ export function report(results: Measured[]): Section[] {
       fmt.ms(r.sweepMs),
       r.backupMs === undefined ? '—' : fmt.ms(r.backupMs),
       fmt.ms(r.cliAuditMs),
+      fmt.ms(r.cliIncrementalMs),
       fmt.ms(r.startupMs),
       `${(r.fillMs / 1000).toFixed(1)} s`,
       Math.round(r.bytesPerOrder).toLocaleString('en-US'),
@@ -399,7 +447,8 @@ export function report(results: Measured[]): Section[] {
   const largest = Math.max(...results.map((r) => r.orders));
   for (const r of results.filter((x) => x.orders === largest)) {
     for (const [what, during] of [
-      ['console audit', r.audit],
+      ['console full audit', r.audit],
+      ['console incremental audit', r.incremental],
       ['ledger CSV export', r.csv],
     ] as const) {
       const ratio = during.p99 / r.idle.p99;

@@ -44,10 +44,16 @@ export function addAuditCommand(program: Command): void {
     program
       .command('audit')
       .option('--json', 'print the report as JSON')
+      .option('--full', 'check the whole history from scratch, not from the last clean audit')
       .description('check every invariant; exit 1 on a violation'),
-  ).action(async (flags: StoreFlags & { json?: boolean }) => {
-    // Read-only: auditing a backup leaves nothing beside it (SQLite removes its -wal and -shm on close).
-    const report = await withStore(flags, (store) => store.audit(), { writes: false });
+  ).action(async (flags: StoreFlags & { json?: boolean; full?: boolean }) => {
+    // No writers queue: auditing a backup leaves nothing beside it (SQLite removes its -wal and -shm on close).
+    // A clean audit records its checkpoint, so the next one checks only what came after (best effort).
+    const report = await withStore(
+      flags,
+      (store) => store.audit({ incremental: flags.full !== true, checkpoint: true }),
+      { writes: false },
+    );
     if (flags.json) {
       noteDatabase(flags.db);
       printJson(report);

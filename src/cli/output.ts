@@ -36,6 +36,11 @@ export function printAudit(report: AuditReport, database: string): void {
     count(movements, 'ledger movement'),
   ];
   process.stdout.write(`Checked ${counted.join(', ')} in ${database}.\n`);
+  if (report.since) {
+    process.stdout.write(
+      `Incremental: the ledger up to movement ${report.since.movement} (checked clean at ${report.since.at}) re-fingerprinted; what came after checked in full. \`audit --full\` checks everything from scratch.\n`,
+    );
+  }
   if (report.ok) {
     process.stdout.write('OK: every invariant holds; the books balance.\n');
     return;

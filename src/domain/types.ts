@@ -172,6 +172,11 @@ export interface AuditReport {
   ok: boolean;
   checked: { products: number; carts: number; orders: number; movements: number };
   violations: AuditViolation[];
+  /**
+   * Set when the audit was incremental: it trusted the last clean audit's checkpoint (at this ledger movement,
+   * its rows fingerprinted again) and checked the ledger and orders from there; absent for a full audit.
+   */
+  since?: { movement: number; at: string };
 }
 
 export interface TokenRecord {

@@ -166,7 +166,8 @@ export interface ConsoleQueries {
    * Every invariant checked on one consistent snapshot, away from the store's hot path: on SQLite in a
    * worker thread with its own read connection, on PostgreSQL on a connection of its own.
    */
-  audit(): Promise<AuditReport>;
+  /** The console's audit: incremental from the last checkpoint, run away from selling; saves its checkpoint. */
+  audit(options?: { full?: boolean }): Promise<AuditReport>;
   /** The cart's channel and holder, to release it as its owner; undefined when no such cart. */
   cartOwner(cartId: string): Promise<CallContext | undefined>;
   /**

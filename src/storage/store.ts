@@ -141,6 +141,13 @@ export interface IssuedToken {
  * Every method that changes stock is one short transaction that takes the lock first,
  * reads inside it, decides and writes. Refusals reject with a StockError and change nothing.
  */
+export interface AuditOptions {
+  /** Start from the last clean audit's checkpoint (when it still checks out) instead of the whole history. */
+  incremental?: boolean;
+  /** Save this audit's checkpoint when it finds nothing wrong (best effort: a read-only database keeps none). */
+  checkpoint?: boolean;
+}
+
 export interface InventoryStore {
   readonly dialect: 'sqlite' | 'postgres';
   readonly options: StoreOptions;
@@ -193,7 +200,8 @@ export interface InventoryStore {
   sweepOverdueOrders(batchSize?: number): Promise<{ orders: number; units: number }>;
   /** Drops idempotency records older than the retention window. */
   pruneIdempotency(olderThanMs: number): Promise<number>;
-  audit(): Promise<AuditReport>;
+  /** Checks every invariant; from scratch unless `options.incremental` (which starts from the last checkpoint). */
+  audit(options?: AuditOptions): Promise<AuditReport>;
   /** True when the database holds no products yet (a brand-new store). */
   isEmpty(): Promise<boolean>;
 

@@ -404,6 +404,11 @@ describeBrowser('the merchant console in Chromium', () => {
     await page.getByRole('button', { name: 'Run the audit' }).click();
     await page.getByRole('status').filter({ hasText: 'The books balance' }).waitFor();
     await expect.poll(text(page.locator('#audit-result')), WAIT).toMatch(/Checked \d+ products/);
+    // The first clean audit saved a checkpoint: the next one starts from it and says so.
+    await page.getByRole('button', { name: 'Run the audit' }).click();
+    await expect
+      .poll(text(page.locator('#audit-result')), WAIT)
+      .toMatch(/Incremental: from the last clean audit's checkpoint \(ledger movement \d+/);
   });
 
   it('lists an OAuth sign-in as a grant and as the holder of its cart; revoking it from the page refuses the client', async () => {

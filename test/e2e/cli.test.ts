@@ -122,6 +122,34 @@ describe('stock changes and the audit', () => {
     expect(json.ok).toBe(false);
   });
 
+  it('audits incrementally from the last clean audit; --full checks the whole history', () => {
+    const { db } = shop();
+    const first = runCli(['audit', '--db', db]);
+    expect(first.status).toBe(0);
+    expect(first.stdout).not.toContain('Incremental');
+    expect(runCli(['restock', 'MUG-WHT', '2', '--db', db]).status).toBe(0);
+    const next = runCli(['audit', '--db', db]);
+    expect(next.status).toBe(0);
+    expect(next.stdout).toContain('Incremental: the ledger up to movement 13');
+
+    // An old ledger row's quantity changed by hand: its fingerprint no longer matches.
+    const conn = new Database(db);
+    conn.prepare('UPDATE stock_movements SET quantity = quantity + 1 WHERE id = 1').run();
+    const changed = runCli(['audit', '--db', db]);
+    expect(changed.status).toBe(1);
+    expect(changed.stdout).toContain('invariant 3 audit checkpoint');
+    conn.prepare('UPDATE stock_movements SET quantity = quantity - 1 WHERE id = 1').run();
+    expect(runCli(['audit', '--db', db]).status).toBe(0);
+
+    // An old row moved to another SKU keeps every sum the fingerprint checks: only --full sees it.
+    conn.prepare("UPDATE stock_movements SET sku = 'JACKET-LTD' WHERE sku = 'MUG-WHT' AND id <= 13").run();
+    conn.close();
+    expect(runCli(['audit', '--db', db]).status).toBe(0);
+    const full = runCli(['audit', '--full', '--db', db]);
+    expect(full.status).toBe(1);
+    expect(full.stdout).toContain('invariant 3 MUG-WHT');
+  });
+
   it('sweeps nothing on a fresh shop and reports it', () => {
     const { db } = shop();
     expect(runCli(['sweep', '--db', db]).stdout).toContain('Released 0 units from 0 expired carts');

@@ -395,7 +395,7 @@ describe('CLI errors are one line and a pointer to --help', () => {
     const options = (args: string[]) =>
       [...runCli([...args, '--help']).stdout.matchAll(/^\s+(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]);
     expect(options(['stock'])).toEqual(['--json', '--db', '--help']);
-    expect(options(['audit'])).toEqual(['--json', '--db', '--help']);
+    expect(options(['audit'])).toEqual(['--json', '--full', '--db', '--help']);
     expect(options(['token', 'list'])).toEqual(['--json', '--db', '--help']);
     expect(options(['backup'])).toEqual(['--force', '--db', '--help']);
     expect(options(['migrate'])).toEqual(['--db', '--help']);

@@ -24,6 +24,7 @@ const TABLES = [
   'oauth_hosts',
   'console_sessions',
   'channels',
+  'audit_checkpoints',
 ];
 
 /** Why PostgreSQL cannot be used, or undefined when it answers. */

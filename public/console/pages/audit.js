@@ -24,6 +24,15 @@ export function auditPage(main) {
           {},
           `Checked ${c.products} products, ${c.carts} carts, ${c.orders} orders, ${c.movements} movements at ${when(Date.now())} UTC.`,
         ),
+        report.since
+          ? h(
+              'p',
+              {},
+              `Incremental: from the last clean audit's checkpoint (ledger movement ${report.since.movement}, ${when(Date.parse(report.since.at))} UTC), its rows fingerprinted again. `,
+              h('code', {}, 'stocklock audit --full'),
+              ' checks the whole history from scratch.',
+            )
+          : '',
         report.violations.length
           ? h(
               'table',
@@ -64,7 +73,7 @@ export function auditPage(main) {
     h(
       'p',
       { class: 'hint' },
-      'Checks every invariant: no SKU oversold, reservations equal open holds, stock equals the sum of its ledger, every checkout has exactly one matching order. Read-only; sales go on while it runs.',
+      'Checks every invariant: no SKU oversold, reservations equal open holds, stock equals the sum of its ledger, every checkout has exactly one matching order. Sales go on while it runs; a clean audit saves a checkpoint the next one starts from.',
     ),
     h('div', { class: 'row' }, button),
     note,

@@ -7,7 +7,8 @@ import { apiError, type PageRoutes } from '../context.js';
 import { LEDGER_COLUMNS, sendCsv } from '../csv.js';
 
 const LEDGER_PAGE = 100;
-const CSV_BATCH = 1_000;
+/** Rows per read of an export: small, so a tool call waits behind at most one short batch. */
+const CSV_BATCH = 500;
 const KINDS = Object.values(MovementKind) as string[];
 
 function ledgerFilter(req: Request, limit: number): LedgerFilter | string {

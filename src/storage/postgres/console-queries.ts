@@ -351,7 +351,8 @@ export async function openPostgresConsoleQueries(url: string, clock: Clock): Pro
       return rows;
     },
 
-    audit: () => auditOnOwnConnection(url, clock),
+    audit: (options) =>
+      auditOnOwnConnection(url, clock, { incremental: options?.full !== true, checkpoint: true }),
 
     async cartOwner(cartId: string): Promise<CallContext | undefined> {
       const { rows } = await pool.query<{ channel: string; holder: string }>(

@@ -8,14 +8,21 @@ import { refuse } from '../../domain/errors.js';
 import { newId } from '../../domain/rules.js';
 import type { AuditReport, CallContext, CartView, OrderView, ProductView } from '../../domain/types.js';
 import { cartView, productView } from '../../domain/views.js';
-import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
 import { redactUrl } from '../database-url.js';
 import type { OAuthStore } from '../oauth.js';
 import { holderOf, type StoredToken, searchTerms } from '../shared.js';
-import type { AddToCartInput, CheckoutInput, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
+import type {
+  AddToCartInput,
+  AuditOptions,
+  CheckoutInput,
+  InventoryStore,
+  SearchQuery,
+  StoreOptions,
+} from '../store.js';
 import { type Engine, type Operation, type Reader, runAsync } from '../workflow/engine.js';
 import { readOrderForCart } from '../workflow/orders.js';
 import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
+import { auditOnClient } from './audit-connection.js';
 import { PostgresReader } from './engine.js';
 import { postgresLimiters } from './limits.js';
 import { postgresOAuthStore } from './oauth.js';
@@ -215,23 +222,12 @@ export class PostgresStore extends StockStore implements InventoryStore {
     return this.db.write((e) => e.tx.run(S.pruneIdempotency, [olderThanMs, fixedAt, offsetMs]));
   }
 
-  async audit(): Promise<AuditReport> {
+  async audit(options: AuditOptions = {}): Promise<AuditReport> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       // One snapshot for every check while writers carry on.
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const queries = auditQueries('postgres');
-      const rows = {} as AuditRows;
-      const timed: readonly AuditQuery[] = TIMED_AUDIT_QUERIES;
-      const { fixedAt, offsetMs } = this.db.databaseTime();
-      for (const key of Object.keys(queries) as AuditQuery[]) {
-        const values = timed.includes(key) ? [fixedAt, offsetMs] : [];
-        rows[key] = (await client.query(queries[key], values)).rows;
-      }
-      const report = auditReport(rows);
-      await client.query('COMMIT');
-      return report;
+      return await auditOnClient(client, this.db.databaseTime(), options);
     } catch (error) {
       await client.query('ROLLBACK').catch((rollbackError: Error) => {
         broken = rollbackError;

@@ -2,46 +2,59 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { AuditReport } from '../../domain/types.js';
-import { type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
+import {
+  type AuditAsk,
+  argsFor,
+  auditFlow,
+  checkpointParams,
+  runAuditAsync,
+  saveCheckpointSql,
+} from '../audit-flow.js';
+import type { AuditOptions } from '../store.js';
 
 /**
  * The worker's body, plain JavaScript so the same code runs from src/ (tests, bench) and from dist/. It
  * opens the snapshot (a read transaction and its first read), says so, optionally waits at the test's
- * barrier, runs the untimed checks, then the timed ones at the time the main thread sends back: the store's
- * clock is read only once the snapshot exists, as the store's own audit does.
+ * barrier, then answers the audit's queries one message at a time: the audit's steps (audit-flow.ts) run on
+ * the main thread, which only ever waits for a message, while every query runs here. `save` writes the
+ * checkpoint on a connection of its own, its waits for the write lock spent in this thread too.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
-const { path, queries, timed, hold } = workerData;
+const { path, hold } = workerData;
 const db = new Database(path, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
-const rows = {};
-let now;
-parentPort.once('message', (message) => {
-  now = message.now;
-  finish();
-});
 // In WAL mode a read transaction's snapshot is fixed by its first read.
 db.exec('BEGIN');
 db.prepare('SELECT 1 FROM products LIMIT 1').get();
 parentPort.postMessage({ snapshot: true });
 if (hold) Atomics.wait(new Int32Array(hold), 0, 0);
-for (const [key, sql] of Object.entries(queries)) {
-  if (!timed.includes(key)) rows[key] = db.prepare(sql).all();
-}
-// Messages arrive only once this script has run to its end, so finish() runs once, with every row read.
-function finish() {
-  if (now === undefined) return;
-  for (const key of timed) rows[key] = db.prepare(queries[key]).all({ now });
-  db.exec('COMMIT');
-  db.close();
-  parentPort.postMessage({ rows });
-}
-finish();
+parentPort.on('message', (message) => {
+  try {
+    if (message.sql) {
+      parentPort.postMessage({ rows: db.prepare(message.sql).all(...message.args) });
+    } else if (message.end) {
+      db.exec('COMMIT');
+      db.close();
+      parentPort.postMessage({ ended: true });
+    } else if (message.save) {
+      const writer = new Database(path, { fileMustExist: true });
+      try {
+        writer.pragma('busy_timeout = 5000');
+        writer.prepare(message.save.sql).run(...message.save.args);
+      } finally {
+        writer.close();
+      }
+      parentPort.postMessage({ saved: true });
+    }
+  } catch (error) {
+    parentPort.postMessage({ error: String(error && error.message || error) });
+  }
+});
 `;
 
-export interface WorkerAuditOptions {
+export interface WorkerAuditOptions extends AuditOptions {
   /** The store's time, asked for once the worker's snapshot exists. */
   now: () => number;
   /** Called when the worker holds its snapshot. */
@@ -55,33 +68,71 @@ export interface WorkerAuditOptions {
 
 const driver = createRequire(import.meta.url).resolve('better-sqlite3');
 
+interface Reply {
+  snapshot?: true;
+  rows?: Record<string, unknown>[];
+  ended?: true;
+  saved?: true;
+  error?: string;
+}
+
 /** Audits the SQLite file at `path` in a worker thread; the event loop stays free for tool calls meanwhile. */
-export function auditInWorker(path: string, options: WorkerAuditOptions): Promise<AuditReport> {
-  const queries = auditQueries('sqlite');
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { driver, path, queries, timed: [...TIMED_AUDIT_QUERIES], hold: options.hold },
+export async function auditInWorker(path: string, options: WorkerAuditOptions): Promise<AuditReport> {
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, path, hold: options.hold } });
+  let waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
+  let failed: Error | undefined;
+  const fail = (error: Error) => {
+    failed ??= error;
+    waiting?.reject(error);
+    waiting = undefined;
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) =>
+    fail(new Error(`the audit worker stopped (exit code ${code}) before it reported`)),
+  );
+  const next = () =>
+    new Promise<Reply>((resolve, reject) => {
+      if (failed) return reject(failed);
+      waiting = { resolve, reject };
     });
-    let settled = false;
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      fn();
-      void worker.terminate();
-    };
-    worker.on('message', (message: { snapshot?: true; rows?: AuditRows }) => {
-      if (message.snapshot) {
-        worker.postMessage({ now: options.now() });
-        options.onSnapshot?.();
-      } else if (message.rows) {
-        const rows = message.rows;
-        settle(() => resolve(auditReport(rows)));
-      }
-    });
-    worker.on('error', (error) => settle(() => reject(error)));
-    worker.on('exit', (code) =>
-      settle(() => reject(new Error(`the audit worker stopped (exit code ${code}) before it reported`))),
-    );
+  worker.on('message', (reply: Reply) => {
+    const w = waiting;
+    waiting = undefined;
+    if (reply.error) w?.reject(new Error(reply.error));
+    else w?.resolve(reply);
   });
+  const request = (message: unknown) => {
+    const reply = next();
+    worker.postMessage(message);
+    return reply;
+  };
+  try {
+    await next();
+    options.onSnapshot?.();
+    const outcome = await runAuditAsync(
+      auditFlow('sqlite', options.incremental === true),
+      async (ask: AuditAsk) => {
+        if ('now' in ask) return options.now();
+        if ('position' in ask) {
+          const { rows } = await request({
+            sql: 'SELECT COALESCE(MAX(id), 0) AS id FROM stock_movements',
+            args: [],
+          });
+          return Number(rows?.[0]?.id ?? 0);
+        }
+        return (await request({ sql: ask.sql, args: argsFor('sqlite', ask.names, ask.params) })).rows;
+      },
+    );
+    await request({ end: true });
+    if (options.checkpoint && outcome.checkpoint) {
+      const save = saveCheckpointSql('sqlite');
+      const args = argsFor('sqlite', save.names, checkpointParams(outcome.checkpoint));
+      // Best effort: a file this process may not write is audited all the same, from scratch next time.
+      await request({ save: { sql: save.sql, args } }).catch(() => undefined);
+    }
+    return outcome.report;
+  } finally {
+    worker.removeAllListeners('exit');
+    void worker.terminate();
+  }
 }

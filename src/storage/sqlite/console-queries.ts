@@ -209,7 +209,8 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
       return db.prepare(sql).all(...params, filter.limit) as ConsoleMovement[];
     },
 
-    audit: () => auditInWorker(path, { now: () => clock.now() }),
+    audit: (options) =>
+      auditInWorker(path, { now: () => clock.now(), incremental: options?.full !== true, checkpoint: true }),
 
     async cartOwner(cartId: string): Promise<CallContext | undefined> {
       const row = cartOwnerQuery.get(cartId) as { channel: string; holder: string } | undefined;

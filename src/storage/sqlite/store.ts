@@ -11,10 +11,10 @@ import { soldOutWithoutLock } from '../../domain/catalog-decisions.js';
 import { refuse, type StockError } from '../../domain/errors.js';
 import type { AuditReport, CallContext, CartView, ProductView } from '../../domain/types.js';
 import { cartView, type ProductRow, productView } from '../../domain/views.js';
-import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
+import { argsFor, auditFlow, checkpointParams, runAuditSync, saveCheckpointSql } from '../audit-flow.js';
 import type { OAuthStore } from '../oauth.js';
 import { type StoredToken, searchTerms } from '../shared.js';
-import type { AddToCartInput, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
+import type { AddToCartInput, AuditOptions, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
 import type { Engine, Operation, Reader } from '../workflow/engine.js';
 import { runSync } from '../workflow/engine.js';
 import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
@@ -99,7 +99,6 @@ export class SqliteStore extends StockStore implements InventoryStore {
   private readonly s: Statements;
   /** The reads get_cart shares with the write path. */
   private readonly reader: SqliteReader;
-  private readonly auditStatements: Record<AuditQuery, Database.Statement>;
   readonly oauth: OAuthStore;
   readonly limiter: InventoryStore['limiter'];
   /** Runs reads in one deferred (read) transaction: one consistent snapshot, no lock. */
@@ -113,14 +112,10 @@ export class SqliteStore extends StockStore implements InventoryStore {
     protected readonly writers?: WriterQueue,
   ) {
     super();
-    const q = (sql: string) => db.prepare(sql);
     this.oauth = this.releasingOnRevoke(
       sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) }),
     );
     this.limiter = sqliteLimiters(db);
-    this.auditStatements = Object.fromEntries(
-      Object.entries(auditQueries('sqlite')).map(([key, sql]) => [key, q(sql)]),
-    ) as Record<AuditQuery, Database.Statement>;
     this.s = prepareStatements(db);
     this.reader = new SqliteReader(this.s);
     this.snapshot = db.transaction((read: () => unknown) => read()).deferred as <R>(read: () => R) => R;
@@ -253,21 +248,31 @@ export class SqliteStore extends StockStore implements InventoryStore {
     return this.write(() => this.s.pruneIdempotency.run(this.now() - olderThanMs).changes);
   }
 
-  async audit(): Promise<AuditReport> {
+  async audit(options: AuditOptions = {}): Promise<AuditReport> {
     // One read transaction: a consistent snapshot while writers carry on.
-    return this.read(() =>
-      this.db.transaction(() => {
-        const rows = {} as AuditRows;
-        const timed: readonly AuditQuery[] = TIMED_AUDIT_QUERIES;
-        for (const key of Object.keys(this.auditStatements) as AuditQuery[]) {
-          if (!timed.includes(key)) rows[key] = this.auditStatements[key].all();
-        }
-        // Read once the snapshot exists: a hold released before it was released at an earlier time.
-        const now = this.now();
-        for (const key of timed) rows[key] = this.auditStatements[key].all({ now });
-        return auditReport(rows);
-      })(),
+    const outcome = await this.read(() =>
+      this.db.transaction(() =>
+        runAuditSync(auditFlow('sqlite', options.incremental === true), (ask) => {
+          if ('position' in ask) {
+            return (
+              this.db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM stock_movements').get() as {
+                id: number;
+              }
+            ).id;
+          }
+          // Read once the snapshot exists: a hold released before it was released at an earlier time.
+          if ('now' in ask) return this.now();
+          return this.db.prepare(ask.sql).all(...argsFor('sqlite', ask.names, ask.params));
+        }),
+      )(),
     );
+    if (options.checkpoint && outcome.checkpoint) {
+      const save = saveCheckpointSql('sqlite');
+      const args = argsFor('sqlite', save.names, checkpointParams(outcome.checkpoint));
+      // Best effort: a read-only file is audited all the same, from scratch next time.
+      await this.write(() => this.db.prepare(save.sql).run(...args)).catch(() => undefined);
+    }
+    return outcome.report;
   }
 
   async isEmpty(): Promise<boolean> {

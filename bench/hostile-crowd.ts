@@ -11,6 +11,7 @@ import { channelTokens, MinimalHttpSession, type RunningServer, startStocklockHt
 import { buyerAgent, latencyRow, openSessions, rpcResult, timed } from './flash-sale.js';
 import {
   benchStoreOptions,
+  cpuMs,
   fmt,
   percentile,
   type RunSettings,
@@ -59,6 +60,9 @@ interface Watch {
 interface Run {
   honest: Honest;
   watch: Watch;
+  /** CPU time over the window as a share of one core: the server's, and the attacker's own process. */
+  serverCpu: number;
+  attackerCpu: number;
   attacker?: { counts: Record<string, number>; grants: number };
 }
 
@@ -197,6 +201,7 @@ async function run(
       attacker.send({ start: { mcpUrl: url, sku: HOT_SKU } });
       await attacker.next();
     }
+    const cpuAtStart = { server: cpuMs(server.pid), attacker: cpuMs(attacker?.process.pid ?? 0) };
     const deadline = performance.now() + seconds * 1000;
     const shopping = Promise.all(
       sessions.map((session, i) =>
@@ -204,13 +209,16 @@ async function run(
       ),
     );
     const watched = await watch(db, url, shoppers, shopping);
+    const share = (pid: number, from: number) => (cpuMs(pid) - from) / (watched.seconds * 1000);
+    const serverCpu = share(server.pid, cpuAtStart.server);
+    const attackerCpu = attacker ? share(attacker.process.pid ?? 0, cpuAtStart.attacker) : 0;
     let report: Run['attacker'];
     if (attacker) {
       attacker.send({ stop: true });
       report = await attacker.next<NonNullable<Run['attacker']>>();
     }
     await Promise.all(sessions.map((session) => session.close()));
-    outcome = { honest, watch: watched, attacker: report };
+    outcome = { honest, watch: watched, attacker: report, serverCpu, attackerCpu };
   } finally {
     await attacker?.stop();
     await server?.stop();
@@ -274,6 +282,10 @@ export async function hostileCrowdScenario(settings: RunSettings): Promise<Secti
       `attack against ${fmt.mb(Math.max(...quiet.map((r) => perMinute(r.watch))))} MB per minute for the honest load ` +
       `alone (file and WAL at the end: ${fmt.mb(most((w) => w.fileBytes))} MB against ` +
       `${fmt.mb(Math.max(...quiet.map((r) => r.watch.fileBytes)))} MB).`,
+    `CPU over the window, in cores: the server ${Math.max(...quiet.map((r) => r.serverCpu)).toFixed(2)} quiet and ` +
+      `${Math.max(...attacked.map((r) => r.serverCpu)).toFixed(2)} under attack; the attacker's own process ` +
+      `${Math.max(...attacked.map((r) => r.attackerCpu)).toFixed(2)}, on the same two cores as the server and the ` +
+      "honest shoppers' load generator (on the internet its CPU would be its own).",
     `The attacker's requests, by answer: ${Object.entries(counts)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([what, n]) => `${what} × ${fmt.rate(n)}`)

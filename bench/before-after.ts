@@ -2,7 +2,8 @@
 // into a new cart, SqliteStore called directly) and add_to_cart over HTTP (`dist/cli.js serve --http`, 32
 // minimal keep-alive sessions). Each measurement runs in a fresh child process on a fresh database made by that
 // build's own store (so each has its own migrations), and the builds take turns A, B, A, B… so drift on a shared
-// machine hits both alike; the report is each build's median and the ratio B ÷ A.
+// machine hits both alike; the report is each build's median rate and CPU per call (the store's process, the
+// server's process), and the ratios.
 // Usage: node --import tsx bench/before-after.ts ROOT_A ROOT_B [--rounds 5] [--seconds 4] [--sync NORMAL]
 // (each ROOT a checkout with `npm run build` done; A is "before", B "after").
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,9 +13,15 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '../test/helpers/http.js';
 import { MinimalHttpSession, waitHealthy } from './clients.js';
-import { benchCatalog, fmt, HOT_SKU, median, reply, type Sync, spawnNode } from './lib.js';
+import { benchCatalog, cpuMs, fmt, HOT_SKU, median, reply, type Sync, spawnNode } from './lib.js';
 
 const SESSIONS = 32;
+
+/** Calls per second, and CPU per call (µs) of the process doing the work: the store's, or the server's. */
+interface Sample {
+  rate: number;
+  cpuUs: number;
+}
 
 interface StoreModule {
   openSqliteStore(
@@ -61,6 +68,7 @@ async function storeChild(root: string, db: string, sync: Sync, seconds: number)
   const warm = performance.now() + seconds * 100;
   while (performance.now() < warm) await store.addToCart(ctx, { sku: HOT_SKU, quantity: 1 });
   let n = 0;
+  const cpuAtStart = process.cpuUsage();
   const started = performance.now();
   const deadline = started + seconds * 1000;
   while (performance.now() < deadline) {
@@ -68,12 +76,13 @@ async function storeChild(root: string, db: string, sync: Sync, seconds: number)
     n += 1;
   }
   const rate = (n * 1000) / (performance.now() - started);
+  const cpu = process.cpuUsage(cpuAtStart);
   await store.close();
-  reply({ rate });
+  reply({ rate, cpuUs: (cpu.user + cpu.system) / n });
 }
 
 /** Starts that build's `serve --http` and drives it with 32 minimal sessions calling add_to_cart for `seconds`. */
-async function httpRate(root: string, db: string, sync: Sync, seconds: number): Promise<number> {
+async function httpRate(root: string, db: string, sync: Sync, seconds: number): Promise<Sample> {
   const { openSqliteStore } = await storeOf(root);
   const store = openSqliteStore(db, await optionsOf(root, sync));
   await store.importProducts({ channel: 'cli' }, benchCatalog());
@@ -99,8 +108,10 @@ async function httpRate(root: string, db: string, sync: Sync, seconds: number): 
     const sessions = await Promise.all(
       Array.from({ length: SESSIONS }, () => MinimalHttpSession.open(url, token)),
     );
+    const pid = child.process.pid ?? 0;
     const run = async (ms: number) => {
       let n = 0;
+      const cpuAtStart = cpuMs(pid);
       const started = performance.now();
       const deadline = started + ms;
       await Promise.all(
@@ -111,12 +122,15 @@ async function httpRate(root: string, db: string, sync: Sync, seconds: number): 
           }
         }),
       );
-      return (n * 1000) / (performance.now() - started);
+      return {
+        rate: (n * 1000) / (performance.now() - started),
+        cpuUs: ((cpuMs(pid) - cpuAtStart) * 1000) / n,
+      };
     };
     await run(seconds * 100);
-    const rate = await run(seconds * 1000);
+    const sample = await run(seconds * 1000);
     await Promise.all(sessions.map((session) => session.close()));
-    return rate;
+    return sample;
   } finally {
     await child.stop();
   }
@@ -145,8 +159,8 @@ async function main(): Promise<void> {
   const sync = (values.sync === 'FULL' ? 'FULL' : 'NORMAL') as Sync;
   const dir = mkdtempSync(join(tmpdir(), 'stocklock-before-after-'));
   const samples = {
-    store: { before: [] as number[], after: [] as number[] },
-    http: { before: [] as number[], after: [] as number[] },
+    store: { before: [] as Sample[], after: [] as Sample[] },
+    http: { before: [] as Sample[], after: [] as Sample[] },
   };
   let n = 0;
   try {
@@ -163,33 +177,39 @@ async function main(): Promise<void> {
           sync,
           String(seconds),
         ]);
-        const { rate } = await child.next<{ rate: number }>();
+        samples.store[which].push(await child.next<Sample>());
         await child.stop();
-        samples.store[which].push(rate);
       }
       for (const which of order) {
         const root = which === 'before' ? before : after;
         samples.http[which].push(await httpRate(root, join(dir, `http-${n++}.db`), sync, seconds));
       }
+      const last = (s: Sample[]) => `${fmt.rate(s.at(-1)?.rate ?? 0)}/s ${fmt.rate(s.at(-1)?.cpuUs ?? 0)} µs`;
       process.stderr.write(
-        `round ${r + 1}: store ${fmt.rate(samples.store.before.at(-1) ?? 0)} / ${fmt.rate(samples.store.after.at(-1) ?? 0)}, ` +
-          `http ${fmt.rate(samples.http.before.at(-1) ?? 0)} / ${fmt.rate(samples.http.after.at(-1) ?? 0)}\n`,
+        `round ${r + 1}: store ${last(samples.store.before)} | ${last(samples.store.after)}; ` +
+          `http ${last(samples.http.before)} | ${last(samples.http.after)}\n`,
       );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  // Besides the ratio of the medians, the median of each round's own ratio: the two builds of a round ran
-  // seconds apart, so drift between rounds cancels out of it.
-  const line = (name: string, s: { before: number[]; after: number[] }) =>
-    `| ${name} | ${fmt.rate(median(s.before))} | ${fmt.rate(median(s.after))} | ${fmt.ratio(median(s.after) / median(s.before))} | ${fmt.ratio(median(s.after.map((a, i) => a / (s.before[i] as number))))} | ${s.before.map(fmt.rate).join(', ')} | ${s.after.map(fmt.rate).join(', ')} |`;
+  // Throughput swings with whatever else the shared machine runs; CPU per call much less. Besides the ratio of
+  // the medians, the median of each round's own ratio: the two builds of a round ran seconds apart.
+  const line = (name: string, s: { before: Sample[]; after: Sample[] }) => {
+    const rates = { before: s.before.map((x) => x.rate), after: s.after.map((x) => x.rate) };
+    const cpu = { before: s.before.map((x) => x.cpuUs), after: s.after.map((x) => x.cpuUs) };
+    return [
+      `| ${name}, per second | ${fmt.rate(median(rates.before))} | ${fmt.rate(median(rates.after))} | ${fmt.ratio(median(rates.after) / median(rates.before))} | ${fmt.ratio(median(rates.after.map((a, i) => a / (rates.before[i] as number))))} |`,
+      `| ${name}, CPU µs per call (ratio: before ÷ after) | ${fmt.rate(median(cpu.before))} | ${fmt.rate(median(cpu.after))} | ${fmt.ratio(median(cpu.before) / median(cpu.after))} | ${fmt.ratio(median(cpu.before.map((b, i) => b / (cpu.after[i] as number))))} |`,
+    ].join('\n');
+  };
   process.stdout.write(
     [
-      `synchronous ${sync}, ${rounds} rounds of ${seconds} s each, alternating`,
-      "| figure | before (median) | after (median) | after ÷ before | median of the rounds' ratios | before, each round | after, each round |",
-      '| --- | --- | --- | --- | --- | --- | --- |',
-      line('store reserve, hot SKU, tx/s', samples.store),
-      line(`add_to_cart over HTTP, ${SESSIONS} sessions, calls/s`, samples.http),
+      `synchronous ${sync}, ${rounds} rounds of ${seconds} s each, alternating; ratios above 1 favour after`,
+      "| figure | before (median) | after (median) | ratio of medians | median of the rounds' ratios |",
+      '| --- | --- | --- | --- | --- |',
+      line('store reserve, hot SKU', samples.store),
+      line(`add_to_cart over HTTP, ${SESSIONS} sessions`, samples.http),
       '',
     ].join('\n'),
   );

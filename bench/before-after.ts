@@ -5,6 +5,7 @@
 // machine hits both alike; the report is each build's median rate and CPU per call (the store's process, the
 // server's process), and the ratios.
 // Usage: node --import tsx bench/before-after.ts ROOT_A ROOT_B [--rounds 5] [--seconds 4] [--sync NORMAL]
+// [--figures store,http]
 // (each ROOT a checkout with `npm run build` done; A is "before", B "after").
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -149,6 +150,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '5' },
       seconds: { type: 'string', default: '4' },
       sync: { type: 'string', default: 'NORMAL' },
+      figures: { type: 'string', default: 'store,http' },
     },
   });
   const [before, after] = positionals;
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
   const sync = (values.sync === 'FULL' ? 'FULL' : 'NORMAL') as Sync;
+  const figures = new Set(values.figures.split(','));
   const dir = mkdtempSync(join(tmpdir(), 'stocklock-before-after-'));
   const samples = {
     store: { before: [] as Sample[], after: [] as Sample[] },
@@ -167,7 +170,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       // A then B in even rounds, B then A in odd ones: neither always goes first.
       const order = r % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
-      for (const which of order) {
+      for (const which of figures.has('store') ? order : []) {
         const root = which === 'before' ? before : after;
         const db = join(dir, `store-${n++}.db`);
         const child = spawnNode(join(import.meta.dirname, 'before-after.ts'), [
@@ -180,7 +183,7 @@ async function main(): Promise<void> {
         samples.store[which].push(await child.next<Sample>());
         await child.stop();
       }
-      for (const which of order) {
+      for (const which of figures.has('http') ? order : []) {
         const root = which === 'before' ? before : after;
         samples.http[which].push(await httpRate(root, join(dir, `http-${n++}.db`), sync, seconds));
       }
@@ -208,8 +211,8 @@ async function main(): Promise<void> {
       `synchronous ${sync}, ${rounds} rounds of ${seconds} s each, alternating; ratios above 1 favour after`,
       "| figure | before (median) | after (median) | ratio of medians | median of the rounds' ratios |",
       '| --- | --- | --- | --- | --- |',
-      line('store reserve, hot SKU', samples.store),
-      line(`add_to_cart over HTTP, ${SESSIONS} sessions`, samples.http),
+      ...(figures.has('store') ? [line('store reserve, hot SKU', samples.store)] : []),
+      ...(figures.has('http') ? [line(`add_to_cart over HTTP, ${SESSIONS} sessions`, samples.http)] : []),
       '',
     ].join('\n'),
   );

@@ -115,7 +115,7 @@ export class Caller {
   }
 }
 
-async function waitHealthy(url: string, child: Child): Promise<void> {
+export async function waitHealthy(url: string, child: Child): Promise<void> {
   const health = url.replace(/\/mcp$/, '/healthz');
   for (let i = 0; i < 200; i++) {
     if (child.process.exitCode !== null) throw new Error(`the server exited with ${child.process.exitCode}`);
@@ -136,11 +136,40 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** `stocklock serve --http` as a user runs it (built CLI, default log level), with a customer token. */
+/** The six backends of the flash-sale scenarios: a web shop, three chat channels, two AI hosts and a voice line. */
+export const SHOP_CHANNELS = ['web', 'telegram', 'whatsapp', 'chatgpt', 'claude', 'voice'];
+
+/**
+ * One customer token per channel (in the channels' order), each channel's checkout set to `mode` (chatgpt and
+ * claude default to payment; a backend that takes the payment itself sells at checkout: direct).
+ */
+export async function channelTokens(
+  db: string,
+  sync: Sync,
+  mode: 'direct' | 'payment',
+  channels: string[] = SHOP_CHANNELS,
+): Promise<string[]> {
+  const store = openSqliteStore(db, benchStoreOptions(sync));
+  try {
+    for (const channel of channels) await store.setCheckoutMode(channel, mode);
+    return await Promise.all(
+      channels.map(async (channel) => (await store.createToken(channel, false, 'bench shop')).token),
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * `stocklock serve --http` as a user runs it (built CLI, default log level), with a customer token. The channel
+ * cap is lifted (a benchmark reserves far more than one channel may hold) unless `limits` is 'defaults': then
+ * the server runs with every limit at its default, as the hostile crowd needs.
+ */
 export async function startStocklockHttp(
   db: string,
   sync: Sync,
   extra: string[] = [],
+  limits: 'bench' | 'defaults' = 'bench',
 ): Promise<RunningServer> {
   const store = openSqliteStore(db, benchStoreOptions(sync));
   const { token } = await store.createToken('bench', false, 'bench');
@@ -157,8 +186,7 @@ export async function startStocklockHttp(
       db,
       '--synchronous',
       sync,
-      '--max-channel-reserved',
-      '1000000000',
+      ...(limits === 'bench' ? ['--max-channel-reserved', '1000000000'] : []),
       ...extra,
     ],
     { env: { STOCKLOCK_LOG_LEVEL: 'info' }, stderrFile: `${db}.log` },

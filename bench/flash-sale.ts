@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import {
+  channelTokens,
   type HttpTransport,
   MinimalHttpSession,
   type RunningServer,
@@ -28,7 +29,6 @@ import {
 import { prepareDatabase } from './store.js';
 
 const SKU = 'FLASH-1';
-const CHANNELS = ['web', 'telegram', 'whatsapp', 'chatgpt', 'claude', 'voice'];
 /** The durability a merchant runs by default. */
 const SYNC: Sync = 'FULL';
 /** Sessions opened at once before the sale: enough to be quick, few enough not to overflow the listen backlog. */
@@ -137,13 +137,8 @@ async function stocklockRound(
   await prepareDatabase(db, SYNC, [
     { sku: SKU, name: 'Flash-sale sneakers', price_minor: 12_900, currency: 'EUR', stock: size.units },
   ]);
-  const store = openSqliteStore(db, benchStoreOptions(SYNC));
-  const tokens = await Promise.all(
-    CHANNELS.map(async (channel) => (await store.createToken(channel, false, 'flash sale')).token),
-  );
-  // Six backends that take the payment themselves: checkout is the sale (chatgpt and claude default to payment).
-  for (const channel of CHANNELS) await store.setCheckoutMode(channel, 'direct');
-  await store.close();
+  // Six backends that take the payment themselves: checkout is the sale.
+  const tokens = await channelTokens(db, SYNC, 'direct');
 
   const agent = buyerAgent(size.buyers);
   let server: RunningServer | undefined;

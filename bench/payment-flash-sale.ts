@@ -10,7 +10,7 @@ import { Webhook } from 'standardwebhooks';
 import { ManualClock } from '../src/domain/clock.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import type { RunningServer } from './clients.js';
-import { startStocklockHttp } from './clients.js';
+import { channelTokens, startStocklockHttp } from './clients.js';
 import { buyerAgent, latencyRow, openSessions, rpcResult, timed } from './flash-sale.js';
 import {
   benchStoreOptions,
@@ -24,7 +24,6 @@ import {
 import { prepareDatabase } from './store.js';
 
 const SKU = 'FLASH-PAY';
-const CHANNELS = ['web', 'telegram', 'whatsapp', 'chatgpt', 'claude', 'voice'];
 const SYNC: Sync = 'FULL';
 const WINDOW_MS = 30 * 60_000;
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
@@ -56,15 +55,7 @@ async function prepare(db: string, units: number, mode: Mode): Promise<string[]>
   await prepareDatabase(db, SYNC, [
     { sku: SKU, name: 'Flash-sale sneakers', price_minor: 12_900, currency: 'EUR', stock: units },
   ]);
-  const store = openSqliteStore(db, benchStoreOptions(SYNC));
-  try {
-    for (const channel of CHANNELS) await store.setCheckoutMode(channel, mode);
-    return await Promise.all(
-      CHANNELS.map(async (channel) => (await store.createToken(channel, false, 'flash sale')).token),
-    );
-  } finally {
-    await store.close();
-  }
+  return channelTokens(db, SYNC, mode);
 }
 
 async function startServer(db: string, buyers: number, mode: Mode): Promise<RunningServer> {

@@ -372,3 +372,43 @@ export async function startDocumentHost(): Promise<DocumentHost> {
     },
   };
 }
+
+/**
+ * A grant's access token got by hand, as a host gets one: registers a public client for `redirect`, opens the
+ * consent page, clicks Allow (one consent post, counted by the consent rate limit) and exchanges the code.
+ */
+export async function grantByHand(
+  mcpUrl: string,
+  redirect = 'https://claude.ai/api/mcp/auth_callback',
+): Promise<string> {
+  const origin = new URL(mcpUrl).origin;
+  const registered = await registerClient(origin, {
+    client_name: 'Claude',
+    redirect_uris: [redirect],
+    token_endpoint_auth_method: 'none',
+  });
+  const clientId = registered.body.client_id as string;
+  const pkce = pkcePair();
+  const form = await openConsent(
+    authorizeUrl(origin, {
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: redirect,
+      code_challenge: pkce.challenge,
+      code_challenge_method: 'S256',
+      resource: mcpUrl,
+    }),
+  );
+  const answer = await submitConsent(origin, form, 'allow');
+  const code = answer.location?.searchParams.get('code');
+  if (!code) throw new Error(`consent answered ${answer.status}: ${answer.html.slice(0, 200)}`);
+  const tokens = await tokenRequest(origin, {
+    grant_type: 'authorization_code',
+    client_id: clientId,
+    code,
+    code_verifier: pkce.verifier,
+    redirect_uri: redirect,
+  });
+  if (tokens.status !== 200) throw new Error(`token answered ${tokens.status}`);
+  return tokens.body.access_token as string;
+}

@@ -21,7 +21,6 @@ import {
   MCP_HEADERS,
   raw,
   rawInitialize,
-  sleep,
   startHttpPerTest,
   waitFor,
 } from '../helpers/http.js';
@@ -541,14 +540,14 @@ describe('graceful close', () => {
     const socket = netConnect(http.port, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${http.port}\r\n`);
-    await sleep(50);
+    // The server reads its sockets on one event loop in the order their bytes arrive: once it has answered a
+    // request sent after these bytes, on a new connection, it has read them, and the request has begun.
+    await healthz(http.url);
 
     let closeDone = false;
     const closing = http.close().then(() => {
       closeDone = true;
     });
-    await sleep(50);
-    expect(closeDone).toBe(false);
     const reply = new Promise<string>((resolve) => {
       let text = '';
       socket.on('data', (chunk) => {
@@ -560,6 +559,8 @@ describe('graceful close', () => {
       `Content-Type: application/json\r\nContent-Length: ${INITIALIZE.length}\r\n\r\n${INITIALIZE}`,
     );
     expect(await reply).toMatch(/^HTTP\/1\.1 503/);
+    // It has answered that request since close() began, and close() still waits for the calls it holds.
+    expect(closeDone).toBe(false);
     expect((await healthz(http.url).catch((error: Error) => error)) instanceof Error).toBe(true); // no longer listening
 
     held?.state.release();

@@ -268,22 +268,28 @@ export class Sessions {
   }
 
   /**
-   * At the server's cap: the longest-idle session of the credential holding the most, so that whoever holds
-   * many sessions loses one of theirs before someone holding one loses theirs.
+   * At the server's cap: an OAuth grant's session before a static token's, then the longest-idle session of
+   * the credential holding the most, so that whoever holds many sessions loses one of theirs before someone
+   * holding one loses theirs. Grants go first because anyone who clicks Allow gets one and one party can hold
+   * dozens, each under the per-credential cap: spread over them, its sessions would otherwise outnumber a
+   * merchant's token serving many customers and take that token's sessions.
    */
   private evictionCandidate(): Session | undefined {
     let victim: Session | undefined;
-    let victimGroup = 0;
+    let victimRank = [0, 0];
     for (const session of this.table.values()) {
       if (session.inFlight > 0) continue;
+      const granted = session.identity.holder !== undefined ? 1 : 0;
       const group = this.byCredential.get(session.identity.credentialId)?.size ?? 0;
+      const [victimGranted = 0, victimGroup = 0] = victimRank;
       if (
         !victim ||
-        group > victimGroup ||
-        (group === victimGroup && session.lastActive < victim.lastActive)
+        granted > victimGranted ||
+        (granted === victimGranted &&
+          (group > victimGroup || (group === victimGroup && session.lastActive < victim.lastActive)))
       ) {
         victim = session;
-        victimGroup = group;
+        victimRank = [granted, group];
       }
     }
     return victim;

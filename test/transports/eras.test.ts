@@ -1,4 +1,5 @@
 // Both protocol eras on one /mcp: 2026-07-28 per request (no session) beside the 2025 revisions' initialize.
+import { execFile } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type CallToolResult, Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -352,4 +353,38 @@ describe('the servers kept for 2026-07-28 callers', () => {
       server.close();
     }
   });
+});
+
+describe('the MCP inspector', () => {
+  // Its CLI, fetched by npx from the npm registry as a user would; 0.16.6 (the README's) takes a --header for the token.
+  it('lists and calls the tools over HTTP (it opens with initialize)', async () => {
+    const http = await start();
+    const token = await http.token('web');
+    const inspect = (...args: string[]) =>
+      new Promise<string>((resolve, reject) =>
+        execFile(
+          'npx',
+          [
+            '-y',
+            '@modelcontextprotocol/inspector@0.16.6',
+            '--cli',
+            http.url,
+            '--transport',
+            'http',
+            '--header',
+            `Authorization: Bearer ${token}`,
+            ...args,
+          ],
+          { timeout: 120_000, env: { ...process.env, NPM_CONFIG_LOGLEVEL: 'error' } },
+          (error, stdout, stderr) =>
+            error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
+        ),
+      );
+    const listed = JSON.parse(await inspect('--method', 'tools/list')) as { tools: Array<{ name: string }> };
+    expect(listed.tools.map((tool) => tool.name)).toContain('add_to_cart');
+    const called = JSON.parse(
+      await inspect('--method', 'tools/call', '--tool-name', 'check_stock', '--tool-arg', 'skus=["MUG-WHT"]'),
+    ) as { structuredContent: { products: Array<{ available: number }> } };
+    expect(called.structuredContent.products[0]?.available).toBe(60);
+  }, 240_000);
 });

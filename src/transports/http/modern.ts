@@ -233,7 +233,8 @@ export class ModernEndpoint {
   }
 
   private serverFor(identity: Identity): ModernServer {
-    const key = JSON.stringify([identity.channel, identity.admin, identity.holder ?? null]);
+    // NUL cannot be in a channel name or a grant id.
+    const key = `${identity.channel}\0${identity.admin ? 1 : 0}\0${identity.holder ?? ''}`;
     const known = this.servers.get(key);
     if (known) {
       // Most recently used goes last.

@@ -30,7 +30,7 @@ const REPEATS = 5;
 export async function erasScenario(settings: RunSettings): Promise<Section[]> {
   const before = process.env.STOCKLOCK_BENCH_BEFORE_CLI;
   const out = section(
-    '11. Both protocol eras over HTTP',
+    '10. Both protocol eras over HTTP',
     `\`add_to_cart\` (a new cart, one unit of the hot SKU) per second over HTTP with ${CLIENTS} clients, each ` +
       'era against the same server of this build, and the 2025 sessions of the build before it (' +
       (before ? `\`${before}\`` : 'not run: set STOCKLOCK_BENCH_BEFORE_CLI to a dist/cli.js of main') +

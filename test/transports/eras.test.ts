@@ -246,6 +246,17 @@ describe('the 2026-07-28 wire', () => {
         /clientCapabilities/,
       ],
       [
+        'an envelope with a log level no revision has',
+        {
+          ...modern(16, 'tools/list'),
+          params: { _meta: { ...ENVELOPE, 'io.modelcontextprotocol/logLevel': 'loud' } },
+        },
+        headersFor('tools/list'),
+        400,
+        -32602,
+        /logLevel/,
+      ],
+      [
         'the revision header without an envelope',
         { jsonrpc: '2.0', id: 10, method: 'tools/list', params: {} },
         headersFor('tools/list'),

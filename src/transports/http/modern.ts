@@ -15,6 +15,7 @@ import {
   CLIENT_INFO_META_KEY,
   classifyInboundRequest,
   type JSONRPCRequest,
+  type JSONRPCResponse,
   type McpServer,
   PROTOCOL_VERSION_META_KEY,
   type RequestId,
@@ -193,8 +194,7 @@ export class ModernEndpoint {
       return;
     }
     const answer = await this.serverFor(identity).call(request);
-    const code = 'error' in answer ? answer.error.code : undefined;
-    reply(res, code === undefined ? 200 : (STATUS_OF[code] ?? 200), answer);
+    reply(res, statusOf(answer), answer);
   }
 
   /**
@@ -207,8 +207,7 @@ export class ModernEndpoint {
       if (!res.headersSent) {
         if (last) {
           // Refused before it opened (a bad filter): an ordinary JSON answer.
-          const code = 'error' in message ? message.error.code : undefined;
-          reply(res, code === undefined ? 200 : (STATUS_OF[code] ?? 200), message);
+          reply(res, statusOf(message as JSONRPCResponse), message);
           return;
         }
         res.writeHead(200, {
@@ -266,6 +265,17 @@ export class ModernEndpoint {
     this.servers.clear();
     await Promise.all(closing);
   }
+}
+
+/**
+ * A reply's HTTP status: 200 for a result and for a handler's error, the revision's status for an error
+ * answered before dispatch; an envelope the server refused is 400, as the classifier answers it.
+ */
+function statusOf(answer: JSONRPCResponse): number {
+  if (!('error' in answer)) return 200;
+  const { code, data } = answer.error;
+  if (code === -32602 && isObject(data) && 'envelope' in data) return 400;
+  return STATUS_OF[code] ?? 200;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -7,9 +7,7 @@
 // time, so every write passes `idempotency_key: tg-<update_id>`: a redelivered update is applied
 // once. The script replays one update to show it, checks the cart on the server, and exits 0 only
 // when everything went as expected (1 otherwise, 2 on a usage error).
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
 interface Update {
   update_id: number;
@@ -122,7 +120,11 @@ async function main(): Promise<void> {
   const transport = new StreamableHTTPClientTransport(new URL(url as string), {
     requestInit: { headers: { Authorization: `Bearer ${token}` } },
   });
-  const client = new Client({ name: 'telegram-bot-example', version: '1.0.0' });
+  // 'auto': MCP 2026-07-28 when the server speaks it (stocklock does), each request on its own, no session.
+  const client = new Client(
+    { name: 'telegram-bot-example', version: '1.0.0' },
+    { versionNegotiation: { mode: 'auto' } },
+  );
   await client.connect(transport);
 
   // Real update ids grow per bot; these start at the clock so that runs against the same server

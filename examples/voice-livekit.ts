@@ -9,9 +9,7 @@
 // LiveKit room (no LiveKit server or model here): it sets the toolset up, lists the tools it
 // offers, and calls check_stock through them. Exit 0 when that worked, 1 otherwise, 2 on a usage error.
 import { llm, voice } from '@livekit/agents';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
 /** stocklock's tools as a LiveKit toolset; the token decides the channel and what the agent may do. */
 function stocklockToolset(url: string, token: string): llm.Toolset {

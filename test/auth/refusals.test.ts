@@ -349,9 +349,11 @@ describe('OAuth refusals', () => {
     expect(issued.body.scope).toBe('stock:shop');
     const client = await connectClient(http.url, issued.body.access_token as string);
     expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(CUSTOMER_TOOLS);
-    const restock = await call(client, 'restock', { sku: 'MUG-WHT', quantity: 5 });
-    expect(restock.isError).toBe(true);
-    expect(JSON.stringify(restock.content)).toMatch(/not found/i);
+    // restock is unknown on a customer grant: JSON-RPC -32602.
+    await expect(call(client, 'restock', { sku: 'MUG-WHT', quantity: 5 })).rejects.toMatchObject({
+      code: -32602,
+      message: expect.stringMatching(/not found/i),
+    });
     expect((await http.store.stockLevels(['MUG-WHT']))[0]?.on_hand).toBe(60);
     await client.close();
   });

@@ -67,7 +67,8 @@ export function renderProducts(
             type: 'button',
             class: 'primary',
             disabled: soldOut || busy,
-            'aria-label': soldOut ? `${product.name} is sold out` : `Add ${product.name} to cart`,
+            // The visible words lead the name, so speech users can say what they see.
+            'aria-label': soldOut ? `Sold out: ${product.name}` : `Add to cart: ${product.name}`,
           },
           soldOut ? 'Sold out' : 'Add to cart',
         ),

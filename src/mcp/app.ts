@@ -1,9 +1,12 @@
 // The shop's MCP App: one ui:// resource (the page built from app/ into dist/app/) and the tools that show it.
 // Hosts without the extension ignore both: every tool's text and structuredContent stay whole.
 import { readFileSync } from 'node:fs';
-import { registerAppResource, registerAppTool } from '@modelcontextprotocol/ext-apps/server';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  type McpUiAppToolConfig,
+  registerAppResource,
+  registerAppTool,
+} from '@modelcontextprotocol/ext-apps/server';
+import type { CallToolResult, McpServer, StandardSchemaWithJSON } from '@modelcontextprotocol/server';
 
 export const APP_URI = 'ui://stocklock/shop.html';
 export const APP_MIME_TYPE = 'text/html;profile=mcp-app';
@@ -55,18 +58,22 @@ export function appToolMeta(): Record<string, unknown> {
 
 type RegisterTool = (
   name: string,
-  config: Record<string, unknown>,
+  config: { _meta?: Record<string, unknown> } & Record<string, unknown>,
   handler: (input: Record<string, unknown>) => Promise<CallToolResult>,
 ) => unknown;
 
 /** server.registerTool, or ext-apps' registerAppTool for a tool the page shows when apps are on. */
 export function toolRegistrar(server: McpServer, apps: boolean, name: string): RegisterTool {
   if (!apps || !APP_TOOLS.has(name)) return server.registerTool.bind(server) as unknown as RegisterTool;
+  // The definitions' zod schemas fit either overload; the casts only pick one.
   return (toolName, config, handler) =>
     registerAppTool(
-      server as never,
+      server,
       toolName,
-      { ...config, _meta: { ...appToolMeta(), ...(config._meta as object | undefined) } } as never,
+      { ...config, _meta: { ...appToolMeta(), ...config._meta } } as McpUiAppToolConfig & {
+        inputSchema: StandardSchemaWithJSON;
+        outputSchema: StandardSchemaWithJSON;
+      },
       handler as never,
     );
 }

@@ -1,6 +1,5 @@
 // createServer(): one McpServer for one connection, with the tools its scope allows.
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, McpServer, type StandardSchemaV1 } from '@modelcontextprotocol/server';
 import { ErrorCode, isStockError, type StockError } from '../domain/errors.js';
 import type { CallContext } from '../domain/types.js';
 import type { Logger } from '../logger.js';
@@ -59,6 +58,22 @@ export function phraseSdkError(message: string): CallToolResult {
   });
 }
 
+/** The two McpServer methods replaced per instance (private in the SDK's typings). */
+interface SdkToolInternals {
+  createToolError(message: string): CallToolResult;
+  validateToolInput(tool: { inputSchema?: StandardSchemaV1 }, args: unknown, name: string): Promise<unknown>;
+}
+
+/** A field's path as people write it: `lines[0].sku`. */
+function dotPath(path: ReadonlyArray<PropertyKey | { key: PropertyKey }>): string {
+  return path
+    .map((segment) => (typeof segment === 'object' ? segment.key : segment))
+    .map((key, index) =>
+      typeof key === 'number' ? `[${key}]` : index === 0 ? String(key) : `.${String(key)}`,
+    )
+    .join('');
+}
+
 export function toolsFor(scope: Scope): ToolDefinition[] {
   return ALL_TOOLS.filter((tool) => scope === 'admin' || tool.scope === 'customer');
 }
@@ -91,9 +106,25 @@ export function createServer(options: ConnectionOptions): McpServer {
     },
   );
   // The SDK reports schema failures as free text; callers get the INVALID_INPUT refusal format instead.
-  // createToolError is private in the typings, so it is replaced on this instance only.
-  (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError =
-    phraseSdkError;
+  // createToolError and validateToolInput are private in the typings, so they are replaced on this instance only.
+  const internals = server as unknown as SdkToolInternals;
+  internals.createToolError = phraseSdkError;
+  const validate = internals.validateToolInput.bind(server);
+  internals.validateToolInput = async (tool, args, name) => {
+    try {
+      return await validate(tool, args, name);
+    } catch (error) {
+      // Only a schema failure is re-read (never the element bound's refusal, which must not parse the payload):
+      // the SDK joins the issues with ", ", which also appears inside messages, so they are read one by one.
+      if (!(error instanceof Error) || !error.message.startsWith('Input validation error')) throw error;
+      const issues = await tool.inputSchema?.['~standard'].validate(args ?? {});
+      if (!issues || !('issues' in issues) || !issues.issues) throw error;
+      const lines = issues.issues.map((issue) =>
+        issue.path?.length ? `${issue.message} at ${dotPath(issue.path)}` : issue.message,
+      );
+      throw new Error(`Input validation error: Invalid arguments for tool ${name}: ${lines.join('\n')}`);
+    }
+  };
 
   const apps = options.apps !== false;
   if (apps) registerApp(server);

@@ -26,7 +26,7 @@ import { tempDir } from '../helpers/temp.js';
 
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const ROOT = new URL('../../', import.meta.url).pathname;
-const DOCS = join(ROOT, 'docs');
+let shots: string;
 const PAY_TEMPLATE = 'https://pay.example/checkout?order={order_id}&total={total_minor}&sig={signature}';
 /** The host's theme: the page must paint with these, not its own fallbacks. */
 const HOST_STYLES = {
@@ -51,6 +51,8 @@ async function client(channel: string, admin = false): Promise<Client> {
 
 beforeAll(async () => {
   tmp = tempDir();
+  // The README's screenshots are remade by `npm run screenshots:app`; other runs keep theirs in the temp folder.
+  shots = process.env.STOCKLOCK_APP_SCREENSHOTS === 'docs' ? join(ROOT, 'docs') : tmp.dir;
   // An afternoon in UTC, so the times the page shows are the same on every machine.
   clock = new ManualClock(Date.UTC(2026, 11, 7, 14, 0, 0));
   store = openSqliteStore(join(tmp.dir, 'stocklock.db'), storeOptions({ clock }));
@@ -212,7 +214,7 @@ describeBrowser('the MCP App in a host', () => {
     expect(await app.locator('#cart tbody tr').count()).toBe(1);
     expect(await axeViolations(app)).toEqual([]);
     await app.locator('main').evaluate(() => window.scrollTo(0, 0));
-    await page.locator('iframe').screenshot({ path: join(DOCS, 'app-desktop.png') });
+    await page.locator('iframe').screenshot({ path: join(shots, 'app-desktop.png') });
 
     // Past the hold: the page says so, and the server, asked by the page, agrees the cart expired.
     await advance(page, app, 5 * 60_000 + 1_000);
@@ -232,7 +234,7 @@ describeBrowser('the MCP App in a host', () => {
     const paymentUrl = (order.structuredContent as { payment_url: string }).payment_url;
     expect(paymentUrl).toMatch(/^https:\/\/pay\.example\/checkout\?order=ord_/);
     expect(await axeViolations(app)).toEqual([]);
-    await page.locator('iframe').screenshot({ path: join(DOCS, 'app-desktop-pay.png') });
+    await page.locator('iframe').screenshot({ path: join(shots, 'app-desktop-pay.png') });
 
     // The pay button asks the host to open the link; the page itself goes nowhere.
     await app.getByRole('button', { name: 'Pay 14.50 EUR' }).click();
@@ -263,7 +265,7 @@ describeBrowser('the MCP App in a host', () => {
       // Chromium paints a frame taller than the window blank in an element shot: the window grows to fit it.
       const height = await page.locator('iframe').evaluate((frame) => frame.getBoundingClientRect().height);
       await page.setViewportSize({ width: 390, height: Math.ceil(height) });
-      await page.locator('iframe').screenshot({ path: join(DOCS, 'app-phone.png') });
+      await page.locator('iframe').screenshot({ path: join(shots, 'app-phone.png') });
     } finally {
       await phone.close();
     }

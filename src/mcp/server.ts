@@ -9,6 +9,8 @@ import type { Scope, ToolDefinition } from './tool.js';
 import { ALL_TOOLS } from './tools/index.js';
 
 export const SERVER_NAME = 'stocklock';
+/** How long a 2026-07-28 client may cache tools/list and server/discover. */
+export const TOOLS_TTL_MS = 300_000;
 
 export interface ConnectionOptions {
   store: InventoryStore;
@@ -103,6 +105,12 @@ export function createServer(options: ConnectionOptions): McpServer {
         'stocklock is the single source of truth for stock. Find products with search_products, reserve with add_to_cart (keep the cart_id), confirm with the customer, then checkout. If checkout answers awaiting_payment, give the shopper the payment_url (or payment_instructions) and pay_by; get_order tells when the payment arrived. Reservations expire; release_cart when the customer gives up. Prices are integer minor units plus a display string.',
       // Bounds the work schema validation does on hostile payloads (check_stock takes at most 100 SKUs).
       maxToolInputElements: 1000,
+      // 2026-07-28 results say how long a client may keep them: the tools change only with a new version,
+      // and differ by the caller's scope, so no shared cache may keep them.
+      cacheHints: {
+        'tools/list': { ttlMs: TOOLS_TTL_MS, cacheScope: 'private' },
+        'server/discover': { ttlMs: TOOLS_TTL_MS, cacheScope: 'private' },
+      },
     },
   );
   // The SDK reports schema failures as free text; callers get the INVALID_INPUT refusal format instead.

@@ -1,9 +1,15 @@
 // The MCP App as a client sees it: one ui:// resource of the app type with a CSP naming no remote domain, linked
 // from the shop's tools; with apps off the same tools list without the link, and every answer is the same.
 import { existsSync } from 'node:fs';
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernTransport,
+} from '@modelcontextprotocol/client';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { APP_TOOLS, APP_URI } from '../../src/mcp/app.js';
+import { stdioClient } from '../helpers/cli.js';
+import { startHttp } from '../helpers/http.js';
 import { call, connect } from '../helpers/mcp.js';
 import { sqliteStore, type TestStore } from '../helpers/sqlite.js';
 
@@ -84,5 +90,41 @@ describe('the MCP App', () => {
     const refusedWithout = await call(without, 'add_to_cart', { sku: 'TEE-BLK-M', quantity: 999 });
     expect(refusedWith.isError).toBe(true);
     expect(refusedWithout).toEqual(refusedWith);
+  });
+
+  it('the built CLI offers it by default and leaves it out with --no-apps or STOCKLOCK_NO_APPS=true', async () => {
+    const { path } = await open();
+    const linkedTools = async (client: Client) => {
+      try {
+        return (await client.listTools()).tools.filter((tool) => tool._meta?.ui).length;
+      } finally {
+        await client.close();
+      }
+    };
+    expect(await linkedTools(await stdioClient(['--db', path]))).toBe(APP_TOOLS.size);
+    expect(await linkedTools(await stdioClient(['--db', path, '--no-apps']))).toBe(0);
+    expect(await linkedTools(await stdioClient(['--db', path], { STOCKLOCK_NO_APPS: 'true' }))).toBe(0);
+  });
+
+  it('is offered on the 2026-07-28 path too, and left out there by apps: false', async () => {
+    for (const apps of [true, false]) {
+      const http = await startHttp({ auth: false, ...(apps ? {} : { apps: false }) });
+      const client = new ModernClient(
+        { name: 'stocklock-test', version: '1.0.0' },
+        { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+      );
+      try {
+        await client.connect(new ModernTransport(new URL(http.url)));
+        const { tools } = await client.listTools();
+        expect(tools.filter((tool) => tool._meta?.ui).length).toBe(apps ? APP_TOOLS.size : 0);
+        if (apps) {
+          const read = await client.readResource({ uri: APP_URI });
+          expect(read.contents[0]).toMatchObject({ mimeType: 'text/html;profile=mcp-app' });
+        }
+      } finally {
+        await client.close();
+        await http.dispose();
+      }
+    }
   });
 });

@@ -129,9 +129,7 @@ export class LeanHttpTransport implements Transport {
     }
     let messages: JSONRPCMessage[];
     try {
-      messages = batch
-        ? body.map((item) => parseJSONRPCMessage(item))
-        : [parseJSONRPCMessage(body)];
+      messages = batch ? body.map((item) => parseJSONRPCMessage(item)) : [parseJSONRPCMessage(body)];
     } catch {
       this.refuse(res, 400, -32700, 'Parse error: Invalid JSON-RPC message');
       return;

@@ -108,6 +108,7 @@ async function call(
     const result = (await app.callServerTool({ name, arguments: args })) as ToolResult;
     say('');
     accept(result);
+    if (!result.isError) void tellModel(result);
     return result;
   } catch (error) {
     say(`The shop could not be reached (${(error as Error).message}). Try again.`, 'error');
@@ -116,6 +117,19 @@ async function call(
     state.busy = false;
     render();
   }
+}
+
+/**
+ * What the shopper did in the view, for the model's next turn (the cart id, the order and its status), where the
+ * host takes it: the same one-line summary the tool gives every client.
+ */
+async function tellModel(result: ToolResult): Promise<void> {
+  const summary = result.content?.[0]?.text;
+  if (!summary || !app.getHostCapabilities()?.updateModelContext) return;
+  const text = `In the shop view the shopper's latest step answered: ${summary}`;
+  await app
+    .updateModelContext({ content: [{ type: 'text', text }], structuredContent: result.structuredContent })
+    .catch(() => undefined);
 }
 
 async function refreshStock(): Promise<void> {

@@ -230,6 +230,8 @@ describeBrowser('the MCP App in a host', () => {
       .toContain('Waiting for your payment. Pay by 14:45');
     const orderId = (await app.locator('#order code').textContent()) ?? '';
     expect(orderId).toMatch(/^ord_/);
+    // The host's model hears of it for its next turn: the order, where to pay and by when.
+    await expect.poll(() => page.evaluate(() => window.modelContext), WAIT).toContain(orderId);
     const order = await call(shopper, 'get_order', { order_id: orderId });
     const paymentUrl = (order.structuredContent as { payment_url: string }).payment_url;
     expect(paymentUrl).toMatch(/^https:\/\/pay\.example\/checkout\?order=ord_/);

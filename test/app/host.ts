@@ -21,6 +21,8 @@ declare global {
     mcp(method: string, params: unknown): Promise<Record<string, unknown>>;
     /** What the frame asked the host to open. */
     openedLinks: string[];
+    /** What the frame last told the model (ui/update-model-context), as text. */
+    modelContext: string;
     mountApp(mount: Mount): Promise<void>;
   }
 }
@@ -40,6 +42,7 @@ function policy(csp: Csp): string {
 }
 
 window.openedLinks = [];
+window.modelContext = '';
 
 window.mountApp = async ({ html, csp, tool, hostContext }) => {
   const frame = document.createElement('iframe');
@@ -50,12 +53,16 @@ window.mountApp = async ({ html, csp, tool, hostContext }) => {
   const bridge = new AppBridge(
     null,
     { name: 'stocklock-test-host', version: '1.0.0' },
-    { openLinks: {}, serverTools: {}, logging: {} },
+    { openLinks: {}, serverTools: {}, logging: {}, updateModelContext: { text: {} } },
     { hostContext },
   );
   bridge.oncalltool = async (params) => (await window.mcp('tools/call', params)) as never;
   bridge.onopenlink = async ({ url }) => {
     window.openedLinks.push(url);
+    return {};
+  };
+  bridge.onupdatemodelcontext = async ({ content }) => {
+    window.modelContext = (content ?? []).map((block) => (block.type === 'text' ? block.text : '')).join('\n');
     return {};
   };
   bridge.onsizechange = ({ height }) => {

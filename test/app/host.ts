@@ -62,7 +62,9 @@ window.mountApp = async ({ html, csp, tool, hostContext }) => {
     return {};
   };
   bridge.onupdatemodelcontext = async ({ content }) => {
-    window.modelContext = (content ?? []).map((block) => (block.type === 'text' ? block.text : '')).join('\n');
+    window.modelContext = (content ?? [])
+      .map((block) => (block.type === 'text' ? block.text : ''))
+      .join('\n');
     return {};
   };
   bridge.onsizechange = ({ height }) => {

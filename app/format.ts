@@ -127,10 +127,13 @@ export function availability(product: Product): string {
 }
 
 /** What a shopper reads when the server refuses: the refusal put plainly, never a code alone. */
-export function refusalSentence(refusal: Refusal, names: Map<string, string>): string {
+export function refusalSentence(refusal: Refusal, names: Map<string, string>, tool?: string): string {
   const name = refusal.sku ? (names.get(refusal.sku) ?? refusal.sku) : 'that item';
   switch (refusal.code) {
     case 'OUT_OF_STOCK':
+      // At checkout it is the hold that ran out and could not be renewed in full.
+      if (tool === 'checkout')
+        return `Your hold ran out and ${name} is no longer there in the number you had (${refusal.available ?? 0} left). Nothing was ordered; remove it or change your cart, then check out again.`;
       if (!refusal.available)
         return `Sorry, ${name} just sold out, so nothing was added. Your cart is as it was.`;
       return `Only ${refusal.available} of ${name} ${refusal.available === 1 ? 'is' : 'are'} left, and you asked for ${refusal.requested ?? 'more'}. Nothing was added; try a smaller number.`;

@@ -69,10 +69,10 @@ function refusalOf(result: ToolResult): Refusal {
 }
 
 /** Takes in any tool answer, whether the model's call (through the host) or the page's own. */
-function accept(result: ToolResult): void {
+function accept(result: ToolResult, tool?: string): void {
   if (result.isError) {
     const refusal = refusalOf(result);
-    say(refusalSentence(refusal, names()), 'error');
+    say(refusalSentence(refusal, names(), tool), 'error');
     if (refusal.code === 'OUT_OF_STOCK' && refusal.sku && typeof refusal.available === 'number') {
       const product = state.products.find((candidate) => candidate.sku === refusal.sku);
       if (product) product.available = refusal.available;
@@ -107,7 +107,7 @@ async function call(
   try {
     const result = (await app.callServerTool({ name, arguments: args })) as ToolResult;
     say('');
-    accept(result);
+    accept(result, name);
     if (!result.isError) void tellModel(result);
     return result;
   } catch (error) {

@@ -13,6 +13,7 @@ import {
   type JSONRPCResponse,
   type McpServer,
   type RequestId,
+  SUBSCRIPTION_ID_META_KEY,
   SUPPORTED_PROTOCOL_VERSIONS,
   type Transport,
 } from '@modelcontextprotocol/server';
@@ -62,12 +63,22 @@ class Multiplexer implements Transport {
   private next = 0;
   private closed = false;
   private readonly waiting = new Map<RequestId, (reply: JSONRPCResponse) => void>();
+  private readonly streams = new Map<RequestId, (notification: JSONRPCMessage) => void>();
 
   async start(): Promise<void> {}
 
-  /** Replies go to their caller; notifications about a call (progress, logs) have no place in a JSON reply. */
+  /**
+   * Replies go to their caller, a subscription's notifications to its stream; notifications about a call
+   * (progress, logs) have no place in a JSON reply.
+   */
   async send(message: JSONRPCMessage): Promise<void> {
-    if (!isReply(message) || message.id === undefined) return;
+    if (!isReply(message)) {
+      const meta = (message as { params?: { _meta?: Record<string, unknown> } }).params?._meta;
+      const stream = this.streams.get(meta?.[SUBSCRIPTION_ID_META_KEY] as RequestId);
+      stream?.(message);
+      return;
+    }
+    if (message.id === undefined) return;
     const answer = this.waiting.get(message.id);
     if (!answer) return;
     this.waiting.delete(message.id);
@@ -84,6 +95,40 @@ class Multiplexer implements Transport {
     });
   }
 
+  /**
+   * Opens a subscriptions/listen stream: `deliver` gets its notifications (the acknowledgement first), then the
+   * reply that ends it. The returned function cancels it, as a client that hangs up does.
+   */
+  listen(request: JSONRPCRequest, deliver: (message: JSONRPCMessage, last: boolean) => void): () => void {
+    if (this.closed) {
+      deliver(closedReply(request.id), true);
+      return () => {};
+    }
+    this.next += 1;
+    const id = this.next;
+    const original = request.id;
+    this.streams.set(id, (message) => {
+      const params = (message as { params: { _meta: Record<string, unknown> } }).params;
+      deliver(
+        {
+          ...message,
+          params: { ...params, _meta: { ...params._meta, [SUBSCRIPTION_ID_META_KEY]: original } },
+        } as JSONRPCMessage,
+        false,
+      );
+    });
+    this.waiting.set(id, (reply) => {
+      this.streams.delete(id);
+      deliver({ ...reply, id: original } as JSONRPCResponse, true);
+    });
+    this.onmessage?.({ ...request, id });
+    return () => {
+      if (!this.streams.delete(id)) return;
+      this.waiting.delete(id);
+      this.onmessage?.({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id } });
+    };
+  }
+
   get inFlight(): number {
     return this.waiting.size;
   }
@@ -94,6 +139,7 @@ class Multiplexer implements Transport {
     // The server drops replies once closed: whoever still waits is told, not left hanging.
     for (const [id, answer] of this.waiting) answer(closedReply(id));
     this.waiting.clear();
+    this.streams.clear();
     this.onclose?.();
   }
 }
@@ -123,6 +169,11 @@ export class ModernServer {
   /** Answers one request (already checked against its headers and revision) with its own id. */
   call(request: JSONRPCRequest): Promise<JSONRPCResponse> {
     return this.mux.call(request);
+  }
+
+  /** A subscriptions/listen stream (see Multiplexer.listen). */
+  listen(request: JSONRPCRequest, deliver: (message: JSONRPCMessage, last: boolean) => void): () => void {
+    return this.mux.listen(request, deliver);
   }
 
   get inFlight(): number {

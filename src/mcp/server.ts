@@ -100,7 +100,8 @@ export function createServer(options: ConnectionOptions): McpServer {
   const server = new McpServer(
     { name: SERVER_NAME, title: 'stocklock inventory', version: options.version },
     {
-      capabilities: { logging: {} },
+      // The tools never change while a server runs: no list_changed to wait for.
+      capabilities: { logging: {}, tools: { listChanged: false } },
       instructions:
         'stocklock is the single source of truth for stock. Find products with search_products, reserve with add_to_cart (keep the cart_id), confirm with the customer, then checkout. If checkout answers awaiting_payment, give the shopper the payment_url (or payment_instructions) and pay_by; get_order tells when the payment arrived. Reservations expire; release_cart when the customer gives up. Prices are integer minor units plus a display string.',
       // Bounds the work schema validation does on hostile payloads (check_stock takes at most 100 SKUs).

@@ -21,6 +21,8 @@ import type { Identity } from './credentials.js';
 import { isJsonContentType } from './lean-transport.js';
 
 const HEADER_MISMATCH = -32020;
+const SSE_KEEP_ALIVE_MS = 15_000;
+const FIRST_MODERN_REVISION = '2026-07-28';
 const UNSUPPORTED_VERSION = -32022;
 /** Methods whose name or URI the Mcp-Name header repeats. */
 const NAMED_BY: Record<string, 'name' | 'uri'> = {
@@ -41,7 +43,7 @@ const STATUS_OF: Record<number, number> = {
 /** True when a POST's body or headers claim the per-request revision; everything else is 2025 traffic. */
 export function claimsModernRevision(req: IncomingMessage, body: unknown): boolean {
   const header = req.headers['mcp-protocol-version'];
-  if (typeof header === 'string' && header.trim() >= MODERN_REVISIONS[0]!) return true;
+  if (typeof header === 'string' && header.trim() >= FIRST_MODERN_REVISION) return true;
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return false;
   const meta = (body as { params?: { _meta?: unknown } }).params?._meta;
   return meta !== null && typeof meta === 'object' && PROTOCOL_VERSION_META_KEY in meta;
@@ -182,9 +184,48 @@ export class ModernEndpoint {
       );
       return;
     }
+    if (request.method === 'subscriptions/listen') {
+      this.listen(this.serverFor(identity), request, res);
+      return;
+    }
     const answer = await this.serverFor(identity).call(request);
     const code = 'error' in answer ? answer.error.code : undefined;
     reply(res, code === undefined ? 200 : (STATUS_OF[code] ?? 200), answer);
+  }
+
+  /**
+   * A subscriptions/listen stream: server-sent events, the acknowledgement first, kept alive until the client
+   * hangs up (stocklock's tools never change, so nothing else is sent) or the server closes.
+   */
+  private listen(server: ModernServer, request: JSONRPCRequest, res: ServerResponse): void {
+    let keepAlive: NodeJS.Timeout | undefined;
+    const cancel = server.listen(request, (message, last) => {
+      if (!res.headersSent) {
+        if (last) {
+          // Refused before it opened (a bad filter): an ordinary JSON answer.
+          const code = 'error' in message ? message.error.code : undefined;
+          reply(res, code === undefined ? 200 : (STATUS_OF[code] ?? 200), message);
+          return;
+        }
+        res.writeHead(200, {
+          'Content-Type': 'text/event-stream',
+          'Cache-Control': 'no-cache, no-transform',
+          'X-Accel-Buffering': 'no',
+        });
+        // Proxies drop streams that stay silent; a comment line keeps this one open.
+        keepAlive = setInterval(() => res.write(': keepalive\n\n'), SSE_KEEP_ALIVE_MS);
+        keepAlive.unref();
+      }
+      res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+      if (last) {
+        clearInterval(keepAlive);
+        res.end();
+      }
+    });
+    res.once('close', () => {
+      clearInterval(keepAlive);
+      cancel();
+    });
   }
 
   private serverFor(identity: Identity): ModernServer {

@@ -147,7 +147,7 @@ const actions: Actions = {
     const args: Record<string, unknown> = { sku, quantity: 1, idempotency_key: key('add') };
     if (state.cart?.status === 'open' || state.cart?.status === 'expired') args.cart_id = state.cart.cart_id;
     const result = await call('add_to_cart', args, `Adding ${name}…`);
-    if (result && !result.isError) say(`${name} is in your cart and held for you.`);
+    if (result && !result.isError) say(`${name} is in your cart.`);
     await refreshStock();
   },
   async remove(sku) {

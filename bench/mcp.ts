@@ -61,7 +61,7 @@ function callRate(
 }
 
 /** CPU microseconds per call spent by a server process and by this process (the clients), medians over windows. */
-class CpuPerCall {
+export class CpuPerCall {
   private readonly servers: number[] = [];
   private readonly clients: number[] = [];
 

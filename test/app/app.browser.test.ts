@@ -254,10 +254,10 @@ describeBrowser('the MCP App in a host', () => {
     await page.close();
   }, 180_000);
 
-  it('reads at phone width and passes axe there too', async () => {
+  it('reads at phone width and passes axe there too; a direct channel checks out to a paid order', async () => {
     const phone = await launchBrowser({ width: 390, height: 844 });
     try {
-      const shopper = await client('chat');
+      const shopper = await client('web');
       const { page, app } = await host(phone, shopper, { name: 'search_products', arguments: { limit: 3 } });
       await app.locator('li.card button').first().click();
       await app.locator('#cart:not([hidden]) #countdown').waitFor();
@@ -268,6 +268,13 @@ describeBrowser('the MCP App in a host', () => {
       const height = await page.locator('iframe').evaluate((frame) => frame.getBoundingClientRect().height);
       await page.setViewportSize({ width: 390, height: Math.ceil(height) });
       await page.locator('iframe').screenshot({ path: join(shots, 'app-phone.png') });
+      // A direct channel: the checkout is the sale, and the view shows the order paid with nothing to pay.
+      await app.getByRole('button', { name: 'Check out' }).click();
+      await expect
+        .poll(() => app.locator('#order-state').textContent(), WAIT)
+        .toBe('Paid. Your order is confirmed.');
+      expect(await app.getByRole('button', { name: /^Pay / }).count()).toBe(0);
+      expect(await axeViolations(app)).toEqual([]);
     } finally {
       await phone.close();
     }

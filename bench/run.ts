@@ -1,12 +1,13 @@
 // `npm run bench`: runs every scenario in one process tree, prints the tables and writes BENCHMARKS.md.
 // Flags (after `npm run bench --`): --quick (short windows, one repeat: a smoke test for CI, under a minute),
-// --only store,processes,mcp,eras,race,memory,postgres,flash-sale,payment-flash-sale,console,hostile-crowd,year-of-sales (some scenarios),
+// --only store,processes,mcp,eras,race,memory,postgres,flash-sale,payment-flash-sale,console,hostile-crowd,year-of-sales,app (some scenarios),
 // --out FILE (write the report there).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { appScenario } from './app.js';
 import { consoleScenario } from './console.js';
 import { erasScenario } from './eras.js';
 import { flashSaleScenario } from './flash-sale.js';
@@ -39,6 +40,7 @@ const SCENARIOS: Record<string, Scenario> = {
   console: consoleScenario,
   'hostile-crowd': hostileCrowdScenario,
   'year-of-sales': yearOfSalesScenario,
+  app: appScenario,
 };
 
 const { values } = parseArgs({

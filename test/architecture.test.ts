@@ -95,10 +95,11 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
     parts: ['domain', 'storage/interface', 'storage', 'storage/workflow', 'storage/postgres'],
     packages: DATABASE,
   },
-  // The only part that imports the MCP SDK (src/mcp/sdk.ts lends its transports to src/transports).
+  // The only part that imports the MCP SDK (src/mcp/sdk.ts lends its transports to src/transports); ext-apps'
+  // server helpers register the MCP App (src/mcp/app.ts).
   mcp: {
     parts: ['domain', 'storage/interface', 'mcp', 'logger', 'payments'],
-    packages: ['@modelcontextprotocol/server', 'zod'],
+    packages: ['@modelcontextprotocol/server', '@modelcontextprotocol/ext-apps', 'zod'],
   },
   // OAuth: grants live in the store, behind its interface (src/storage/oauth.ts).
   auth: {
@@ -218,12 +219,31 @@ describe('architecture: what each part of src/ may import', () => {
     expect(cycle, cycle?.join(' → ')).toBeUndefined();
   });
 
+  it('keeps the MCP App page (app/) to its own files and ext-apps: it runs in a host, never on the server', () => {
+    const files = readdirSync(join(ROOT, 'app')).filter((name) => name.endsWith('.ts'));
+    expect(files.length).toBeGreaterThan(0);
+    const broken = files.flatMap((name) =>
+      specifiersOf(readFileSync(join(ROOT, 'app', name), 'utf8'))
+        .filter((specifier) =>
+          specifier.startsWith('.')
+            ? !/^\.\/[\w-]+\.js$/.test(specifier)
+            : packageOf(specifier) !== '@modelcontextprotocol/ext-apps',
+        )
+        .map((specifier) => `app/${name} imports ${specifier}; the page may import ./*.js and ext-apps only`),
+    );
+    expect(broken).toEqual([]);
+  });
+
   it('keeps every file under src/ and public/ at 400 lines or fewer (one responsibility a file)', () => {
     const everyFile = (dir: string): string[] =>
       readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
         entry.isDirectory() ? everyFile(join(dir, entry.name)) : [join(dir, entry.name)],
       );
-    const long = [...everyFile(join(ROOT, 'src')), ...everyFile(join(ROOT, 'public'))]
+    const long = [
+      ...everyFile(join(ROOT, 'src')),
+      ...everyFile(join(ROOT, 'public')),
+      ...everyFile(join(ROOT, 'app')),
+    ]
       .map((path) => ({
         file: relative(ROOT, path),
         lines: readFileSync(path, 'utf8').split('\n').length - 1,

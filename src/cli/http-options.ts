@@ -16,6 +16,8 @@ export interface ServeFlags {
   auth: boolean;
   /** false (--no-console): no merchant console at /console. */
   console: boolean;
+  /** false (--no-apps): the tools without the MCP App, text and structuredContent only. */
+  apps: boolean;
   sessionIdle: string;
   maxSessions: string;
   maxSessionsPerCredential: string;
@@ -52,6 +54,12 @@ export function parseByteSize(text: string, flag: string): number {
 /** The HTTP server's options, shared by `serve` and `start`. */
 export function addHttpOptions(command: Command): Command {
   return addPaymentOptions(command)
+    .addOption(
+      new Option(
+        '--no-apps',
+        'do not offer the MCP App (the shop view in ChatGPT, Claude and other hosts): text and structured results only (env STOCKLOCK_NO_APPS=true)',
+      ),
+    )
     .addOption(new Option('--port <port>', 'HTTP port').env('STOCKLOCK_PORT').default('3000'))
     .addOption(new Option('--host <host>', 'HTTP address to bind').env('STOCKLOCK_HOST').default('127.0.0.1'))
     .addOption(

@@ -75,6 +75,7 @@ export function addServeCommands(program: Command): void {
         admin: flags.admin ?? envFlag('STOCKLOCK_ADMIN'),
         auth: flags.auth === false ? false : !envFlag('STOCKLOCK_NO_AUTH'),
         console: flags.console === false ? false : !envFlag('STOCKLOCK_NO_CONSOLE'),
+        apps: flags.apps === false ? false : !envFlag('STOCKLOCK_NO_APPS'),
       },
       false,
       command,
@@ -90,7 +91,18 @@ export function addServeCommands(program: Command): void {
         ),
     ),
   ).action(async (flags: StoreFlags & ServeFlags & PaymentFlags, command: Command) => {
-    await serve({ ...flags, http: true, auth: true, channel: 'default', console: true }, true, command);
+    await serve(
+      {
+        ...flags,
+        http: true,
+        auth: true,
+        channel: 'default',
+        console: true,
+        apps: flags.apps === false ? false : !envFlag('STOCKLOCK_NO_APPS'),
+      },
+      true,
+      command,
+    );
   });
 }
 
@@ -140,7 +152,7 @@ async function serve(
     logger.info({ ...result }, 'loaded the demo catalog into a brand-new database');
   }
   if (flags.stdio) {
-    await serveStdio(shopStore, channel, Boolean(flags.admin), logger);
+    await serveStdio(shopStore, { channel, admin: Boolean(flags.admin), apps: flags.apps }, logger);
     await stopSweeper();
     // Sessions being closed finish first (their retries are bounded; the shutdown deadline bounds the rest).
     await sessions.settled();
@@ -172,6 +184,7 @@ async function serve(
       maxConnections: Number(flags.maxConnections),
       version: VERSION,
       console: merchantConsole?.handle,
+      apps: flags.apps,
       payments: {
         router: paymentRoutes({ store, clock: options.clock, logger, ...payments.webhooks }),
       },
@@ -210,9 +223,13 @@ async function serve(
   process.once('SIGINT', () => void shutdown('SIGINT'));
 }
 
-async function serveStdio(store: InventoryStore, channel: string, admin: boolean, logger: Logger) {
+async function serveStdio(
+  store: InventoryStore,
+  options: { channel: string; admin: boolean; apps: boolean },
+  logger: Logger,
+) {
   const { serveStdio: run } = await import('../transports/stdio.js');
-  await run(store, { channel, admin, version: VERSION }, logger);
+  await run(store, { ...options, version: VERSION }, logger);
 }
 
 /** The console and its own read connection; a database it cannot open is logged and the console left out. */

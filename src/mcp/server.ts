@@ -4,6 +4,7 @@ import { ErrorCode, isStockError, type StockError } from '../domain/errors.js';
 import type { CallContext } from '../domain/types.js';
 import type { Logger } from '../logger.js';
 import type { InventoryStore } from '../storage/store.js';
+import { registerApp, toolRegistrar } from './app.js';
 import type { Scope, ToolDefinition } from './tool.js';
 import { ALL_TOOLS } from './tools/index.js';
 
@@ -19,6 +20,8 @@ export interface ConnectionOptions {
   holder?: string;
   logger: Logger;
   version: string;
+  /** false (--no-apps): no MCP App resource, no app keys on the tools; text and structuredContent alike. */
+  apps?: boolean;
 }
 
 /**
@@ -132,9 +135,11 @@ export function createServer(options: ConnectionOptions): McpServer {
     }
   };
 
+  const apps = options.apps !== false;
+  if (apps) registerApp(server);
   for (const tool of toolsFor(options.admin ? 'admin' : 'customer')) {
     assertCoherent(tool);
-    server.registerTool(
+    toolRegistrar(server, apps, tool.name)(
       tool.name,
       {
         title: tool.title,

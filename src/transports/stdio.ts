@@ -9,6 +9,8 @@ export interface StdioOptions {
   channel: string;
   admin: boolean;
   version: string;
+  /** false (--no-apps): tools without the MCP App. */
+  apps?: boolean;
 }
 
 /**

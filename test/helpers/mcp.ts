@@ -6,8 +6,13 @@ import { silentLogger } from '../../src/logger.js';
 import { createServer } from '../../src/mcp/server.js';
 import type { InventoryStore } from '../../src/storage/store.js';
 
-export async function connect(store: InventoryStore, channel: string, admin = false): Promise<Client> {
-  const server = createServer({ store, channel, admin, logger: silentLogger, version: 'test' });
+export async function connect(
+  store: InventoryStore,
+  channel: string,
+  admin = false,
+  apps = true,
+): Promise<Client> {
+  const server = createServer({ store, channel, admin, logger: silentLogger, version: 'test', apps });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const client = new Client({ name: 'stocklock-test', version: '1.0.0' });
   await Promise.all([server.connect(serverSide), client.connect(clientSide)]);

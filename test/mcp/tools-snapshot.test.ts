@@ -43,8 +43,8 @@ async function listTools(): Promise<Map<string, Listed>> {
 
 /** What the model reads of one tool, and which connections list it. */
 function snapshotOf({ tool, connections }: Listed): string {
-  const { name, title, description, annotations, inputSchema, outputSchema } = tool;
-  const shown = { name, title, description, connections, annotations, inputSchema, outputSchema };
+  const { name, title, description, annotations, inputSchema, outputSchema, _meta } = tool;
+  const shown = { name, title, description, connections, annotations, inputSchema, outputSchema, _meta };
   return `${JSON.stringify(shown, null, 2)}\n`;
 }
 

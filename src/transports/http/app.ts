@@ -62,6 +62,8 @@ export interface HttpOptions {
   maxConnections?: number;
   /** How long an idle keep-alive connection stays open; default KEEP_ALIVE_TIMEOUT_MS. */
   keepAliveTimeoutMs?: number;
+  /** false (--no-apps): tools without the MCP App (src/mcp/app.ts). */
+  apps?: boolean;
   /** The merchant console (src/console/), mounted at /console behind the same Host/Origin checks. */
   console?: { router: RequestHandler };
   /** The payment webhooks and return page (src/payments/), at /payments: signed by the provider, no bearer token. */
@@ -153,6 +155,7 @@ export async function serveHttp(
       ...(identity.holder !== undefined ? { holder: identity.holder } : {}),
       logger,
       version: options.version,
+      ...(options.apps === false ? { apps: false } : {}),
     });
   const sessions = new Sessions(
     {

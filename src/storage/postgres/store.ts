@@ -10,6 +10,7 @@ import type { AuditReport, CallContext, CartView, OrderView, ProductView } from 
 import { cartView, productView } from '../../domain/views.js';
 import { type AuditQuery, type AuditRows, auditQueries, auditReport, TIMED_AUDIT_QUERIES } from '../audit.js';
 import { redactUrl } from '../database-url.js';
+import type { McpSessionStore } from '../mcp-sessions.js';
 import type { OAuthStore } from '../oauth.js';
 import { holderOf, type StoredToken, searchTerms } from '../shared.js';
 import type { AddToCartInput, CheckoutInput, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
@@ -18,6 +19,7 @@ import { readOrderForCart } from '../workflow/orders.js';
 import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
 import { PostgresReader } from './engine.js';
 import { postgresLimiters } from './limits.js';
+import { postgresMcpSessionStore } from './mcp-sessions.js';
 import { postgresOAuthStore } from './oauth.js';
 import {
   answerOf,
@@ -84,6 +86,7 @@ export class PostgresStore extends StockStore implements InventoryStore {
   private closed = false;
   readonly limiter: InventoryStore['limiter'];
   readonly oauth: OAuthStore;
+  readonly mcpSessions: McpSessionStore;
   /** Transactions, their lock budget and retries, and plain reads on pooled connections. */
   private readonly db: WritePath;
   /** The reads get_cart shares with the write path, on pooled connections. */
@@ -97,6 +100,7 @@ export class PostgresStore extends StockStore implements InventoryStore {
     this.db = new WritePath(pool, options);
     this.reader = new PostgresReader((statement, values) => this.db.query(statement, values));
     this.oauth = this.releasingOnRevoke(postgresOAuthStore(pool));
+    this.mcpSessions = postgresMcpSessionStore(pool);
     this.limiter = postgresLimiters(pool);
   }
 

@@ -7,6 +7,7 @@ const SQL = {
   lockCredential: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 2))',
   insert: `INSERT INTO mcp_sessions (id_hash, credential_id, channel, init, created_at, last_used_at, expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+  count: 'SELECT COUNT(*)::int AS n FROM mcp_sessions WHERE credential_id = $1',
   // Beyond the newest `keep` of one credential, ended ones first, then the longest unused.
   dropBeyondCap: `DELETE FROM mcp_sessions WHERE id_hash IN (
       SELECT id_hash FROM mcp_sessions WHERE credential_id = $1
@@ -50,6 +51,12 @@ export function postgresMcpSessionStore(pool: pg.Pool): McpSessionStore {
           session.last_used_at,
           session.expires_at,
         ]);
+        // Counting reads the index only; ordering the credential's sessions is left for when it is over.
+        const counted = await client.query<{ n: number }>(SQL.count, [session.credential_id]);
+        if ((counted.rows[0]?.n ?? 0) <= keep) {
+          await client.query('COMMIT');
+          return [];
+        }
         const { rows } = await client.query<{ id_hash: string }>(SQL.dropBeyondCap, [
           session.credential_id,
           session.last_used_at,

@@ -10,6 +10,7 @@ export function sqliteMcpSessionStore(db: Database.Database, run: SqliteRunner):
       `INSERT INTO mcp_sessions (id_hash, credential_id, channel, init, created_at, last_used_at, expires_at)
        VALUES (@id_hash, @credential_id, @channel, @init, @created_at, @last_used_at, @expires_at)`,
     ),
+    count: q('SELECT COUNT(*) FROM mcp_sessions WHERE credential_id = ?').pluck(),
     // Beyond the newest `keep` of one credential, ended ones first, then the longest unused.
     beyondCap: q(
       `SELECT id_hash FROM mcp_sessions WHERE credential_id = ?
@@ -28,6 +29,8 @@ export function sqliteMcpSessionStore(db: Database.Database, run: SqliteRunner):
     open: (session, keep) =>
       run.write(() => {
         s.insert.run(session);
+        // Counting reads the index only; ordering the credential's sessions is left for when it is over.
+        if ((s.count.get(session.credential_id) as number) <= keep) return [];
         const dropped = s.beyondCap.all(session.credential_id, session.last_used_at, keep) as string[];
         for (const idHash of dropped) s.end.run(idHash);
         return dropped;

@@ -141,13 +141,14 @@ export async function startStocklockHttp(
   db: string,
   sync: Sync,
   extra: string[] = [],
+  cli: string = CLI,
 ): Promise<RunningServer> {
   const store = openSqliteStore(db, benchStoreOptions(sync));
   const { token } = await store.createToken('bench', false, 'bench');
   await store.close();
   const port = await freePort();
   const child = spawnNode(
-    CLI,
+    cli,
     [
       'serve',
       '--http',
@@ -200,6 +201,13 @@ export async function startStocklockOnSdk(db: string, sync: Sync): Promise<Runni
   return { url, token, pid: child.process.pid ?? 0, stop: () => child.stop() };
 }
 
+const MODERN_REVISION = '2026-07-28';
+const MODERN_ENVELOPE = {
+  'io.modelcontextprotocol/protocolVersion': MODERN_REVISION,
+  'io.modelcontextprotocol/clientInfo': { name: 'stocklock-bench-minimal', version: '0.0.0' },
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
 /**
  * A minimal MCP client over Streamable HTTP: plain keep-alive POSTs and a string check of the answer, no SDK.
  * It costs the load generator a fraction of what the SDK client does, so the server's own capacity shows.
@@ -212,7 +220,24 @@ export class MinimalHttpSession {
     private readonly url: URL,
     private readonly headers: Record<string, string>,
     private readonly agent: http.Agent,
+    /** 2026-07-28: no session; each request carries the `_meta` envelope and the Mcp-Method / Mcp-Name headers. */
+    private readonly modern = false,
   ) {}
+
+  /** A 2026-07-28 caller: nothing to open, every POST stands alone. */
+  static openModern(
+    url: string,
+    token?: string,
+    agent: http.Agent = MinimalHttpSession.agent,
+  ): MinimalHttpSession {
+    const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    return new MinimalHttpSession(
+      new URL(url),
+      { ...auth, 'mcp-protocol-version': MODERN_REVISION, 'mcp-method': 'tools/call' },
+      agent,
+      true,
+    );
+  }
 
   /** `agent`: the connection pool; the default one holds at most 256 sockets per server. */
   static async open(
@@ -255,15 +280,17 @@ export class MinimalHttpSession {
 
   /** One tools/call whatever its outcome: the HTTP status and the body as it came (JSON or one SSE event). */
   send(name: string, args: Record<string, unknown>): Promise<{ status: number; body: string }> {
-    return MinimalHttpSession.post(this.agent, this.url, this.headers, {
+    const headers = this.modern ? { ...this.headers, 'mcp-name': name } : this.headers;
+    return MinimalHttpSession.post(this.agent, this.url, headers, {
       jsonrpc: '2.0',
       id: this.nextId++,
       method: 'tools/call',
-      params: { name, arguments: args },
+      params: { name, arguments: args, ...(this.modern ? { _meta: MODERN_ENVELOPE } : {}) },
     });
   }
 
   close(): Promise<unknown> {
+    if (this.modern) return Promise.resolve();
     return new Promise((done) => {
       const request = http.request(
         this.url,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { McpServer as V2Server } from '@modelcontextprotocol/server';
 import { pino } from 'pino';
 import { createServer } from '../src/mcp/server.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
@@ -60,7 +61,7 @@ function callRate(
 }
 
 /** CPU microseconds per call spent by a server process and by this process (the clients), medians over windows. */
-class CpuPerCall {
+export class CpuPerCall {
   private readonly servers: number[] = [];
   private readonly clients: number[] = [];
 
@@ -85,10 +86,14 @@ class CpuPerCall {
   }
 }
 
-async function linked(server: McpServer): Promise<Client> {
+/** Either SDK's server: the baseline is built on the v1 SDK, stocklock on v2; both take a Transport. */
+async function linked(server: Pick<McpServer, 'connect'> | V2Server): Promise<Client> {
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   const client = new Client({ name: 'stocklock-bench', version: '0.0.0' });
-  await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
+  await Promise.all([
+    (server.connect as (transport: typeof serverSide) => Promise<void>)(serverSide),
+    client.connect(clientSide),
+  ]);
   await client.listTools();
   return client;
 }

@@ -1,6 +1,6 @@
 // `npm run bench`: runs every scenario in one process tree, prints the tables and writes BENCHMARKS.md.
 // Flags (after `npm run bench --`): --quick (short windows, one repeat: a smoke test for CI, under a minute),
-// --only store,processes,mcp,race,memory,postgres,flash-sale,payment-flash-sale,console,year-of-sales (some scenarios),
+// --only store,processes,mcp,eras,race,memory,postgres,flash-sale,payment-flash-sale,console,year-of-sales (some scenarios),
 // --out FILE (write the report there).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { consoleScenario } from './console.js';
+import { erasScenario } from './eras.js';
 import { flashSaleScenario } from './flash-sale.js';
 import { POSTGRES_REPEATS, ROOT, type RunSettings, type Section, scratchDir, section } from './lib.js';
 import { mcpScenario } from './mcp.js';
@@ -28,6 +29,7 @@ const SCENARIOS: Record<string, Scenario> = {
   store: storeScenario,
   processes: processesScenario,
   mcp: mcpScenario,
+  eras: erasScenario,
   race: raceScenario,
   memory: memoryScenario,
   postgres: postgresScenario,

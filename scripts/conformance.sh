@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Runs the MCP conformance suite's server scenarios against `stocklock serve --http --no-auth` on
-# loopback, with a throwaway SQLite database holding the demo catalog. Expects a built dist/
-# (`npm run conformance` builds first). Exits with the suite's exit code: 0 when every scenario
-# passes or is listed in conformance/baseline.yml, 1 on an unexpected failure or a stale entry.
+# loopback, with a throwaway SQLite database holding the demo catalog, three times: the 0.1.x suite
+# (every scenario, conformance/baseline.yml), and the newest suite with the requirement sets of
+# 2026-07-28 and 2025-11-25 (conformance/baseline-<revision>.yml). Expects a built dist/ (`npm run
+# conformance` builds first). Exits 0 when every run passes or fails only as its baseline lists, 1 on
+# an unexpected failure or a stale entry in any run.
 #
-# The suite needs Node 22; npx fetches it from the npm registry as the `node` package. Both
-# versions are pinned so CI is reproducible; override with CONFORMANCE_NODE / CONFORMANCE_VERSION.
-# CONFORMANCE_PORT picks the port (default: a free one); CONFORMANCE_BASELINE another baseline file.
-# CONFORMANCE_RESULTS keeps the per-scenario checks.json files in that directory.
+# The suite needs Node 22; npx fetches it from the npm registry as the `node` package. The versions
+# are pinned so CI is reproducible; override with CONFORMANCE_NODE, CONFORMANCE_VERSION (the 0.1.x
+# run) and CONFORMANCE_NEXT (the requirement-set runs). CONFORMANCE_PORT picks the port (default: a
+# free one). CONFORMANCE_RESULTS keeps the per-scenario checks.json files in that directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NODE_SPEC="node@${CONFORMANCE_NODE:-22.23.3}"
 SUITE_SPEC="@modelcontextprotocol/conformance@${CONFORMANCE_VERSION:-0.1.16}"
-BASELINE="${CONFORMANCE_BASELINE:-conformance/baseline.yml}"
+NEXT_SPEC="@modelcontextprotocol/conformance@${CONFORMANCE_NEXT:-0.2.0-alpha.12}"
 
 if [[ ! -f dist/cli.js ]]; then
   echo "conformance: dist/cli.js is missing; run npm run build first" >&2
@@ -71,14 +73,23 @@ if ! healthy; then
   cat "$work/server.log" >&2
   exit 2
 fi
-echo "conformance: stocklock at $base/mcp (--no-auth, demo catalog); running $SUITE_SPEC on $NODE_SPEC"
+echo "conformance: stocklock at $base/mcp (--no-auth, demo catalog), on $NODE_SPEC"
 
 results="${CONFORMANCE_RESULTS:-$work/results}"
 status=0
-# npm's EBADENGINE warnings come from installing the Node 22 suite with Node 20's npm; harmless.
-NPM_CONFIG_LOGLEVEL=error npx --yes -p "$NODE_SPEC" -p "$SUITE_SPEC" \
-  conformance server --url "$base/mcp" --suite all \
-  --expected-failures "$BASELINE" --output-dir "$results" || status=$?
+# One run of the suite: its package, the baseline, then the scenario selection.
+run() {
+  local spec="$1" baseline="$2" name="$3"
+  shift 3
+  echo "conformance: $spec $* (baseline $baseline)"
+  # npm's EBADENGINE warnings come from installing the Node 22 suite with Node 20's npm; harmless.
+  NPM_CONFIG_LOGLEVEL=error npx --yes -p "$NODE_SPEC" -p "$spec" \
+    conformance server --url "$base/mcp" "$@" \
+    --expected-failures "$baseline" --output-dir "$results/$name" || status=1
+}
+run "$SUITE_SPEC" conformance/baseline.yml all --suite all
+run "$NEXT_SPEC" conformance/baseline-2026-07-28.yml 2026-07-28 --requirements 2026-07-28
+run "$NEXT_SPEC" conformance/baseline-2025-11-25.yml 2025-11-25 --requirements 2025-11-25
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "conformance: the server died during the run:" >&2

@@ -99,7 +99,7 @@ const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
   // The only part that imports the MCP SDK (src/mcp/sdk.ts lends its transports to src/transports).
   mcp: {
     parts: ['domain', 'storage/interface', 'mcp', 'logger', 'payments'],
-    packages: ['@modelcontextprotocol/sdk', 'zod'],
+    packages: ['@modelcontextprotocol/server', 'zod'],
   },
   // OAuth: grants live in the store, behind its interface (src/storage/oauth.ts).
   auth: {
@@ -256,13 +256,13 @@ describe('architecture: what each part of src/ may import', () => {
   });
 
   it.each([
-    ['src/domain/rules.ts', '@modelcontextprotocol/sdk/types.js', 'the SDK in the domain'],
+    ['src/domain/rules.ts', '@modelcontextprotocol/server', 'the SDK in the domain'],
     ['src/domain/rules.ts', 'pg', 'a database driver in the domain'],
     ['src/domain/rules.ts', '../storage/store.js', 'storage from the domain'],
     ['src/mcp/server.ts', 'drizzle-orm', 'drizzle in mcp'],
     ['src/mcp/server.ts', '../storage/sqlite/store.js', 'a store implementation in mcp'],
     ['src/mcp/server.ts', '../transports/http.js', 'a transport in mcp'],
-    ['src/transports/http/sessions.ts', '@modelcontextprotocol/sdk/server/mcp.js', 'the SDK beside src/mcp'],
+    ['src/transports/http/sessions.ts', '@modelcontextprotocol/server', 'the SDK beside src/mcp'],
     ['src/transports/http/app.ts', '../../storage/open.js', 'choosing a store in a transport'],
     ['src/storage/sqlite/store.ts', '../postgres/store.js', 'one dialect from the other'],
     ['src/storage/workflow/operations.ts', '../sqlite/engine.js', 'a dialect in the workflow'],

@@ -1,11 +1,18 @@
 // The one door to the MCP SDK from outside src/mcp: the server transports that src/transports wires up, and what a transport of our own needs.
-export type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-export { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-export type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 export {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  classifyInboundRequest,
   isInitializeRequest,
   type JSONRPCMessage,
-  JSONRPCMessageSchema,
+  type JSONRPCRequest,
+  type JSONRPCResponse,
+  type McpServer,
+  PROTOCOL_VERSION_META_KEY,
+  parseJSONRPCMessage,
   type RequestId,
   SUPPORTED_PROTOCOL_VERSIONS,
-} from '@modelcontextprotocol/sdk/types.js';
+  type Transport,
+  type TransportSendOptions,
+} from '@modelcontextprotocol/server';
+export { StdioServerTransport } from '@modelcontextprotocol/server/stdio';

@@ -1,6 +1,5 @@
 // createServer(): one McpServer for one connection, with the tools its scope allows.
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, McpServer, type StandardSchemaV1 } from '@modelcontextprotocol/server';
 import { ErrorCode, isStockError, type StockError } from '../domain/errors.js';
 import type { CallContext } from '../domain/types.js';
 import type { Logger } from '../logger.js';
@@ -9,6 +8,8 @@ import type { Scope, ToolDefinition } from './tool.js';
 import { ALL_TOOLS } from './tools/index.js';
 
 export const SERVER_NAME = 'stocklock';
+/** How long a 2026-07-28 client may cache tools/list and server/discover. */
+export const TOOLS_TTL_MS = 300_000;
 
 export interface ConnectionOptions {
   store: InventoryStore;
@@ -56,6 +57,22 @@ export function phraseSdkError(message: string): CallToolResult {
   });
 }
 
+/** The two McpServer methods replaced per instance (private in the SDK's typings). */
+interface SdkToolInternals {
+  createToolError(message: string): CallToolResult;
+  validateToolInput(tool: { inputSchema?: StandardSchemaV1 }, args: unknown, name: string): Promise<unknown>;
+}
+
+/** A field's path as people write it: `lines[0].sku`. */
+function dotPath(path: ReadonlyArray<PropertyKey | { key: PropertyKey }>): string {
+  return path
+    .map((segment) => (typeof segment === 'object' ? segment.key : segment))
+    .map((key, index) =>
+      typeof key === 'number' ? `[${key}]` : index === 0 ? String(key) : `.${String(key)}`,
+    )
+    .join('');
+}
+
 export function toolsFor(scope: Scope): ToolDefinition[] {
   return ALL_TOOLS.filter((tool) => scope === 'admin' || tool.scope === 'customer');
 }
@@ -80,17 +97,40 @@ export function createServer(options: ConnectionOptions): McpServer {
   const server = new McpServer(
     { name: SERVER_NAME, title: 'stocklock inventory', version: options.version },
     {
-      capabilities: { logging: {} },
+      // The tools never change while a server runs: no list_changed to wait for.
+      capabilities: { logging: {}, tools: { listChanged: false } },
       instructions:
         'stocklock is the single source of truth for stock. Find products with search_products, reserve with add_to_cart (keep the cart_id), confirm with the customer, then checkout. If checkout answers awaiting_payment, give the shopper the payment_url (or payment_instructions) and pay_by; get_order tells when the payment arrived. Reservations expire; release_cart when the customer gives up. Prices are integer minor units plus a display string.',
       // Bounds the work schema validation does on hostile payloads (check_stock takes at most 100 SKUs).
       maxToolInputElements: 1000,
+      // 2026-07-28 results say how long a client may keep them: the tools change only with a new version,
+      // and differ by the caller's scope, so no shared cache may keep them.
+      cacheHints: {
+        'tools/list': { ttlMs: TOOLS_TTL_MS, cacheScope: 'private' },
+        'server/discover': { ttlMs: TOOLS_TTL_MS, cacheScope: 'private' },
+      },
     },
   );
   // The SDK reports schema failures as free text; callers get the INVALID_INPUT refusal format instead.
-  // createToolError is private in the typings, so it is replaced on this instance only.
-  (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError =
-    phraseSdkError;
+  // createToolError and validateToolInput are private in the typings, so they are replaced on this instance only.
+  const internals = server as unknown as SdkToolInternals;
+  internals.createToolError = phraseSdkError;
+  const validate = internals.validateToolInput.bind(server);
+  internals.validateToolInput = async (tool, args, name) => {
+    try {
+      return await validate(tool, args, name);
+    } catch (error) {
+      // Only a schema failure is re-read (never the element bound's refusal, which must not parse the payload):
+      // the SDK joins the issues with ", ", which also appears inside messages, so they are read one by one.
+      if (!(error instanceof Error) || !error.message.startsWith('Input validation error')) throw error;
+      const issues = await tool.inputSchema?.['~standard'].validate(args ?? {});
+      if (!issues || !('issues' in issues) || !issues.issues) throw error;
+      const lines = issues.issues.map((issue) =>
+        issue.path?.length ? `${issue.message} at ${dotPath(issue.path)}` : issue.message,
+      );
+      throw new Error(`Input validation error: Invalid arguments for tool ${name}: ${lines.join('\n')}`);
+    }
+  };
 
   for (const tool of toolsFor(options.admin ? 'admin' : 'customer')) {
     assertCoherent(tool);

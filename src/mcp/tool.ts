@@ -1,5 +1,5 @@
 // What a tool definition is: metadata, schemas, and one call into the store.
-import type { ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
+import type { ToolAnnotations } from '@modelcontextprotocol/server';
 import type { z } from 'zod';
 import type { CallContext } from '../domain/types.js';
 import type { InventoryStore } from '../storage/store.js';

@@ -1,7 +1,7 @@
 // stdio: one connection, one channel, for Claude Desktop, Claude Code and other local hosts.
 
 import type { Logger } from '../logger.js';
-import { StdioServerTransport } from '../mcp/sdk.js';
+import { serveStdioBothEras } from '../mcp/modern.js';
 import { createServer } from '../mcp/server.js';
 import type { InventoryStore } from '../storage/store.js';
 
@@ -11,20 +11,24 @@ export interface StdioOptions {
   version: string;
 }
 
-/** Serves until the host closes stdin; resolves once the connection is closed. */
+/**
+ * Serves until the host closes stdin; resolves once the connection is closed. Both eras: a host that opens
+ * with initialize gets a 2025 session, one that sends enveloped requests (server/discover) gets 2026-07-28.
+ */
 export async function serveStdio(
   store: InventoryStore,
   options: StdioOptions,
   logger: Logger,
 ): Promise<void> {
-  const server = createServer({ store, logger, ...options });
-  const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {
-    transport.onclose = () => resolve();
     process.stdin.once('end', () => resolve());
+    process.stdin.once('close', () => resolve());
   });
-  await server.connect(transport);
+  const connection = serveStdioBothEras(
+    () => createServer({ store, logger, ...options }),
+    (err) => logger.debug({ err }, 'MCP stdio message refused'),
+  );
   logger.info({ channel: options.channel, admin: options.admin }, 'serving MCP over stdio');
   await closed;
-  await server.close();
+  await connection.close();
 }

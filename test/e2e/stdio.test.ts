@@ -1,5 +1,7 @@
 // The built CLI over stdio, driven by the SDK's real client, as Claude Desktop would.
 import { join } from 'node:path';
+import { Client as V2Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport as V2StdioTransport } from '@modelcontextprotocol/client/stdio';
 import { describe, expect, it } from 'vitest';
 import { CLI, ROOT, runCli, stdioClient } from '../helpers/cli.js';
 import { call, refusalCode, text } from '../helpers/mcp.js';
@@ -67,4 +69,38 @@ describe('stocklock serve --stdio', () => {
     expect(runCli(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     expect(CLI).toMatch(/dist\/cli\.js$/);
   });
+
+  it.each(['auto', 'legacy'] as const)(
+    'serves the v2 client with versionNegotiation %s on its own era',
+    async (mode) => {
+      const db = join(tempDir().dir, 'shop.db');
+      expect(runCli(['import', DEMO, '--db', db]).status).toBe(0);
+      expect(runCli(['channel', 'set', 'claude', '--checkout', 'direct', '--db', db]).status).toBe(0);
+      const client = new V2Client(
+        { name: 'stocklock-e2e', version: '1.0.0' },
+        { versionNegotiation: { mode } },
+      );
+      await client.connect(
+        new V2StdioTransport({
+          command: process.execPath,
+          args: [CLI, 'serve', '--stdio', '--db', db, '--channel', 'claude'],
+          env: { ...(process.env as Record<string, string>), STOCKLOCK_LOG_LEVEL: 'warn' },
+          stderr: 'pipe',
+        }),
+      );
+      try {
+        expect(client.getProtocolEra()).toBe(mode === 'auto' ? 'modern' : 'legacy');
+        expect((await client.listTools()).tools).toHaveLength(7);
+        const cart = await client.callTool({
+          name: 'add_to_cart',
+          arguments: { sku: 'JACKET-LTD', quantity: 1 },
+        });
+        const cartId = (cart.structuredContent as { cart_id: string }).cart_id;
+        const order = await client.callTool({ name: 'checkout', arguments: { cart_id: cartId } });
+        expect((order.structuredContent as { status: string }).status).toBe('paid');
+      } finally {
+        await client.close();
+      }
+    },
+  );
 });

@@ -77,16 +77,19 @@ describe('tool listing', () => {
       confirm_payment: { order_id, reference: 'cash' },
       cancel_order: { order_id, restock: true },
     };
-    const unknown = await call(customer, 'no_such_tool', {});
-    expect(unknown.isError).toBe(true);
+    // An unknown tool is a JSON-RPC error -32602 (the spec's "Unknown tool" example), not a tool result.
+    const refusal = (name: string, args: Record<string, unknown>) =>
+      call(customer, name, args).then(
+        () => 'answered',
+        (error: { code?: number; message?: string }) => `${error.code}: ${error.message}`,
+      );
+    const unknown = await refusal('no_such_tool', {});
+    expect(unknown).toMatch(/^-32602: .*Tool no_such_tool not found/);
 
     const before = await store.stockLevels();
     const movements = (await store.audit()).checked;
     for (const tool of adminOnly) {
-      const refused = await call(customer, tool, validCalls[tool] ?? {});
-      expect(refused.isError, tool).toBe(true);
-      expect(refused.structuredContent, tool).toBeUndefined();
-      expect(text(refused), tool).toBe(text(unknown).replace('no_such_tool', tool));
+      expect(await refusal(tool, validCalls[tool] ?? {}), tool).toBe(unknown.replace('no_such_tool', tool));
     }
     expect(await store.stockLevels()).toEqual(before);
     expect((await store.audit()).checked).toEqual(movements);

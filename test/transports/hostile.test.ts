@@ -281,15 +281,15 @@ describe('JSON-RPC shapes', () => {
     await expectAuditOk(http.store);
   });
 
-  it('refuses tool names that are not tools, prototype names included, as an isError result', async () => {
+  it('refuses tool names that are not tools, prototype names included, with JSON-RPC -32602', async () => {
     const { http, calls } = await startCounting();
     const client = await http.connect(await http.token('web'));
     const before = await snapshot(http.store);
     for (const name of ['restock', 'set_stock', 'drop_table', '__proto__', 'constructor', 'toString', '']) {
-      const result = await call(client, name, {});
-      expect(result.isError, name).toBe(true);
-      expect(firstText(result), name).toMatch(/not found|disabled/);
-      expect(result.structuredContent).toBeUndefined();
+      await expect(call(client, name, {}), name).rejects.toMatchObject({
+        code: -32602,
+        message: expect.stringMatching(/not found|disabled/),
+      });
     }
     expect(calls()).toEqual([]);
     await expectAlive(http);

@@ -28,6 +28,7 @@ import {
 } from './credentials.js';
 import { assertSafeBind, hostGuard, isLoopbackUrl } from './guard.js';
 import { isMcpPost, type McpPostRoute, serveMcpPost } from './mcp-post.js';
+import { claimsModernRevision, ModernEndpoint } from './modern.js';
 import { jsonErrors, notFound, sendRpcError } from './replies.js';
 import { Sessions } from './sessions.js';
 
@@ -144,6 +145,15 @@ export async function serveHttp(
     logger,
   );
   const clock = options.clock ?? store.options.clock;
+  const serverFor = (identity: Identity) =>
+    createServer({
+      store,
+      channel: identity.channel,
+      admin: identity.admin,
+      ...(identity.holder !== undefined ? { holder: identity.holder } : {}),
+      logger,
+      version: options.version,
+    });
   const sessions = new Sessions(
     {
       maxSessions: options.maxSessions,
@@ -151,18 +161,12 @@ export async function serveHttp(
       clock,
       idleMs: options.sessionIdleMs,
       records: store.mcpSessions,
-      createServer: (identity) =>
-        createServer({
-          store,
-          channel: identity.channel,
-          admin: identity.admin,
-          ...(identity.holder !== undefined ? { holder: identity.holder } : {}),
-          logger,
-          version: options.version,
-        }),
+      createServer: serverFor,
     },
     logger,
   );
+  // 2026-07-28 requests carry no session: each goes to its caller's kept server.
+  const modern = new ModernEndpoint({ createServer: serverFor, logger });
   // Created once listening: the loopback default for the issuer needs the port. No request is served before.
   let oauth: OAuthServer | undefined;
   const oauthTokens: BearerVerifier = async (token) => {
@@ -243,7 +247,10 @@ export async function serveHttp(
     guard,
     track,
     identify: (req, res) => identify(authenticate, logger, req, res),
-    handle: (req, res, identity, body) => sessions.handle(req, res, identity, body),
+    handle: (req, res, identity, body) =>
+      claimsModernRevision(req, body)
+        ? modern.handle(req, res, identity, body, () => sessions.handle(req, res, identity, body))
+        : sessions.handle(req, res, identity, body),
     maxBodyBytes,
     logger,
   };
@@ -329,6 +336,7 @@ export async function serveHttp(
           );
       }
       await sessions.closeAll('server shutting down');
+      await modern.closeAll();
       httpServer.closeAllConnections();
       await serverClosed;
       logger.info({ url }, 'HTTP server closed');

@@ -27,7 +27,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   type JSONRPCMessage,
-  JSONRPCMessageSchema,
+  parseJSONRPCMessage,
   type RequestId,
   SUPPORTED_PROTOCOL_VERSIONS,
   type Transport,
@@ -129,9 +129,7 @@ export class LeanHttpTransport implements Transport {
     }
     let messages: JSONRPCMessage[];
     try {
-      messages = batch
-        ? body.map((item) => JSONRPCMessageSchema.parse(item))
-        : [JSONRPCMessageSchema.parse(body)];
+      messages = batch ? body.map((item) => parseJSONRPCMessage(item)) : [parseJSONRPCMessage(body)];
     } catch {
       this.refuse(res, 400, -32700, 'Parse error: Invalid JSON-RPC message');
       return;
@@ -150,10 +148,9 @@ export class LeanHttpTransport implements Transport {
       return;
     }
 
-    const extra = { requestInfo: { headers: req.headers } };
     const ids = messages.filter(isRequest).map((message) => message.id);
     if (ids.length === 0) {
-      for (const message of messages) this.onmessage?.(message, extra);
+      for (const message of messages) this.onmessage?.(message);
       res.writeHead(202).end();
       return;
     }
@@ -169,7 +166,7 @@ export class LeanHttpTransport implements Transport {
     }
     const post: PendingPost = { res, ids, replies: new Map(), batch };
     for (const id of ids) this.pending.set(id, post);
-    for (const message of messages) this.onmessage?.(message, extra);
+    for (const message of messages) this.onmessage?.(message);
   }
 
   private handleGet(req: IncomingMessage, res: ServerResponse): void {

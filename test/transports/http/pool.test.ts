@@ -4,6 +4,10 @@
 import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import {
+  Client as ModernClient,
+  StreamableHTTPClientTransport as ModernTransport,
+} from '@modelcontextprotocol/client';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/domain/clock.js';
@@ -36,6 +40,8 @@ interface Splitter {
   url: string;
   /** Which server (0 or 1) each request with an Mcp-Session-Id went to, in order. */
   sessionRequests: { server: number; method: string }[];
+  /** Which server each POST to /mcp went to, in order. */
+  mcpPosts: number[];
   close(): Promise<void>;
 }
 
@@ -43,11 +49,13 @@ interface Splitter {
 async function startSplitter(targets: () => HttpServerHandle[]): Promise<Splitter> {
   let next = 0;
   const sessionRequests: Splitter['sessionRequests'] = [];
+  const mcpPosts: number[] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
     const index = next;
     next = 1 - next;
     const target = new URL((targets()[index] as HttpServerHandle).url);
     if (req.headers['mcp-session-id']) sessionRequests.push({ server: index, method: req.method ?? '' });
+    if (req.method === 'POST' && req.url?.startsWith('/mcp')) mcpPosts.push(index);
     const upstream = request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
@@ -62,6 +70,7 @@ async function startSplitter(targets: () => HttpServerHandle[]): Promise<Splitte
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     sessionRequests,
+    mcpPosts,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
@@ -195,11 +204,45 @@ function poolTests(open: () => OpenStore) {
     for (const server of [a, b]) expect((await onSession(server.url, token, third)).status).toBe(404);
   });
 
-  // The 2026-07-28 revision has no session: each request carries its own version and capabilities. Once the
-  // per-request path is in, the same sign-in, add_to_cart and checkout run here with the SDK v2 client.
-  it.todo(
-    'signs in, adds to cart and checks out with a 2026-07-28 client (SDK v2), every request on the other server',
-  );
+  // The 2026-07-28 revision has no session: each request carries its own version and capabilities, so any
+  // server answers it with nothing to look up.
+  it('signs in with OAuth, adds to cart and checks out with a 2026-07-28 client (SDK v2), every request on the other server', async () => {
+    const pool = await startPool(open());
+    const mcpUrl = `${pool.splitter.url}/mcp`;
+    const provider = new MemoryOAuthProvider(REDIRECT, publicClientMetadata(REDIRECT));
+    await signIn(provider, mcpUrl);
+    const client = new ModernClient(
+      { name: 'pool-2026', version: '1.0.0' },
+      { versionNegotiation: { mode: 'auto' } },
+    );
+    await client.connect(
+      new ModernTransport(new URL(mcpUrl), {
+        requestInit: { headers: { Authorization: `Bearer ${provider.tokens()?.access_token}` } },
+      }),
+    );
+    cleanups.push(() => client.close().catch(() => undefined));
+    expect(client.getProtocolEra()).toBe('modern');
+    const posted = pool.splitter.mcpPosts.length;
+
+    const store = pool.stores[0] as InventoryStore;
+    const [before] = await store.stockLevels(['MUG-WHT']);
+    const added = await client.callTool({ name: 'add_to_cart', arguments: { sku: 'MUG-WHT', quantity: 1 } });
+    expect(added.isError).toBeFalsy();
+    const cart = added.structuredContent as { cart_id: string };
+    const order = await client.callTool({ name: 'checkout', arguments: { cart_id: cart.cart_id } });
+    expect(order.isError).toBeFalsy();
+    expect(order.structuredContent).toMatchObject({
+      channel: 'agents',
+      status: 'paid',
+      cart_id: cart.cart_id,
+    });
+    const [after] = await store.stockLevels(['MUG-WHT']);
+    expect(after?.on_hand).toBe((before?.on_hand ?? 0) - 1);
+
+    // The two tool calls went to different servers, and no request carried a session.
+    expect(new Set(pool.splitter.mcpPosts.slice(posted))).toEqual(new Set([0, 1]));
+    expect(pool.splitter.sessionRequests).toEqual([]);
+  });
 }
 
 describe('a pool of two servers on one SQLite file', () => {

@@ -1,5 +1,6 @@
 // Background upkeep: releases expired carts and unpaid orders past pay_by, forgets idempotency records past their
-// retention, prunes dead OAuth records.
+// retention, prunes dead OAuth records and
+// expired MCP sessions.
 import { IDEMPOTENCY_RETENTION_MS } from './domain/rules.js';
 import type { Logger } from './logger.js';
 import type { InventoryStore } from './storage/store.js';
@@ -7,7 +8,7 @@ import type { InventoryStore } from './storage/store.js';
 /**
  * One round of upkeep: expired carts released, orders past pay_by cancelled, idempotency records past
  * IDEMPOTENCY_RETENTION_MS dropped, OAuth codes, grants and registrations nobody can use any more dropped
- * (OAUTH_RETENTION).
+ * (OAUTH_RETENTION), MCP sessions past their expiry.
  */
 export async function sweepOnce(store: InventoryStore, logger: Logger): Promise<void> {
   const swept = await store.sweepExpired();
@@ -17,6 +18,8 @@ export async function sweepOnce(store: InventoryStore, logger: Logger): Promise<
   await store.pruneIdempotency(IDEMPOTENCY_RETENTION_MS);
   const pruned = await store.oauth.prune(store.options.clock.now());
   if (pruned.codes + pruned.grants + pruned.clients > 0) logger.info(pruned, 'pruned spent OAuth records');
+  const sessions = await store.mcpSessions.prune(store.options.clock.now());
+  if (sessions > 0) logger.info({ sessions }, 'pruned expired MCP sessions');
 }
 
 export function startSweeper(store: InventoryStore, intervalMs: number, logger: Logger): () => Promise<void> {

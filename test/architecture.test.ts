@@ -31,6 +31,7 @@ function partOf(file: string): Part | undefined {
     file === 'src/storage/store.ts' ||
     file === 'src/storage/shared.ts' ||
     file === 'src/storage/oauth.ts' ||
+    file === 'src/storage/mcp-sessions.ts' ||
     file === 'src/storage/console-queries.ts'
   )
     return 'storage/interface';

@@ -183,6 +183,32 @@ function oauthPruning(name: string, open: () => Open): void {
       expect(await store.oauth.getRefresh('r-live')).toBeUndefined();
       expect(await clientIds(store)).toEqual([]);
     });
+
+    it('drops MCP session rows once they expire, and keeps live ones', async () => {
+      const clock = new ManualClock(T0);
+      const store = await open()({
+        clock,
+        reservationTtlMs: 15 * 60_000,
+        limits: DEFAULT_LIMITS,
+        lockTimeoutMs: 5_000,
+      });
+      const row = (idHash: string, expiresAt: number) => ({
+        id_hash: idHash,
+        credential_id: 'tok_1',
+        channel: 'web',
+        init: '{}',
+        created_at: T0,
+        last_used_at: T0,
+        expires_at: expiresAt,
+      });
+      await store.mcpSessions.open(row('h-short', T0 + 60_000), 10);
+      await store.mcpSessions.open(row('h-long', T0 + HOUR), 10);
+      clock.set(T0 + 60_000);
+      await sweepOnce(store, silentLogger);
+      expect(await store.mcpSessions.get('h-short', 0)).toBeUndefined();
+      expect((await store.mcpSessions.get('h-long', T0 + 60_000))?.credential_id).toBe('tok_1');
+      await store.close();
+    });
   });
 }
 

@@ -9,7 +9,12 @@ export interface ClientMetadata {
   client_uri?: string;
   redirect_uris: string[];
   token_endpoint_auth_method: 'none' | 'client_secret_post' | 'client_secret_basic';
+  /** OpenID Connect's `native` (desktop and command-line apps, loopback redirects) or `web`, when the client says. */
+  application_type?: ApplicationType;
 }
+
+const APPLICATION_TYPES = ['native', 'web'] as const;
+export type ApplicationType = (typeof APPLICATION_TYPES)[number];
 
 /** Text a client chose, cut short for a refusal's message: pages and log lines stay small. */
 export function clip(text: string, max = 120): string {
@@ -95,6 +100,13 @@ export function parseClientMetadata(
       throw new ClientMetadataError(`${field} may only contain ${allowed.join(', ')}`);
     }
   }
+  // Which redirect URIs are allowed does not depend on it: https anywhere, http to loopback (above).
+  const applicationType = doc.application_type;
+  if (applicationType !== undefined && !APPLICATION_TYPES.includes(applicationType as never)) {
+    throw new ClientMetadataError(
+      `application_type "${clip(String(applicationType))}" is not supported; use ${APPLICATION_TYPES.join(' or ')}`,
+    );
+  }
   const name = doc.client_name;
   if (name !== undefined && (typeof name !== 'string' || name.length > MAX_NAME_LENGTH)) {
     throw new ClientMetadataError(`client_name must be a string of at most ${MAX_NAME_LENGTH} characters`);
@@ -111,6 +123,7 @@ export function parseClientMetadata(
     ...(typeof clientUri === 'string' ? { client_uri: clientUri } : {}),
     redirect_uris: uris.map(checkRedirectUri),
     token_endpoint_auth_method: method as ClientMetadata['token_endpoint_auth_method'],
+    ...(applicationType !== undefined ? { application_type: applicationType as ApplicationType } : {}),
   };
 }
 

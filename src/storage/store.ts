@@ -22,6 +22,7 @@ import type {
   SweepResult,
   TokenRecord,
 } from '../domain/types.js';
+import type { McpSessionStore } from './mcp-sessions.js';
 import type { OAuthStore } from './oauth.js';
 
 export interface StoreOptions {
@@ -213,6 +214,8 @@ export interface InventoryStore {
 
   /** OAuth clients, codes, grants and the host map (src/auth/), kept in the same database. */
   readonly oauth: OAuthStore;
+  /** MCP sessions of the 2025 revisions, so every server on the database serves every session. */
+  readonly mcpSessions: McpSessionStore;
   /** A rate limiter named `name` whose counters live in this database (storage/limits.ts). */
   limiter(name: string, points: number, durationS: number): RateLimiter;
 

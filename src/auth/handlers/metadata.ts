@@ -1,4 +1,7 @@
 // Discovery: authorization server metadata (RFC 8414) and protected resource metadata (RFC 9728).
+// Clients register by client ID metadata document first (the MCP authorization spec's order since 2025-11-25;
+// 2026-07-28 deprecates dynamic registration), so the document support comes before the registration endpoint,
+// which stays for clients that have no document.
 import express, { type Router } from 'express';
 import type { OAuthContext } from '../context.js';
 import { MCP_PATH } from '../context.js';
@@ -11,6 +14,8 @@ export function metadataRouter(ctx: OAuthContext): Router {
     issuer,
     authorization_endpoint: `${issuer}/authorize`,
     token_endpoint: `${issuer}/token`,
+    client_id_metadata_document_supported: true,
+    // Deprecated (its answers carry a Deprecation header), kept for clients without a metadata document.
     registration_endpoint: `${issuer}/register`,
     revocation_endpoint: `${issuer}/revoke`,
     revocation_endpoint_auth_methods_supported: ['none', 'client_secret_post', 'client_secret_basic'],
@@ -18,9 +23,10 @@ export function metadataRouter(ctx: OAuthContext): Router {
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     grant_types_supported: ['authorization_code', 'refresh_token'],
+    // 'none' beside client_id_metadata_document_supported: a metadata-document client is public, and some
+    // clients (Claude) use their document only when both are advertised.
     token_endpoint_auth_methods_supported: ['none', 'client_secret_post', 'client_secret_basic'],
     code_challenge_methods_supported: ['S256'],
-    client_id_metadata_document_supported: true,
     authorization_response_iss_parameter_supported: true,
   };
   const protectedResource = {

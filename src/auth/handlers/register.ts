@@ -1,4 +1,5 @@
 // Dynamic Client Registration (RFC 7591): open to anyone; the host map and the consent decide who signs in.
+// Deprecated since MCP 2026-07-28 in favour of client ID metadata documents, and kept for clients without one.
 import express, { type Request, type Response, type Router } from 'express';
 import { newId } from '../../domain/rules.js';
 import type { StoredClient } from '../../storage/oauth.js';
@@ -9,11 +10,16 @@ import { clientAddressKey } from '../limits.js';
 import { hashSecret, newSecret, SecretPrefix } from '../secrets.js';
 import { asyncRoute, cors, json, preflight } from './shared.js';
 
+/** 2026-07-28T00:00:00Z, the MCP revision that deprecates dynamic registration. */
+const REGISTRATION_DEPRECATED_AT = 1_785_196_800;
+
 export function registerRouter(ctx: OAuthContext): Router {
   const { store, clock, logger } = ctx;
 
   async function register(req: Request, res: Response): Promise<void> {
     res.set('Cache-Control', 'no-store');
+    // RFC 9745: deprecated since the MCP revision of 2026-07-28 (a Structured Field date, epoch seconds).
+    res.set('Deprecation', `@${REGISTRATION_DEPRECATED_AT}`);
     const verdict = await ctx.rate('register', clientAddressKey(req));
     if (!verdict.allowed) {
       logger.warn({ address: clientAddressKey(req) }, 'client registration refused: rate limit');

@@ -9,6 +9,7 @@ import { newId } from '../../domain/rules.js';
 import type { AuditReport, CallContext, CartView, OrderView, ProductView } from '../../domain/types.js';
 import { cartView, productView } from '../../domain/views.js';
 import { redactUrl } from '../database-url.js';
+import type { McpSessionStore } from '../mcp-sessions.js';
 import type { OAuthStore } from '../oauth.js';
 import { holderOf, type StoredToken, searchTerms } from '../shared.js';
 import type {
@@ -25,6 +26,7 @@ import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/
 import { auditOnClient } from './audit-connection.js';
 import { PostgresReader } from './engine.js';
 import { postgresLimiters } from './limits.js';
+import { postgresMcpSessionStore } from './mcp-sessions.js';
 import { postgresOAuthStore } from './oauth.js';
 import {
   answerOf,
@@ -92,6 +94,7 @@ export class PostgresStore extends StockStore implements InventoryStore {
   private closed = false;
   readonly limiter: InventoryStore['limiter'];
   readonly oauth: OAuthStore;
+  readonly mcpSessions: McpSessionStore;
   /** Transactions, their lock budget and retries, and plain reads on pooled connections. */
   private readonly db: WritePath;
   /** The reads get_cart shares with the write path, on pooled connections. */
@@ -105,6 +108,7 @@ export class PostgresStore extends StockStore implements InventoryStore {
     this.db = new WritePath(pool, options);
     this.reader = new PostgresReader((statement, values) => this.db.query(statement, values));
     this.oauth = this.releasingOnRevoke(postgresOAuthStore(pool));
+    this.mcpSessions = postgresMcpSessionStore(pool);
     this.limiter = postgresLimiters(pool);
   }
 

@@ -305,3 +305,21 @@ export const auditCheckpoints = sqliteTable('audit_checkpoints', {
   fingerprint: text('fingerprint').notNull(),
   skuTotals: text('sku_totals').notNull(),
 });
+
+/**
+ * MCP sessions of the 2025 revisions, shared by every process on the file: the SHA-256 of the session id, the
+ * credential it is bound to and the initialize params a server needs to serve it again.
+ */
+export const mcpSessions = sqliteTable(
+  'mcp_sessions',
+  {
+    idHash: text('id_hash').primaryKey(),
+    credentialId: text('credential_id').notNull(),
+    channel: text('channel').notNull(),
+    init: text('init').notNull(),
+    createdAt: integer('created_at').notNull(),
+    lastUsedAt: integer('last_used_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('mcp_sessions_credential').on(t.credentialId), index('mcp_sessions_expiry').on(t.expiresAt)],
+);

@@ -12,6 +12,7 @@ import { refuse, type StockError } from '../../domain/errors.js';
 import type { AuditReport, CallContext, CartView, ProductView } from '../../domain/types.js';
 import { cartView, type ProductRow, productView } from '../../domain/views.js';
 import { argsFor, auditFlow, checkpointParams, runAuditSync, saveCheckpointSql } from '../audit-flow.js';
+import type { McpSessionStore } from '../mcp-sessions.js';
 import type { OAuthStore } from '../oauth.js';
 import { type StoredToken, searchTerms } from '../shared.js';
 import type { AddToCartInput, AuditOptions, InventoryStore, SearchQuery, StoreOptions } from '../store.js';
@@ -21,6 +22,7 @@ import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/
 import { SqliteEngine, SqliteReader } from './engine.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { sqliteLimiters } from './limits.js';
+import { sqliteMcpSessionStore } from './mcp-sessions.js';
 import { sqliteOAuthStore } from './oauth.js';
 import { prepareStatements, type Statements } from './statements.js';
 import { isBusy, sleep, writeFailure } from './write-errors.js';
@@ -100,6 +102,7 @@ export class SqliteStore extends StockStore implements InventoryStore {
   /** The reads get_cart shares with the write path. */
   private readonly reader: SqliteReader;
   readonly oauth: OAuthStore;
+  readonly mcpSessions: McpSessionStore;
   readonly limiter: InventoryStore['limiter'];
   /** Runs reads in one deferred (read) transaction: one consistent snapshot, no lock. */
   private readonly snapshot: <R>(read: () => R) => R;
@@ -115,6 +118,10 @@ export class SqliteStore extends StockStore implements InventoryStore {
     this.oauth = this.releasingOnRevoke(
       sqliteOAuthStore(db, { write: (fn) => this.write(fn), read: (fn) => this.read(fn) }),
     );
+    this.mcpSessions = sqliteMcpSessionStore(db, {
+      write: (fn) => this.write(fn),
+      read: (fn) => this.read(fn),
+    });
     this.limiter = sqliteLimiters(db);
     this.s = prepareStatements(db);
     this.reader = new SqliteReader(this.s);

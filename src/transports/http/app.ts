@@ -163,6 +163,7 @@ export async function serveHttp(
       maxSessionsPerCredential: options.maxSessionsPerCredential ?? DEFAULT_MAX_SESSIONS_PER_CREDENTIAL,
       clock,
       idleMs: options.sessionIdleMs,
+      records: store.mcpSessions,
       createServer: serverFor,
     },
     logger,

@@ -1,0 +1,12 @@
+CREATE TABLE `mcp_sessions` (
+	`id_hash` text PRIMARY KEY NOT NULL,
+	`credential_id` text NOT NULL,
+	`channel` text NOT NULL,
+	`init` text NOT NULL,
+	`created_at` integer NOT NULL,
+	`last_used_at` integer NOT NULL,
+	`expires_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `mcp_sessions_credential` ON `mcp_sessions` (`credential_id`);--> statement-breakpoint
+CREATE INDEX `mcp_sessions_expiry` ON `mcp_sessions` (`expires_at`);

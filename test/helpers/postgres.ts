@@ -25,6 +25,7 @@ const TABLES = [
   'console_sessions',
   'channels',
   'audit_checkpoints',
+  'mcp_sessions',
 ];
 
 /** Why PostgreSQL cannot be used, or undefined when it answers. */

@@ -254,7 +254,7 @@ describe('JSON-RPC shapes', () => {
     // Capabilities stocklock does not declare are unknown methods too; so are prototype names.
     for (const method of [
       'shop/steal',
-      'resources/list',
+      'resources/subscribe',
       'prompts/get',
       'tools/delete',
       '__proto__',

@@ -13,19 +13,20 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import express from 'express';
 import { z } from 'zod';
 import { DEFAULT_LIMITS } from '../src/domain/rules.js';
 import { silentLogger } from '../src/logger.js';
 import { createServer as createStocklockServer } from '../src/mcp/server.js';
+import { Database } from '../src/storage/sqlite/driver.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { LeanHttpTransport } from '../src/transports/http/lean-transport.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A bare McpServer with `echo`, plus `naive_buy` when given a database. */
-export function createBaselineServer(db?: Database.Database): McpServer {
+export function createBaselineServer(db?: BetterSqlite3.Database): McpServer {
   const readStock = db?.prepare('SELECT on_hand FROM products WHERE sku = ?');
   const writeStock = db?.prepare('UPDATE products SET on_hand = ? WHERE sku = ?');
   const server = new McpServer({ name: 'bench-baseline', version: '0.0.0' });

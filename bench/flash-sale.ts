@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { Database } from '../src/storage/sqlite/driver.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import {
   channelTokens,

@@ -5,7 +5,8 @@
 // sessions and errors, and what the attacker held at most (read from the database and /healthz while it ran).
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import { Database } from '../src/storage/sqlite/driver.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { channelTokens, MinimalHttpSession, type RunningServer, startStocklockHttp } from './clients.js';
 import { buyerAgent, latencyRow, openSessions, rpcResult, timed } from './flash-sale.js';
@@ -66,7 +67,7 @@ interface Run {
   attacker?: { counts: Record<string, number>; grants: number };
 }
 
-function liveBytes(reader: Database.Database): number {
+function liveBytes(reader: BetterSqlite3.Database): number {
   const pages = reader.pragma('page_count', { simple: true }) as number;
   const free = reader.pragma('freelist_count', { simple: true }) as number;
   const size = reader.pragma('page_size', { simple: true }) as number;

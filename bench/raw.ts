@@ -1,8 +1,9 @@
 // The raw better-sqlite3 references the store is measured against: the smallest safe transaction (the limit),
 // a careful raw reserve and checkout with the store's rows, and the connection settings they share with it.
 import { randomUUID } from 'node:crypto';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { ImportRow } from '../src/domain/types.js';
+import { Database } from '../src/storage/sqlite/driver.js';
 import { openSqliteStore } from '../src/storage/sqlite/store.js';
 import { benchCatalog, benchStoreOptions, type Sync } from './lib.js';
 
@@ -18,7 +19,7 @@ export function openRaw(
   sync: Sync,
   verbose?: (sql: string) => void,
   busyTimeoutMs = 5,
-): Database.Database {
+): BetterSqlite3.Database {
   const db = new Database(path, verbose ? { verbose: (sql) => verbose(String(sql)) } : {});
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${sync}`);
@@ -46,7 +47,7 @@ const LEDGER_INSERT = `INSERT INTO stock_movements (at, sku, kind, quantity, on_
  * decides and holds, plus the ledger row), and its twin for selling a held unit. No cart, no line, no
  * counter: what SQLite can do for one unit with the lock taken first.
  */
-export function smallestSafe(db: Database.Database, channel = CHANNEL) {
+export function smallestSafe(db: BetterSqlite3.Database, channel = CHANNEL) {
   const hold = db.prepare(
     'UPDATE products SET reserved = reserved + ? WHERE sku = ? AND on_hand - reserved >= ?',
   );
@@ -73,7 +74,7 @@ export function smallestSafe(db: Database.Database, channel = CHANNEL) {
  * known. It keeps the per-channel cap on the counter's new value (the store also discounts other expired
  * carts' holds). A cart that needs reviving is outside this reference.
  */
-export function carefulShop(db: Database.Database, channel = CHANNEL, maxChannelHeld = 1_000_000_000) {
+export function carefulShop(db: BetterSqlite3.Database, channel = CHANNEL, maxChannelHeld = 1_000_000_000) {
   const q = (sql: string) => db.prepare(sql);
   const s = {
     expiredHolds: q(
@@ -182,7 +183,7 @@ export function carefulShop(db: Database.Database, channel = CHANNEL, maxChannel
  * statements more than the store). Kept only as the processes scenario's SQLite-busy-handler baseline, where
  * what is compared is how each side waits for the lock, not the SQL.
  */
-export function handWrittenReserve(db: Database.Database, channel = CHANNEL) {
+export function handWrittenReserve(db: BetterSqlite3.Database, channel = CHANNEL) {
   const q = (sql: string) => db.prepare(sql);
   const s = {
     product: q('SELECT sku, name, price_minor, currency, on_hand, reserved FROM products WHERE sku = ?'),

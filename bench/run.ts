@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
+import { Database, DRIVER_PACKAGE } from '../src/storage/sqlite/driver.js';
 import { appScenario } from './app.js';
 import { consoleScenario } from './console.js';
 import { erasScenario } from './eras.js';
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     `- Command: \`${command}\`${quick ? ' (quick: short windows, for CI smoke tests; not figures to quote)' : ''}`,
     `- Date: ${new Date().toISOString()}; the run took ${Math.round((Date.now() - started) / 1000)} s`,
     `- Machine: ${cpu.length} cores, ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GB RAM, ${process.platform} ${process.arch}; load average (1 / 5 / 15 min) ${load(loadAtStart)} at the start, ${load(loadavg())} at the end`,
-    `- Node ${process.version}, SQLite ${sqliteVersion()}, better-sqlite3 ${versionOf('better-sqlite3')}, @modelcontextprotocol/sdk ${versionOf('@modelcontextprotocol/sdk')}, pg ${versionOf('pg')}`,
+    `- Node ${process.version}, SQLite ${sqliteVersion()}, better-sqlite3 ${versionOf(DRIVER_PACKAGE)}, @modelcontextprotocol/sdk ${versionOf('@modelcontextprotocol/sdk')}, pg ${versionOf('pg')}`,
     `- Every figure is the median of ${settings.repeats} repeats (PostgreSQL: ${settings.quick ? settings.repeats : POSTGRES_REPEATS}), except tables 1–2 and 2b, where the contestants take turns call by call and each figure is a mean over the run; the project and its baseline are measured alternately in the same run, and the ratio is project ÷ baseline`,
   ];
   const markdown = render(sections, meta);

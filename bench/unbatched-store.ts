@@ -1,8 +1,8 @@
 // The group-commit scenario's baseline: stocklock's SQLite store with every write its own IMMEDIATE transaction,
 // as the store ran before group commit. The same operations and statements; only the write path differs: the
 // writers' turn (writer-queue.ts), BEGIN IMMEDIATE, the body, COMMIT, and busy retries off the event loop.
-import Database from 'better-sqlite3';
 import { refuse } from '../src/domain/errors.js';
+import { Database } from '../src/storage/sqlite/driver.js';
 import { openSqliteStore, SqliteStore } from '../src/storage/sqlite/store.js';
 import { isBusy, sleep, writeFailure } from '../src/storage/sqlite/write-errors.js';
 import { WriterQueue } from '../src/storage/sqlite/writer-queue.js';

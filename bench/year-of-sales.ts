@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore } from '../src/storage/open.js';
+import { Database } from '../src/storage/sqlite/driver.js';
 import { closeClient, httpClient } from './clients.js';
 import { type HistorySize, historySize, historyStatements } from './history.js';
 import {

@@ -72,8 +72,16 @@ const ALL_PARTS: Part[] = [
   'sweeper',
   'payments',
 ];
-// rate-limiter-flexible keeps its counters in the store's own database (storage/limits.ts).
-const DATABASE = ['drizzle-orm', 'better-sqlite3', 'pg', 'fs-native-extensions', 'rate-limiter-flexible'];
+// rate-limiter-flexible keeps its counters in the store's own database (storage/limits.ts). better-sqlite3-13 is
+// better-sqlite3 13 under an npm alias, which storage/sqlite/driver.ts loads from Node 22 on.
+const DATABASE = [
+  'drizzle-orm',
+  'better-sqlite3',
+  'better-sqlite3-13',
+  'pg',
+  'fs-native-extensions',
+  'rate-limiter-flexible',
+];
 
 /** What each part may import: parts of src/ and npm packages (node: builtins are open to all). */
 const RULES: Record<Part, { parts: Part[]; packages: string[] }> = {
@@ -211,6 +219,27 @@ describe('architecture: what each part of src/ may import', () => {
         .filter((message) => message !== undefined),
     );
     expect(broken).toEqual([]);
+  });
+
+  it('loads better-sqlite3 only in storage/sqlite/driver.ts, which picks the build for the running Node', () => {
+    const DRIVER = 'src/storage/sqlite/driver.ts';
+    // A value import, a require or require.resolve of either build, or the alias named at all; types may come from
+    // @types/better-sqlite3 anywhere in storage.
+    const loads = [
+      /^\s*import\s+(?!type\b)[^;]*?\bfrom\s*['"]better-sqlite3(?:-13)?['"]/m,
+      /\bimport\(\s*['"]better-sqlite3(?:-13)?['"]/,
+      /\brequire(?:\.resolve)?\(\s*['"]better-sqlite3(?:-13)?['"]/,
+      /['"]better-sqlite3-13['"]/,
+    ];
+    const files = sourceFiles(join(ROOT, 'src'));
+    expect(files).toContain(DRIVER);
+    const offenders = files.filter(
+      (file) =>
+        file !== DRIVER && loads.some((pattern) => pattern.test(readFileSync(join(ROOT, file), 'utf8'))),
+    );
+    expect(offenders).toEqual([]);
+    expect(loads[0]?.test("import Database from 'better-sqlite3';")).toBe(true);
+    expect(loads[0]?.test("import type Database from 'better-sqlite3';")).toBe(false);
   });
 
   it('has no import cycle under src/ (dynamic imports included)', () => {

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { refusedAddress } from '../../src/auth/client-metadata.js';
 import { silentLogger } from '../../src/logger.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import type { SqliteStore } from '../../src/storage/sqlite/store.js';
 import { serveHttp } from '../../src/transports/http.js';
 import { defaultHttpOptions, freePort, raw, startHttpPerTest } from '../helpers/http.js';
@@ -63,7 +64,7 @@ describe('redirect URIs', () => {
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('invalid_client_metadata');
     expect(refused.body.error_description).toMatch(/https|fragment/);
-    const clients = new (await import('better-sqlite3')).default(http.dbPath, { readonly: true });
+    const clients = new Database(http.dbPath, { readonly: true });
     try {
       expect(clients.prepare('SELECT count(*) AS n FROM oauth_clients').get()).toEqual({ n: 0 });
     } finally {

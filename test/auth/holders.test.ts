@@ -1,7 +1,7 @@
 // Each OAuth grant is its own holder: two shoppers of one channel cannot see each other's carts, and each has its own cap.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { call, connectClient, firstText, startHttpPerTest } from '../helpers/http.js';
 import {
   authorizeUrl,

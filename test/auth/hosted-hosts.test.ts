@@ -1,6 +1,7 @@
 // ChatGPT- and Claude-shaped sign-ins with their real redirect URIs and quirks, and the host map through the CLI.
-import Database from 'better-sqlite3';
+
 import { describe, expect, it } from 'vitest';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { runCliAsync } from '../helpers/cli.js';
 import { call, connectClient, INITIALIZE, MCP_HEADERS, raw, startHttpPerTest } from '../helpers/http.js';
 import {

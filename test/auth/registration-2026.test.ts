@@ -1,7 +1,8 @@
 // Authorization as the MCP revision of 2026-07-28 puts it: client ID metadata documents first, dynamic
 // registration kept but marked deprecated, `application_type` accepted, `none` advertised beside the documents.
-import Database from 'better-sqlite3';
+
 import { afterEach, describe, expect, it } from 'vitest';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { raw, startHttpPerTest } from '../helpers/http.js';
 import {
   type DocumentHost,

@@ -1,9 +1,9 @@
 // The MCP SDK's own OAuth client signs in over real HTTP (DCR and CIMD), calls tools, refreshes, and is refused once revoked.
 
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CallContext } from '../../src/domain/types.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import type { SqliteStore } from '../../src/storage/sqlite/store.js';
 import { runCliAsync } from '../helpers/cli.js';
 import {

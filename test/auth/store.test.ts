@@ -1,9 +1,10 @@
 // The OAuth store on SQLite and PostgreSQL: one contract, plus racing rotations of one refresh token across connections.
-import Database from 'better-sqlite3';
+
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret, newSecret } from '../../src/auth/secrets.js';
 import type { NewGrant, OAuthStore, TokenPair } from '../../src/storage/oauth.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore } from '../../src/storage/store.js';
 import { storeOptions } from '../helpers/http.js';

@@ -1,9 +1,9 @@
 // The year-of-sales history the bench writes straight into the tables is one the audit finds balanced.
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { historySize, historyStatements } from '../../bench/history.js';
 import { benchStoreOptions } from '../../bench/lib.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import { tempDir } from '../helpers/temp.js';
 

@@ -4,10 +4,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { hashToken } from '../../src/storage/shared.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { type Browser, launchBrowser } from '../helpers/browser.js';
 import { CLI, ROOT, type RunningCli, spawnCli, stdioClient, waitHealthy } from '../helpers/cli.js';
 import {

@@ -1,8 +1,8 @@
 // The `stocklock` command as a merchant uses it: import, stock changes, audit, tokens.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { ROOT, runCli, stdioClient } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 

@@ -2,8 +2,8 @@
 // acknowledged call survives, the books balance.
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { ROOT, runCliAsync, spawnCli, waitHealthy } from '../helpers/cli.js';
 import { call, connectClient, freePort, waitFor } from '../helpers/http.js';
 import { tempDir } from '../helpers/temp.js';

@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { runCli, stdioClient } from '../helpers/cli.js';
 import { sleep, waitFor } from '../helpers/http.js';
 import { call, refusalCode } from '../helpers/mcp.js';
@@ -48,7 +49,7 @@ interface Buyer {
  * has read its calls (where /proc can tell) and at least GATE_HELD_MS.
  */
 async function throughGate(
-  gate: Database.Database,
+  gate: BetterSqlite3.Database,
   buyers: Buyer[],
   request: (buyer: Buyer) => [name: string, args: Record<string, unknown>],
 ): Promise<CallToolResult[]> {

@@ -1,5 +1,5 @@
 // The incremental audit: from the last clean audit's checkpoint, on both stores, against the full audit.
-import Database from 'better-sqlite3';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
@@ -7,6 +7,7 @@ import type { AuditReport, CallContext } from '../../src/domain/types.js';
 import { REVISIT_MS } from '../../src/storage/audit-flow.js';
 import { openStore } from '../../src/storage/open.js';
 import { openConsoleQueries } from '../../src/storage/open-console.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import type { InventoryStore } from '../../src/storage/store.js';
 import { SHOP_CATALOG } from '../helpers/catalog.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';

@@ -3,7 +3,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/domain/clock.js';
@@ -11,6 +10,7 @@ import { StockError } from '../../src/domain/errors.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import type { CallContext, CartView } from '../../src/domain/types.js';
 import { openPostgresStore } from '../../src/storage/postgres/store.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { openSqliteStore } from '../../src/storage/sqlite/store.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
 import { SCARCE_CATALOG } from '../helpers/catalog.js';

@@ -5,6 +5,7 @@ import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import { openStore } from '../../src/storage/open.js';
 import { openConsoleQueries } from '../../src/storage/open-console.js';
 import { auditInWorker } from '../../src/storage/sqlite/audit-worker.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { SHOP_CATALOG } from '../helpers/catalog.js';
 import { call, connect } from '../helpers/mcp.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -48,6 +49,24 @@ describe('the audit on SQLite runs in a worker thread', () => {
     }
   });
 
+  it('loads one better-sqlite3 build, the one for this Node line, in the store and the worker alike', async () => {
+    const { store, clock, path } = await sqliteStore();
+    try {
+      expect((await auditInWorker(path, { now: () => clock.now() })).ok).toBe(true);
+    } finally {
+      await store.close();
+    }
+    // The native addons this process has loaded: a worker that required the other build would add a second one.
+    const { sharedObjects } = process.report.getReport() as unknown as { sharedObjects: string[] };
+    const addons = sharedObjects.filter((file) => /better-sqlite3[^/]*\/.*\.node$/.test(file));
+    expect(addons).toHaveLength(1);
+    // 12 (compiled at install) on Node 20; 13's prebuilt Node-API binary from Node 22 on.
+    const major = Number(process.versions.node.split('.')[0]);
+    expect(addons[0]).toMatch(
+      major >= 22 ? /\/better-sqlite3-13\/prebuilds\// : /\/better-sqlite3\/build\/Release\//,
+    );
+  });
+
   it('finds what the store audit finds, through the console queries', async () => {
     const { store, clock, path } = await sqliteStore();
     const queries = await openConsoleQueries(path, clock);
@@ -56,7 +75,6 @@ describe('the audit on SQLite runs in a worker thread', () => {
       // The console's audit is incremental: with no checkpoint yet it checks everything, and saves one.
       expect(await queries.audit()).toEqual(await store.audit());
       expect(await queries.audit()).toEqual(await store.audit({ incremental: true }));
-      const Database = (await import('better-sqlite3')).default;
       const tamper = new Database(path);
       tamper.prepare("UPDATE products SET reserved = reserved + 1 WHERE sku = 'MUG-WHT'").run();
       tamper.close();

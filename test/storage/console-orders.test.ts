@@ -1,12 +1,12 @@
 // The console's order reads (filters, keyset pages, paid-only sales) and their change feed, on SQLite and PostgreSQL.
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
 import { DEFAULT_LIMITS } from '../../src/domain/rules.js';
 import { type ConsoleQueries, DAY_MS, orderListSql } from '../../src/storage/console-queries.js';
 import { openStore } from '../../src/storage/open.js';
 import { openConsoleQueries } from '../../src/storage/open-console.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import type { InventoryStore, StoreOptions } from '../../src/storage/store.js';
 import { SHOP_CATALOG } from '../helpers/catalog.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';

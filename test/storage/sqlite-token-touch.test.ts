@@ -1,6 +1,7 @@
 // SQLite: authentication while another process holds the write lock answers, and leaves last_used_at for later.
-import Database from 'better-sqlite3';
+
 import { afterEach, describe, expect, it } from 'vitest';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import { sqliteStore } from '../helpers/sqlite.js';
 
 const cleanup: (() => unknown)[] = [];

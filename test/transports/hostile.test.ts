@@ -2,9 +2,9 @@
 // refusal is a clear JSON error, the server stays up (/healthz 200), a refusal changes nothing
 // (stock levels and the audit's row counts identical), and the audit stays clean.
 import { gzipSync } from 'node:zlib';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { AuditReport, StockLevel } from '../../src/domain/types.js';
+import { Database } from '../../src/storage/sqlite/driver.js';
 import type { SqliteStore } from '../../src/storage/sqlite/store.js';
 import {
   bearer,

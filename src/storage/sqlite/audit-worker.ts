@@ -1,5 +1,4 @@
 // The audit on SQLite off the event loop: a worker thread reads one snapshot on a read-only connection of its own.
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { AuditReport } from '../../domain/types.js';
 import {
@@ -11,6 +10,7 @@ import {
   saveCheckpointSql,
 } from '../audit-flow.js';
 import type { AuditOptions } from '../store.js';
+import { DRIVER_PATH } from './driver.js';
 
 /**
  * The worker's body, plain JavaScript so the same code runs from src/ (tests, bench) and from dist/. It
@@ -66,8 +66,6 @@ export interface WorkerAuditOptions extends AuditOptions {
   hold?: SharedArrayBuffer;
 }
 
-const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-
 interface Reply {
   snapshot?: true;
   rows?: Record<string, unknown>[];
@@ -78,7 +76,10 @@ interface Reply {
 
 /** Audits the SQLite file at `path` in a worker thread; the event loop stays free for tool calls meanwhile. */
 export async function auditInWorker(path: string, options: WorkerAuditOptions): Promise<AuditReport> {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, path, hold: options.hold } });
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { driver: DRIVER_PATH, path, hold: options.hold },
+  });
   let waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
   let failed: Error | undefined;
   const fail = (error: Error) => {

@@ -1,7 +1,7 @@
 // The console's reads on SQLite: its own read-only connection to the store's file, and PRAGMA data_version for changes.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Clock } from '../../domain/clock.js';
 import type { StoredOrder, StoredOrderLine } from '../../domain/orders.js';
 import type { CallContext, OrderView } from '../../domain/types.js';
@@ -26,6 +26,7 @@ import {
   type StoredConsoleSession,
 } from '../console-queries.js';
 import { auditInWorker } from './audit-worker.js';
+import { Database } from './driver.js';
 
 const GRANTS_LIMIT = 500;
 /** A session write waits this long inside SQLite for the store's write lock, then yields and retries. */
@@ -245,10 +246,10 @@ export function openSqliteConsoleQueries(path: string, clock: Clock): ConsoleQue
  */
 function sqliteSessionStore(
   path: string,
-  getStatement: Database.Statement,
-  existingStatement: Database.Statement,
+  getStatement: BetterSqlite3.Statement,
+  existingStatement: BetterSqlite3.Statement,
 ): ConsoleSessionStore & { close(): void } {
-  let writer: Database.Database | undefined;
+  let writer: BetterSqlite3.Database | undefined;
   const statements = () => {
     if (!writer) {
       writer = new Database(path, { fileMustExist: true });

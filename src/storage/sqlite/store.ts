@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { soldOutWithoutLock } from '../../domain/catalog-decisions.js';
@@ -19,6 +19,7 @@ import type { AddToCartInput, AuditOptions, InventoryStore, SearchQuery, StoreOp
 import type { Engine, Operation, Reader } from '../workflow/engine.js';
 import { runSync } from '../workflow/engine.js';
 import { type NewToken, type ProductWithExpired, StockStore } from '../workflow/stock-store.js';
+import { Database } from './driver.js';
 import { SqliteEngine, SqliteReader } from './engine.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { sqliteLimiters } from './limits.js';
@@ -74,7 +75,7 @@ export function openSqliteStore(path: string, options: StoreOptions): SqliteStor
       );
     }
   }
-  let db: Database.Database;
+  let db: BetterSqlite3.Database;
   try {
     db = new Database(path);
   } catch (error) {
@@ -109,7 +110,7 @@ export class SqliteStore extends StockStore implements InventoryStore {
   private readonly group: GroupCommit;
 
   constructor(
-    protected readonly db: Database.Database,
+    protected readonly db: BetterSqlite3.Database,
     readonly options: StoreOptions,
     /** This file's writers' turn (writer-queue.ts); left out by commands that only read. */
     protected readonly writers?: WriterQueue,

@@ -501,7 +501,11 @@ async function listAndCall(
     ) as Called;
     expect(listed.tools.map((tool) => tool.name).sort()).toEqual(CUSTOMER_TOOLS);
     expect(called.structuredContent.products).toMatchObject([{ sku: 'MUG-WHT', available: 60 }]);
-    expect(tap.seen.every((entry) => entry.status === 200 || entry.status === 202)).toBe(true);
+    // Every request answered 200 (202 for a notification); a listen stream the client dropped first may have none.
+    for (const entry of tap.seen) {
+      if (entry.status === undefined) expect(entry.method).toBe('subscriptions/listen');
+      else expect([200, 202]).toContain(entry.status);
+    }
     return { called, seen: tap.seen };
   } finally {
     await tap.close();

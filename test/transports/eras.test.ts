@@ -1,15 +1,17 @@
 // Both protocol eras on one /mcp: 2026-07-28 per request (no session) beside the 2025 revisions' initialize.
-import { execFile } from 'node:child_process';
-import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { spawn } from 'node:child_process';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { type CallToolResult, Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.js';
 import { createServer } from '../../src/mcp/server.js';
 import { ModernEndpoint } from '../../src/transports/http/modern.js';
-import { startHttpPerTest } from '../helpers/http.js';
+import { CUSTOMER_TOOLS, startHttpPerTest } from '../helpers/http.js';
+import { tempDir } from '../helpers/temp.js';
 
 const start = startHttpPerTest();
 const REVISION = '2026-07-28';
@@ -366,36 +368,228 @@ describe('the servers kept for 2026-07-28 callers', () => {
   });
 });
 
-describe('the MCP inspector', () => {
-  // Its CLI, fetched by npx from the npm registry as a user would; 0.16.6 (the README's) takes a --header for the token.
-  it('lists and calls the tools over HTTP (it opens with initialize)', async () => {
-    const http = await start();
-    const token = await http.token('web');
-    const inspect = (...args: string[]) =>
-      new Promise<string>((resolve, reject) =>
-        execFile(
-          'npx',
-          [
-            '-y',
-            '@modelcontextprotocol/inspector@0.16.6',
-            '--cli',
-            http.url,
-            '--transport',
-            'http',
-            '--header',
-            `Authorization: Bearer ${token}`,
-            ...args,
-          ],
-          { timeout: 120_000, env: { ...process.env, NPM_CONFIG_LOGLEVEL: 'error' } },
-          (error, stdout, stderr) =>
-            error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
-        ),
+/** What the inspector sent: each request's HTTP method, JSON-RPC method, headers of the era, and the answer's status. */
+interface Seen {
+  http: string;
+  method?: string;
+  /** The MCP-Protocol-Version header. */
+  version?: string;
+  /** An initialize's params.protocolVersion: the revision the client asked for. */
+  offered?: string;
+  session: boolean;
+  status?: number;
+}
+
+/** A node:http proxy in front of stocklock that writes down each request and passes it on unchanged. */
+async function startTap(target: string): Promise<{ url: string; seen: Seen[]; close(): Promise<void> }> {
+  const to = new URL(target);
+  const seen: Seen[] = [];
+  const server = createHttpServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const entry: Seen = { http: req.method ?? '', session: req.headers['mcp-session-id'] !== undefined };
+      const version = req.headers['mcp-protocol-version'];
+      if (typeof version === 'string') entry.version = version;
+      try {
+        const message = JSON.parse(body.toString('utf8')) as {
+          method?: string;
+          params?: { protocolVersion?: string };
+        };
+        if (message.method !== undefined) entry.method = message.method;
+        if (message.params?.protocolVersion !== undefined) entry.offered = message.params.protocolVersion;
+      } catch {
+        // A GET or DELETE has no body.
+      }
+      seen.push(entry);
+      const upstream = httpRequest(
+        // Host as stocklock's own, which it checks against the address it serves.
+        {
+          host: to.hostname,
+          port: to.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: to.host },
+        },
+        (answer) => {
+          entry.status = answer.statusCode;
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
       );
-    const listed = JSON.parse(await inspect('--method', 'tools/list')) as { tools: Array<{ name: string }> };
-    expect(listed.tools.map((tool) => tool.name)).toContain('add_to_cart');
+      upstream.on('error', () => res.destroy());
+      // A stream the inspector let go of (its subscriptions/listen) must not hold stocklock's shutdown.
+      res.on('close', () => upstream.destroy());
+      upstream.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${to.pathname}`,
+    seen,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Long enough for npx to fetch a package (and Node 22) into a cold cache; a hung client is killed at this. */
+const INSPECTOR_TIMEOUT_MS = 120_000;
+
+/**
+ * Runs an inspector CLI by npx, fetched from the npm registry as a user would. The whole process group is
+ * killed at the timeout: killing npx alone would leave the inspector it started running.
+ */
+function runInspector(npxArgs: string[], env: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npx', ['-y', ...npxArgs], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // npm's EBADENGINE warnings (a Node 22 package installed by Node 20's npm) are noise here.
+      env: { ...process.env, NPM_CONFIG_LOGLEVEL: 'error', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    }, INSPECTOR_TIMEOUT_MS);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`inspector exited with ${code ?? signal}\n${stderr}\n${stdout}`));
+    });
+  });
+}
+
+interface Listed {
+  tools: Array<{ name: string }>;
+}
+interface Called {
+  structuredContent: { products: Array<{ sku: string; available: number }> };
+  _meta?: Record<string, unknown>;
+}
+
+/**
+ * A live stocklock over HTTP with a customer token, the tap in front: `tools/list`, then a check_stock call,
+ * each one run of the CLI that `command` starts (given the URL and the token).
+ */
+async function listAndCall(
+  command: (url: string, token: string) => string[],
+  env: Record<string, string> = {},
+): Promise<{ called: Called; seen: Seen[] }> {
+  const http = await start();
+  const token = await http.token('web');
+  const tap = await startTap(http.url);
+  try {
+    const inspect = (...args: string[]) => runInspector([...command(tap.url, token), ...args], env);
+    const listed = JSON.parse(await inspect('--method', 'tools/list')) as Listed;
     const called = JSON.parse(
       await inspect('--method', 'tools/call', '--tool-name', 'check_stock', '--tool-arg', 'skus=["MUG-WHT"]'),
-    ) as { structuredContent: { products: Array<{ available: number }> } };
-    expect(called.structuredContent.products[0]?.available).toBe(60);
-  }, 240_000);
+    ) as Called;
+    expect(listed.tools.map((tool) => tool.name).sort()).toEqual(CUSTOMER_TOOLS);
+    expect(called.structuredContent.products).toMatchObject([{ sku: 'MUG-WHT', available: 60 }]);
+    // Every request answered 200 (202 for a notification); a listen stream the client dropped first may have none.
+    for (const entry of tap.seen) {
+      if (entry.status === undefined) expect(entry.method).toBe('subscriptions/listen');
+      else expect([200, 202]).toContain(entry.status);
+    }
+    return { called, seen: tap.seen };
+  } finally {
+    await tap.close();
+  }
+}
+
+/** Each run opened with initialize asking for 2025-11-25 and then spoke it on its session, as the 2025 era does. */
+function expectSessions(seen: Seen[], runs: number): void {
+  const opens = seen.filter((entry) => entry.method === 'initialize');
+  expect(opens).toHaveLength(runs);
+  expect(opens.every((entry) => entry.offered === '2025-11-25' && !entry.session)).toBe(true);
+  const rest = seen.filter((entry) => entry.method !== 'initialize');
+  expect(rest.every((entry) => entry.session && entry.version === '2025-11-25')).toBe(true);
+  expect(rest.map((entry) => entry.method)).toContain('tools/call');
+}
+
+describe('the MCP inspector', () => {
+  it(
+    "0.16.6 on Node 20 (the README's) lists and calls the tools on 2025-11-25, with a session",
+    async () => {
+      // 0.16.6 is the first with --header for the token; 0.15.0, the last to declare Node 20, has none.
+      const { called, seen } = await listAndCall((url, token) => [
+        '@modelcontextprotocol/inspector@0.16.6',
+        '--cli',
+        url,
+        '--transport',
+        'http',
+        '--header',
+        `Authorization: Bearer ${token}`,
+      ]);
+      expectSessions(seen, 2);
+      expect(called._meta).toBeUndefined();
+    },
+    2 * INSPECTOR_TIMEOUT_MS + 10_000,
+  );
+
+  describe('2.12.0, the newest, on Node 22', () => {
+    // Pinned so CI is reproducible. It declares node >= 22.19, which npx fetches as the `node` package; its
+    // catalog and client config files go to a throwaway directory, not the user's home.
+    const home = tempDir('stocklock-inspector-');
+    afterAll(() => home.remove());
+    const env = {
+      MCP_CATALOG_PATH: join(home.dir, 'mcp.json'),
+      MCP_CLIENT_CONFIG_PATH: join(home.dir, 'client.json'),
+    };
+    const newest =
+      (...era: string[]) =>
+      (url: string, token: string) => [
+        '-p',
+        'node@22.23.3',
+        '-p',
+        '@modelcontextprotocol/inspector@2.12.0',
+        'mcp-inspector',
+        '--cli',
+        url,
+        '--transport',
+        'http',
+        '--header',
+        `Authorization: Bearer ${token}`,
+        ...era,
+      ];
+
+    it(
+      'by default (its legacy era) lists and calls the tools on 2025-11-25, with a session',
+      async () => {
+        const { called, seen } = await listAndCall(newest(), env);
+        expectSessions(seen, 2);
+        expect(called._meta).toBeUndefined();
+      },
+      2 * INSPECTOR_TIMEOUT_MS + 10_000,
+    );
+
+    it(
+      'with --protocol-era auto finds 2026-07-28 by server/discover and speaks it, no session, no initialize',
+      async () => {
+        const { called, seen } = await listAndCall(newest('--protocol-era', 'auto'), env);
+        expect(seen.filter((entry) => entry.method === 'server/discover')).toHaveLength(2);
+        expect(seen.every((entry) => entry.version === '2026-07-28' && !entry.session)).toBe(true);
+        expect(seen.map((entry) => entry.method)).not.toContain('initialize');
+        expect(seen.map((entry) => entry.method)).toContain('tools/call');
+        // stocklock names itself in a result's _meta only on 2026-07-28.
+        expect(called._meta?.['io.modelcontextprotocol/serverInfo']).toMatchObject({ name: 'stocklock' });
+      },
+      2 * INSPECTOR_TIMEOUT_MS + 10_000,
+    );
+  });
 });

@@ -36,7 +36,14 @@ export async function erasScenario(settings: RunSettings): Promise<Section[]> {
       (before ? `\`${before}\`` : 'not run: set STOCKLOCK_BENCH_BEFORE_CLI to a dist/cli.js of main') +
       '), in interleaved rounds. Minimal clients (plain keep-alive POSTs); the server CPU per call is the server ' +
       "process's user + system time over the calls it answered.",
-    ['server', 'era', 'add_to_cart/s', 'server CPU µs/call', 'ratio to before', 'goal ≥ 0.9×'],
+    [
+      'server',
+      'era',
+      'add_to_cart/s (median, range)',
+      'server CPU µs/call',
+      'ratio to before',
+      'goal ≥ 0.9×',
+    ],
   );
   const windowMs = settings.windowMs * 2;
   const servers: RunningServer[] = [];
@@ -87,14 +94,37 @@ export async function erasScenario(settings: RunSettings): Promise<Section[]> {
     cpu.legacy = new CpuPerCall();
     cpu.modern = new CpuPerCall();
     cpu.before = new CpuPerCall();
-    const figures = await interleaved(Math.max(settings.repeats, REPEATS), contestants);
+    // Every round's figure too, for the range beside the median.
+    const rounds: Record<string, number[]> = { legacy: [], modern: [], before: [] };
+    const recorded = Object.fromEntries(
+      Object.entries(contestants).map(([name, run]) => [
+        name,
+        async () => {
+          const rate = await run();
+          rounds[name]?.push(rate);
+          return rate;
+        },
+      ]),
+    ) as typeof contestants;
+    const figures = await interleaved(Math.max(settings.repeats, REPEATS), recorded);
+    const range = (name: string) => {
+      const list = rounds[name] ?? [];
+      return list.length ? ` (${fmt.rate(Math.min(...list))}–${fmt.rate(Math.max(...list))})` : '';
+    };
     const base = old ? figures.before : Number.NaN;
-    const row = (server: string, era: string, rate: number, meter: CpuPerCall, goal: boolean) => {
+    const row = (
+      server: string,
+      era: string,
+      name: keyof typeof rounds,
+      meter: CpuPerCall,
+      goal: boolean,
+    ) => {
+      const rate = figures[name as keyof typeof figures];
       const ratio = rate / base;
       out.rows.push([
         server,
         era,
-        fmt.rate(rate),
+        `${fmt.rate(rate)}${range(name)}`,
         meter.server(),
         old ? fmt.ratio(ratio) : 'n/a',
         goal && old ? (ratio >= 0.9 ? 'met' : 'missed') : '',
@@ -107,9 +137,9 @@ export async function erasScenario(settings: RunSettings): Promise<Section[]> {
           met: ratio >= 0.9,
         });
     };
-    if (old) row('before (main)', '2025-11-25 (initialize)', figures.before, cpu.before, false);
-    row('this build', '2025-11-25 (initialize)', figures.legacy, cpu.legacy, true);
-    row('this build', '2026-07-28 (per request)', figures.modern, cpu.modern, true);
+    if (old) row('before (main)', '2025-11-25 (initialize)', 'before', cpu.before, false);
+    row('this build', '2025-11-25 (initialize)', 'legacy', cpu.legacy, true);
+    row('this build', '2026-07-28 (per request)', 'modern', cpu.modern, true);
   } finally {
     await Promise.all(sessions.map((session) => session.close()));
     await Promise.all(servers.map((server) => server.stop()));

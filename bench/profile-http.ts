@@ -1,7 +1,7 @@
 // Where an add_to_cart over HTTP spends the server's CPU: runs `stocklock serve --http` under `node --cpu-prof`,
 // drives it with the minimal keep-alive client, then sums the profile's self time by package and by function.
 // Usage (after `npm run build`): node --import tsx bench/profile-http.ts [--sync FULL|NORMAL] [--sessions 32]
-//   [--seconds 10] [--keep DIR]   (--keep leaves the .cpuprofile there, for Chrome DevTools or speedscope)
+//   [--seconds 10] [--keep DIR] [--modern]   (--modern: 2026-07-28 requests instead of 2025 sessions)   (--keep leaves the .cpuprofile there, for Chrome DevTools or speedscope)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +106,7 @@ async function main(): Promise<void> {
       sessions: { type: 'string', default: '32' },
       seconds: { type: 'string', default: '10' },
       keep: { type: 'string' },
+      modern: { type: 'boolean', default: false },
     },
   });
   const sync = values.sync as Sync;
@@ -146,7 +147,9 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const clients = await Promise.all(
-      Array.from({ length: sessions }, () => MinimalHttpSession.open(url, token)),
+      Array.from({ length: sessions }, () =>
+        values.modern ? MinimalHttpSession.openModern(url, token) : MinimalHttpSession.open(url, token),
+      ),
     );
     const rate = await concurrentThroughput(sessions, Number(values.seconds) * 1000, async (worker) => {
       await (clients[worker] as MinimalHttpSession).call('add_to_cart', { sku: HOT_SKU, quantity: 1 });
@@ -159,7 +162,7 @@ async function main(): Promise<void> {
       JSON.parse(readFileSync(join(profileDir, file), 'utf8')) as CpuProfile,
     );
     const lines = [
-      `add_to_cart over HTTP, ${sessions} minimal keep-alive sessions, synchronous ${sync}: ` +
+      `add_to_cart over HTTP, ${sessions} minimal keep-alive ${values.modern ? '2026-07-28 clients' : 'sessions'}, synchronous ${sync}: ` +
         `${fmt.rate(rate)} calls/s for ${values.seconds} s; server profile ${fmt.rate(total)} ms ` +
         '(start-up and shutdown included).',
       '',

@@ -86,7 +86,10 @@ class Multiplexer implements Transport {
   }
 
   /** `deliver`: where the renumbered request goes; serveStdio's entry (this transport's onmessage) by default. */
-  call(request: JSONRPCRequest, deliver = this.onmessage): Promise<JSONRPCResponse> {
+  call(
+    request: JSONRPCRequest,
+    deliver: ((request: JSONRPCRequest) => void) | undefined = this.onmessage,
+  ): Promise<JSONRPCResponse> {
     if (this.closed) return Promise.resolve(closedReply(request.id));
     this.next += 1;
     const id = this.next;
@@ -179,15 +182,48 @@ export class ModernServer {
 
   /** Answers one request (already checked against its headers and revision) with its own id. */
   async call(request: JSONRPCRequest): Promise<JSONRPCResponse> {
-    // Once pinned, a request goes straight to the server's end of serveStdio's channel: serveStdio only
-    // forwards it there, after JSON-RPC shape checks the edge has made (a tenth of a call's CPU).
-    const channel = this.pinned?.server.transport;
-    const reply = this.mux.call(request, channel?.onmessage?.bind(channel));
+    const reply = this.mux.call(request, this.deliver);
     if (!this.pinned && this.built) {
       await reply;
       this.pinned = this.built;
+      this.shortcut(this.pinned);
     }
     return reply;
+  }
+
+  /** Where a request goes once the server is pinned; serveStdio's entry until then. */
+  private deliver: ((request: JSONRPCRequest) => void) | undefined;
+
+  /**
+   * Once pinned, requests and replies skip hops that only re-check JSON-RPC shapes with zod (about a tenth
+   * of a call's CPU): serveStdio forwards a request to its channel, the server's inbound hook tries it as a
+   * result, an error and then a request before handling it, and the channel tries each reply as a result
+   * before passing it on. The edge has checked every request's shape and envelope; the server still checks
+   * the envelope and the params, and answers as before. Only replies take the short way out: notifications
+   * still go through the channel's subscription routing. Either shortcut is left out if the SDK's internals
+   * are not the ones this was written against.
+   */
+  private shortcut(server: McpServer): void {
+    const protocol = server.server as unknown as {
+      _onrequest?: (request: JSONRPCRequest, extra?: unknown) => void;
+    };
+    const channel = server.server.transport as
+      | (Transport & { _closed?: unknown; _pendingRequests?: unknown })
+      | undefined;
+    if (!channel) return;
+    const onrequest = protocol._onrequest;
+    this.deliver =
+      typeof onrequest === 'function'
+        ? (request) => onrequest.call(protocol, request)
+        : channel.onmessage?.bind(channel);
+    if (typeof channel._closed !== 'boolean' || !(channel._pendingRequests instanceof Set)) return;
+    const send = channel.send.bind(channel);
+    const pending = channel._pendingRequests as Set<RequestId>;
+    channel.send = (message, options) => {
+      // A reply to a request the channel tracks (the one that pinned it) settles through the channel.
+      if (channel._closed || !isReply(message) || pending.size > 0) return send(message, options);
+      return this.mux.send(message);
+    };
   }
 
   /** A subscriptions/listen stream (see Multiplexer.listen). */

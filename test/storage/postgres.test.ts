@@ -377,7 +377,11 @@ describePostgres('PostgreSQL store', () => {
         ),
       );
       expect(expired).toBe(heldUnits);
-      expect(sweeps.reduce((sum, s) => sum + s.carts, 0)).toBe(60);
+      // A sweep stops at a short batch: carts a buyer had locked while freeing their holds (SKIP LOCKED) wait for
+      // the next sweep, which closes what is left; between them every cart is closed exactly once.
+      const followUp = await at(stores, 1).sweepExpired();
+      expect(followUp.units).toBe(0);
+      expect(sweeps.reduce((sum, s) => sum + s.carts, 0) + followUp.carts).toBe(60);
       expect((await at(stores, 0).sweepExpired()).carts).toBe(0);
       for (const product of catalog) expect((await level(at(stores, 0), product.sku)).reserved).toBe(3);
       await expectAuditOk(at(stores, 0));

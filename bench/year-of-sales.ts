@@ -9,6 +9,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import pg from 'pg';
 import { openStore } from '../src/storage/open.js';
 import { Database } from '../src/storage/sqlite/driver.js';
+import { freePort } from '../test/helpers/http.js';
 import { closeClient, httpClient } from './clients.js';
 import { type HistorySize, historySize, historyStatements } from './history.js';
 import {
@@ -355,7 +356,6 @@ export async function yearOfSalesScenario(settings: RunSettings): Promise<Sectio
       ? QUICK_SIZES
       : FULL_SIZES;
   const results: Measured[] = [];
-  let port = 30_000 + Math.floor(Math.random() * 20_000);
   for (const orders of sizes) {
     const only = process.env.STOCKLOCK_BENCH_YEAR_STORES;
     const targets = [sqliteTarget(settings.dir, orders), postgresTarget(orders)].filter(
@@ -366,7 +366,7 @@ export async function yearOfSalesScenario(settings: RunSettings): Promise<Sectio
         `bench: year of sales, ${target.store}, ${orders.toLocaleString('en-US')} orders…\n`,
       );
       try {
-        const measured = await measure(target, historySize(orders), settings.quick, port++);
+        const measured = await measure(target, historySize(orders), settings.quick, await freePort());
         measured.cliAuditMs = await cli(['audit', '--full', '--db', target.db]);
         // From the checkpoint the full audit just saved.
         measured.cliIncrementalMs = await cli(['audit', '--db', target.db]);
